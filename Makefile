@@ -1,0 +1,43 @@
+# labkit: two commands set up everything on a fresh machine, `make lab` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# Pytest options for the whole suite; override e.g. `make test PYTEST_ARGS="-k sim -x"`.
+PYTEST_ARGS ?=
+
+.PHONY: install lab figures test bench lint clean
+
+install: $(STAMP)
+
+# Reinstall only when the package metadata changed (idempotent, quick on a second run).
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+# JupyterLab on the notebooks. No browser is opened on a machine without a display: the URL is printed.
+lab: install
+	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] || [ "$$(uname)" = Darwin ]; then \
+	  $(BIN)/jupyter lab --notebook-dir=notebooks; \
+	else \
+	  $(BIN)/jupyter lab --notebook-dir=notebooks --no-browser --ip=127.0.0.1; \
+	fi
+
+# The headless twin of `make lab`: run every notebook, write every figure to figures/.
+figures: install
+	$(BIN)/labkit figures
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/labkit bench all
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) figures .pytest_cache

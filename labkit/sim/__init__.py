@@ -1,0 +1,1 @@
+"""SimPy discrete-event model of agent rollouts, closed forms, and sweeps."""
