@@ -1,0 +1,94 @@
+"""The benchmark harness on tiny sizes: record shape, files, CLI and README table (no speed checks)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from labkit.bench import runner
+from labkit.cli import main
+
+REQUIRED = ("name", "ratio", "goal", "met", "command", "machine")
+
+
+def _check_record(rec: dict, name: str) -> None:
+    for key in REQUIRED:
+        assert key in rec, key
+    assert rec["name"] == name
+    assert isinstance(rec["met"], bool)
+    assert rec["machine"]["cores"] >= 1
+    assert rec["machine"]["python"].count(".") == 2
+    assert rec["machine"]["packages"]["simpy"]
+    if "error" not in rec:
+        assert math.isfinite(rec["ratio"]) and rec["ratio"] > 0
+        expected = runner.goal_met(rec["ratio"], rec["goal_op"], rec["goal_value"])
+        assert rec["met"] == (expected and all(p["met"] for p in rec.get("parts", [])))
+
+
+def test_summarize_and_percentile() -> None:
+    s = runner.summarize([3.0, 1.0, 2.0])
+    assert s == {"median": 2.0, "min": 1.0, "max": 3.0, "spread": 1.0, "n": 3}
+    assert runner.percentile([0.0, 10.0], 95) == pytest.approx(9.5)
+    with pytest.raises(ValueError):
+        runner.summarize([])
+
+
+def test_goal_and_result_record() -> None:
+    assert runner.goal_met(1.9, "<=", 2)
+    assert not runner.goal_met(2.1, "<=", 2)
+    assert not runner.goal_met(math.nan, "<=", 2)
+    part_bad = runner.result("a", 3.0, "<=", 2.0, ratio_means="x")
+    rec = runner.result("b", 1.0, "<=", 2.0, ratio_means="y", parts=[part_bad], raw_figure=5)
+    assert rec["goal"] == "<= 2" and rec["raw_figure"] == 5
+    assert not rec["met"], "a failed part fails the benchmark"
+    with pytest.raises(ValueError):
+        runner.goal_met(1.0, "~", 1.0)
+
+
+def test_des_bench_cli_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "des", "--json", "--quick", "--out", str(tmp_path)]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.strip()]
+    assert len(lines) == 1
+    rec = json.loads(lines[0])
+    _check_record(rec, "des")
+    assert rec["quick"] is True
+    assert rec["events_per_repeat"] > rec["rollouts_per_repeat"] * rec["turns_per_rollout"]
+    stored = json.loads((tmp_path / "des.json").read_text())
+    assert stored["ratio"] == rec["ratio"] and stored["machine"] == rec["machine"]
+
+
+def test_unknown_benchmark_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="unknown benchmark"):
+        runner.run_benchmark("nope", out_dir=None)
+
+
+def test_failing_benchmark_is_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import labkit.bench.des as des_bench
+
+    def boom(quick: bool = False) -> dict:
+        raise RuntimeError("no engine")
+
+    monkeypatch.setattr(des_bench, "run", boom)
+    rec = runner.run_benchmark("des", out_dir=tmp_path)
+    assert rec["met"] is False and "no engine" in rec["error"]
+    assert json.loads((tmp_path / "des.json").read_text())["ratio"] is None  # NaN is written as null
+
+
+def test_table_and_readme_roundtrip(tmp_path: Path) -> None:
+    rec = runner.result(
+        "des", 1.5, "<=", 2.0, ratio_means="m", parts=[runner.result("p", 1.1, "<=", 1.5, ratio_means="q")]
+    )
+    rec.update(command="labkit bench des", machine=runner.machine_info())
+    (tmp_path / "des.json").write_text(json.dumps(rec))
+    table = runner.render_table(runner.load_results(tmp_path))
+    assert "| des | 1.5 | <= 2 | yes | m | `labkit bench des` |" in table
+    assert "| des: p | 1.1 | <= 1.5 | yes | q |" in table
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{runner.TABLE_BEGIN}\nold\n{runner.TABLE_END}\noutro\n")
+    assert runner.update_readme(readme, tmp_path)
+    text = readme.read_text()
+    assert "old" not in text and "| des | 1.5 |" in text and text.endswith("outro\n")
+    assert not runner.update_readme(tmp_path / "des.json", tmp_path)
