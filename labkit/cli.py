@@ -25,7 +25,9 @@ def _command_modules() -> list:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="labkit", description="LLM API overhead in agent loops: model, simulate, measure.")
+    parser = argparse.ArgumentParser(
+        prog="labkit", description="LLM API overhead in agent loops: model, simulate, measure."
+    )
     parser.add_argument("--version", action="version", version=f"labkit {labkit.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in _command_modules():

@@ -152,12 +152,16 @@ class Profile:
         )
         _check(isinstance(self.replicas, int) and self.replicas >= 1, "replicas", "must be an integer >= 1")
         _check(isinstance(self.hops, int) and self.hops >= 0, "hops", "must be an integer >= 0")
+        _check(
+            isinstance(self.decode_tps, int | float) and self.decode_tps > 0 and math.isfinite(self.decode_tps),
+            "decode_tps",
+            f"must be a finite number > 0, got {self.decode_tps!r}",
+        )
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if f.type in ("float", float) or (isinstance(v, float) and not isinstance(v, bool)):
                 _check(isinstance(v, int | float) and not isinstance(v, bool), f.name, "must be a number")
                 _check(not math.isnan(v) and v >= 0, f.name, f"must be >= 0, got {v!r}")
-        _check(self.decode_tps > 0 and math.isfinite(self.decode_tps), "decode_tps", "must be > 0 and finite")
         _check(self.upload_bytes_per_s > 0, "upload_bytes_per_s", "must be > 0")
         _check(self.prefill_tokens_per_s > 0, "prefill_tokens_per_s", "must be > 0")
         _check(self.bytes_per_token > 0, "bytes_per_token", "must be > 0")

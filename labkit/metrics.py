@@ -52,7 +52,7 @@ def turn_metrics(spans: pd.DataFrame) -> pd.DataFrame:
     out["latency_s"] = out["end_s"] - out["start_s"]
     per_cat = df.pivot_table(index=TURN_KEYS, columns="category", values="duration_s", aggfunc="sum", fill_value=0.0)
     for cat in CATEGORIES:
-        out[f"{cat}_s"] = per_cat[cat] if cat in per_cat else 0.0
+        out[f"{cat}_s"] = per_cat.get(cat, 0.0)
     out[[f"{c}_s" for c in CATEGORIES]] = out[[f"{c}_s" for c in CATEGORIES]].fillna(0.0)
     out = out.drop(columns=["decode_start_s"])
     return out.reset_index()
@@ -67,7 +67,7 @@ def rollout_metrics(spans: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({"e2e_s": g["end_s"].max() - g["start_s"].min()})
     per_cat = df.pivot_table(index=ROLLOUT_KEYS, columns="category", values="duration_s", aggfunc="sum", fill_value=0.0)
     for cat in CATEGORIES:
-        out[f"{cat}_s"] = per_cat[cat] if cat in per_cat else 0.0
+        out[f"{cat}_s"] = per_cat.get(cat, 0.0)
     turns = turn_metrics(spans).groupby(ROLLOUT_KEYS)
     out["turns"] = turns["turn"].count()
     out["ttft_mean_s"] = turns["ttft_s"].mean()

@@ -8,7 +8,6 @@ This is the fast path behind the sliders; the DES must agree with it exactly whe
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -126,7 +125,9 @@ def analytic_spans(profile: Profile, workload: Workload, seed: int | None = None
         plan = plan_turn(profile, spec, cache_state(profile, spec, hit_probability(profile) >= 0.5))
         for j, stage in enumerate(plan):
             d = float(m[i, j])
-            cols.add("analytic", profile.name, rollout, i, stage.name, t, t + d, stage.tokens, stage.bytes, stage.cache_hit)
+            cols.add(
+                "analytic", profile.name, rollout, i, stage.name, t, t + d, stage.tokens, stage.bytes, stage.cache_hit
+            )
             t += d
         if not spec.final:
             cols.add("analytic", profile.name, rollout, i, "tool", t, t + spec.tool_s)
