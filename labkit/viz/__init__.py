@@ -1,0 +1,59 @@
+"""Figures for a writeup: builders (DataFrames in, ``plotly.graph_objects.Figure`` out), one template, export.
+
+>>> from labkit.viz import stage_breakdown, export
+>>> export(stage_breakdown(spans), "breakdown", out_dir="figures")  # doctest: +SKIP
+"""
+
+from labkit.viz.export import FORMATS, export, export_many, find_browser
+from labkit.viz.figures import (
+    column_axis,
+    distribution,
+    e2e_by_transport,
+    fallback_cost,
+    fleet_queueing,
+    gantt,
+    line_chart,
+    overhead_vs_tps,
+    prediction_vs_measurement,
+    routing_effect,
+    speedup_heatmap,
+    stage_breakdown,
+    ttft_waterfall,
+)
+from labkit.viz.frames import (
+    break_even,
+    crossover_tps,
+    forecast_sweep,
+    forecasts_frame,
+    prediction_error,
+)
+from labkit.viz.template import TEMPLATE, axis_title, color, label
+
+__all__ = [
+    "FORMATS",
+    "TEMPLATE",
+    "axis_title",
+    "break_even",
+    "color",
+    "column_axis",
+    "crossover_tps",
+    "distribution",
+    "e2e_by_transport",
+    "export",
+    "export_many",
+    "fallback_cost",
+    "find_browser",
+    "fleet_queueing",
+    "forecast_sweep",
+    "forecasts_frame",
+    "gantt",
+    "label",
+    "line_chart",
+    "overhead_vs_tps",
+    "prediction_error",
+    "prediction_vs_measurement",
+    "routing_effect",
+    "speedup_heatmap",
+    "stage_breakdown",
+    "ttft_waterfall",
+]
