@@ -1,0 +1,23 @@
+"""The in-process simulated Responses API server (WebSocket mode + HTTP/SSE on one port).
+
+``server = await SimServer.start(profile="websocket", tps=1000)`` inside a running loop (a notebook
+cell), or ``async with SimServer(...) as server:`` in a script; ``labkit serve`` from the shell.
+"""
+
+from labkit.server.app import SimServer
+from labkit.server.engine import Engine, LaneCache, Turn, TurnFailed
+from labkit.server.faults import DropConnection, Faults
+from labkit.server.state import Replicas, ResponseRecord, Store
+
+__all__ = [
+    "DropConnection",
+    "Engine",
+    "Faults",
+    "LaneCache",
+    "Replicas",
+    "ResponseRecord",
+    "SimServer",
+    "Store",
+    "Turn",
+    "TurnFailed",
+]
