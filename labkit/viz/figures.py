@@ -27,6 +27,7 @@ from labkit.viz.frames import (
     crossover_tps,
     forecasts_frame,
     is_spans,
+    normalize,
     prediction_error,
 )
 from labkit.viz.template import TEMPLATE, axis_title, color, label, styled
@@ -203,6 +204,7 @@ def overhead_vs_tps(
     ``df``: one row per (scenario, TPS) with ``api_s, network_s, inference_s, client_s`` and
     ``overhead_share`` (a :func:`labkit.viz.frames.forecast_sweep` over ``tps`` or a sweep of the DES).
     """
+    df = normalize(df)
     x = _x_column(df, x)
     need = {"scenario", "api_s", "network_s", "inference_s", "overhead_share"}
     if missing := need - set(df.columns):
@@ -580,6 +582,7 @@ def speedup_heatmap(
     title: str | None = None,
 ) -> go.Figure:
     """Heatmap of ``z`` over (``x``, ``y``), one panel per ``facet`` value (e.g. per cache strategy)."""
+    df = normalize(df)
     x = _x_column(df, x)
     y = _x_column(df, y)
     if z not in df.columns:
@@ -677,6 +680,7 @@ def line_chart(
 
     Error bars come from ``{y}_lo``/``{y}_hi``, ``{y}_ci`` or ``{y}_std`` columns. Axis titles come from
     known columns or must be passed with their units."""
+    df = normalize(df)
     xt, xs = column_axis(x, x_title)
     yt, ys = column_axis(y, y_title)
     keys = [k for k in (by, dash_by) if k]
@@ -720,6 +724,7 @@ def routing_effect(df: pd.DataFrame, x: str = "replicas", y: str = "e2e_s", titl
 
     ``df``: rows with ``scenario``, ``routing``, ``x`` and ``y`` (plus optional ``{y}_lo/_hi`` CIs).
     """
+    df = normalize(df)
     if "routing" not in df.columns:
         raise ValueError("df: needs a 'routing' column (sticky | random)")
     if "scenario" in df.columns and df["scenario"].nunique() > 1:
@@ -737,6 +742,7 @@ def fallback_cost(
 ) -> go.Figure:
     """``y`` per scenario over the failure rate; with ``reference``, where each scenario stops paying off
     against it (its curve reaches the reference's) is marked. A ``fallbacks`` column adds a lower panel."""
+    df = normalize(df)
     xt, xs = column_axis(x)
     yt, ys = column_axis(y)
     scenarios = _order(df["scenario"].astype(str).unique())
@@ -864,7 +870,7 @@ def _metrics_table(data: Any, metric: str) -> pd.DataFrame:
     elif is_spans(data):
         df = rollout_metrics(data)
     elif isinstance(data, pd.DataFrame):
-        df = data
+        df = normalize(data)
     else:
         raise ValueError("data: need spans, rollout metrics or RolloutForecast(s)")
     if metric not in df.columns:

@@ -40,6 +40,33 @@ def is_spans(df: object) -> bool:
     return isinstance(df, pd.DataFrame) and all(c in df.columns for c in SPAN_COLUMNS)
 
 
+def normalize(df: pd.DataFrame) -> pd.DataFrame:
+    """Accept :func:`labkit.sim.sweep.sweep` frames too: ``profile`` names the scenario when there is no
+    ``scenario`` column, and ``tool_s`` stands for ``client_s``. Returns a new frame (input untouched)."""
+    if not isinstance(df, pd.DataFrame):
+        raise ValueError("df: need a pandas DataFrame")
+    out = df
+    if "scenario" not in out.columns and "profile" in out.columns:
+        out = out.assign(scenario=out["profile"])
+    if "client_s" not in out.columns and "tool_s" in out.columns:
+        out = out.assign(client_s=out["tool_s"])
+    return out
+
+
+def add_speedup(df: pd.DataFrame, on: Sequence[str], baseline: str = BASELINE, metric: str = "e2e_s") -> pd.DataFrame:
+    """A copy with ``speedup``: the baseline's ``metric`` over each row's, matched on the ``on`` columns."""
+    df = normalize(df)
+    base = df[df["scenario"] == baseline]
+    if base.empty:
+        raise ValueError(f"baseline: no rows for {baseline!r}")
+    on = list(on)
+    if on:
+        ref = base.groupby(on)[metric].mean().rename("_ref").reset_index()
+        merged = df.merge(ref, on=on, how="left")
+        return df.assign(speedup=(merged["_ref"] / merged[metric]).to_numpy())
+    return df.assign(speedup=float(base[metric].mean()) / df[metric])
+
+
 def forecast_row(fc: RolloutForecast) -> dict[str, Any]:
     """One metrics row of a closed-form forecast, in ``rollout_metrics`` column names."""
     client = sum(fc.stage_s.get(s, 0.0) for s in CLIENT_STAGES)
@@ -105,13 +132,7 @@ def forecast_sweep(
             rows.append({**point, **forecast_row(fc)})
     df = pd.DataFrame(rows)
     if baseline in set(df["scenario"]):
-        key_cols = keys or None
-        base = df[df["scenario"] == baseline]
-        if key_cols:
-            merged = df.merge(base[[*key_cols, "e2e_s"]], on=key_cols, suffixes=("", "_baseline"), how="left")
-            df["speedup"] = (merged["e2e_s_baseline"] / merged["e2e_s"]).to_numpy()
-        else:
-            df["speedup"] = float(base["e2e_s"].iloc[0]) / df["e2e_s"]
+        df = add_speedup(df, keys, baseline)
     return df
 
 
@@ -135,6 +156,7 @@ def _crossing(x: np.ndarray, diff: np.ndarray, log_x: bool) -> float:
 
 def crossover_tps(df: pd.DataFrame, scenario: str | None = None, x: str = "decode_tps") -> float:
     """The decode speed at which API-service + network time equals inference time (NaN if not crossed)."""
+    df = normalize(df)
     x = _x_column(df, x)
     sub = df if scenario is None else df[df["scenario"] == scenario]
     if sub.empty:
@@ -149,6 +171,7 @@ def crossover_tps(df: pd.DataFrame, scenario: str | None = None, x: str = "decod
 def break_even(df: pd.DataFrame, scenario: str, reference: str, x: str, y: str = "e2e_s") -> float:
     """The ``x`` at which ``scenario``'s ``y`` reaches ``reference``'s (e.g. the drop rate where WebSocket
     mode stops paying off); NaN if the curves do not cross in range."""
+    df = normalize(df)
     a = df[df["scenario"] == scenario].groupby(x)[y].mean()
     b = df[df["scenario"] == reference].groupby(x)[y].mean()
     if a.empty or b.empty:
@@ -195,6 +218,7 @@ def prediction_error(pred: pd.DataFrame, meas: pd.DataFrame, column: str = "ttft
 
 
 __all__ = [
+    "add_speedup",
     "as_turn_metrics",
     "break_even",
     "crossover_tps",
@@ -202,5 +226,6 @@ __all__ = [
     "forecast_sweep",
     "forecasts_frame",
     "is_spans",
+    "normalize",
     "prediction_error",
 ]
