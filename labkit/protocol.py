@@ -240,6 +240,9 @@ def parse_client_event(data: str | bytes, *, max_bytes: int | None = None) -> Cr
         obj = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError("invalid_json", f"message: not valid JSON ({exc})", None) from None
+    except RecursionError:
+        # json's decoder recurses per nesting level: a few KB of '[' would otherwise escape as a crash.
+        raise ProtocolError("invalid_json", "message: JSON nested too deeply", None) from None
     if not isinstance(obj, dict):
         raise _invalid("type", "a client event must be a JSON object", "invalid_type")
     kind = obj.get("type")
@@ -263,6 +266,8 @@ def parse_create_body(body: bytes | str | Mapping[str, Any]) -> CreateRequest:
             obj = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ProtocolError("invalid_json", f"body: not valid JSON ({exc})", None) from None
+        except RecursionError:
+            raise ProtocolError("invalid_json", "body: JSON nested too deeply", None) from None
     else:
         obj = dict(body)
     if not isinstance(obj, dict):
