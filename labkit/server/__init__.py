@@ -5,7 +5,7 @@ cell), or ``async with SimServer(...) as server:`` in a script; ``labkit serve``
 """
 
 from labkit.server.app import SimServer
-from labkit.server.engine import Engine, LaneCache, Turn, TurnFailed
+from labkit.server.engine import Engine, LaneCache, Turn, TurnFailed, TurnLog
 from labkit.server.faults import DropConnection, Faults
 from labkit.server.state import Replicas, ResponseRecord, Store
 
@@ -20,4 +20,5 @@ __all__ = [
     "Store",
     "Turn",
     "TurnFailed",
+    "TurnLog",
 ]

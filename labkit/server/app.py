@@ -32,7 +32,7 @@ from labkit.protocol import (
     sse_frame,
     ws_frame,
 )
-from labkit.server.engine import Engine, LaneCache, TurnFailed
+from labkit.server.engine import Engine, LaneCache, TurnFailed, TurnLog
 from labkit.server.faults import DropConnection, Faults
 
 log = logging.getLogger("labkit.server")
@@ -381,6 +381,11 @@ class SimServer:
         m["cached_responses"] = sum(len(c.cache.lanes) for c in self._connections)
         m["stored_responses"] = len(self.engine.store)
         return m
+
+    @property
+    def turn_log(self) -> list[TurnLog]:
+        """The most recent turns as the server saw them: TurnSpec, CacheState, source, loop-clock times."""
+        return list(self.engine.turn_log)
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"

@@ -24,9 +24,10 @@ import hashlib
 import json
 import math
 import random
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from labkit.latency import (
     CacheState,
@@ -91,6 +92,22 @@ class LaneCache:
         return sum(r.conversation_tokens for r in self.lanes.values())
 
 
+class TurnLog(NamedTuple):
+    """One finished turn as the server saw it (times on the server's loop clock, seconds)."""
+
+    response_id: str
+    transport: str
+    stream_id: str | None
+    source: str
+    status: str
+    spec: TurnSpec
+    cache: CacheState
+    t0: float
+    t_first: float | None
+    t_done: float
+    delta_frames: int
+
+
 @dataclass(slots=True)
 class Turn:
     """One request, resolved and planned, ready to run."""
@@ -115,6 +132,8 @@ class Turn:
     cached_input_tokens: int = 0
     conn_cache: LaneCache | None = None
     record: ResponseRecord | None = field(default=None)
+    t_first: float | None = None
+    delta_frames: int = 0
 
 
 def _new_metrics() -> dict[str, float]:
@@ -159,6 +178,7 @@ class Engine:
         routing: str | None = None,
         faults: Faults | None = None,
         max_stored: int = 100_000,
+        turn_log_size: int = 10_000,
     ) -> None:
         self.profile = profile
         self.workload = workload
@@ -174,6 +194,8 @@ class Engine:
         self.store = Store(max_stored)
         self.faults = FaultInjector(faults or Faults())
         self.metrics = _new_metrics()
+        #: The most recent turns, newest last: what the server decided and when it sent what (loop clock).
+        self.turn_log: deque[TurnLog] = deque(maxlen=turn_log_size)
         # plan_turn reads the chaining mode from the profile; the server decides it per request (a hit in
         # the connection cache, a load from the store, or the full context), so keep one variant of each.
         self._variants: dict[Source, Profile] = {}
@@ -311,9 +333,27 @@ class Engine:
         """
         try:
             return await self._run(turn, emit)
-        except (TurnFailed, DropConnection):
+        except (TurnFailed, DropConnection) as exc:
             self.evict_parent(turn)
+            self._log(turn, "failed" if isinstance(exc, TurnFailed) else "dropped")
             raise
+
+    def _log(self, turn: Turn, status: str) -> None:
+        self.turn_log.append(
+            TurnLog(
+                turn.events.id,
+                turn.transport,
+                turn.lane,
+                turn.source,
+                status,
+                turn.spec,
+                turn.cache,
+                turn.t0,
+                turn.t_first,
+                asyncio.get_running_loop().time(),
+                turn.delta_frames,
+            )
+        )
 
     async def _run(self, turn: Turn, emit: Emit | None) -> ResponseEvents:
         loop = asyncio.get_running_loop()
@@ -352,6 +392,7 @@ class Engine:
             ev.set_usage(turn.spec.conversation_tokens, 0, turn.cached_input_tokens)
             await send(ev.completed())
             self._finish(turn, output_item_tokens=0, generated=False)
+            self._log(turn, "completed")
             return ev
 
         n = turn.output_tokens
@@ -359,6 +400,7 @@ class Engine:
         n = len(tokens)
         for event in ev.open_item():
             await send(event)
+        turn.t_first = loop.time()
         decode_end = t_first
         if emit is None:
             # Non-streaming HTTP: nothing to pace, the answer goes out at the end.
@@ -368,6 +410,7 @@ class Engine:
             for tok in tokens:
                 await send(ev.delta(tok))
             m["delta_frames"] += n
+            turn.delta_frames = n
         else:
             tps = self.profile.decode_tps
             await send(ev.delta(tokens[0]))
@@ -386,6 +429,7 @@ class Engine:
                 k = last + 1
             m["delta_frames"] += frames
             m["coalesced_tokens"] += n - frames
+            turn.delta_frames = frames
             decode_end = t_first + (n - 1) / tps
             lag = loop.time() - decode_end
             if lag > m["pacing_lag_max_s"]:
@@ -397,6 +441,7 @@ class Engine:
         ev.set_usage(turn.spec.conversation_tokens, turn.output_tokens, turn.cached_input_tokens)
         await send(ev.completed())
         self._finish(turn, output_item_tokens=item_tokens(ev.output[0]), generated=True)
+        self._log(turn, "completed")
         return ev
 
     def _finish(self, turn: Turn, *, output_item_tokens: int, generated: bool) -> None:

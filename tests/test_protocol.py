@@ -1,0 +1,254 @@
+"""labkit.protocol: client events round-trip, validation names the field, server events parse in the SDK."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from labkit import protocol as P
+from labkit.latency import estimate_tokens, filler_text
+
+TOOLS = [{"type": "function", "name": "run_tool", "parameters": {"type": "object", "properties": {}}}]
+
+
+def test_build_and_parse_round_trip() -> None:
+    items = [P.user_message("fix the bug"), P.function_call_output("call_1", "ok")]
+    event = P.build_create(
+        "gpt-test",
+        items,
+        instructions="be brief",
+        tools=TOOLS,
+        previous_response_id="resp_1",
+        store=False,
+        max_output_tokens=64,
+        metadata={"k": "v"},
+        stream_id="lane.1",
+        generate=False,
+        temperature=0.5,
+    )
+    req = P.parse_client_event(json.dumps(event))
+    assert req.model == "gpt-test"
+    assert req.input == tuple(items)
+    assert req.instructions == "be brief"
+    assert req.tool_names == ("run_tool",)
+    assert req.previous_response_id == "resp_1"
+    assert req.store is False and req.generate is False
+    assert req.max_output_tokens == 64
+    assert req.metadata == {"k": "v"}
+    assert req.stream_id == "lane.1"
+    assert req.extra == {"temperature": 0.5}
+    # Bytes parse the same way, and a bare string input becomes one user message.
+    req2 = P.parse_client_event(json.dumps(P.build_create("m", "hello")).encode())
+    assert req2.input == ({"type": "message", "role": "user", "content": "hello"},)
+    assert req2.store is True and req2.generate is True
+
+
+def test_http_body_round_trip_and_ws_only_fields() -> None:
+    body = P.build_create("m", "hi", stream=True, websocket=False)
+    assert "type" not in body
+    req = P.parse_create_body(json.dumps(body))
+    assert req.stream is True
+    with pytest.raises(P.ProtocolError) as exc:
+        P.parse_create_body({"model": "m", "input": "x", "stream_id": "a"})
+    assert exc.value.param == "stream_id"
+    with pytest.raises(ValueError, match="^stream_id"):
+        P.build_create("m", "x", stream_id="a", websocket=False)
+
+
+@pytest.mark.parametrize(
+    ("event", "code", "param"),
+    [
+        ({"type": "response.create", "input": "x"}, "missing_required_parameter", "model"),
+        ({"type": "response.create", "model": 3, "input": "x"}, "invalid_type", "model"),
+        ({"type": "response.create", "model": "m"}, "missing_required_parameter", "input"),
+        ({"type": "response.create", "model": "m", "input": 5}, "invalid_type", "input"),
+        ({"type": "response.create", "model": "m", "input": [7]}, "invalid_type", "input[0]"),
+        ({"type": "response.create", "model": "m", "input": [{"type": "bogus"}]}, "invalid_value", "input[0].type"),
+        (
+            {"type": "response.create", "model": "m", "input": [{"type": "function_call_output", "output": "x"}]},
+            "missing_required_parameter",
+            "input[0].call_id",
+        ),
+        (
+            {"type": "response.create", "model": "m", "input": [{"role": "robot", "content": "x"}]},
+            "invalid_value",
+            "input[0].role",
+        ),
+        ({"type": "response.create", "model": "m", "input": "x", "tools": {}}, "invalid_type", "tools"),
+        (
+            {"type": "response.create", "model": "m", "input": "x", "tools": [{"type": "function", "name": "a b"}]},
+            "invalid_value",
+            "tools[0].name",
+        ),
+        ({"type": "response.create", "model": "m", "input": "x", "store": "yes"}, "invalid_type", "store"),
+        ({"type": "response.create", "model": "m", "input": "x", "generate": 1}, "invalid_type", "generate"),
+        (
+            {"type": "response.create", "model": "m", "input": "x", "max_output_tokens": 0},
+            "invalid_value",
+            "max_output_tokens",
+        ),
+        (
+            {"type": "response.create", "model": "m", "input": "x", "max_output_tokens": True},
+            "invalid_value",
+            "max_output_tokens",
+        ),
+        ({"type": "response.create", "model": "m", "input": "x", "metadata": {"a": 1}}, "invalid_type", "metadata.a"),
+        (
+            {"type": "response.create", "model": "m", "input": "x", "previous_response_id": ""},
+            "invalid_type",
+            "previous_response_id",
+        ),
+        ({"type": "response.create", "model": "m", "input": "x", "stream_id": "a b"}, "invalid_stream_id", "stream_id"),
+        (
+            {"type": "response.create", "model": "m", "input": "x", "stream_id": "a" * 257},
+            "invalid_stream_id",
+            "stream_id",
+        ),
+        ({"type": "response.create", "model": "m", "input": "x", "stream": True}, "unknown_parameter", "stream"),
+        ({"type": "response.create", "model": "m", "input": "x", "bogus": 1}, "unknown_parameter", "bogus"),
+        ({"type": "response.append", "model": "m"}, "unknown_event_type", "type"),
+        ({"model": "m", "input": "x"}, "missing_required_parameter", "type"),
+        ({"type": 5}, "invalid_type", "type"),
+    ],
+)
+def test_validation_errors_name_the_field(event: dict, code: str, param: str) -> None:
+    with pytest.raises(P.ProtocolError) as exc:
+        P.parse_client_event(json.dumps(event))
+    err = exc.value
+    assert (err.code, err.param) == (code, param)
+    assert err.message.startswith(param)
+    wire = err.event()
+    assert wire["type"] == "error"
+    assert wire["error"] == {"type": "invalid_request_error", "code": code, "message": err.message, "param": param}
+
+
+@pytest.mark.parametrize("data", ["{not json", "[1, 2]", b"\xff\xfe", "null"])
+def test_malformed_messages(data: str | bytes) -> None:
+    with pytest.raises(P.ProtocolError) as exc:
+        P.parse_client_event(data)
+    assert exc.value.code in ("invalid_json", "invalid_type")
+
+
+def test_oversize_message_is_rejected_before_parsing() -> None:
+    data = json.dumps(P.build_create("m", "x" * 5000))
+    with pytest.raises(P.ProtocolError) as exc:
+        P.parse_client_event(data, max_bytes=1000)
+    assert exc.value.code == "message_too_large"
+    assert P.parse_client_event(data, max_bytes=10_000).model == "m"
+
+
+def test_token_accounting_matches_the_latency_model() -> None:
+    task = filler_text(100, 1)
+    out_args = P.output_text("function_call", 30, 2)
+    items = [
+        P.user_message(task),
+        {"type": "function_call", "call_id": "call_1", "name": "run_tool", "arguments": out_args},
+        P.function_call_output("call_1", filler_text(40, 3)),
+    ]
+    assert estimate_tokens(out_args) == 30
+    assert json.loads(out_args) == {"q": out_args[6:-2]}
+    assert P.conversation_split(items) == (1, 130, 40)
+    assert P.conversation_split(items[:1]) == (0, 0, 100)
+    assert P.input_tokens(items, filler_text(5)) == 175
+    # Consecutive model outputs count as one earlier response.
+    two = [items[0], items[1], {"type": "message", "role": "assistant", "content": "ok"}, items[2]]
+    assert P.conversation_split(two)[0] == 1
+    assert estimate_tokens(P.output_text("message", 17)) == 17
+    assert P.output_text("function_call", 1) == "{}"
+
+
+def _all(events: list[dict]) -> list[str]:
+    return [e["type"] for e in events]
+
+
+def test_text_turn_events_in_order() -> None:
+    req = P.parse_client_event(json.dumps(P.build_create("m", "hi")))
+    events = list(P.turn_events(req, 5, input_tokens=1))
+    assert _all(events) == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+        *["response.output_text.delta"] * 5,
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    done = events[-1]["response"]
+    text = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+    assert done["output"][0]["content"][0]["text"] == text == events[-4]["text"]
+    assert done["id"].startswith("resp_") and done["output"][0]["id"].startswith("msg_")
+    assert done["usage"]["output_tokens"] == 5 and done["usage"]["total_tokens"] == 6
+    assert done["status"] == "completed"
+
+
+def test_tool_turn_events_and_ids() -> None:
+    req = P.parse_client_event(json.dumps(P.build_create("m", "hi", tools=TOOLS, stream_id="s1")))
+    events = list(P.turn_events(req, 12, kind="function_call", tool_name="run_tool"))
+    types = _all(events)
+    assert types[2] == "response.output_item.added"
+    assert types.count("response.function_call_arguments.delta") == 12
+    assert types[-3:] == [
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    assert all(e["stream_id"] == "s1" for e in events)
+    item = events[-1]["response"]["output"][0]
+    assert item["type"] == "function_call" and item["name"] == "run_tool"
+    assert item["id"].startswith("fc_") and item["call_id"].startswith("call_")
+    assert json.loads(item["arguments"])["q"]
+    with pytest.raises(ValueError, match="^tool_name"):
+        P.ResponseEvents(req, kind="function_call")
+
+
+def test_warmup_has_no_output() -> None:
+    req = P.parse_client_event(json.dumps(P.build_create("m", "hi", generate=False)))
+    events = list(P.turn_events(req, 5))
+    assert _all(events) == ["response.created", "response.in_progress", "response.completed"]
+    assert events[-1]["response"]["output"] == []
+
+
+def test_failed_event_and_framings() -> None:
+    req = P.parse_client_event(json.dumps(P.build_create("m", "hi")))
+    ev = P.ResponseEvents(req)
+    ev.start()
+    failed = ev.failed()
+    assert failed["response"]["status"] == "failed"
+    assert failed["response"]["error"]["code"] == "server_error"
+    frame = P.sse_frame(failed)
+    assert frame.startswith(b"event: response.failed\ndata: {") and frame.endswith(b"\n\n")
+    assert P.parse_server_event(frame.split(b"data: ", 1)[1].strip()) == failed
+    assert P.parse_server_event(P.ws_frame(failed)) == failed
+    with pytest.raises(ValueError, match="^event"):
+        P.parse_server_event("[1]")
+    err = P.error_event("x", "y", None, status=500, stream_id="a", sequence_number=3)
+    assert err["status"] == 500 and err["stream_id"] == "a" and err["sequence_number"] == 3
+    assert P.error_body("c", "msg", "p") == {
+        "error": {"message": "msg", "type": "invalid_request_error", "param": "p", "code": "c"}
+    }
+
+
+def test_official_sdk_parses_every_event() -> None:
+    pytest.importorskip("openai")
+    from openai._models import construct_type_unchecked
+    from openai.types.responses import Response, ResponseStreamEvent
+    from openai.types.responses.responses_server_event import ResponsesServerEvent
+
+    for kind, tool in (("message", None), ("function_call", "run_tool")):
+        req = P.parse_client_event(json.dumps(P.build_create("m", "hi", tools=TOOLS)))
+        events = list(P.turn_events(req, 4, kind=kind, tool_name=tool, input_tokens=3))  # type: ignore[arg-type]
+        for event in events:
+            parsed = construct_type_unchecked(value=event, type_=ResponsesServerEvent)
+            assert type(parsed).__name__ != "dict" and parsed.type == event["type"]
+            # Strict validation: every required field is present with the right type.
+            from pydantic import TypeAdapter
+
+            TypeAdapter(ResponseStreamEvent).validate_python(event)
+        Response.model_validate(events[-1]["response"])
+    err = P.error_event("bad", "msg", "p", status=400)
+    parsed = construct_type_unchecked(value=err, type_=ResponsesServerEvent)
+    assert type(parsed).__name__ == "ResponseWsError" and parsed.error.code == "bad"
