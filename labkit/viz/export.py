@@ -186,7 +186,9 @@ def _render(specs: list[dict[str, Any]], browser: str) -> list[BaseException]:
 
 
 def _ordered(written: dict[str, dict[str, Path]], fmts: tuple[str, ...]) -> dict[str, dict[str, Path]]:
-    return {name: {f: paths[f] for f in fmts if f in paths} for name, paths in written.items()}
+    # HTML is always written, so it is always reported, first.
+    order = ("html", *(f for f in fmts if f != "html"))
+    return {name: {f: paths[f] for f in order if f in paths} for name, paths in written.items()}
 
 
 def export(
