@@ -144,7 +144,8 @@ class Exchange:
 
     @property
     def request_start(self) -> float:
-        return self.t_connected if self.t_connected is not None else self.t_sent
+        """Where the ``request`` span begins: after a handshake, else at the start (serialising included)."""
+        return self.t_connected if self.t_connected is not None else self.t_start
 
     @property
     def t_first_delta(self) -> float | None:

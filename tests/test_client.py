@@ -1,0 +1,259 @@
+"""labkit.client: both clients against the in-process simulator on loopback (instant mode unless timing matters)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from labkit.client import HttpClient, WebSocketClient, websocket_url
+from labkit.client.config import is_loopback, resolve_api_key, resolve_base_url
+from labkit.latency import CacheState, TurnSpec, load_profile, load_workload, plan_ttft_s, plan_turn
+from labkit.runner import TOOLS
+from labkit.server import Faults, SimServer
+from labkit.spans import LIVE_STAGES, SpanColumns
+
+WORKLOAD = load_workload("fast_test")
+
+
+def body(**kw):
+    b = {"model": "m", "input": [{"type": "message", "role": "user", "content": "tok abc xyz foo "}], "store": False}
+    b.update(kw)
+    return b
+
+
+@pytest.fixture
+async def server():
+    async with SimServer(profile="websocket", workload=WORKLOAD, instant=True) as s:
+        yield s
+
+
+# -- configuration ------------------------------------------------------------------------------------
+
+
+def test_websocket_url_follows_the_sdk_rule():
+    assert websocket_url("http://127.0.0.1:8765/v1") == "ws://127.0.0.1:8765/v1/responses"
+    assert websocket_url("https://api.openai.com/v1") == "wss://api.openai.com/v1/responses"
+
+
+def test_base_url_and_key_come_from_arguments_then_environment(monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:1/v1/")
+    monkeypatch.setenv("OPENAI_API_KEY", "env-key")
+    assert resolve_base_url(None) == "http://127.0.0.1:1/v1"
+    assert resolve_base_url("http://localhost:2/v1") == "http://localhost:2/v1"
+    assert resolve_api_key(None) == "env-key"
+    assert resolve_api_key("arg") == "arg"
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    monkeypatch.delenv("OPENAI_API_KEY")
+    assert resolve_base_url(None) == "https://api.openai.com/v1"
+    assert resolve_api_key(None) is None
+    with pytest.raises(ValueError, match="^base_url"):
+        resolve_base_url("ftp://x")
+    assert is_loopback("http://127.0.0.1:1/v1") and is_loopback("http://localhost/v1")
+    assert not is_loopback("https://api.openai.com/v1")
+
+
+async def test_websocket_client_rejects_http_only_fields():
+    client = WebSocketClient("http://127.0.0.1:9/v1")
+    with pytest.raises(ValueError, match="^body"):
+        await client.create(body(stream=True))
+
+
+# -- WebSocket mode -----------------------------------------------------------------------------------
+
+
+async def test_ws_tool_turn_records_every_event_in_order(server):
+    async with WebSocketClient(server.base_url, "k") as client:
+        ex = await client.create(body(tools=list(TOOLS)))
+    assert ex.ok and ex.status == "completed"
+    types = [t for _, t in ex.events]
+    assert types[0] == "response.created" and types[-1] == "response.completed"
+    assert "response.function_call_arguments.delta" in types
+    times = [t for t, _ in ex.events]
+    assert times == sorted(times) and ex.t_start <= ex.t_sent <= times[0]
+    # The simulated model sizes its output from the workload: the deltas' estimate is turn 0's output.
+    assert ex.output_tokens == WORKLOAD.turn_specs()[0].output_tokens
+    assert ex.output[0]["type"] == "function_call" and ex.output[0]["name"] in {t["name"] for t in TOOLS}
+    assert ex.response_id and ex.response_id.startswith("resp_")
+    assert ex.ttft_s is not None and 0 < ex.ttft_s <= ex.latency_s
+    assert len(ex.inter_token_gaps()) == len(ex.delta_t) - 1
+
+
+async def test_ws_spans_are_contiguous_and_use_the_live_stages(server):
+    client = WebSocketClient(server.base_url)  # not entered: the first create opens the socket
+    try:
+        first = await client.create(body(tools=list(TOOLS)))
+        second = await client.create(
+            body(
+                tools=list(TOOLS),
+                previous_response_id=first.response_id,
+                input=[{"type": "function_call_output", "call_id": first.output[0]["call_id"], "output": "x"}],
+            )
+        )
+    finally:
+        await client.close()
+    cols = SpanColumns()
+    first.add_spans(cols, t0=first.t_start, source="live", scenario="s", rollout=0, turn=0, attempt=0)
+    second.add_spans(cols, t0=first.t_start, source="live", scenario="s", rollout=0, turn=1, attempt=0)
+    df = cols.frame()
+    assert list(df["stage"]) == ["connect", "request", "decode", "complete"] * 2
+    assert set(df["stage"]) <= set(LIVE_STAGES)
+    for _, turn in df.groupby("turn"):
+        assert np.allclose(turn["start_s"].to_numpy()[1:], turn["end_s"].to_numpy()[:-1])
+    # Turn 0 opened the socket; turn 1 reused it and continued the chain from the connection cache.
+    connect = df[df["stage"] == "connect"]
+    assert list(connect["cache_hit"]) == [False, True]
+    assert connect["end_s"].iloc[1] == connect["start_s"].iloc[1]
+    decode = df[df["stage"] == "decode"]
+    assert list(decode["tokens"]) == [first.output_tokens - 1, second.output_tokens - 1]
+    assert second.chained and server.metrics["cache_hits"] == 1
+
+
+async def test_ws_unknown_parent_is_an_error_and_the_socket_stays_usable(server):
+    async with WebSocketClient(server.base_url) as client:
+        ex = await client.create(body(previous_response_id="resp_unknown"))
+        assert ex.status == "error" and not ex.ok
+        assert ex.error_code == "previous_response_not_found"
+        assert ex.error["param"] == "previous_response_id"
+        again = await client.create(body())
+        assert again.ok and client.connections == 1
+
+
+async def test_ws_generate_false_warms_up_without_output(server):
+    async with WebSocketClient(server.base_url) as client:
+        warm = await client.create(body(tools=list(TOOLS), generate=False))
+        assert warm.ok and warm.delta_t == [] and warm.output == []
+        nxt = await client.create(body(tools=list(TOOLS), previous_response_id=warm.response_id, input=[]))
+        assert nxt.ok and nxt.output
+    cols = SpanColumns()
+    warm.add_spans(cols, t0=warm.t_start, source="live", scenario="s", rollout=0, turn=0, attempt=0)
+    assert list(cols.frame()["stage"]) == ["connect", "request", "decode", "complete"]
+
+
+async def test_ws_dropped_connection_is_reported_and_the_next_create_reconnects():
+    async with SimServer(
+        profile="websocket", workload=WORKLOAD, instant=True, faults=Faults(drop_after_events=5)
+    ) as server:
+        client = WebSocketClient(server.base_url)
+        ex = await client.create(body(tools=list(TOOLS)))
+        assert ex.status == "dropped" and ex.error_code == "connection_closed"
+        assert len(ex.events) == 5 and not client.connected
+        again = await client.create(body())
+        assert again.t_connected is not None and client.connections == 2
+        await client.close()
+
+
+async def test_ws_timeout_closes_the_socket():
+    async with SimServer(
+        profile="websocket", workload=WORKLOAD, instant=True, faults=Faults(stall_rate=1.0, stall_s=5.0)
+    ) as server:
+        client = WebSocketClient(server.base_url, timeout=0.2)
+        ex = await client.create(body())
+        assert ex.status == "timeout" and ex.error_code == "timeout" and not client.connected
+        await client.close()
+
+
+async def test_ws_refused_handshake_is_a_failed_exchange():
+    async with SimServer(profile="websocket", workload=WORKLOAD, instant=True, api_key="secret") as server:
+        bad = WebSocketClient(server.base_url, "wrong")
+        ex = await bad.create(body())
+        assert not ex.ok and ex.status == "dropped"
+        good = WebSocketClient(server.base_url, "secret")
+        assert (await good.create(body())).ok
+        await good.close()
+
+
+# -- HTTP ---------------------------------------------------------------------------------------------
+
+
+async def test_http_sse_keep_alive_reuses_one_connection(server):
+    async with HttpClient(server.base_url, keep_alive=True) as client:
+        a = await client.create(body(tools=list(TOOLS)))
+        b = await client.create(body(tools=list(TOOLS)))
+    assert a.ok and b.ok and a.http_status == 200
+    assert a.t_connected is not None and b.t_connected is None
+    assert client.connections == 1
+    assert "response.function_call_arguments.delta" in {t for _, t in a.events}
+
+
+async def test_http_new_connection_per_request(server):
+    async with HttpClient(server.base_url, keep_alive=False) as client:
+        a = await client.create(body())
+        b = await client.create(body())
+    assert a.ok and b.ok and a.t_connected is not None and b.t_connected is not None
+    assert client.connections == 2
+
+
+async def test_http_json_answer_without_streaming(server):
+    async with HttpClient(server.base_url, stream=False) as client:
+        ex = await client.create(body(tools=list(TOOLS)))
+    assert ex.ok and ex.delta_t == [] and ex.output[0]["type"] == "function_call"
+    assert ex.output_tokens == WORKLOAD.turn_specs()[0].output_tokens
+    cols = SpanColumns()
+    ex.add_spans(cols, t0=ex.t_start, source="live", scenario="s", rollout=0, turn=0, attempt=0)
+    decode = cols.frame().query("stage == 'decode'").iloc[0]
+    assert decode["start_s"] == decode["end_s"] and decode["tokens"] == ex.output_tokens - 1
+
+
+async def test_http_chained_continuation_uses_the_store(server):
+    async with HttpClient(server.base_url) as client:
+        a = await client.create(body(store=True, tools=list(TOOLS)))
+        b = await client.create(body(store=True, tools=list(TOOLS), previous_response_id=a.response_id, input=[]))
+        c = await client.create(body(store=False, previous_response_id="resp_nope"))
+    assert a.ok and b.ok and b.chained and server.metrics["store_hits"] == 1
+    assert c.status == "error" and c.http_status == 400 and c.error_code == "previous_response_not_found"
+
+
+async def test_http_errors_keep_the_server_message(server):
+    async with HttpClient(server.base_url) as client:
+        ex = await client.create({"input": "hi"})
+    assert ex.status == "error" and ex.http_status == 400 and ex.error_code == "missing_required_parameter"
+    assert ex.error["param"] == "model" and ex.error["message"].startswith("model")
+
+
+async def test_http_injected_5xx_and_failed_stream():
+    async with (
+        SimServer(profile="http_optimized", workload=WORKLOAD, instant=True, faults=Faults(fail_rate=1.0)) as server,
+        HttpClient(server.base_url) as client,
+    ):
+        streamed = await client.create(body())
+        plain = await client.create(body(), stream=False)
+    assert streamed.status == "failed" and streamed.error_code == "server_error"
+    assert plain.status == "error" and plain.http_status == 500
+
+
+async def test_http_dropped_stream_is_reported():
+    async with (
+        SimServer(
+            profile="http_optimized", workload=WORKLOAD, instant=True, faults=Faults(drop_after_events=4)
+        ) as server,
+        HttpClient(server.base_url) as client,
+    ):
+        ex = await client.create(body())
+    assert ex.status == "dropped" and len(ex.events) == 4
+
+
+async def test_http_api_key_is_sent_as_bearer(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "secret")
+    async with SimServer(profile="http_optimized", workload=WORKLOAD, instant=True, api_key="secret") as server:
+        async with HttpClient(server.base_url) as client:
+            assert (await client.create(body())).ok
+        async with HttpClient(server.base_url, api_key="wrong") as client:
+            ex = await client.create(body())
+    assert ex.http_status == 401 and ex.status == "error"
+
+
+# -- timing against the wall clock (bounded: the paced server never runs ahead of its plan) ---------
+
+
+async def test_paced_stream_is_never_earlier_than_the_plan():
+    profile = load_profile("websocket", decode_tps=2000.0)
+    async with SimServer(profile=profile, workload=WORKLOAD) as server, WebSocketClient(server.base_url) as client:
+        ex = await client.create(body(tools=list(TOOLS)))
+    spec = WORKLOAD.turn_specs()[0]
+    n_in = ex.request_tokens
+    plan = plan_turn(profile.loopback(), TurnSpec(0, 0, n_in, spec.output_tokens, 0.0, False), CacheState())
+    assert ex.ok
+    assert ex.delta_t[0] - ex.t_sent >= plan_ttft_s(plan) - 1e-4
+    # Token k is due (n - 1) / 2000 s after the first token's deadline (absolute deadlines: a late first
+    # delta does not push the last one back, so the bound is on the last delta, not on the spacing).
+    assert ex.delta_t[-1] - ex.t_sent >= plan_ttft_s(plan) + (ex.output_tokens - 1) / 2000.0 - 1e-4
