@@ -30,7 +30,7 @@ from labkit.viz.frames import (
     normalize,
     prediction_error,
 )
-from labkit.viz.template import TEMPLATE, axis_title, color, label, styled
+from labkit.viz.template import LABELS, SCENARIO_COLORS, TEMPLATE, axis_title, color, label, styled
 
 #: Known columns: (quantity, unit, scale from the column's own unit to the axis unit).
 COLUMNS: dict[str, tuple[str, str, float]] = {
@@ -68,6 +68,8 @@ OPTIMISATIONS: dict[str, str] = {
     "safety_in": "faster safety",
 }
 _PRE_DECODE = STAGES[: STAGES.index("decode")]
+# Longest first, so "http_baseline_x" would not be read as "http_baseline" followed by more text.
+_KNOWN_SCENARIOS = sorted(set(SCENARIO_COLORS) & set(LABELS) | {"http_stateless"}, key=len, reverse=True)
 _PUBLISHED_TPS = {65.0: "GPT-5 ~65 TPS", 1000.0: "Codex-Spark ~1,000 TPS"}
 
 
@@ -98,7 +100,10 @@ def _unit(title: str) -> str:
 
 
 def _scenario_of(name: str) -> str:
-    """The scenario part of a 'scenario (source)' group label, for colours."""
+    """The scenario part of a group label such as ``"websocket (live)"`` or ``"websocket @ 65 tok/s"``."""
+    for known in _KNOWN_SCENARIOS:
+        if name == known or name.startswith(known + " "):
+            return known
     return name.split(" (", 1)[0]
 
 
@@ -889,15 +894,16 @@ def e2e_by_transport(data: Any, metric: str = "e2e_s", baseline: str = BASELINE,
     """
     t = _metrics_table(data, metric)
     axis, scale = column_axis(metric)
-    base = t["mean"].get(baseline)
-    if base is None:
-        base = next((t["mean"][g] for g in t.index if _scenario_of(g) == baseline), None)
+    means = t["mean"]
     texts = []
-    for g, m in t["mean"].items():
-        if base is None or _scenario_of(g) == baseline:
+    for g, m in means.items():
+        # Compare like with like: "websocket @ 1,000 tok/s" against "http_baseline @ 1,000 tok/s",
+        # "websocket (live)" against "http_baseline (live)"; else against the plain baseline, if any.
+        ref = means.get(baseline + g[len(_scenario_of(g)) :], means.get(baseline))
+        if ref is None or _scenario_of(g) == baseline:
             texts.append(f"{m * scale:.3g}")
         else:
-            texts.append(f"{m * scale:.3g} ({(m / base - 1) * 100:+.0f}%)")
+            texts.append(f"{m * scale:.3g} ({(m / ref - 1) * 100:+.0f}%)")
     fig = go.Figure(
         go.Bar(
             x=[_glabel(g) for g in t.index],
