@@ -1,0 +1,213 @@
+"""The agent runner against the in-process simulator: scripted loops, spans, and fault recovery."""
+
+from __future__ import annotations
+
+import pytest
+
+from labkit.latency import estimate_tokens, filler_text, load_workload
+from labkit.metrics import rollout_metrics, turn_metrics
+from labkit.protocol import conversation_split, item_tokens
+from labkit.runner import (
+    RETRYABLE_CODES,
+    TOOLS,
+    RolloutError,
+    replay_item,
+    rollouts_spans,
+    run_rollout,
+    run_rollouts,
+)
+from labkit.server import Faults, SimServer
+from labkit.spans import LIVE_STAGES, validate_spans
+
+WORKLOAD = load_workload("fast_test")
+PROFILE = {"ws": "websocket", "http": "http_optimized", "http-chained": "http_chained"}
+
+
+def assert_complete_transcript(transcript, workload=WORKLOAD):
+    """user, (function_call, function_call_output) * (turns - 1), message: nothing lost, nothing doubled."""
+    kinds = [item.get("type") for item in transcript]
+    assert kinds == ["message"] + ["function_call", "function_call_output"] * (workload.turns - 1) + ["message"]
+    assert transcript[0]["role"] == "user" and transcript[-1]["role"] == "assistant"
+    for call, out in zip(transcript[1:-1:2], transcript[2:-1:2], strict=True):
+        assert out["call_id"] == call["call_id"] and call["name"] in {t["name"] for t in TOOLS}
+    specs = workload.turn_specs()
+    # Each tool output has the size of the next turn's new input (the script's contract with the model).
+    for k, out in enumerate(transcript[2:-1:2], start=1):
+        assert item_tokens(out) == specs[k].new_input_tokens
+
+
+@pytest.mark.parametrize("transport", ["ws", "http", "http-chained"])
+async def test_rollout_follows_the_workload(transport):
+    async with SimServer(profile=PROFILE[transport], workload=WORKLOAD, instant=True) as server:
+        r = await run_rollout(transport, WORKLOAD, base_url=server.base_url, api_key="k")
+        metrics = server.metrics
+    assert r.finished and r.fallbacks == [] and r.turns == WORKLOAD.turns
+    assert_complete_transcript(r.transcript)
+    spans = validate_spans(r.spans)
+    assert set(spans["source"]) == {"live"} and set(spans["scenario"]) == {transport}
+    assert set(spans["stage"]) <= set(LIVE_STAGES) and (spans["attempt"] == 0).all()
+    tools = spans[spans["stage"] == "tool"]
+    specs = WORKLOAD.turn_specs()
+    assert list(tools["turn"]) == list(range(WORKLOAD.turns - 1))
+    assert ((tools["end_s"] - tools["start_s"]).to_numpy() >= [s.tool_s - 1e-3 for s in specs[:-1]]).all()
+    # Spans run forward in time: every turn starts after the previous one's tool.
+    starts = spans.groupby("turn")["start_s"].min().to_numpy()
+    assert (starts[1:] > tools["end_s"].to_numpy() - 1e-9).all()
+    tm = turn_metrics(spans)
+    assert len(tm) == WORKLOAD.turns and (tm["ttft_s"] > 0).all() and (tm["latency_s"] >= tm["ttft_s"]).all()
+    decode = spans[spans["stage"] == "decode"]
+    assert list(decode["tokens"] + 1) == [s.output_tokens for s in specs]
+    # What each request carried: only the new items when chained, the whole history when stateless.
+    request = spans[spans["stage"] == "request"]
+    if transport == "http":
+        assert list(request["tokens"]) == sorted(request["tokens"]) and request["tokens"].iloc[-1] > 2000
+        assert metrics["cache_hits"] == 0 and metrics["store_hits"] == 0
+    else:
+        assert list(request["tokens"].iloc[1:]) == [s.new_input_tokens for s in specs[1:]]
+        key = "cache_hits" if transport == "ws" else "store_hits"
+        assert metrics[key] == WORKLOAD.turns - 1
+    assert rollout_metrics(spans)["fallbacks"].iloc[0] == 0
+    events = r.events()
+    assert {"rollout", "turn", "attempt", "seq", "type", "t_s"} <= set(events.columns)
+    assert len(r.inter_token_gaps()) > 0
+
+
+async def test_first_request_carries_exactly_the_workloads_input():
+    instructions = "Fix the failing test."
+    async with SimServer(profile="websocket", workload=WORKLOAD, instant=True) as server:
+        r = await run_rollout("ws", WORKLOAD, base_url=server.base_url, instructions=instructions)
+    first = r.spans[(r.spans["stage"] == "request") & (r.spans["turn"] == 0)]
+    assert first["tokens"].iloc[0] == WORKLOAD.turn_specs()[0].new_input_tokens
+    task = WORKLOAD.turn_specs()[0].new_input_tokens - estimate_tokens(instructions)
+    assert r.transcript[0]["content"] == filler_text(task, salt=0)
+
+
+async def test_evicted_cache_falls_back_to_the_full_history():
+    # Every lookup in the connection cache misses: each continuation gets previous_response_not_found.
+    async with SimServer(profile="websocket", workload=WORKLOAD, instant=True, faults=Faults(evict_rate=1.0)) as s:
+        r = await run_rollout("ws", WORKLOAD, base_url=s.base_url)
+        assert s.metrics["previous_response_not_found"] == WORKLOAD.turns - 1
+    assert r.finished
+    assert_complete_transcript(r.transcript)
+    assert [f.code for f in r.fallbacks] == ["previous_response_not_found"] * (WORKLOAD.turns - 1)
+    assert [f.turn for f in r.fallbacks] == list(range(1, WORKLOAD.turns))
+    tm = turn_metrics(r.spans)
+    assert list(tm["attempts"]) == [1] + [2] * (WORKLOAD.turns - 1)
+    # The failed attempt stays in the table: its request span is part of the turn's cost.
+    failed = r.spans[(r.spans["attempt"] == 0) & (r.spans["turn"] > 0) & (r.spans["stage"] == "request")]
+    assert len(failed) == WORKLOAD.turns - 1
+    assert rollout_metrics(r.spans)["fallbacks"].iloc[0] == WORKLOAD.turns - 1
+    # A retry carries the whole history (everything before it), never a previous_response_id.
+    retries = [te for te in r.exchanges if te.attempt == 1]
+    for te in retries:
+        assert not te.exchange.chained
+        assert te.exchange.request_tokens > WORKLOAD.turn_specs()[te.turn].new_input_tokens
+
+
+async def test_dropped_connections_reconnect_and_keep_the_transcript():
+    # The server cuts each WebSocket after 100 events: every other turn loses its socket mid-stream.
+    async with SimServer(
+        profile="websocket", workload=WORKLOAD, instant=True, faults=Faults(drop_after_events=100)
+    ) as s:
+        r = await run_rollout("ws", WORKLOAD, base_url=s.base_url)
+        connections = s.metrics["connections"]
+    assert r.finished
+    assert_complete_transcript(r.transcript)
+    assert r.fallbacks and {f.code for f in r.fallbacks} == {"connection_closed"}
+    assert connections == 1 + len(r.fallbacks)
+    retried = {f.turn for f in r.fallbacks}
+    for turn in retried:
+        rows = r.spans[r.spans["turn"] == turn]
+        assert set(rows["attempt"]) == {0, 1}
+        # The retry opened a new connection: its connect span is a real handshake.
+        connect = rows[(rows["stage"] == "connect") & (rows["attempt"] == 1)]
+        assert not connect["cache_hit"].iloc[0]
+
+
+async def test_failed_turns_are_retried_with_the_full_history():
+    async with SimServer(
+        profile="http_chained", workload=WORKLOAD, instant=True, faults=Faults(fail_rate=0.5, seed=3)
+    ) as s:
+        r = await run_rollout("http-chained", WORKLOAD, base_url=s.base_url, max_attempts=20)
+        failed = s.metrics["faults_failed"]
+    assert r.finished and failed > 0 and len(r.fallbacks) == failed
+    assert {f.code for f in r.fallbacks} <= RETRYABLE_CODES
+    assert_complete_transcript(r.transcript)
+
+
+async def test_connection_lifetime_limit_reconnects():
+    # Tools take longer than a connection may live: each continuation finds its socket expired.
+    slow_tools = WORKLOAD.with_(tool_time_median_s=0.15)
+    async with SimServer(profile="websocket", workload=slow_tools, instant=True, connection_lifetime_s=0.1) as s:
+        r = await run_rollout("ws", slow_tools, base_url=s.base_url)
+    assert r.finished
+    assert_complete_transcript(r.transcript, slow_tools)
+    assert len(r.fallbacks) == slow_tools.turns - 1
+    assert {f.code for f in r.fallbacks} <= {"websocket_connection_limit_reached", "connection_closed"}
+
+
+async def test_unrecoverable_errors_raise_with_what_was_recorded():
+    async with SimServer(profile="websocket", workload=WORKLOAD, instant=True, api_key="secret") as s:
+        # A wrong key over HTTP is a 401: retrying cannot help, so the runner stops at once.
+        with pytest.raises(RolloutError, match="turn 0") as info:
+            await run_rollout("http", WORKLOAD, base_url=s.base_url, api_key="wrong")
+    assert info.value.partial is not None and info.value.partial.fallbacks == []
+    assert info.value.exchange.http_status == 401
+    async with SimServer(
+        profile="http_optimized", workload=WORKLOAD, instant=True, faults=Faults(drop_after_events=3)
+    ) as s:
+        with pytest.raises(RolloutError, match="gave up after 2 attempts") as info:
+            await run_rollout("http", WORKLOAD, base_url=s.base_url, max_attempts=2)
+    partial = info.value.partial
+    assert len(partial.fallbacks) == 1 and partial.transcript[0]["role"] == "user"
+    assert set(partial.spans["attempt"]) == {0, 1}
+
+
+async def test_several_rollouts_share_one_clock():
+    async with SimServer(profile="websocket", workload=WORKLOAD, instant=True) as s:
+        results = await run_rollouts("ws", WORKLOAD, rollouts=3, concurrency=2, base_url=s.base_url)
+        assert s.metrics["connections"] == 3
+    assert [r.rollout for r in results] == [0, 1, 2] and [r.seed for r in results] == [0, 1, 2]
+    assert len({r.t0 for r in results}) == 1 and all(r.finished for r in results)
+    spans = rollouts_spans(results)
+    assert sorted(spans["rollout"].unique()) == [0, 1, 2]
+    assert len(rollout_metrics(spans)) == 3
+
+
+async def test_bad_arguments_name_the_field():
+    with pytest.raises(ValueError, match="^transport"):
+        await run_rollout("carrier-pigeon", WORKLOAD, base_url="http://127.0.0.1:9/v1")
+    with pytest.raises(ValueError, match="^max_attempts"):
+        await run_rollout("ws", WORKLOAD, base_url="http://127.0.0.1:9/v1", max_attempts=0)
+    with pytest.raises(ValueError, match="^store"):
+        await run_rollout("http-chained", WORKLOAD, base_url="http://127.0.0.1:9/v1", store=False)
+    with pytest.raises(ValueError, match="^rollouts"):
+        await run_rollouts("ws", WORKLOAD, rollouts=0, base_url="http://127.0.0.1:9/v1")
+
+
+def test_replayed_history_drops_server_ids_and_keeps_turn_boundaries():
+    history = [
+        {"type": "message", "role": "user", "content": "tok "},
+        {
+            "id": "fc_1",
+            "type": "function_call",
+            "status": "completed",
+            "call_id": "c1",
+            "name": "run_shell",
+            "arguments": "{}",
+        },
+        {"type": "function_call_output", "call_id": "c1", "output": "abc "},
+        {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "status": "completed",
+            "content": [{"type": "output_text", "text": "done", "annotations": []}],
+        },
+        {"id": "rs_1", "type": "reasoning", "summary": []},
+    ]
+    replay = [x for x in (replay_item(i) for i in history) if x is not None]
+    assert len(replay) == 4 and all("id" not in x for x in replay)
+    assert replay[3] == {"type": "message", "role": "assistant", "content": "done"}
+    # The server reads the same conversation from the replay: two model turns before the new input.
+    assert conversation_split(replay)[0] == 2
