@@ -7,7 +7,10 @@ parser (hypothesis) plus a few thousand seeded ones over live sockets in-process
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import json
+import random
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -197,3 +200,170 @@ def test_known_bad_inputs_are_rejected() -> None:
         if body.startswith('{"model": "m", "input": "' + "x"):
             continue  # HTTP bodies are size-checked by the server, not the parser
         assert _parse_http(body) is None, str(body)[:80]
+
+
+# -- live: a few thousand seeded bad inputs over both transports ----------------------------------------
+
+LIVE_MAX_BYTES = 64 * 1024
+WS_CASES = 3_000
+HTTP_CASES = 2_000
+_WRONG_VALUES: dict[str, list[Any]] = {
+    "model": [None, "", 5, 1.5, True, [], {}, ["m"], {"m": 1}],
+    "input": [5, 1.5, True, {}, [1], ["x"], [{"type": 5}], [{"type": "nope"}], [{"role": "robot", "content": "x"}]],
+    "store": [0, "yes", [], {}, 1.0],
+    "max_output_tokens": [0, -1, "10", 1.5, True, [], 10**30 * 1.0],
+    "metadata": ["x", 5, [], {"k": 1}, {"k": None}],
+    "tools": ["x", 5, {}, [5], [{"name": "x"}], [{"type": "function", "name": "bad name!"}]],
+    "previous_response_id": [5, "", [], {}],
+    "stream_id": ["", "a b", "x" * 300, 5, "ü"],
+    "instructions": [5, [], {}, True],
+}
+
+
+def _bad_ws_message(rng: random.Random) -> str | bytes:
+    """One definitely-invalid WebSocket-mode client message."""
+    valid = {"type": "response.create", "model": "m", "input": "hi"}
+    kind = rng.randrange(11)
+    if kind == 0:
+        return rng.randbytes(rng.randrange(0, 300))
+    if kind == 1:
+        return "".join(chr(rng.randrange(32, 0x2FFF)) for _ in range(rng.randrange(0, 80)))
+    if kind == 2:
+        key = rng.choice(sorted(_WRONG_VALUES))
+        return json.dumps({**valid, key: rng.choice(_WRONG_VALUES[key])})
+    if kind == 3:
+        return json.dumps({**valid, f"zz_{rng.randrange(10**6)}": rng.choice([1, "x", None, [], {}])})
+    if kind == 4:
+        obj = dict(valid)
+        del obj[rng.choice(["type", "model", "input"])]
+        return json.dumps(obj)
+    if kind == 5:
+        d = rng.randrange(1_000, 30_000)
+        return rng.choice(["[", '{"a":']) * d
+    if kind == 6:
+        return json.dumps({**valid, "input": "x" * (LIVE_MAX_BYTES + rng.randrange(1, 5_000))})
+    if kind == 7:
+        return b'{"type": "response.create", "model": "' + rng.randbytes(8) + b'\xff\xfe", "input": "hi"}'
+    if kind == 8:
+        text = json.dumps(valid)
+        return text[: rng.randrange(0, len(text) - 1)]
+    if kind == 9:
+        return json.dumps({"type": rng.choice(["response.cancel", "session.update", "", "RESPONSE.CREATE", "x"])})
+    return json.dumps({**valid, "type": rng.choice([None, 1, [], {}])})
+
+
+def _bad_http_request(rng: random.Random, path: str) -> bytes:
+    """One definitely-invalid HTTP request (body, headers, method or framing)."""
+    kind = rng.randrange(9)
+    body: bytes
+    if kind <= 2:
+        msg = _bad_ws_message(rng)
+        body = msg.encode() if isinstance(msg, str) else msg
+        try:
+            obj = json.loads(body)
+        except (ValueError, RecursionError):
+            obj = None
+        if isinstance(obj, dict) and obj.get("type") == "response.create":
+            obj.pop("type")  # an HTTP body has no type; the rest of the mutation stays
+            body = json.dumps(obj).encode()
+        if _parse_http(body) is not None:
+            # The mutation only broke WebSocket-mode framing (e.g. a missing type): break the body too.
+            body = json.dumps({**obj, "stream": "yes"}).encode()
+        return (
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode() + body
+    if kind == 3:
+        return f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\nConnection: close\r\n\r\n{{}}".encode()
+    if kind == 4:
+        name = rng.choice([b"X-Bad\x00Name", b"Bad Header", b"\xff\xfe", b"X" * 10_000])
+        return b"POST " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n" + name + b": v\r\nContent-Length: 2\r\n\r\n{}"
+    if kind == 5:
+        method = rng.choice(["PUT", "DELETE", "PATCH"])
+        return f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
+    if kind == 6:
+        junk = rng.choice(["/v1/nope", "/", "/v1/responses/../../etc/passwd", "/" + "a" * 5000])
+        return f"POST {junk} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}".encode()
+    if kind == 7:
+        size = LIVE_MAX_BYTES + rng.randrange(1, 10_000)
+        body = json.dumps({"model": "m", "input": "x" * size}).encode()
+        return (
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode() + body
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        f"zz\r\n{rng.randbytes(4).hex()}\r\n0\r\n\r\n"
+    ).encode()
+
+
+async def _http_status(host: str, port: int, raw: bytes) -> int:
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(raw)
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readline(), timeout=10)
+    finally:
+        writer.close()
+    parts = line.split()
+    assert len(parts) >= 2 and parts[0].startswith(b"HTTP/1."), f"no HTTP answer: {line[:80]!r} to {raw[:120]!r}"
+    return int(parts[1])
+
+
+async def test_live_fuzz_both_transports() -> None:
+    import aiohttp
+
+    from labkit.runner import run_rollout
+    from labkit.server import SimServer
+
+    rng = random.Random(20261125)
+    ws_cases = [_bad_ws_message(rng) for _ in range(WS_CASES)]
+    http_cases = [_bad_http_request(rng, "/v1/responses") for _ in range(HTTP_CASES)]
+    async with (
+        SimServer("websocket", "fast_test", instant=True, max_message_bytes=LIVE_MAX_BYTES) as server,
+        aiohttp.ClientSession() as http,
+    ):
+        host, port = "127.0.0.1", server.port
+
+        async def ws_worker(cases: list[str | bytes]) -> int:
+            errors = 0
+            async with http.ws_connect(server.ws_url, max_msg_size=0) as ws:
+                for case in cases:
+                    await (ws.send_bytes(case) if isinstance(case, bytes) else ws.send_str(case))
+                    msg = await ws.receive(timeout=10)
+                    assert msg.type == aiohttp.WSMsgType.TEXT, (msg.type, str(case)[:100])
+                    event = json.loads(msg.data)
+                    assert event["type"] == "error", (event, str(case)[:100])
+                    assert 400 <= event.get("status", 400) < 500
+                    errors += 1
+            return errors
+
+        async def http_worker(cases: list[bytes]) -> list[int]:
+            return [await _http_status(host, port, raw) for raw in cases]
+
+        async def canary() -> int:
+            # Valid rollouts on other connections, all through the fuzzing: they must not notice it.
+            done = 0
+            while not fuzz_done.is_set():
+                res = await run_rollout("ws", "fast_test", base_url=server.base_url, max_attempts=1)
+                assert res.finished and not res.fallbacks
+                done += 1
+            return done
+
+        fuzz_done = asyncio.Event()
+        canary_task = asyncio.create_task(canary())
+        ws_jobs = [ws_worker(ws_cases[i::4]) for i in range(4)]
+        http_jobs = [http_worker(http_cases[i::8]) for i in range(8)]
+        try:
+            results = await asyncio.wait_for(asyncio.gather(*ws_jobs, *http_jobs), timeout=240)
+        finally:
+            fuzz_done.set()
+        canaries = await asyncio.wait_for(canary_task, timeout=60)
+        assert sum(results[:4]) == WS_CASES
+        statuses = [s for r in results[4:] for s in r]
+        assert len(statuses) == HTTP_CASES
+        assert all(400 <= s < 500 for s in statuses), collections.Counter(statuses)
+        assert canaries >= 1
+        # The server keeps serving afterwards, on both transports.
+        after = await run_rollout("http", "fast_test", base_url=server.base_url, max_attempts=1)
+        assert after.finished
+        assert server.metrics["responses_failed"] == 0
