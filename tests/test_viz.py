@@ -346,8 +346,8 @@ def test_e2e_by_transport_compares_like_with_like(work):
         for n in ("http_baseline", "websocket")
     }
     fig = viz.e2e_by_transport(by)
-    assert fig.data[0].x[0] == "HTTP baseline @ 65 tok/s"  # known scenario names get their labels
+    assert fig.data[0].x[0] == "HTTP baseline<br>@ 65 tok/s"  # known scenario names get their labels
     fast = by["websocket @ 1,000 tok/s"].e2e_s / by["http_baseline @ 1,000 tok/s"].e2e_s - 1
     text = dict(zip(fig.data[0].x, fig.data[0].text, strict=True))
-    assert text["WebSocket mode @ 1,000 tok/s"].endswith(f"({fast * 100:+.0f}%)")
+    assert text["WebSocket mode<br>@ 1,000 tok/s"].endswith(f"({fast * 100:+.0f}%)")
     assert fig.data[0].marker.color[-1] == template.color("websocket")

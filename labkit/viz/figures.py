@@ -128,6 +128,13 @@ def _glabel(name: str) -> str:
     return label(scen) + name[len(scen) :]
 
 
+def _tick(name: str) -> str:
+    """A bar's category label: the qualifier after the scenario on its own line, so labels stay level."""
+    scen = _scenario_of(name)
+    rest = name[len(scen) :].strip()
+    return f"{label(scen)}<br>{rest}" if rest else label(scen)
+
+
 # -- stage breakdown -------------------------------------------------------------------------------------
 
 
@@ -175,7 +182,7 @@ def stage_breakdown(data: Any, by: str = "stage", title: str | None = None, shar
     keys = [s for s in (STAGES if by == "stage" else CATEGORIES) if s in table.columns]
     keys += [s for s in table.columns if s not in keys]
     fig = go.Figure()
-    xs = [_glabel(g) for g in groups]
+    xs = [_tick(g) for g in groups]
     for key in keys:
         vals = table[key].to_numpy(dtype=float)
         if not np.any(vals > 1e-12):
@@ -733,8 +740,15 @@ def routing_effect(df: pd.DataFrame, x: str = "replicas", y: str = "e2e_s", titl
     if "routing" not in df.columns:
         raise ValueError("df: needs a 'routing' column (sticky | random)")
     if "scenario" in df.columns and df["scenario"].nunique() > 1:
-        return line_chart(df, x, y, by="scenario", dash_by="routing", title=title or "Sticky vs random routing")
-    fig = line_chart(df, x, y, by="routing", title=title or "Sticky vs random routing")
+        fig = line_chart(df, x, y, by="scenario", dash_by="routing", title=title or "Sticky vs random routing")
+    else:
+        who = f"{label(str(df['scenario'].iloc[0]))}: " if "scenario" in df.columns and len(df) else ""
+        fig = line_chart(df, x, y, by="routing", title=title or f"{who}sticky vs random routing")
+    # Replica counts are few integers, usually doubling: tick exactly those, on a log axis if they span much.
+    values = sorted(float(v) for v in df[x].unique())
+    if values and values[0] > 0 and values[-1] / values[0] >= 4:
+        fig.update_xaxes(type="log")
+    fig.update_xaxes(tickvals=values, ticktext=[f"{v:g}" for v in values])
     return fig
 
 
@@ -906,7 +920,7 @@ def e2e_by_transport(data: Any, metric: str = "e2e_s", baseline: str = BASELINE,
             texts.append(f"{m * scale:.3g} ({(m / ref - 1) * 100:+.0f}%)")
     fig = go.Figure(
         go.Bar(
-            x=[_glabel(g) for g in t.index],
+            x=[_tick(g) for g in t.index],
             y=t["mean"] * scale,
             marker_color=[color(_scenario_of(g)) for g in t.index],
             error_y={
