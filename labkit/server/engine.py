@@ -365,9 +365,10 @@ class Engine:
         durations = {s.name: (0.0 if instant else s.duration_s) for s in turn.plan}
         sent = 0
 
-        async def send(event: dict[str, Any]) -> None:
+        async def send(event: dict[str, Any], last: bool = False) -> None:
             nonlocal sent
-            if faults.drop_at_event is not None and sent >= faults.drop_at_event:
+            # A drop point beyond the response's last event (it has fewer than drawn) cuts before it.
+            if faults.drop_at_event is not None and (sent >= faults.drop_at_event or last):
                 m["faults_dropped"] += 1
                 raise DropConnection()
             sent += 1
@@ -390,7 +391,7 @@ class Engine:
         if not req.generate:
             # A warm-up stops after the pre-inference work: the state is ready, nothing is sampled.
             ev.set_usage(turn.spec.conversation_tokens, 0, turn.cached_input_tokens)
-            await send(ev.completed())
+            await send(ev.completed(), last=True)
             self._finish(turn, output_item_tokens=0, generated=False)
             self._log(turn, "completed")
             return ev
@@ -439,7 +440,7 @@ class Engine:
             await send(event)
         await _sleep_until(loop, decode_end + sum(durations[name] for name in _POST_DECODE))
         ev.set_usage(turn.spec.conversation_tokens, turn.output_tokens, turn.cached_input_tokens)
-        await send(ev.completed())
+        await send(ev.completed(), last=True)
         self._finish(turn, output_item_tokens=item_tokens(ev.output[0]), generated=True)
         self._log(turn, "completed")
         return ev

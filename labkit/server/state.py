@@ -62,13 +62,14 @@ class Store:
 class Replicas:
     """N API replicas, each with its own rendered-token cache of conversations.
 
-    ``sticky`` routing sends every request of a conversation to one replica (a hash of its key);
-    ``random`` picks one uniformly per request, so a chained HTTP request finds its rendered tokens only
-    with probability 1/N, which is what :func:`labkit.latency.hit_probability` assumes.
+    A conversation's rendered tokens sit on the replica that served its latest turn. ``sticky`` routing
+    sends every request of a conversation to one replica (a hash of its key); ``random`` picks one
+    uniformly per request, so a continuation finds its rendered tokens only with probability 1/N, which
+    is what :func:`labkit.latency.hit_probability` assumes.
     """
 
     def __init__(self, count: int, routing: Routing, rng: random.Random, capacity: int = 100_000) -> None:
-        if not isinstance(count, int) or count < 1:
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise ValueError("replicas: must be an integer >= 1")
         if routing not in ("sticky", "random"):
             raise ValueError(f"routing: must be 'sticky' or 'random', got {routing!r}")
@@ -76,7 +77,7 @@ class Replicas:
         self.routing = routing
         self._rng = rng
         self._capacity = capacity
-        self._held: list[OrderedDict[str, None]] = [OrderedDict() for _ in range(count)]
+        self._latest: OrderedDict[str, int] = OrderedDict()
 
     def route(self, conversation_key: str) -> int:
         if self.count == 1:
@@ -87,11 +88,11 @@ class Replicas:
         return zlib.crc32(conversation_key.encode()) % self.count
 
     def holds(self, replica: int, conversation_key: str) -> bool:
-        return conversation_key in self._held[replica]
+        return self._latest.get(conversation_key) == replica
 
     def remember(self, replica: int, conversation_key: str) -> None:
-        held = self._held[replica]
-        held[conversation_key] = None
-        held.move_to_end(conversation_key)
-        while len(held) > self._capacity:
-            held.popitem(last=False)
+        latest = self._latest
+        latest[conversation_key] = replica
+        latest.move_to_end(conversation_key)
+        while len(latest) > self._capacity:
+            latest.popitem(last=False)

@@ -1,0 +1,140 @@
+"""Bad input never kills the server or other connections; the bearer check; upgrade and size limits."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+import websockets
+from test_server_support import create, ws_events
+
+from labkit.latency import load_workload
+from labkit.server import SimServer
+
+WL = load_workload("fast_test")
+KEY = "sk-test-not-a-real-key-7f3a"
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [
+        ("{not json", "invalid_json"),
+        (b"\xff\xfe\x00", "invalid_json"),
+        ("[]", "invalid_type"),
+        (json.dumps({"type": "response.append"}), "unknown_event_type"),
+        (json.dumps({"type": "response.create", "input": "x"}), "missing_required_parameter"),
+        (json.dumps({"type": "response.create", "model": "m"}), "missing_required_parameter"),
+        (json.dumps({"type": "response.create", "model": "m", "input": {"a": 1}}), "invalid_type"),
+        (json.dumps({"type": "response.create", "model": "m", "input": "x", "store": 1}), "invalid_type"),
+    ],
+)
+async def test_ws_bad_messages_get_an_error_event_and_the_socket_stays_usable(message, code) -> None:
+    async with SimServer(workload=WL, instant=True) as server:
+        async with websockets.connect(server.ws_url) as bystander, websockets.connect(server.ws_url) as ws:
+            await ws.send(message)
+            (err,) = await ws_events(ws)
+            assert err["type"] == "error" and err["error"]["code"] == code
+            assert err["status"] == 400 and err["error"]["message"]
+            assert (await ws_events(ws, create("x")))[-1]["type"] == "response.completed"
+            assert (await ws_events(bystander, create("x")))[-1]["type"] == "response.completed"
+        assert server.metrics["errors"] == 1
+
+
+async def test_ws_oversize_message() -> None:
+    async with SimServer(workload=WL, instant=True, max_message_bytes=4096) as server:
+        async with websockets.connect(server.ws_url) as ws:
+            (err,) = await ws_events(ws, create("x" * 8000))
+            assert err["error"]["code"] == "message_too_large"
+            assert (await ws_events(ws, create("x")))[-1]["type"] == "response.completed"
+            # Far beyond the limit, the WebSocket layer itself refuses the frame (close code 1009).
+            await ws.send("x" * (4096 * 4 + (1 << 20) + 10))
+            with pytest.raises(websockets.ConnectionClosed) as exc:
+                await ws.recv()
+            assert exc.value.rcvd is not None and exc.value.rcvd.code == 1009
+        async with websockets.connect(server.ws_url) as ws:
+            assert (await ws_events(ws, create("x")))[-1]["type"] == "response.completed"
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "code"),
+    [
+        (b"{nope", 400, "invalid_json"),
+        (b"[1]", 400, "invalid_type"),
+        (b'{"input": "x"}', 400, "missing_required_parameter"),
+        (b'{"model": "m", "input": "x", "stream": "yes"}', 400, "invalid_type"),
+        (b'{"model": "m", "input": "x", "generate": false}', 400, "unknown_parameter"),
+        (b'{"model": "m", "input": "x", "background": true}', 400, "invalid_value"),
+    ],
+)
+async def test_http_bad_bodies(content: bytes, status: int, code: str) -> None:
+    async with SimServer(workload=WL, instant=True) as server, httpx.AsyncClient(base_url=server.base_url) as c:
+        r = await c.post("/responses", content=content, headers={"Content-Type": "application/json"})
+        assert r.status_code == status
+        err = r.json()["error"]
+        assert err["code"] == code and err["type"] == "invalid_request_error" and err["message"]
+        assert (await c.post("/responses", json={"model": "m", "input": "x"})).status_code == 200
+
+
+async def test_http_oversize_body_and_plain_get() -> None:
+    async with (
+        SimServer(workload=WL, instant=True, max_message_bytes=4096) as server,
+        httpx.AsyncClient(base_url=server.base_url) as c,
+    ):
+        r = await c.post("/responses", json={"model": "m", "input": "x" * 10_000})
+        assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
+        r = await c.get("/responses")
+        assert r.status_code == 426 and r.json()["error"]["code"] == "websocket_upgrade_required"
+        assert (await c.post("/responses", json={"model": "m", "input": "x"})).status_code == 200
+
+
+async def test_http_bearer_check_and_key_never_echoed() -> None:
+    async with (
+        SimServer(workload=WL, instant=True, api_key=KEY) as server,
+        httpx.AsyncClient(base_url=server.base_url) as c,
+    ):
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY}):
+            r = await c.post("/responses", json={"model": "m", "input": "x"}, headers=headers)
+            assert r.status_code == 401
+            assert r.json()["error"]["code"] == "invalid_api_key"
+            assert KEY not in r.text and "wrong" not in r.text
+        r = await c.post("/responses", json={"model": "m", "input": "x"}, headers={"Authorization": f"Bearer {KEY}"})
+        assert r.status_code == 200
+
+
+async def test_ws_bearer_check_closes_with_1008() -> None:
+    async with SimServer(workload=WL, instant=True, api_key=KEY) as server:
+        async with websockets.connect(server.ws_url, additional_headers={"Authorization": "Bearer nope"}) as ws:
+            with pytest.raises(websockets.ConnectionClosed) as exc:
+                await ws.recv()
+            assert exc.value.rcvd is not None and exc.value.rcvd.code == 1008
+            assert KEY not in exc.value.rcvd.reason
+        async with websockets.connect(server.ws_url, additional_headers={"Authorization": f"Bearer {KEY}"}) as ws:
+            assert (await ws_events(ws, create("x")))[-1]["type"] == "response.completed"
+
+
+async def test_no_permessage_deflate() -> None:
+    # The client offers compression; the server must decline it (latency work wants raw frames).
+    async with SimServer(workload=WL, instant=True) as server:
+        ws = await websockets.connect(server.ws_url, compression="deflate")
+        try:
+            assert ws.response is not None
+            assert "Sec-WebSocket-Extensions" not in ws.response.headers
+        finally:
+            await ws.close()
+
+
+async def test_client_disconnect_mid_stream_does_not_hurt_the_server() -> None:
+    from labkit.latency import load_profile
+
+    async with SimServer(load_profile("websocket", decode_tps=500), WL) as server:
+        ws = await websockets.connect(server.ws_url)
+        await ws.send(json.dumps(create("x")))
+        await ws.recv()
+        await ws.close()
+        body = {"model": "m", "input": "x", "stream": True}
+        async with httpx.AsyncClient(base_url=server.base_url) as c, c.stream("POST", "/responses", json=body) as r:
+            async for _ in r.aiter_bytes():
+                break  # hang up after the first chunk
+        async with websockets.connect(server.ws_url) as ws2:
+            assert (await ws_events(ws2, create("x")))[-1]["type"] == "response.completed"
