@@ -1,0 +1,140 @@
+"""Prediction vs measurement, and the measure / validate commands.
+
+The accuracy target (median per-turn error within max(1 ms, 2%) at 1,000 TPS) is a property of this
+machine: ``labkit validate`` reports it. The tests check behaviour that holds on any machine: the live
+run produces the same turns and output sizes as the model, and the paced server is never earlier than
+the model says.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from labkit.cli import main
+from labkit.latency import load_profile, load_workload
+from labkit.metrics import turn_metrics
+from labkit.validation import (
+    DEFAULT_PROFILE,
+    check_transport_profile,
+    error_summary,
+    predict_and_measure,
+    predict_spans,
+    resolve_profile,
+    turn_errors,
+)
+
+WORKLOAD = load_workload("fast_test")
+SUMMARY_KEYS = {"median_abs_error_s", "median_rel_error", "p95_rel_error", "turns"}
+
+
+def test_prediction_is_the_loopback_model_per_turn():
+    profile = load_profile("websocket", decode_tps=1000.0)
+    spans, predictor = predict_spans(profile, WORKLOAD, rollouts=2)
+    assert predictor in ("des", "analytic")
+    tm = turn_metrics(spans)
+    assert sorted(tm["rollout"].unique()) == [0, 1] and len(tm) == 2 * WORKLOAD.turns
+    # Repetitions of one scenario have one prediction; the network stages are zero on loopback.
+    a, b = (tm[tm["rollout"] == r]["latency_s"].to_numpy() for r in (0, 1))
+    assert np.array_equal(a, b)
+    network = spans[spans["stage"].isin(["connect", "upload", "download"])]
+    assert ((network["end_s"] - network["start_s"]) == 0).all()
+    from labkit.sim.analytic import forecast
+
+    assert np.allclose(a, forecast(profile.loopback(), WORKLOAD).turn_latency_s)
+
+
+def test_errors_are_measured_minus_predicted():
+    predicted, _ = predict_spans(load_profile("websocket"), WORKLOAD)
+    shift = 0.004
+    measured = predicted.copy()
+    # Stretch every turn's last request stage by a constant: latency +4 ms, TTFT unchanged.
+    last = measured[measured["stage"] != "tool"].groupby("turn")["end_s"].idxmax()
+    measured.loc[last, "end_s"] += shift
+    turns = turn_errors(predicted, measured)
+    assert np.allclose(turns["error_s"], shift) and np.allclose(turns["ttft_error_s"], 0.0)
+    s = error_summary(turns)
+    assert set(s) >= SUMMARY_KEYS and s["turns"] == WORKLOAD.turns
+    assert s["median_abs_error_s"] == pytest.approx(shift)
+    assert s["median_rel_error"] == pytest.approx(np.median(shift / turns["predicted_latency_s"]))
+    assert s["tokens_mismatch"] == 0 and s["fallbacks"] == 0
+    with pytest.raises(ValueError, match="^turns"):
+        error_summary(turns.iloc[0:0])
+
+
+def test_profiles_must_match_the_transport():
+    assert resolve_profile(None, "ws", 500).name == DEFAULT_PROFILE["ws"]
+    assert resolve_profile(None, "ws", 500).decode_tps == 500
+    check_transport_profile("http-chained", load_profile("http_chained"))
+    with pytest.raises(ValueError, match="^profile"):
+        check_transport_profile("ws", load_profile("http_baseline"))
+    with pytest.raises(ValueError, match="^transport"):
+        resolve_profile(None, "smoke-signals", 1000)
+    with pytest.raises(ValueError, match="^tps"):
+        resolve_profile(None, "ws", -1)
+
+
+@pytest.mark.parametrize("transport", ["ws", "http"])
+async def test_live_run_matches_the_models_turns(transport):
+    v = await predict_and_measure(None, WORKLOAD, 2000, transport)
+    s = v.summary()
+    assert s["turns"] == WORKLOAD.turns and s["tokens_mismatch"] == 0 and s["fallbacks"] == 0
+    assert isinstance(s["target_met"], bool)
+    assert set(v.measured["source"]) == {"live"} and set(v.predicted["source"]) <= {"sim", "analytic"}
+    # The server waits until each deadline of the model's plan: a measurement is never earlier.
+    assert (v.turns["error_s"] > -5e-4).all() and (v.turns["ttft_error_s"] > -5e-4).all()
+    assert np.isfinite(v.turns[["error_s", "rel_error", "ttft_error_s"]].to_numpy()).all()
+
+
+def test_validate_command_prints_the_summary(capsys, tmp_path):
+    csv = tmp_path / "turns.csv"
+    assert main(["validate", "--tps", "2000", "--workload", "fast_test", "--json", "--csv", str(csv)]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert set(s) >= SUMMARY_KEYS and s["turns"] == WORKLOAD.turns and s["transport"] == "ws"
+    assert len(pd.read_csv(csv)) == WORKLOAD.turns
+    assert main(["validate", "--tps", "2000", "--workload", "fast_test", "--transport", "http-chained"]) == 0
+    out = capsys.readouterr().out
+    for key in SUMMARY_KEYS:
+        assert key in out
+
+
+def test_measure_command_against_its_own_server(capsys):
+    assert main(["measure", "--transport", "http", "--tps", "4000", "--workload", "fast_test", "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["profile"] == "http_optimized" and s["configured_tps"] == 4000 and s["turns"] == WORKLOAD.turns
+    assert 0 < s["ttft_p50_s"] <= s["turn_latency_p50_s"] <= s["e2e_p50_s"]
+    assert main(["measure", "--transport", "ws", "--profile", "http_baseline"]) == 2
+    assert "profile" in capsys.readouterr().err
+
+
+def test_measure_command_against_a_base_url(capsys):
+    # A separate `labkit serve` process: measure must work against any URL, as against the real API.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "labkit", "serve", "--port", "0", "--instant", "--workload", "fast_test"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = None
+        for _ in range(20):
+            line = proc.stdout.readline()
+            if "http://" in line:
+                url = line[line.index("http://") :].split()[0]
+                break
+        assert url, "labkit serve did not print its URL"
+        base = url if url.rstrip("/").endswith("/v1") else url.rstrip("/") + "/v1"
+        argv = ["measure", "--transport", "ws", "--workload", "fast_test", "--rollouts", "2", "--base-url", base]
+        assert main([*argv, "--json"]) == 0
+        s = json.loads(capsys.readouterr().out)
+        assert s["base_url"] == base and s["rollouts"] == 2 and s["turns"] == 2 * WORKLOAD.turns
+        assert main([*argv, "--tps", "1000"]) == 2
+        assert main(argv) == 0
+        assert "TTFT" in capsys.readouterr().out
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
