@@ -250,3 +250,28 @@ async def test_protocol_module_is_the_server_vocabulary() -> None:
     async with SimServer(workload=WL, instant=True) as server, websockets.connect(server.ws_url) as ws:
         (err,) = await ws_events(ws, {"type": "response.create", "input": "x"})
         assert P.parse_server_event(json.dumps(err))["error"]["param"] == "model"
+
+
+@pytest.mark.parametrize("transport", ["ws", "http"])
+async def test_self_check_reports_lateness_never_earliness(transport: str) -> None:
+    from labkit.server.selfcheck import self_check
+
+    report = await self_check("websocket", WL, tps=4000, transport=transport)  # type: ignore[arg-type]
+    assert report["turns"] == WL.turns and report["transport"] == transport
+    # Deadlines are absolute and waited out in full: the server is never early against its plan.
+    assert report["server_first_late_median_s"] >= 0 and report["server_done_late_median_s"] >= 0
+    assert report["client_ttft_error_median_s"] >= 0
+    assert report["delta_frames"] + report["coalesced_tokens"] == report["output_tokens"]
+    assert report["output_tokens"] == sum(s.output_tokens for s in WL.turn_specs())
+    with pytest.raises(ValueError, match="^transport"):
+        await self_check("websocket", WL, transport="carrier-pigeon")  # type: ignore[arg-type]
+
+
+async def test_timing_rows_match_the_turn_log() -> None:
+    async with SimServer(workload=WL, instant=True) as server, websockets.connect(server.ws_url) as ws:
+        await ws_events(ws, create(task(100), tools=TOOLS, generate=False, store=False))
+        await ws_events(ws, create("x"))
+        warm, turn = server.timing()
+        assert warm["status"] == "warmup" and warm["actual_first_s"] is None
+        assert turn["status"] == "completed" and turn["planned_done_s"] == 0.0  # instant: no plan waits
+        assert turn["actual_done_s"] >= turn["actual_first_s"] >= 0

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import ipaddress
+import json
 import os
 import signal
 import sys
@@ -34,6 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--routing", choices=("sticky", "random"), default=None, help="replica routing")
     parser.add_argument("--lifetime", type=float, default=3600.0, help="WebSocket connection lifetime, s")
     parser.add_argument("--max-message-bytes", type=int, default=16 * 1024 * 1024, help="largest request")
+    parser.add_argument(
+        "--self-check",
+        choices=("ws", "http"),
+        default=None,
+        help="instead of serving: run one rollout of the workload against a fresh loopback server over this "
+        "transport and print, as JSON, how late the server was against its plan (seconds)",
+    )
     faults = parser.add_argument_group("fault injection (seeded)")
     faults.add_argument("--fault-seed", type=int, default=0)
     faults.add_argument("--drop-after-events", type=int, default=None, help="cut a connection after N events")
@@ -57,6 +65,12 @@ def run(args: argparse.Namespace) -> int:
     # Validate everything before binding, so bad input is a one-line error (exit 2).
     profile = load_profile(args.profile)
     workload = load_workload(args.workload)
+    if args.self_check:
+        from labkit.server.selfcheck import self_check
+
+        report = asyncio.run(self_check(profile, workload, tps=args.tps, transport=args.self_check, seed=args.seed))
+        print(json.dumps(report, indent=2))
+        return 0
     faults = Faults(
         seed=args.fault_seed,
         drop_after_events=args.drop_after_events,

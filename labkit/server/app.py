@@ -387,6 +387,16 @@ class SimServer:
         """The most recent turns as the server saw them: TurnSpec, CacheState, source, loop-clock times."""
         return list(self.engine.turn_log)
 
+    def timing(self) -> list[dict[str, Any]]:
+        """Per logged turn: the plan's server-side times against what the server achieved (seconds).
+
+        ``planned_first_s`` / ``actual_first_s``: from the request's arrival to the first output delta;
+        ``planned_done_s`` / ``actual_done_s``: to ``response.completed``. The difference is the server's
+        own lateness (timer wake-ups, framing, the event loop), the part of a live measurement that the
+        latency model does not contain.
+        """
+        return [self.engine.timing_row(t) for t in self.engine.turn_log]
+
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         return f"<SimServer {self.base_url} profile={self.profile.name} tps={self.profile.decode_tps:g} {state}>"

@@ -179,8 +179,11 @@ class Engine:
         faults: Faults | None = None,
         max_stored: int = 100_000,
         turn_log_size: int = 10_000,
+        spin_s: float = 0.0015,
     ) -> None:
         self.profile = profile
+        #: Before a turn's first-delta and completion deadlines, yield-wait this long instead of sleeping.
+        self.spin_s = spin_s
         self.workload = workload
         self.seed = workload.seed if seed is None else seed
         self.specs = workload.turn_specs(self.seed)
@@ -338,6 +341,27 @@ class Engine:
             self._log(turn, "failed" if isinstance(exc, TurnFailed) else "dropped")
             raise
 
+    def timing_row(self, log: TurnLog) -> dict[str, Any]:
+        """One turn's planned and achieved server-side times (see :meth:`SimServer.timing`)."""
+        plan = plan_turn(self.profile_for(log.source), log.spec, log.cache)  # type: ignore[arg-type]
+        d = {s.name: (0.0 if self.instant else s.duration_s) for s in plan}
+        first = sum(d[name] for name in _PRE_DECODE)
+        # A warm-up ends after the pre-inference stages.
+        done = first if log.status == "warmup" else first + d["decode"] + sum(d[name] for name in _POST_DECODE)
+        return {
+            "response_id": log.response_id,
+            "transport": log.transport,
+            "source": log.source,
+            "status": log.status,
+            "turn": log.spec.index,
+            "output_tokens": log.spec.output_tokens,
+            "delta_frames": log.delta_frames,
+            "planned_first_s": first,
+            "actual_first_s": None if log.t_first is None else log.t_first - log.t0,
+            "planned_done_s": done,
+            "actual_done_s": log.t_done - log.t0,
+        }
+
     def _log(self, turn: Turn, status: str) -> None:
         self.turn_log.append(
             TurnLog(
@@ -382,7 +406,7 @@ class Engine:
         if faults.stall_s:
             m["faults_stalled"] += 1
             t_first += faults.stall_s
-        await _sleep_until(loop, t_first)
+        await _sleep_until(loop, t_first, self.spin_s)
         if faults.fail:
             m["faults_failed"] += 1
             m["responses_failed"] += 1
@@ -393,7 +417,7 @@ class Engine:
             ev.set_usage(turn.spec.conversation_tokens, 0, turn.cached_input_tokens)
             await send(ev.completed(), last=True)
             self._finish(turn, output_item_tokens=0, generated=False)
-            self._log(turn, "completed")
+            self._log(turn, "warmup")
             return ev
 
         n = turn.output_tokens
@@ -438,7 +462,7 @@ class Engine:
         m["output_tokens"] += n
         for event in ev.close_item():
             await send(event)
-        await _sleep_until(loop, decode_end + sum(durations[name] for name in _POST_DECODE))
+        await _sleep_until(loop, decode_end + sum(durations[name] for name in _POST_DECODE), self.spin_s)
         ev.set_usage(turn.spec.conversation_tokens, turn.output_tokens, turn.cached_input_tokens)
         await send(ev.completed(), last=True)
         self._finish(turn, output_item_tokens=item_tokens(ev.output[0]), generated=True)
@@ -464,10 +488,19 @@ class Engine:
         self.metrics["responses" if generated else "warmups"] += 1
 
 
-async def _sleep_until(loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+async def _sleep_until(loop: asyncio.AbstractEventLoop, deadline: float, spin_s: float = 0.0) -> None:
+    """Wait until ``deadline`` on the loop clock.
+
+    The selector rounds its timeout up to whole milliseconds, so a plain sleep wakes up to ~1 ms late.
+    For the few deadlines that bound a turn's TTFT and end, sleep until ``spin_s`` before the deadline,
+    then yield to the loop (``sleep(0)``, other connections keep running) until it has passed: a
+    fraction of a millisecond of CPU per deadline, for sub-millisecond accuracy.
+    """
     delay = deadline - loop.time()
-    if delay > 0:
-        await asyncio.sleep(delay)
+    if delay > spin_s:
+        await asyncio.sleep(delay - spin_s)
+    while loop.time() < deadline:
+        await asyncio.sleep(0)
 
 
 def _conversation_key(request: CreateRequest) -> str:
