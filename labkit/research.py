@@ -172,6 +172,53 @@ def fallback_turn_cost(profile: str | Profile, workload: Workload) -> pd.DataFra
     return pd.DataFrame(rows, columns=["turn", "conversation_tokens", "hit_s", "fallback_s", "extra_s"])
 
 
+def flat_reference(df: pd.DataFrame, reference: str, x: str, at: float = 0.0) -> pd.DataFrame:
+    """``df`` with the ``reference`` scenario's rows replaced by its row at ``x == at``, repeated at every
+    ``x``: "what if only the other scenarios suffered the failures" (e.g. HTTP without drops)."""
+    col = "scenario" if "scenario" in df.columns else "profile"
+    ref = df[(df[col] == reference) & (df[x] == at)]
+    if ref.empty:
+        raise ValueError(f"reference: no row of {reference!r} at {x} = {at}")
+    others = df[df[col] != reference]
+    xs = sorted(df[x].unique())
+    repeated = pd.concat([ref.assign(**{x: v}) for v in xs], ignore_index=True)
+    return pd.concat([others, repeated], ignore_index=True)
+
+
+def limit_sweep(
+    profile: str | Profile,
+    workload: Workload,
+    limits_s: Sequence[float],
+    *,
+    rollouts: int = 10,
+    seed: int = 0,
+    jitter: float = 0.2,
+) -> pd.DataFrame:
+    """WebSocket mode under a connection lifetime limit, with the DES: per limit, mean end to end, p95, and
+    reconnects per rollout (each one a full-context turn on a fresh socket)."""
+    from labkit.metrics import rollout_metrics
+    from labkit.sim.des import Faults, simulate
+
+    (p,) = _profiles([profile])
+    rows = []
+    for limit in limits_s:
+        spans = simulate(
+            p, workload, rollouts=rollouts, seed=seed, jitter=jitter, faults=Faults(connection_limit_s=float(limit))
+        )
+        rm = rollout_metrics(spans)
+        rc = reconnects(spans)
+        rows.append(
+            {
+                "scenario": p.name,
+                "connection_limit_s": float(limit),
+                "e2e_s": float(rm["e2e_s"].mean()),
+                "e2e_p95_s": float(rm["e2e_s"].quantile(0.95)),
+                "reconnects": float(rc["reconnects"].mean()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 # -- 06: the fleet --------------------------------------------------------------------------------------
 
 
@@ -321,8 +368,10 @@ __all__ = [
     "crossover_table",
     "erlang_check",
     "fallback_turn_cost",
+    "flat_reference",
     "fleet_sweep",
     "headline_text",
+    "limit_sweep",
     "optimisation_effects",
     "publish",
     "reconnects",

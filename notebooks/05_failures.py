@@ -1,0 +1,132 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · Failures: drops, evictions and the 60-minute limit
+#
+# **Question.** WebSocket mode's cache lives in one socket's memory. When the connection drops, the server
+# evicts the cached response (`previous_response_not_found`), or the socket reaches its 60-minute limit,
+# the client falls back to sending the full context on a fresh chain. How often does that happen, what
+# does one fallback cost, and at what failure rate does WebSocket mode stop paying off?
+#
+# **Method.** The SimPy model (`labkit.sim.des`) with per-turn fault probabilities drawn from each
+# rollout's own random stream (common random numbers: every transport sees the same faults at the same
+# turns), many seeded rollouts per point, ±20% jitter on every stage. A drop cuts the request at a random
+# point; everything done until then is lost and the turn is retried (`attempt` + 1 in the spans).
+#
+# **Caveat up front.** Fault rates here are per turn and independent; real outages cluster. The rates are
+# knobs, not measurements.
+
+# %% tags=["parameters"]
+fast = False  # small parameter set (the test suite uses it)
+out_dir = "../figures/05_failures"
+formats = ["html", "png", "svg", "pdf"]
+workload_name = "codex_bugfix"
+decode_tps = 1000
+profiles = ["http_optimized", "http_chained", "websocket"]
+reference = "http_optimized"  # the HTTP path WebSocket mode must beat
+drop_rates = [0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7]
+evict_rates = [0.0, 0.05, 0.1, 0.2, 0.4, 0.7, 1.0]
+rollouts = 40  # seeded rollouts per point
+jitter = 0.2
+limit_workload = "long_refactor"  # 80 model calls
+limit_tps = 65  # slow decoding makes the rollout long enough to meet the limit
+connection_limits_s = [60, 120, 300, 600, 3600]
+
+# %%
+from labkit import research, viz
+from labkit.latency import load_profile, load_workload
+from labkit.sim.sweep import sweep
+
+workload = load_workload(workload_name)
+n = 4 if fast else rollouts
+if fast:
+    drop_rates, evict_rates, connection_limits_s = drop_rates[::3], evict_rates[::3], connection_limits_s[::2]
+figures = {}
+
+# %% [markdown]
+# ## Result 1: connection drops hit every transport, and WebSocket mode the hardest
+#
+# Every transport retries a dropped request; only WebSocket mode also loses its cache and must re-send
+# the whole conversation.
+
+# %%
+drops = sweep({"profile": profiles, "method": "des", "rollouts": n, "jitter": jitter, "decode_tps": decode_tps,
+               "workload": workload_name, "drop_rate": drop_rates})
+figures["drops_all_transports"] = viz.fallback_cost(drops, x="drop_rate", reference=reference,
+                                                    title="Connection drops on every transport")
+figures["drops_all_transports"]
+
+# %% [markdown]
+# ## Result 2: the drop rate at which WebSocket mode stops paying off
+#
+# The harsher comparison: WebSocket mode under drops against the HTTP path without any (a long-lived
+# socket is the one more exposed to network trouble).
+
+# %%
+flat = research.flat_reference(drops, reference, "drop_rate")
+breakeven = viz.break_even(flat, "websocket", reference, "drop_rate")
+figures["drop_breakeven"] = viz.fallback_cost(flat, x="drop_rate", reference=reference,
+                                              title="WebSocket mode with drops vs HTTP without")
+print(f"WebSocket mode with drops matches drop-free {reference} at a drop rate of {breakeven:.1%} per turn")
+figures["drop_breakeven"]
+
+# %% [markdown]
+# ## Result 3: evictions (`previous_response_not_found`) and what one fallback costs
+
+# %%
+evictions = sweep({"profile": ["websocket"], "method": "des", "rollouts": n, "jitter": jitter,
+                   "decode_tps": decode_tps, "workload": workload_name, "evict_rate": evict_rates})
+figures["evictions"] = viz.line_chart(evictions, x="evict_rate", y="e2e_s",
+                                     x_title="eviction probability per turn (fraction)",
+                                     title="Cache evictions in WebSocket mode")
+figures["evictions"]
+
+# %%
+cost = research.fallback_turn_cost("websocket", workload)
+figures["fallback_turn_cost"] = viz.line_chart(cost.assign(scenario="websocket"), x="turn", y="extra_s",
+                                               x_title="turn (index)",
+                                               y_title="extra time of one fallback (s)",
+                                               title="What one full-context fallback costs, by turn")
+cost[["hit_s", "fallback_s", "extra_s"]].describe().loc[["mean", "min", "max"]]
+
+# %% [markdown]
+# ## Result 4: the 60-minute limit
+#
+# The server closes a socket after its lifetime; the next turn opens a new one and re-sends everything.
+# A rollout meets the limit only if it lasts longer: the sweep shortens the limit to show the cost.
+
+# %%
+limit_wl = load_workload(limit_workload, turns=20) if fast else load_workload(limit_workload)
+limits = research.limit_sweep(load_profile("websocket", decode_tps=limit_tps), limit_wl, connection_limits_s,
+                              rollouts=max(2, n // 4), jitter=jitter)
+figures["connection_limit"] = viz.line_chart(limits, x="connection_limit_s", y="reconnects", log_x=True,
+                                             x_title="connection lifetime limit (s)",
+                                             y_title="reconnects per rollout (count)",
+                                             title="Connection lifetime limit: full-context turns per rollout")
+limits
+
+# %% [markdown]
+# ## Caveats
+#
+# - With the real 60-minute limit, a rollout of the lengths above never meets it: the limit matters for
+#   agents that keep one socket across many rollouts, which costs one full-context turn per hour.
+# - Drops are modelled as a cut at a uniformly random point of the request; a drop during a tool call
+#   (between requests) would cost only the reconnect and the full-context re-send.
+# - The break-even depends on the HTTP reference: against HTTP with the same drops, WebSocket mode keeps
+#   its lead over the whole range swept (Result 1).
+
+# %%
+written = research.publish(figures, out_dir, formats)
