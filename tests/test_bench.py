@@ -40,6 +40,9 @@ def test_goal_and_result_record() -> None:
     assert runner.goal_met(1.9, "<=", 2)
     assert not runner.goal_met(2.1, "<=", 2)
     assert not runner.goal_met(math.nan, "<=", 2)
+    assert runner.goal_met(0.97, "±", 0.05) and runner.goal_met(1.04, "±", 0.05)
+    assert not runner.goal_met(0.94, "±", 0.05) and not runner.goal_met(1.06, "±", 0.05)
+    assert runner.result("p", 1.0, "±", 0.05, ratio_means="x")["goal"] == "1 ± 0.05"
     part_bad = runner.result("a", 3.0, "<=", 2.0, ratio_means="x")
     rec = runner.result("b", 1.0, "<=", 2.0, ratio_means="y", parts=[part_bad], raw_figure=5)
     assert rec["goal"] == "<= 2" and rec["raw_figure"] == 5
@@ -92,3 +95,26 @@ def test_table_and_readme_roundtrip(tmp_path: Path) -> None:
     text = readme.read_text()
     assert "old" not in text and "| des | 1.5 |" in text and text.endswith("outro\n")
     assert not runner.update_readme(tmp_path / "des.json", tmp_path)
+
+
+@pytest.mark.parametrize("name", ["widgets", "server", "capacity", "pacing", "export"])
+def test_every_benchmark_runs_at_tiny_size(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    if name == "export":
+        from labkit.viz import find_browser
+
+        if find_browser() is None:
+            pytest.skip("no Chromium: the export benchmark records an error instead")
+    status = main(["bench", name, "--json", "--quick", "--out", str(tmp_path)])
+    rec = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert status == 0, rec.get("traceback")
+    _check_record(rec, name)
+    assert "error" not in rec
+    assert (tmp_path / f"{name}.json").is_file()
+    if name in ("server", "pacing", "export"):
+        # Benchmarks with several measures report each as a part with its own goal and raw figures.
+        assert rec["parts"] and all({"name", "ratio", "goal", "met"} <= set(p) for p in rec["parts"])
+    if name == "capacity":
+        assert rec["levels"] and rec["levels"][0]["agents"] >= 1
+        assert rec["agents_held"] == rec["ratio"] * rec["goal_agents"]
+    if name == "widgets":
+        assert rec["slider_to_redraw_ms"]["n"] > 0

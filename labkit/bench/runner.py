@@ -49,6 +49,8 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
     ">=": operator.ge,
     ">": operator.gt,
+    # "within value of 1": achieved / configured ratios that may miss in either direction.
+    "±": lambda ratio, value: abs(ratio - 1.0) <= value,
 }
 TABLE_BEGIN = "<!-- BEGIN bench-table -->"
 TABLE_END = "<!-- END bench-table -->"
@@ -102,7 +104,7 @@ def result(
     rec: dict[str, Any] = {
         "name": name,
         "ratio": float(ratio),
-        "goal": f"{goal_op} {goal_value:g}",
+        "goal": f"1 ± {goal_value:g}" if goal_op == "±" else f"{goal_op} {goal_value:g}",
         "goal_op": goal_op,
         "goal_value": float(goal_value),
         "met": met,

@@ -30,9 +30,9 @@ _TERMINAL = ("response.completed", '"error"', "response.failed")
 class ServerProcess:
     """A benchmark server in a subprocess; ``cpu()`` is its CPU seconds so far."""
 
-    def __init__(self, kind: str, timeout: float = 30.0) -> None:
+    def __init__(self, kind: str, config: dict[str, Any] | None = None) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "labkit.bench.servers", kind],
+            [sys.executable, "-m", "labkit.bench.servers", kind, json.dumps(config or {})],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

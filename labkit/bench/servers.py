@@ -6,7 +6,7 @@
 - ``raw-sse``: a hand-written asyncio HTTP handler that answers ``POST`` with the same N events as SSE.
 - ``labkit``: the simulated server (instant profile, no pacing) on one port for both transports.
 
-Run as ``python -m labkit.bench.servers KIND``: the process pins itself to its first usable core, prints
+Run as ``python -m labkit.bench.servers KIND [JSON-CONFIG]``: the process pins itself to its first usable core, prints
 ``URLS <url> [<url>]`` and serves until its stdin closes.
 """
 
@@ -94,19 +94,24 @@ async def _serve_raw_sse() -> tuple[str, Any]:
     return f"http://127.0.0.1:{port}/v1/responses", server.close
 
 
-async def _serve_labkit() -> tuple[str, Any]:
+async def _serve_labkit(config: dict[str, Any]) -> tuple[str, Any]:
+    """The simulator; ``config`` may set ``profile``, ``tps``, ``instant`` and ``workload`` overrides."""
     from labkit.latency import load_profile, load_workload
     from labkit.server import SimServer
 
-    server = await SimServer.start(
-        profile=load_profile("websocket"), workload=load_workload("codex_bugfix"), port=0, instant=True
-    )
+    profile = load_profile(config.get("profile", "websocket"))
+    if "tps" in config:
+        profile = profile.with_(decode_tps=float(config["tps"]))
+    workload = load_workload(config.get("workload_name", "codex_bugfix"), **config.get("workload", {}))
+    server = await SimServer.start(profile=profile, workload=workload, port=0, instant=config.get("instant", True))
     return f"{server.base_url}/responses {server.ws_url}", server.stop
 
 
-async def _main(kind: str) -> None:
-    starters = {"raw-ws": _serve_raw_ws, "raw-sse": _serve_raw_sse, "labkit": _serve_labkit}
-    urls, stop = await starters[kind]()
+async def _main(kind: str, config: dict[str, Any]) -> None:
+    if kind == "labkit":
+        urls, stop = await _serve_labkit(config)
+    else:
+        urls, stop = await {"raw-ws": _serve_raw_ws, "raw-sse": _serve_raw_sse}[kind]()
     print(f"URLS {urls}", flush=True)
     loop = asyncio.get_running_loop()
     # Serve until the parent closes our stdin (or dies).
@@ -118,4 +123,4 @@ async def _main(kind: str) -> None:
 
 if __name__ == "__main__":
     pin_self(0)
-    asyncio.run(_main(sys.argv[1]))
+    asyncio.run(_main(sys.argv[1], json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}))

@@ -1,0 +1,163 @@
+"""``capacity``: how many concurrent live agents one server process holds at 1,000 tokens/s.
+
+The simulator (``websocket`` profile, 1,000 TPS, paced) runs in a subprocess pinned to one core; the
+agents (WebSocket mode, 20 turns, short tools; a lean client, see :func:`lean_agent`) run here on the
+other core, their starts spread over one second. Levels go upward (100, 250, 500, 750, 1,000); a level holds when every
+rollout completes without a fallback and the per-agent achieved decode rate (output tokens after the
+first / first-to-last delta time, pooled over the agent's turns) stays within 5% of configured for
+95% of the agents at both ends (p5 >= 0.95 and p95 <= 1.05). The search stops at the first level that
+does not hold. Ratio = agents held / 500 (the goal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import time
+from typing import Any
+
+import numpy as np
+
+from labkit.bench.pinning import pinned
+from labkit.bench.runner import result
+from labkit.bench.server import ServerProcess
+from labkit.latency import load_workload
+
+GOAL_AGENTS = 500
+LEVELS: tuple[int, ...] = (100, 250, 500, 750, 1000)
+QUICK_LEVELS: tuple[int, ...] = (10, 25)
+TPS = 1000.0
+TOLERANCE = 0.05
+STAGGER_S = 1.0
+
+
+def _workload_overrides(turns: int) -> dict[str, Any]:
+    return {
+        "turns": turns,
+        "output_tokens": 300,
+        "final_output_tokens": 300,
+        "token_sigma": 0.0,
+        "tool_time_median_s": 0.02,
+        "tool_time_sigma": 0.0,
+    }
+
+
+async def lean_agent(ws_url: str, workload: Any, seed: int) -> tuple[float, float]:
+    """One agent rollout in WebSocket mode with a lean client; returns (decode tokens, decode seconds).
+
+    The same conversation as :func:`labkit.runner.run_rollout` (the task, then per turn a
+    ``function_call_output`` with ``previous_response_id``), but delta frames are only timestamped by
+    their type prefix, not parsed: the load generator must not be the bottleneck of a server benchmark.
+    """
+    import json
+
+    from websockets.asyncio.client import connect
+
+    from labkit.latency import filler_text
+    from labkit.protocol import build_create, function_call_output, user_message
+    from labkit.runner import TOOLS
+
+    specs = workload.turn_specs(seed)
+    tokens = seconds = 0.0
+    prev: str | None = None
+    items = [user_message(filler_text(specs[0].new_input_tokens, salt=seed))]
+    async with connect(ws_url, compression=None, max_size=None, ping_interval=None, open_timeout=30) as ws:
+        for spec in specs:
+            body = build_create("labkit-sim", items, tools=TOOLS, store=False, previous_response_id=prev)
+            await ws.send(json.dumps(body))
+            first = last = 0.0
+            while True:
+                msg = await ws.recv()
+                if msg.startswith(_DELTA_PREFIXES):
+                    last = time.perf_counter()
+                    first = first or last
+                    continue
+                if msg.startswith('{"type":"response.completed"'):
+                    response = json.loads(msg)["response"]
+                    break
+                if msg.startswith('{"type":"error"') or msg.startswith('{"type":"response.failed"'):
+                    raise RuntimeError(f"turn {spec.index}: {msg[:200]}")
+            tokens += response["usage"]["output_tokens"] - 1
+            seconds += last - first
+            prev = response["id"]
+            call = next((o for o in response["output"] if o.get("type") == "function_call"), None)
+            if call is None or spec.final:
+                break
+            if spec.tool_s > 0:
+                await asyncio.sleep(spec.tool_s)
+            nxt = specs[spec.index + 1]
+            items = [function_call_output(call["call_id"], filler_text(nxt.new_input_tokens, salt=seed + nxt.index))]
+    return tokens, seconds
+
+
+_DELTA_PREFIXES = ('{"type":"response.output_text.delta"', '{"type":"response.function_call_arguments.delta"')
+
+
+async def _level(ws_url: str, agents: int, turns: int) -> dict[str, Any]:
+    workload = load_workload("codex_bugfix", **_workload_overrides(turns))
+    t0 = time.perf_counter()
+
+    async def agent(i: int) -> tuple[float | None, int, str | None]:
+        await asyncio.sleep(STAGGER_S * i / agents)
+        try:
+            tokens, seconds = await lean_agent(ws_url, workload, seed=i)
+        except (RuntimeError, OSError) as exc:
+            return None, 0, f"{type(exc).__name__}: {exc}"[:200]
+        return (tokens / seconds / TPS if seconds > 0 else None), 0, None
+
+    cpu0 = time.process_time()
+    outcomes = await asyncio.gather(*(agent(i) for i in range(agents)))
+    wall = time.perf_counter() - t0
+    client_cpu = time.process_time() - cpu0
+    ratios = np.array([r for r, _, _ in outcomes if r is not None])
+    errors = [e for _, _, e in outcomes if e]
+    fallbacks = sum(f for _, f, _ in outcomes)
+    p5, p50, p95 = np.percentile(ratios, [5, 50, 95]) if len(ratios) else (np.nan,) * 3
+    held = not errors and fallbacks == 0 and len(ratios) == agents and p5 >= 1 - TOLERANCE and p95 <= 1 + TOLERANCE
+    return {
+        "agents": agents,
+        "held": bool(held),
+        "achieved_tps_ratio_p5": float(p5),
+        "achieved_tps_ratio_p50": float(p50),
+        "achieved_tps_ratio_p95": float(p95),
+        "errors": len(errors),
+        "first_error": errors[0] if errors else None,
+        "fallbacks": fallbacks,
+        "wall_s": wall,
+        "client_cpu_share": client_cpu / wall,
+    }
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    levels = QUICK_LEVELS if quick else LEVELS
+    turns = 3 if quick else 20
+    # Each agent holds a socket on both sides; make sure this process may open them all.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, max(soft, 4 * max(levels) + 256))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    figures: list[dict[str, Any]] = []
+    held = 0
+    config = {"tps": TPS, "workload": _workload_overrides(turns), "instant": False}
+    for agents in levels:
+        # A fresh server per level, so one level's leftovers never burden the next.
+        with ServerProcess("labkit", config) as server, pinned(1):
+            cpu0, t0 = server.cpu(), time.perf_counter()
+            fig = asyncio.run(_level(server.urls[1], agents, turns))
+            fig["server_cpu_share"] = (server.cpu() - cpu0) / (time.perf_counter() - t0)
+            fig["server_rss_mb"] = server.ps.memory_info().rss / 2**20
+        figures.append(fig)
+        if not fig["held"]:
+            break
+        held = agents
+    goal = QUICK_LEVELS[-1] if quick else GOAL_AGENTS
+    return result(
+        "capacity",
+        held / goal,
+        ">=",
+        1.0,
+        ratio_means=f"concurrent WebSocket agents held at {TPS:g} TPS within 5% / goal of {goal}",
+        agents_held=held,
+        goal_agents=goal,
+        turns=turns,
+        levels=figures,
+    )
