@@ -10,19 +10,25 @@ Both are spans tables; the per-turn error is measured minus predicted, for turn 
 - TTFT: the same start until the first output delta.
 
 The difference is what the model does not contain: the server's and the client's own work per event, the
-loop's timer resolution, the kernel's loopback. That is the number this module reports.
+loop's timer resolution, the kernel's loopback. That is the number this module reports. With the
+in-process server it also says where that time goes, from server-side timestamps of each response
+(:class:`ServerProbe`): before the request was sent (handshake, pool), client to server (framing, the
+kernel, the server's read), the server's overrun of its plan (timer wake-ups, its own work), and server to
+client (the last event's delivery and parsing).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from labkit.latency import Profile, Workload, load_profile, load_workload
+from labkit.latency import SERVER_STAGES, Profile, Workload, load_profile, load_workload
 from labkit.metrics import turn_metrics
 from labkit.runner import TRANSPORTS, RolloutResult, rollouts_spans, run_rollout
 
@@ -31,6 +37,8 @@ DEFAULT_PROFILE = {"ws": "websocket", "http": "http_optimized", "http-chained": 
 #: The target on this machine: median per-turn error within max(1 ms, 2%).
 TARGET_ABS_S = 0.001
 TARGET_REL = 0.02
+#: The parts of a turn's measured-minus-planned time that :class:`ServerProbe` separates.
+BREAKDOWN_COLUMNS = ("client_before_send_s", "client_to_server_s", "server_overrun_s", "server_to_client_s")
 
 
 def check_transport_profile(transport: str, profile: Profile) -> None:
@@ -130,6 +138,55 @@ def error_summary(turns: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+class ServerProbe:
+    """Server-side timestamps of every response an in-process server finishes, on the client's clock.
+
+    It wraps the server engine's ``run`` coroutine (an instance attribute, so only this server is
+    affected): when the request arrived (``t0``), when the last event was handed to the socket, and the
+    time its plan gave the server-emulated stages.
+    """
+
+    def __init__(self, engine: Any) -> None:
+        loop = asyncio.get_running_loop()
+        # The stock loop's clock is time.monotonic(); the clients stamp with perf_counter().
+        self.offset = time.perf_counter() - loop.time()
+        #: response id -> (t0, t_done, planned_s), times on the perf_counter clock.
+        self.records: dict[str, tuple[float, float, float]] = {}
+        inner = engine.run
+
+        async def run(turn: Any, emit: Any) -> Any:
+            events = await inner(turn, emit)
+            t_done = loop.time()
+            planned = sum(s.duration_s for s in turn.plan if s.name in SERVER_STAGES)
+            self.records[events.id] = (turn.t0 + self.offset, t_done + self.offset, planned)
+            return events
+
+        engine.run = run
+
+    def breakdown(self, results: list[RolloutResult]) -> pd.DataFrame:
+        """Per turn (its successful attempt): where the measured time beyond the plan went."""
+        rows = []
+        for r in results:
+            for te in r.exchanges:
+                ex = te.exchange
+                rec = self.records.get(ex.response_id or "") if ex.ok else None
+                if rec is None:
+                    continue
+                t0, t_done, planned = rec
+                rows.append(
+                    {
+                        "rollout": r.rollout,
+                        "turn": te.turn,
+                        "planned_server_s": planned,
+                        "client_before_send_s": ex.t_sent - ex.t_start,
+                        "client_to_server_s": t0 - ex.t_sent,
+                        "server_overrun_s": (t_done - t0) - planned,
+                        "server_to_client_s": ex.t_end - t_done,
+                    }
+                )
+        return pd.DataFrame(rows)
+
+
 @dataclass
 class Validation:
     """Both spans tables of one scenario, the per-turn errors and their summary."""
@@ -142,9 +199,11 @@ class Validation:
     measured: pd.DataFrame
     turns: pd.DataFrame
     results: list[RolloutResult] = field(default_factory=list, repr=False)
+    #: Where the time beyond the plan went, per turn (in-process server only; else ``None``).
+    breakdown: pd.DataFrame | None = None
 
     def summary(self) -> dict[str, Any]:
-        return {
+        out = {
             "transport": self.transport,
             "profile": self.profile.name,
             "workload": self.workload.name,
@@ -152,6 +211,10 @@ class Validation:
             "predictor": self.predictor,
             **error_summary(self.turns),
         }
+        if self.breakdown is not None and not self.breakdown.empty:
+            for col in BREAKDOWN_COLUMNS:
+                out[f"median_{col}"] = float(self.breakdown[col].median())
+        return out
 
 
 async def predict_and_measure(
@@ -179,13 +242,16 @@ async def predict_and_measure(
     wl = load_workload(workload) if isinstance(workload, str) else workload
     predicted, predictor = predict_spans(prof, wl, rollouts=rollouts)
     opts = {"keep_alive": prof.keep_alive, "scenario": prof.name, **runner_options}
+    breakdown = None
     if base_url is not None:
         results = await _measure(transport, wl, rollouts, base_url, api_key, opts)
     else:
         from labkit.server import SimServer
 
         async with SimServer(profile=prof, workload=wl, port=0, **(server_options or {})) as server:
+            probe = ServerProbe(server.engine)
             results = await _measure(transport, wl, rollouts, server.base_url, api_key, opts)
+        breakdown = probe.breakdown(results)
     measured = rollouts_spans(results)
     return Validation(
         profile=prof,
@@ -196,6 +262,7 @@ async def predict_and_measure(
         measured=measured,
         turns=turn_errors(predicted, measured),
         results=results,
+        breakdown=breakdown,
     )
 
 
@@ -212,9 +279,11 @@ async def _measure(
 
 
 __all__ = [
+    "BREAKDOWN_COLUMNS",
     "DEFAULT_PROFILE",
     "TARGET_ABS_S",
     "TARGET_REL",
+    "ServerProbe",
     "Validation",
     "check_transport_profile",
     "error_summary",

@@ -67,10 +67,10 @@ class HttpClient:
         """POST one create request and read its answer; never raises on a server-side failure: the
         returned :class:`Exchange` says what happened (``status``, ``error``, ``http_status``)."""
         streaming = self.stream if stream is None else stream
+        # Serialised before the clock starts: the exchange begins when the request is ready to go.
         payload = dumps({**body, "stream": streaming}).encode()
-        ex = Exchange(t_start=time.perf_counter())
-        ex.request_bytes = len(payload)
-        ex.request_tokens = request_input_tokens(body)
+        ntokens = request_input_tokens(body)
+        ex = Exchange(t_start=time.perf_counter(), request_bytes=len(payload), request_tokens=ntokens)
         ex.chained = bool(body.get("previous_response_id"))
 
         async def trace(name: str, info: dict[str, Any]) -> None:

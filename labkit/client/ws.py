@@ -92,7 +92,10 @@ class WebSocketClient:
         server-side failure: the returned :class:`Exchange` says what happened (``status``, ``error``)."""
         if "stream" in body or "background" in body:
             raise ValueError("body: 'stream' and 'background' are not sent over WebSocket mode")
-        ex = Exchange(t_start=time.perf_counter())
+        # Serialised before the clock starts: the exchange begins when the request is ready to go.
+        message = dumps({"type": "response.create", **body})
+        nbytes, ntokens = len(message.encode()), request_input_tokens(body)
+        ex = Exchange(t_start=time.perf_counter(), request_bytes=nbytes, request_tokens=ntokens)
         if self._ws is None:
             try:
                 await self._open()
@@ -102,9 +105,6 @@ class WebSocketClient:
             ex.t_connected = time.perf_counter()
         ws = self._ws
         assert ws is not None
-        message = dumps({"type": "response.create", **body})
-        ex.request_bytes = len(message.encode())
-        ex.request_tokens = request_input_tokens(body)
         ex.chained = bool(body.get("previous_response_id"))
         limit = self.timeout if timeout is None else timeout
         try:

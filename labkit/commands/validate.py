@@ -55,6 +55,18 @@ def run(args: argparse.Namespace) -> int:
         f"  median predicted turn latency {s['median_predicted_latency_s']:.4f} s; fallbacks {s['fallbacks']}; "
         f"output-size mismatches {s['tokens_mismatch']}"
     )
+    if "median_server_overrun_s" in s:
+        print(
+            "  where the time beyond the plan goes (medians): "
+            f"before send {_ms(s['median_client_before_send_s'])}, "
+            f"client->server {_ms(s['median_client_to_server_s'])}, "
+            f"server overrun {_ms(s['median_server_overrun_s'])}, "
+            f"server->client {_ms(s['median_server_to_client_s'])}"
+        )
     verdict = "met" if s["target_met"] else "NOT met"
     print(f"  target median error <= max(1 ms, 2%): {verdict}")
     return 0
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.2f} ms"
