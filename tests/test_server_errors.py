@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -138,3 +139,36 @@ async def test_client_disconnect_mid_stream_does_not_hurt_the_server() -> None:
                 break  # hang up after the first chunk
         async with websockets.connect(server.ws_url) as ws2:
             assert (await ws_events(ws2, create("x")))[-1]["type"] == "response.completed"
+
+
+async def test_an_internal_bug_costs_one_response_not_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with SimServer(workload=WL, instant=True) as server, websockets.connect(server.ws_url) as ws:
+        real = server.engine.run
+        calls = []
+
+        async def broken(turn, emit):
+            calls.append(turn)
+            if len(calls) == 1:
+                raise KeyError("simulated bug")
+            return await real(turn, emit)
+
+        monkeypatch.setattr(server.engine, "run", broken)
+        (err,) = await ws_events(ws, create("x"))
+        assert err["status"] == 500 and err["error"]["code"] == "server_error"
+        assert "simulated bug" not in err["error"]["message"]
+        assert (await ws_events(ws, create("x")))[-1]["type"] == "response.completed"
+
+
+async def test_stop_during_an_sse_stream() -> None:
+    from labkit.latency import load_profile
+
+    server = await SimServer.start(load_profile("websocket", decode_tps=100), workload=WL)
+    async with httpx.AsyncClient(base_url=server.base_url) as c:
+        body = {"model": "m", "input": "x", "stream": True}
+        async with c.stream("POST", "/responses", json=body) as r:
+            chunks = r.aiter_bytes()
+            await chunks.__anext__()
+            await asyncio.wait_for(server.stop(), 10)
+            with pytest.raises(httpx.HTTPError):
+                async for _ in chunks:
+                    pass

@@ -177,6 +177,15 @@ class _Connection:
         except (ConnectionError, RuntimeError) as exc:
             # The client went away mid-stream: nothing to tell it; the parent stays valid.
             log.debug("websocket send failed: %s", type(exc).__name__)
+        except Exception:
+            # A bug must cost one response, not the connection or the server.
+            log.exception("labkit server: response failed")
+            await self.send_error(
+                ProtocolError(
+                    "server_error", "The server had an internal error.", None, status=500, type="server_error"
+                ),
+                stream_id=request.stream_id,
+            )
 
     def abort(self) -> None:
         """Cut the connection without a close frame, as a network failure would."""
