@@ -20,6 +20,7 @@ from labkit.cli import main
 from labkit.latency import load_profile, load_workload
 from labkit.metrics import turn_metrics
 from labkit.validation import (
+    BREAKDOWN_COLUMNS,
     DEFAULT_PROFILE,
     check_transport_profile,
     error_summary,
@@ -89,6 +90,15 @@ async def test_live_run_matches_the_models_turns(transport):
     # The server waits until each deadline of the model's plan: a measurement is never earlier.
     assert (v.turns["error_s"] > -5e-4).all() and (v.turns["ttft_error_s"] > -5e-4).all()
     assert np.isfinite(v.turns[["error_s", "rel_error", "ttft_error_s"]].to_numpy()).all()
+    # The server's own plan for each turn is the model's prediction, so the parts the probe separates
+    # (before send, client->server, server overrun, server->client) add up to each turn's error.
+    parts = v.breakdown.set_index(["rollout", "turn"])
+    errors = v.turns.set_index(["rollout", "turn"])
+    assert len(parts) == WORKLOAD.turns
+    assert np.allclose(parts["planned_server_s"], errors["predicted_latency_s"], atol=1e-9)
+    assert np.allclose(parts[list(BREAKDOWN_COLUMNS)].sum(axis=1), errors["error_s"], atol=1e-6)
+    assert (parts["server_overrun_s"] > -5e-4).all()
+    assert {f"median_{c}" for c in BREAKDOWN_COLUMNS} <= set(s)
 
 
 def test_validate_command_prints_the_summary(capsys, tmp_path):
