@@ -313,6 +313,18 @@ def fleet_sweep(
     return pd.DataFrame(rows)
 
 
+def queue_waits(fleet: pd.DataFrame) -> pd.DataFrame:
+    """:func:`fleet_sweep` rows in long form: ``scenario, agents, queue`` (``API workers`` | ``inference``),
+    ``queue_wait_s`` (mean seconds per turn)."""
+    long = fleet.melt(
+        id_vars=["scenario", "agents"],
+        value_vars=["api_queue_s", "inference_queue_s"],
+        var_name="queue",
+        value_name="queue_wait_s",
+    )
+    return long.assign(queue=long["queue"].map({"api_queue_s": "API workers", "inference_queue_s": "inference"}))
+
+
 def capacity(df: pd.DataFrame, column: str = "e2e_p95_s", slack: float = 0.2) -> pd.DataFrame:
     """Per scenario: the most agents whose ``column`` stays within ``1 + slack`` of the fewest agents'."""
     if slack < 0:
@@ -374,6 +386,7 @@ __all__ = [
     "limit_sweep",
     "optimisation_effects",
     "publish",
+    "queue_waits",
     "reconnects",
     "sprint_steps",
     "tps_grid",
