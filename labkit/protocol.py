@@ -591,11 +591,23 @@ class ResponseEvents:
         self.item_id = new_id("msg" if kind == "message" else "fc")
         self.call_id = new_id("call") if kind == "function_call" else None
         self.sequence_number = 0
-        self.text = ""
+        # Deltas are collected in a list and joined once (repeated str += on an attribute is quadratic).
+        self._chunks: list[str] = []
         self.output: list[dict[str, Any]] = []
         self.usage: dict[str, Any] | None = None
         self.status = "in_progress"
         self.error: dict[str, Any] | None = None
+
+    @property
+    def text(self) -> str:
+        """The output so far: the message text or the function-call arguments."""
+        if len(self._chunks) > 1:
+            self._chunks = ["".join(self._chunks)]
+        return self._chunks[0] if self._chunks else ""
+
+    @text.setter
+    def text(self, value: str) -> None:
+        self._chunks = [value]
 
     # -- helpers --
     def _event(self, type_: str, **fields: Any) -> dict[str, Any]:
@@ -687,7 +699,7 @@ class ResponseEvents:
 
     def delta(self, chunk: str) -> dict[str, Any]:
         """One output delta (several tokens when the server coalesces them)."""
-        self.text += chunk
+        self._chunks.append(chunk)
         if self.kind == "message":
             return self._event(
                 "response.output_text.delta",
@@ -789,8 +801,13 @@ def output_text(kind: OutputKind, n_tokens: int, salt: int = 0) -> str:
 # -- framing ----------------------------------------------------------------------------------------
 
 
+# One compact encoder, built once: ``json.dumps`` with non-default options builds a new encoder per call,
+# which is about half the cost of framing a small delta event.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def _dumps(event: Mapping[str, Any]) -> str:
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(event)
 
 
 def ws_frame(event: Mapping[str, Any]) -> str:
