@@ -8,6 +8,7 @@ percentiles of TTFT, turn latency and end to end, plus pacing (inter-token gaps,
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,7 @@ import pandas as pd
 
 from labkit.latency import Profile, Workload, load_workload
 from labkit.metrics import rollout_metrics, turn_metrics
-from labkit.runner import RolloutResult, rollouts_spans, run_rollouts
+from labkit.runner import RolloutResult, paused_gc, rollouts_spans, run_rollouts
 from labkit.validation import check_transport_profile, resolve_profile
 
 QUANTILES = (50, 90, 99)
@@ -100,27 +101,32 @@ async def measure(
     api_key: str | None = None,
     seed: int = 0,
     server_options: dict[str, Any] | None = None,
+    pause_gc: bool = True,
     **runner_options: Any,
 ) -> Measurement:
     """Run ``rollouts`` rollouts over ``transport`` and keep everything they recorded.
 
     Without ``base_url`` an in-process simulator runs ``profile`` (default: the transport's preset) at
     ``tps``; with one, ``tps`` and ``profile`` must not be given (the server there decides).
+    ``pause_gc`` keeps Python's cyclic garbage collector off while the rollouts run
+    (:func:`labkit.runner.paused_gc`).
     """
+    gc_guard = paused_gc() if pause_gc else contextlib.nullcontext()
     wl = load_workload(workload) if isinstance(workload, str) else workload
     if base_url is not None:
         if tps is not None or profile is not None:
             raise ValueError("tps: --tps and --profile configure the server measure starts; not with --base-url")
-        results = await run_rollouts(
-            transport,
-            wl,
-            rollouts=rollouts,
-            concurrency=concurrency,
-            seed=seed,
-            base_url=base_url,
-            api_key=api_key,
-            **runner_options,
-        )
+        with gc_guard:
+            results = await run_rollouts(
+                transport,
+                wl,
+                rollouts=rollouts,
+                concurrency=concurrency,
+                seed=seed,
+                base_url=base_url,
+                api_key=api_key,
+                **runner_options,
+            )
         return Measurement(transport, None, wl, base_url, results)
     prof = resolve_profile(profile, transport, tps)
     check_transport_profile(transport, prof)
@@ -128,16 +134,17 @@ async def measure(
 
     opts = {"keep_alive": prof.keep_alive, "scenario": prof.name, **runner_options}
     async with SimServer(profile=prof, workload=wl, port=0, **(server_options or {})) as server:
-        results = await run_rollouts(
-            transport,
-            wl,
-            rollouts=rollouts,
-            concurrency=concurrency,
-            seed=seed,
-            base_url=server.base_url,
-            api_key=api_key,
-            **opts,
-        )
+        with gc_guard:
+            results = await run_rollouts(
+                transport,
+                wl,
+                rollouts=rollouts,
+                concurrency=concurrency,
+                seed=seed,
+                base_url=server.base_url,
+                api_key=api_key,
+                **opts,
+            )
     return Measurement(transport, prof, wl, None, results)
 
 

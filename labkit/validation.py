@@ -20,6 +20,7 @@ client (the last event's delivery and parsing).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -28,9 +29,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from labkit.latency import SERVER_STAGES, Profile, Workload, load_profile, load_workload
+from labkit.latency import Profile, Workload, load_profile, load_workload
 from labkit.metrics import turn_metrics
-from labkit.runner import TRANSPORTS, RolloutResult, rollouts_spans, run_rollout
+from labkit.runner import TRANSPORTS, RolloutResult, paused_gc, rollouts_spans, run_rollout
 
 #: The preset each transport is measured with by default.
 DEFAULT_PROFILE = {"ws": "websocket", "http": "http_optimized", "http-chained": "http_chained"}
@@ -139,49 +140,41 @@ def error_summary(turns: pd.DataFrame) -> dict[str, Any]:
 
 
 class ServerProbe:
-    """Server-side timestamps of every response an in-process server finishes, on the client's clock.
+    """Joins the in-process server's own per-turn timestamps (``SimServer.turn_log`` and ``timing()``)
+    with the client's exchanges, by response id, on the client's clock."""
 
-    It wraps the server engine's ``run`` coroutine (an instance attribute, so only this server is
-    affected): when the request arrived (``t0``), when the last event was handed to the socket, and the
-    time its plan gave the server-emulated stages.
-    """
-
-    def __init__(self, engine: Any) -> None:
-        loop = asyncio.get_running_loop()
+    def __init__(self, server: Any) -> None:
+        self.server = server
         # The stock loop's clock is time.monotonic(); the clients stamp with perf_counter().
-        self.offset = time.perf_counter() - loop.time()
-        #: response id -> (t0, t_done, planned_s), times on the perf_counter clock.
-        self.records: dict[str, tuple[float, float, float]] = {}
-        inner = engine.run
-
-        async def run(turn: Any, emit: Any) -> Any:
-            events = await inner(turn, emit)
-            t_done = loop.time()
-            planned = sum(s.duration_s for s in turn.plan if s.name in SERVER_STAGES)
-            self.records[events.id] = (turn.t0 + self.offset, t_done + self.offset, planned)
-            return events
-
-        engine.run = run
+        self.offset = time.perf_counter() - asyncio.get_running_loop().time()
 
     def breakdown(self, results: list[RolloutResult]) -> pd.DataFrame:
         """Per turn (its successful attempt): where the measured time beyond the plan went."""
+        logs = {log.response_id: log for log in self.server.turn_log}
+        planned = {row["response_id"]: row for row in self.server.timing()}
         rows = []
         for r in results:
             for te in r.exchanges:
                 ex = te.exchange
-                rec = self.records.get(ex.response_id or "") if ex.ok else None
-                if rec is None:
+                log = logs.get(ex.response_id or "") if ex.ok else None
+                if log is None:
                     continue
-                t0, t_done, planned = rec
+                plan = planned[log.response_id]
+                t0, t_done = log.t0 + self.offset, log.t_done + self.offset
                 rows.append(
                     {
                         "rollout": r.rollout,
                         "turn": te.turn,
-                        "planned_server_s": planned,
+                        "planned_server_s": plan["planned_done_s"],
                         "client_before_send_s": ex.t_sent - ex.t_start,
                         "client_to_server_s": t0 - ex.t_sent,
-                        "server_overrun_s": (t_done - t0) - planned,
+                        "server_overrun_s": (t_done - t0) - plan["planned_done_s"],
                         "server_to_client_s": ex.t_end - t_done,
+                        "server_first_overrun_s": (
+                            plan["actual_first_s"] - plan["planned_first_s"]
+                            if plan["actual_first_s"] is not None
+                            else float("nan")
+                        ),
                     }
                 )
         return pd.DataFrame(rows)
@@ -227,6 +220,7 @@ async def predict_and_measure(
     base_url: str | None = None,
     api_key: str | None = None,
     server_options: dict[str, Any] | None = None,
+    pause_gc: bool = True,
     **runner_options: Any,
 ) -> Validation:
     """Run one scenario through the model and through the live server; compare turn by turn.
@@ -235,7 +229,8 @@ async def predict_and_measure(
     ``http-chained`` -> ``http_chained``) with ``decode_tps=tps``. Without ``base_url`` an in-process
     :class:`labkit.server.SimServer` runs the profile and workload on a free loopback port (extra keyword
     arguments for it in ``server_options``). ``rollouts`` repeats the scenario sequentially (same seed)
-    for more turns per comparison.
+    for more turns per comparison. ``pause_gc`` keeps Python's cyclic garbage collector off while the
+    rollouts run (see :func:`labkit.runner.paused_gc`): its pauses are the harness's, not the system's.
     """
     prof = resolve_profile(profile, transport, tps)
     check_transport_profile(transport, prof)
@@ -243,14 +238,17 @@ async def predict_and_measure(
     predicted, predictor = predict_spans(prof, wl, rollouts=rollouts)
     opts = {"keep_alive": prof.keep_alive, "scenario": prof.name, **runner_options}
     breakdown = None
+    gc_guard = paused_gc() if pause_gc else contextlib.nullcontext()
     if base_url is not None:
-        results = await _measure(transport, wl, rollouts, base_url, api_key, opts)
+        with gc_guard:
+            results = await _measure(transport, wl, rollouts, base_url, api_key, opts)
     else:
         from labkit.server import SimServer
 
         async with SimServer(profile=prof, workload=wl, port=0, **(server_options or {})) as server:
-            probe = ServerProbe(server.engine)
-            results = await _measure(transport, wl, rollouts, server.base_url, api_key, opts)
+            probe = ServerProbe(server)
+            with gc_guard:
+                results = await _measure(transport, wl, rollouts, server.base_url, api_key, opts)
         breakdown = probe.breakdown(results)
     measured = rollouts_spans(results)
     return Validation(

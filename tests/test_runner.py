@@ -11,6 +11,7 @@ from labkit.runner import (
     RETRYABLE_CODES,
     TOOLS,
     RolloutError,
+    paused_gc,
     replay_item,
     rollouts_spans,
     run_rollout,
@@ -211,3 +212,19 @@ def test_replayed_history_drops_server_ids_and_keeps_turn_boundaries():
     assert replay[3] == {"type": "message", "role": "assistant", "content": "done"}
     # The server reads the same conversation from the replay: two model turns before the new input.
     assert conversation_split(replay)[0] == 2
+
+
+def test_paused_gc_restores_the_collectors_state():
+    import gc
+
+    assert gc.isenabled()
+    with paused_gc():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with paused_gc():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
