@@ -56,6 +56,17 @@ def test_bad_options_name_the_field() -> None:
         SimServer(replicas=0)
     with pytest.raises(ValueError, match="^routing"):
         SimServer(replicas=2, routing="round")
+    with pytest.raises(ValueError, match="^spin_s"):
+        SimServer(spin_s=-1)
+
+
+async def test_plain_sleeps_without_the_yield_wait_are_never_early() -> None:
+    async with SimServer(workload=WL, tps=4000, spin_s=0) as server, websockets.connect(server.ws_url) as ws:
+        await ws_events(ws, create("x"))
+        (row,) = server.timing()
+        assert row["actual_first_s"] >= row["planned_first_s"] > 0
+        assert row["actual_done_s"] >= row["planned_done_s"]
+        assert server.engine.active == 0
 
 
 async def test_ws_text_turn_and_tool_turn() -> None:

@@ -261,6 +261,7 @@ class SimServer:
         max_lanes: int = MAX_LANES,
         max_stored: int = 100_000,
         shutdown_timeout_s: float = 2.0,
+        spin_s: float = 0.0015,
     ) -> None:
         prof = load_profile(profile) if isinstance(profile, str) else profile
         if not isinstance(prof, Profile):
@@ -296,6 +297,7 @@ class SimServer:
             routing=routing,
             faults=self.faults,
             max_stored=max_stored,
+            spin_s=spin_s,
         )
         self.connection_lifetime_s = float(connection_lifetime_s)
         self.max_message_bytes = max_message_bytes

@@ -180,10 +180,17 @@ class Engine:
         max_stored: int = 100_000,
         turn_log_size: int = 10_000,
         spin_s: float = 0.0015,
+        spin_max_active: int = 4,
     ) -> None:
+        if not (isinstance(spin_s, int | float) and 0 <= spin_s <= 0.1):
+            raise ValueError(f"spin_s: must be within [0, 0.1] seconds, got {spin_s!r}")
         self.profile = profile
-        #: Before a turn's first-delta and completion deadlines, yield-wait this long instead of sleeping.
+        #: Before a turn's first-delta and completion deadlines, yield-wait this long instead of sleeping;
+        #: only while at most ``spin_max_active`` responses run (under load the loop wakes often anyway,
+        #: and spinning many turns at once would cost real CPU).
         self.spin_s = spin_s
+        self.spin_max_active = spin_max_active
+        self.active = 0
         self.workload = workload
         self.seed = workload.seed if seed is None else seed
         self.specs = workload.turn_specs(self.seed)
@@ -334,12 +341,18 @@ class Engine:
         Raises :class:`TurnFailed` (injected 5xx) or :class:`DropConnection` (injected cut); either way
         a continuation's parent is evicted from the lane's connection cache.
         """
+        self.active += 1
         try:
             return await self._run(turn, emit)
         except (TurnFailed, DropConnection) as exc:
             self.evict_parent(turn)
             self._log(turn, "failed" if isinstance(exc, TurnFailed) else "dropped")
             raise
+        finally:
+            self.active -= 1
+
+    def _spin(self) -> float:
+        return self.spin_s if self.active <= self.spin_max_active else 0.0
 
     def timing_row(self, log: TurnLog) -> dict[str, Any]:
         """One turn's planned and achieved server-side times (see :meth:`SimServer.timing`)."""
@@ -406,7 +419,7 @@ class Engine:
         if faults.stall_s:
             m["faults_stalled"] += 1
             t_first += faults.stall_s
-        await _sleep_until(loop, t_first, self.spin_s)
+        await _sleep_until(loop, t_first, self._spin())
         if faults.fail:
             m["faults_failed"] += 1
             m["responses_failed"] += 1
@@ -462,7 +475,7 @@ class Engine:
         m["output_tokens"] += n
         for event in ev.close_item():
             await send(event)
-        await _sleep_until(loop, decode_end + sum(durations[name] for name in _POST_DECODE), self.spin_s)
+        await _sleep_until(loop, decode_end + sum(durations[name] for name in _POST_DECODE), self._spin())
         ev.set_usage(turn.spec.conversation_tokens, turn.output_tokens, turn.cached_input_tokens)
         await send(ev.completed(), last=True)
         self._finish(turn, output_item_tokens=item_tokens(ev.output[0]), generated=True)
