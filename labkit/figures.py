@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -206,8 +207,15 @@ def write_tour(out_root: Path, docs_dir: Path, runs: Sequence[NotebookRun]) -> d
     if not figs:
         return {}
     w, h = TOUR_SIZE
-    written = export_many(figs, ("png",), docs_dir, width=w, height=h, scale=1)
-    return {name: paths["png"] for name, paths in written.items() if "png" in paths}
+    docs_dir.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Path] = {}
+    # The export helper always writes HTML too: render in a scratch folder, keep only the PNGs.
+    with tempfile.TemporaryDirectory() as tmp:
+        written = export_many(figs, ("png",), tmp, width=w, height=h, scale=1)
+        for name, paths in written.items():
+            if "png" in paths:
+                out[name] = Path(shutil.copyfile(paths["png"], docs_dir / f"{name}.png"))
+    return out
 
 
 def run_all(
