@@ -9,6 +9,7 @@ Callbacks are synchronous and call only the fast path, so they need no event loo
 
 from __future__ import annotations
 
+import copy
 import html
 import math
 import time
@@ -30,7 +31,8 @@ BASELINE = "http_baseline"
 TPS_MIN, TPS_MAX = 20.0, 4000.0
 #: Decode speeds of the speedup curve (log spaced over the slider's range).
 CURVE_TPS = np.geomspace(TPS_MIN, TPS_MAX, 48)
-_FIG_W, _FIG_H = 520, 420
+# Two bar charts side by side plus margins fit a default JupyterLab notebook column (~960 px).
+_FIG_W, _FIG_H = 450, 420
 
 
 @dataclass(frozen=True)
@@ -195,11 +197,17 @@ class Dashboard:
                 style={**_slider_style(), "button_width": "80px"},
             ),
         }
-        self.figures: dict[str, go.FigureWidget] = {
+        # Draw the first state into plain figures, then wrap them: a FigureWidget built from a complete
+        # figure carries its data in its initial state. Traces added to an empty FigureWidget travel as
+        # transient messages instead, and a front end that is not yet listening (JupyterLab still loading
+        # the widget's JavaScript) showed those traces without their x values.
+        self.figures: dict[str, Any] = {
             "speedup": self._speedup_figure(),
             "breakdown": self._breakdown_figure(),
             "e2e": self._e2e_figure(),
         }
+        self._draw()
+        self.figures = {name: go.FigureWidget(fig) for name, fig in self.figures.items()}
         self.export_button = W.Button(
             description="export figures",
             icon="download",
@@ -234,16 +242,27 @@ class Dashboard:
                 W.HBox([self.export_button, self.export_output]),
             ]
         )
-        self.redraw()
 
     # -- display ----------------------------------------------------------------------------------------
 
+    def _sync_views(self) -> None:
+        """Put each figure's current data into its widget state, as ``FigureWidget`` does when shown alone.
+
+        Displayed inside a box, a FigureWidget's own display hook never runs, so a view created later (a
+        second display, a page reload) would start from stale state.
+        """
+        for fig in self.figures.values():
+            fig._widget_layout = copy.deepcopy(fig._layout_obj._props)
+            fig._widget_data = copy.deepcopy(fig._data)
+
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        self._sync_views()
         return self.widget._repr_mimebundle_(**kwargs)
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
+        self._sync_views()
         display(self.widget)
 
     # -- inputs -------------------------------------------------------------------------------------------
@@ -307,8 +326,8 @@ class Dashboard:
 
     # -- figures ------------------------------------------------------------------------------------------------
 
-    def _figure(self, title: str, x_title: str | None, y_title: str, width: int = _FIG_W) -> go.FigureWidget:
-        fig = go.FigureWidget()
+    def _figure(self, title: str, x_title: str | None, y_title: str, width: int = _FIG_W) -> go.Figure:
+        fig = go.Figure()
         fig.update_layout(
             template=TEMPLATE,
             title={"text": title},
@@ -321,14 +340,14 @@ class Dashboard:
         fig.update_yaxes(title_text=y_title)
         return fig
 
-    def _speedup_figure(self) -> go.FigureWidget:
+    def _speedup_figure(self) -> go.Figure:
         fig = self._figure(
-            "", axis_title("decode speed", "tokens/s"), axis_title("speedup vs HTTP baseline", "×"), 1040
+            "", axis_title("decode speed", "tokens/s"), axis_title("speedup vs HTTP baseline", "×"), 2 * _FIG_W
         )
         for name in self.base_profiles:
             fig.add_scatter(
-                x=CURVE_TPS,
-                y=np.ones_like(CURVE_TPS),
+                x=CURVE_TPS.tolist(),
+                y=[1.0] * len(CURVE_TPS),
                 mode="lines",
                 name=label(name),
                 line={"color": color(name), "width": 2.5, "dash": "dot" if name == BASELINE else "solid"},
@@ -359,7 +378,7 @@ class Dashboard:
         fig.update_yaxes(rangemode="tozero")
         return fig
 
-    def _breakdown_figure(self) -> go.FigureWidget:
+    def _breakdown_figure(self) -> go.Figure:
         fig = self._figure("Time per rollout by stage", None, axis_title("time per rollout", "s"))
         for stage in STAGES:
             fig.add_bar(
@@ -372,7 +391,7 @@ class Dashboard:
         fig.update_layout(barmode="stack", legend={"traceorder": "reversed", "font": {"size": 11}})
         return fig
 
-    def _e2e_figure(self) -> go.FigureWidget:
+    def _e2e_figure(self) -> go.Figure:
         fig = self._figure("End to end per transport", None, axis_title("end to end per rollout", "s"))
         fig.add_bar(
             x=[label(n) for n in self.base_profiles],
@@ -389,6 +408,12 @@ class Dashboard:
     def redraw(self) -> float:
         """Recompute and update every figure in place; returns the seconds it took."""
         t0 = time.perf_counter()
+        self._draw()
+        self.redraws += 1
+        self.last_redraw_s = time.perf_counter() - t0
+        return self.last_redraw_s
+
+    def _draw(self) -> None:
         v = self.values
         fcs = self.compute(v)
         self.forecasts = fcs
@@ -402,7 +427,7 @@ class Dashboard:
         top = max(float(np.max(c)) for c in curves.values()) * 1.08
         with fig.batch_update():
             for i, n in enumerate(names):
-                fig.data[i].y = curves[n]
+                fig.data[i].y = curves[n].tolist()
                 fig.data[i].line.width = 4 if n == sel else 2
             fig.data[len(names)].x = [v.tps, v.tps]
             fig.data[len(names)].y = [0.0, top]
@@ -439,10 +464,6 @@ class Dashboard:
             ]
             bar.marker.line = {"color": "#222222", "width": [3 if n == sel else 0 for n in names]}
             fig.layout.yaxis.range = [0, max(e2e) * 1.15]
-
-        self.redraws += 1
-        self.last_redraw_s = time.perf_counter() - t0
-        return self.last_redraw_s
 
     # -- export ---------------------------------------------------------------------------------------------------
 

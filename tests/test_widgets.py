@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 
 import ipywidgets as W
 import numpy as np
@@ -189,4 +188,16 @@ def test_export_without_browser_says_how_to_get_one(tmp_path, monkeypatch):
     d.export_button.click()
     assert sorted(p.suffix for p in (tmp_path / "out").iterdir()) == [".html"] * 3
     assert "apt-get install chromium" in d.export_output.value
-    assert not math.isnan(d.last_redraw_s)
+
+
+def test_widget_state_carries_the_data_a_new_view_starts_from(dash):
+    # A browser view is built from the widget state: it must hold whole traces from the start...
+    for fig in dash.figures.values():
+        assert len(fig._widget_data) == len(fig.data)
+    curve = dash.figures["speedup"]._widget_data[0]
+    assert len(curve["x"]) == len(curve["y"]) == len(dash.figures["speedup"].data[0].x) > 10
+    # ...and be brought up to date when the dashboard is displayed after changes.
+    dash.set(tps=40.0)
+    dash._repr_mimebundle_()
+    state = dash.figures["speedup"]._widget_data[len(dash.base_profiles)]
+    assert list(state["x"]) == [40.0, 40.0]
