@@ -393,8 +393,10 @@ class Dashboard:
 
     def _e2e_figure(self) -> go.Figure:
         fig = self._figure("End to end per transport", None, axis_title("end to end per rollout", "s"))
+        fig.update_layout(uniformtext={"mode": "show", "minsize": 12})
         fig.add_bar(
-            x=[label(n) for n in self.base_profiles],
+            # Two-line labels stay level under narrow bars instead of tilting.
+            x=[label(n).replace(" ", "<br>", 1) for n in self.base_profiles],
             y=[0.0] * len(self.base_profiles),
             marker={"color": [color(n) for n in self.base_profiles]},
             textposition="outside",
@@ -459,7 +461,7 @@ class Dashboard:
             bar = fig.data[0]
             bar.y = e2e
             bar.text = [
-                f"{e:.1f} s" if n == BASELINE else f"{e:.1f} s ({(e / base.e2e_s - 1) * 100:+.0f}%)"
+                f"{e:.1f} s" if n == BASELINE else f"{e:.1f} s<br>{(e / base.e2e_s - 1) * 100:+.0f}%"
                 for n, e in zip(names, e2e, strict=True)
             ]
             bar.marker.line = {"color": "#222222", "width": [3 if n == sel else 0 for n in names]}
