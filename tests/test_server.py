@@ -207,6 +207,10 @@ async def test_pacing_sends_every_token_and_counts_coalescing() -> None:
         assert turn.t_first - turn.t0 >= pre - 1e-6
         assert t_done - t_send >= sum(server_stages.values()) - 1e-6
         assert turn.t_done - turn.t_first >= (n - 1) / 4000 - 1e-6
+        # Achieved pacing is reported next to the configured rate (a generous band: a late first delta
+        # makes the stream catch up, a loaded machine slows it).
+        (row,) = server.timing()
+        assert row["configured_tps"] == 4000 and 0.5 <= row["achieved_tps"] / 4000 <= 2
 
 
 async def test_stop_closes_open_websockets_promptly() -> None:

@@ -106,6 +106,8 @@ class TurnLog(NamedTuple):
     t_first: float | None
     t_done: float
     delta_frames: int
+    #: When the last output delta went out (``None`` without a paced stream).
+    t_last: float | None = None
 
 
 @dataclass(slots=True)
@@ -133,6 +135,7 @@ class Turn:
     conn_cache: LaneCache | None = None
     record: ResponseRecord | None = field(default=None)
     t_first: float | None = None
+    t_last: float | None = None
     delta_frames: int = 0
 
 
@@ -373,6 +376,13 @@ class Engine:
             "actual_first_s": None if log.t_first is None else log.t_first - log.t0,
             "planned_done_s": done,
             "actual_done_s": log.t_done - log.t0,
+            # Achieved vs configured pacing: tokens after the first over the time from first to last delta.
+            "configured_tps": self.profile.decode_tps,
+            "achieved_tps": (
+                (log.spec.output_tokens - 1) / (log.t_last - log.t_first)
+                if log.t_last is not None and log.t_first is not None and log.t_last > log.t_first
+                else None
+            ),
         }
 
     def _log(self, turn: Turn, status: str) -> None:
@@ -389,6 +399,7 @@ class Engine:
                 turn.t_first,
                 asyncio.get_running_loop().time(),
                 turn.delta_frames,
+                turn.t_last,
             )
         )
 
@@ -465,6 +476,7 @@ class Engine:
                 await send(ev.delta("".join(tokens[k : last + 1])))
                 frames += 1
                 k = last + 1
+            turn.t_last = loop.time()
             m["delta_frames"] += frames
             m["coalesced_tokens"] += n - frames
             turn.delta_frames = frames
