@@ -243,3 +243,30 @@ async def test_connection_lifetime_limit() -> None:
         # Other and new connections are unaffected.
         async with websockets.connect(server.ws_url) as ws:
             assert (await ws_events(ws, create("x")))[-1]["type"] == "response.completed"
+
+
+async def test_many_connections_keep_their_own_caches() -> None:
+    """Concurrent sockets: each chain continues from its own cache; nobody sees another's responses."""
+    async with SimServer(workload=WL, tps=4000) as server:
+
+        async def rollout(i: int) -> list[str]:
+            ids = []
+            async with websockets.connect(server.ws_url) as ws:
+                resp = (await ws_events(ws, create(task(50 + i), tools=TOOLS, store=False)))[-1]["response"]
+                ids.append(resp["id"])
+                for _ in range(2):
+                    events = await ws_events(ws, _continue(resp, store=False))
+                    assert events[-1]["type"] == "response.completed", events[-1]
+                    resp = events[-1]["response"]
+                    ids.append(resp["id"])
+            return ids
+
+        results = await asyncio.wait_for(asyncio.gather(*(rollout(i) for i in range(12))), 60)
+        all_ids = [r for ids in results for r in ids]
+        assert len(set(all_ids)) == len(all_ids) == 36
+        m = server.metrics
+        assert m["cache_hits"] == 24 and m["cache_misses"] == 0 and m["connections"] == 12
+        by_id = {t.response_id: t for t in server.turn_log}
+        for i, ids in enumerate(results):
+            assert [by_id[r].spec.index for r in ids] == [0, 1, 2]
+            assert by_id[ids[0]].spec.new_input_tokens == 50 + i
