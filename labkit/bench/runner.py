@@ -145,6 +145,8 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
+        # Other work on the machine skews every ratio measured on it: say how busy it was.
+        "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "packages": {p: _version(p) for p in PACKAGES},
     }
 
@@ -163,6 +165,7 @@ def run_benchmark(name: str, *, quick: bool = False, out_dir: Path | None = BENC
     """
     mod = _module(name)
     started = _dt.datetime.now(_dt.UTC)
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     try:
         rec = mod.run(quick=quick)
     except Exception as exc:  # a benchmark's failure is a result to record, not a crash of the run
@@ -178,7 +181,9 @@ def run_benchmark(name: str, *, quick: bool = False, out_dir: Path | None = BENC
     rec["quick"] = quick
     rec["started_utc"] = started.isoformat(timespec="seconds")
     rec["seconds"] = round((_dt.datetime.now(_dt.UTC) - started).total_seconds(), 2)
-    rec["machine"] = machine_info()
+    machine = machine_info()
+    machine["load_avg_1m_before"] = load_before
+    rec["machine"] = machine
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / f"{name}.json").write_text(json.dumps(_jsonable(rec), indent=2, sort_keys=False) + "\n")
@@ -242,7 +247,8 @@ def render_table(results: Sequence[dict[str, Any]]) -> str:
         lines.append("")
         lines.append(
             f"Machine: {machine.get('cores')} cores ({machine.get('cpu_model', '')}), Python "
-            f"{machine.get('python')}; full figures, spreads and package versions in `data/bench/*.json`."
+            f"{machine.get('python')}; full figures, spreads, package versions and the machine's load "
+            "average during each run in `data/bench/*.json`."
         )
     return "\n".join(lines)
 

@@ -95,7 +95,8 @@ async def _serve_raw_sse() -> tuple[str, Any]:
 
 
 async def _serve_labkit(config: dict[str, Any]) -> tuple[str, Any]:
-    """The simulator; ``config`` may set ``profile``, ``tps``, ``instant`` and ``workload`` overrides."""
+    """The simulator; ``config`` may set ``profile``, ``tps``, ``instant``, ``max_cached_bytes`` and
+    ``workload`` overrides."""
     from labkit.latency import load_profile, load_workload
     from labkit.server import SimServer
 
@@ -103,7 +104,12 @@ async def _serve_labkit(config: dict[str, Any]) -> tuple[str, Any]:
     if "tps" in config:
         profile = profile.with_(decode_tps=float(config["tps"]))
     workload = load_workload(config.get("workload_name", "codex_bugfix"), **config.get("workload", {}))
-    server = await SimServer.start(profile=profile, workload=workload, port=0, instant=config.get("instant", True))
+    options: dict[str, Any] = {}
+    if config.get("max_cached_bytes") is not None:
+        options["max_cached_bytes"] = int(config["max_cached_bytes"])
+    server = await SimServer.start(
+        profile=profile, workload=workload, port=0, instant=config.get("instant", True), **options
+    )
     return f"{server.base_url}/responses {server.ws_url}", server.stop
 
 
