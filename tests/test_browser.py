@@ -38,6 +38,10 @@ CHROMIUM_FLAGS = [
     "--disable-dev-shm-usage",
 ]
 # Every trace path of every plot in the notebook's outputs; its "d" attributes change when a plot redraws.
+# Traces drawn without their x data (plotly then plots y against the point index): name them.
+MISSING_X_JS = """() => Array.from(document.querySelectorAll('.jp-OutputArea-output .js-plotly-plot'))
+    .flatMap(p => (p.data || []).filter(t => (t.type || 'scatter') === 'scatter' && t.y && t.y.length > 2
+        && (t.x === undefined || t.x === null)).map(t => t.name || '(unnamed)'))"""
 PATHS_JS = """() => Array.from(document.querySelectorAll(
     '.jp-OutputArea-output .js-plotly-plot .trace path')).map(p => p.getAttribute('d') || '')"""
 
@@ -134,7 +138,7 @@ def test_dashboard_slider_redraws_plot_in_browser(lab: tuple[str, Path], tmp_pat
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             try:
-                redraw_s, before_value, after_value = _run_and_move(page, base, nb_path, tmp_path)
+                redraw_s, before_value, after_value, missing_x = _run_and_move(page, base, nb_path, tmp_path)
             except Exception:
                 page.screenshot(path=str(tmp_path / "failure.png"))
                 raise
@@ -143,11 +147,15 @@ def test_dashboard_slider_redraws_plot_in_browser(lab: tuple[str, Path], tmp_pat
 
     assert after_value != before_value, "the TPS slider's readout did not move"
     print(f"TPS {before_value} -> {after_value}: plot redrawn in the page after {redraw_s:.3f} s")
+    assert not missing_x, f"traces drawn without their x data in the page: {missing_x}"
     assert (tmp_path / "after_slider.png").stat().st_size > 10_000
 
 
-def _run_and_move(page, base: str, nb_path: Path, tmp_path: Path) -> tuple[float, str, str]:
-    """Open the notebook, run all, press PageUp on the first slider; (redraw seconds, readout before/after)."""
+def _run_and_move(page, base: str, nb_path: Path, tmp_path: Path) -> tuple[float, str, str, list[str]]:
+    """Open the notebook, run all, press PageUp on the first slider.
+
+    Returns the seconds until the plot redrew, the slider's readout before and after, and the names of
+    traces shown without x data."""
     page.goto(f"{base}/lab/tree/{nb_path.as_posix()}?token={TOKEN}", timeout=60_000)
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
     # "idle" shows before a kernel exists: also wait for the kernel's name in the toolbar.
@@ -194,4 +202,4 @@ def _run_and_move(page, base: str, nb_path: Path, tmp_path: Path) -> tuple[float
     after_value = readout.inner_text()
     handle.scroll_into_view_if_needed()
     page.screenshot(path=str(tmp_path / "after_slider.png"), full_page=False)
-    return redraw_s, before_value, after_value
+    return redraw_s, before_value, after_value, page.evaluate(MISSING_X_JS)
