@@ -141,3 +141,46 @@ def test_bad_arguments_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="^plotlyjs:"):
         export(_fig(), "x", formats=("html",), out_dir=tmp_path, plotlyjs="cdn")
     assert not any(p.suffix == ".html" for p in tmp_path.iterdir() if os.path.isfile(p))
+
+
+@pytest.fixture
+def browser_starts(monkeypatch):
+    """Count kaleido browser starts (one-shot batches and the persistent engine both construct a Kaleido)."""
+    import kaleido
+    import kaleido._sync_server
+
+    starts: list[int] = []
+
+    class Counting(kaleido.Kaleido):
+        def __init__(self, *args, **kwargs):
+            starts.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(kaleido, "Kaleido", Counting)
+    monkeypatch.setattr(kaleido._sync_server, "Kaleido", Counting)
+    return starts
+
+
+@needs_browser
+@pytest.mark.browser
+def test_a_batch_starts_one_browser(tmp_path, browser_starts):
+    written = export_many([(_fig(), "a"), (_fig(4), "b"), (_fig(5), "c")], ("svg", "pdf"), tmp_path)
+    assert all(list(p) == ["html", "svg", "pdf"] for p in written.values())
+    assert len(browser_starts) == 1
+
+
+@needs_browser
+@pytest.mark.browser
+def test_persistent_browser_serves_every_export_in_the_block(tmp_path, browser_starts):
+    from labkit.viz import persistent_browser
+
+    with persistent_browser() as browser:
+        assert browser == find_browser()
+        for i in range(3):
+            assert list(export(_fig(i + 2), f"f{i}", ("png",), tmp_path)) == ["html", "png"]
+    assert len(browser_starts) == 1
+    for i in range(3):
+        _check_magic("png", tmp_path / f"f{i}.png")
+    import kaleido
+
+    assert not kaleido._global_server.is_running()  # the block stopped what it started

@@ -4,7 +4,7 @@
 >>> export(stage_breakdown(spans), "breakdown", out_dir="figures")  # doctest: +SKIP
 """
 
-from labkit.viz.export import FORMATS, export, export_many, find_browser
+from labkit.viz.export import FORMATS, export, export_many, find_browser, persistent_browser
 from labkit.viz.figures import (
     column_axis,
     distribution,
@@ -50,6 +50,7 @@ __all__ = [
     "label",
     "line_chart",
     "overhead_vs_tps",
+    "persistent_browser",
     "prediction_error",
     "prediction_vs_measurement",
     "routing_effect",

@@ -15,7 +15,8 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -174,15 +175,46 @@ def export_many(
 
 
 def _render(specs: list[dict[str, Any]], browser: str) -> list[BaseException]:
-    """Render every spec with one kaleido browser (or the running kaleido sync server, if one is up)."""
+    """Render every spec with one kaleido browser, or with the persistent one if it is running."""
     import kaleido
 
     try:
-        res = kaleido.write_fig_from_object_sync(specs, kopts={"mathjax": False, "path": browser})
+        if _engine_running():
+            res = kaleido.write_fig_from_object_sync(specs)
+        else:
+            res = kaleido.write_fig_from_object_sync(specs, kopts={"mathjax": False, "path": browser})
     except Exception as exc:  # kaleido raises its own error types for a browser that will not start
         log.warning("labkit.viz.export: the browser %s failed, wrote HTML only: %s", browser, exc)
         return [exc]
     return list(res or ())
+
+
+def _engine_running() -> bool:
+    import kaleido
+
+    return bool(kaleido._global_server.is_running())
+
+
+@contextmanager
+def persistent_browser() -> Iterator[str | None]:
+    """Keep one browser open for every export inside the block (kaleido's persistent sync engine).
+
+    Each :func:`export_many` call otherwise starts its own browser (~2 s); inside the block only the first
+    export pays for it. Yields the browser's path, or ``None`` (exports then write HTML only). If an engine is
+    already running, it is used and left running.
+    """
+    import kaleido
+
+    browser = find_browser()
+    started = False
+    if browser is not None and not _engine_running():
+        kaleido.start_sync_server(mathjax=False, path=browser, silence_warnings=True)
+        started = True
+    try:
+        yield browser
+    finally:
+        if started:
+            kaleido.stop_sync_server(silence_warnings=True)
 
 
 def _ordered(written: dict[str, dict[str, Path]], fmts: tuple[str, ...]) -> dict[str, dict[str, Path]]:
@@ -208,4 +240,12 @@ def export(
     ]
 
 
-__all__ = ["BROWSER_NAMES", "FORMATS", "NO_BROWSER_MESSAGE", "export", "export_many", "find_browser"]
+__all__ = [
+    "BROWSER_NAMES",
+    "FORMATS",
+    "NO_BROWSER_MESSAGE",
+    "export",
+    "export_many",
+    "find_browser",
+    "persistent_browser",
+]
