@@ -2,12 +2,15 @@
 
 Every bad input must end in a :class:`ProtocolError` (sans-I/O), an ``error`` event (WebSocket) or a 4xx
 (HTTP): never another exception, a crash, a hang or a 5xx. Per run: 10,000 generated inputs through the
-parser (hypothesis) plus a few thousand seeded ones over live sockets in-process.
+parser (hypothesis), then 3,000 bad WebSocket messages, 2,000 bad HTTP requests and 300 connections sending
+invalid frames (which RFC 6455 says must fail the connection: a close, not an error event) against a
+running server, while a canary rollout runs alongside on other connections.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import json
 import random
@@ -207,6 +210,7 @@ def test_known_bad_inputs_are_rejected() -> None:
 LIVE_MAX_BYTES = 64 * 1024
 WS_CASES = 3_000
 HTTP_CASES = 2_000
+FRAME_CASES = 300
 _WRONG_VALUES: dict[str, list[Any]] = {
     "model": [None, "", 5, 1.5, True, [], {}, ["m"], {"m": 1}],
     "input": [5, 1.5, True, {}, [1], ["x"], [{"type": 5}], [{"type": "nope"}], [{"role": "robot", "content": "x"}]],
@@ -296,6 +300,37 @@ def _bad_http_request(rng: random.Random, path: str) -> bytes:
     ).encode()
 
 
+async def _garbage_frames(host: str, port: int, rng: random.Random) -> bytes:
+    """Open a WebSocket by hand, then send bytes that are not valid frames (or invalid UTF-8 text);
+    returns what the server answered. The connection must end promptly, cleanly or not."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        key = base64.b64encode(rng.randbytes(16)).decode()
+        writer.write(
+            (
+                "GET /v1/responses HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
+        assert head.startswith(b"HTTP/1.1 101"), head[:80]
+        kind = rng.randrange(3)
+        if kind == 0:
+            payload = rng.randbytes(rng.randrange(1, 200))  # not frames at all
+        else:
+            # A masked TEXT frame whose payload is not UTF-8 (kind 1), or one with reserved bits set (kind 2).
+            body = b"\xff\xfe" + rng.randbytes(rng.randrange(0, 60))
+            mask = rng.randbytes(4)
+            first = 0x81 if kind == 1 else 0xF1
+            payload = bytes([first, 0x80 | len(body)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(body))
+        writer.write(payload)
+        await writer.drain()
+        writer.write_eof()
+        return await asyncio.wait_for(reader.read(), timeout=10)
+    finally:
+        writer.close()
+
+
 async def _http_status(host: str, port: int, raw: bytes) -> int:
     reader, writer = await asyncio.open_connection(host, port)
     try:
@@ -351,15 +386,27 @@ async def test_live_fuzz_both_transports() -> None:
 
         fuzz_done = asyncio.Event()
         canary_task = asyncio.create_task(canary())
+        frame_rng = random.Random(7)
+
+        async def frame_worker(n: int) -> int:
+            for _ in range(n):
+                answer = await _garbage_frames(host, port, frame_rng)
+                # Whatever came back is at most a close frame: never an HTTP error page or a traceback.
+                assert b"Traceback" not in answer and b"HTTP/1.1 5" not in answer
+            return n
+
         ws_jobs = [ws_worker(ws_cases[i::4]) for i in range(4)]
         http_jobs = [http_worker(http_cases[i::8]) for i in range(8)]
         try:
-            results = await asyncio.wait_for(asyncio.gather(*ws_jobs, *http_jobs), timeout=240)
+            results = await asyncio.wait_for(
+                asyncio.gather(*ws_jobs, *http_jobs, frame_worker(FRAME_CASES)), timeout=240
+            )
         finally:
             fuzz_done.set()
         canaries = await asyncio.wait_for(canary_task, timeout=60)
         assert sum(results[:4]) == WS_CASES
-        statuses = [s for r in results[4:] for s in r]
+        statuses = [s for r in results[4:12] for s in r]
+        assert results[12] == FRAME_CASES
         assert len(statuses) == HTTP_CASES
         assert all(400 <= s < 500 for s in statuses), collections.Counter(statuses)
         assert canaries >= 1
