@@ -351,3 +351,14 @@ def test_e2e_by_transport_compares_like_with_like(work):
     text = dict(zip(fig.data[0].x, fig.data[0].text, strict=True))
     assert text["WebSocket mode<br>@ 1,000 tok/s"].endswith(f"({fast * 100:+.0f}%)")
     assert fig.data[0].marker.color[-1] == template.color("websocket")
+
+
+def test_unknown_groups_never_share_a_colour():
+    names = [f"variant_{i}" for i in range(6)]
+    df = pd.DataFrame({"scenario": np.repeat(names, 2), "turns": [1, 2] * 6, "e2e_s": np.arange(12.0)})
+    fig = viz.line_chart(df, "turns", "e2e_s")
+    colours = [t.line.color for t in fig.data]
+    assert len(set(colours)) == len(names)
+    mixed = template.colors_for(["websocket", "mystery", "http_baseline"])
+    assert mixed["websocket"] == template.color("websocket")
+    assert mixed["mystery"] not in {template.color("websocket"), template.color("http_baseline")}

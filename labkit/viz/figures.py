@@ -30,7 +30,7 @@ from labkit.viz.frames import (
     normalize,
     prediction_error,
 )
-from labkit.viz.template import LABELS, SCENARIO_COLORS, TEMPLATE, axis_title, color, label, styled
+from labkit.viz.template import LABELS, SCENARIO_COLORS, TEMPLATE, axis_title, color, colors_for, label, styled
 
 #: Known columns: (quantity, unit, scale from the column's own unit to the axis unit).
 COLUMNS: dict[str, tuple[str, str, float]] = {
@@ -256,6 +256,7 @@ def overhead_vs_tps(
             row=1,
             col=1,
         )
+    palette = colors_for(scenarios)
     for name in scenarios:
         g = df[df["scenario"] == name].groupby(x, sort=True)["overhead_share"].mean()
         fig.add_scatter(
@@ -263,7 +264,7 @@ def overhead_vs_tps(
             y=g.to_numpy() * 100,
             name=label(name),
             mode="lines",
-            line={"color": color(name), "width": 2.5},
+            line={"color": palette[name], "width": 2.5},
             legendgroup="scenarios",
             legendgrouptitle_text="overhead share",
             hovertemplate=f"{label(name)}: %{{y:.1f}}% at %{{x:.0f}} tokens/s<extra></extra>",
@@ -487,6 +488,7 @@ def distribution(data: pd.DataFrame, column: str = "ttft_s", kind: str = "ecdf",
     axis, scale = column_axis(column)
     df = df.assign(group=_group_labels(df))
     fig = go.Figure()
+    palette = colors_for(_scenario_of(g) for g in _order(df["group"].unique()))
     for g in _order(df["group"].unique()):
         sub = df[df["group"] == g]
         vals = np.sort(sub[column].dropna().to_numpy(dtype=float)) * scale
@@ -499,7 +501,7 @@ def distribution(data: pd.DataFrame, column: str = "ttft_s", kind: str = "ecdf",
                 y=np.arange(1, len(vals) + 1) / len(vals) * 100,
                 mode="lines",
                 line={
-                    "color": color(_scenario_of(g)),
+                    "color": palette[_scenario_of(g)],
                     "shape": "hv",
                     "width": 2,
                     "dash": _SOURCE_DASH.get(src, "solid"),
@@ -508,7 +510,7 @@ def distribution(data: pd.DataFrame, column: str = "ttft_s", kind: str = "ecdf",
                 hovertemplate=f"{_glabel(g)}: %{{y:.0f}}% ≤ %{{x:.1f}}<extra></extra>",
             )
         else:
-            fig.add_box(y=vals, name=_glabel(g), marker_color=color(_scenario_of(g)), boxpoints="outliers")
+            fig.add_box(y=vals, name=_glabel(g), marker_color=palette[_scenario_of(g)], boxpoints="outliers")
     if kind == "ecdf":
         return styled(
             fig,
@@ -533,9 +535,11 @@ def prediction_vs_measurement(
     qty = COLUMNS.get(column, (column.removesuffix("_s"), "s", 1.0))
     unit = qty[1]
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.65, 0.35])
-    for name in _order(err["scenario"].astype(str).unique()):
+    names = _order(err["scenario"].astype(str).unique())
+    palette = colors_for(names)
+    for name in names:
         e = err[err["scenario"] == name]
-        c = color(name)
+        c = palette[name]
         mae = float(e["error"].abs().mean()) * scale
         fig.add_scatter(
             x=e["turn"],
@@ -707,11 +711,12 @@ def line_chart(
     order = _order([str(k[0] if isinstance(k, tuple) else k) for k, _ in groups]) if by else None
     if order:
         groups.sort(key=lambda kv: order.index(str(kv[0][0] if isinstance(kv[0], tuple) else kv[0])))
+    palette = colors_for(str(k[0] if isinstance(k, tuple) else k) for k, _ in groups)
     for key, sub in groups:
         key = key if isinstance(key, tuple) else (key,)
         sub = sub.sort_values(x)
         name_parts = [label(str(k)) for k in key]
-        c = color(str(key[0])) if by else color("analytic")
+        c = palette[str(key[0])] if by else color("analytic")
         dash = _ROUTING_DASH.get(str(key[-1])) if dash_by else None
         if dash_by and dash is None:
             dash = dashes[dash_values.index(str(key[-1])) % len(dashes)]
@@ -765,6 +770,7 @@ def fallback_cost(
     xt, xs = column_axis(x)
     yt, ys = column_axis(y)
     scenarios = _order(df["scenario"].astype(str).unique())
+    palette = colors_for(scenarios)
     panels = 2 if "fallbacks" in df.columns else 1
     fig = make_subplots(
         rows=panels,
@@ -795,7 +801,7 @@ def fallback_cost(
             y=mean.to_numpy() * ys,
             mode="lines+markers",
             name=label(name),
-            line={"color": color(name), "width": 2},
+            line={"color": palette[name], "width": 2},
             error_y=err,
             legendgroup=name,
             row=1,
@@ -808,7 +814,7 @@ def fallback_cost(
                 y=f.to_numpy(),
                 mode="lines+markers",
                 name=label(name),
-                line={"color": color(name), "width": 1.5},
+                line={"color": palette[name], "width": 1.5},
                 legendgroup=name,
                 showlegend=False,
                 row=2,
@@ -820,7 +826,7 @@ def fallback_cost(
                 continue
             be = break_even(df, name, reference, x, y)
             if math.isfinite(be):
-                fig.add_vline(x=be * xs, line={"color": color(name), "dash": "dash", "width": 1.2})
+                fig.add_vline(x=be * xs, line={"color": palette[name], "dash": "dash", "width": 1.2})
                 fig.add_annotation(
                     x=be * xs,
                     y=1.0,
@@ -828,7 +834,7 @@ def fallback_cost(
                     yanchor="bottom",
                     showarrow=False,
                     text=f"{label(name)} = {label(reference)}<br>at {be * xs:.2g} {_unit(xt)}",
-                    font={"size": 11, "color": color(name)},
+                    font={"size": 11, "color": palette[name]},
                 )
     fig.update_yaxes(title_text=yt, row=1, col=1)
     if panels == 2:
@@ -855,9 +861,10 @@ def fleet_queueing(
     yt, ys = column_axis(sim)
     fig = go.Figure()
     groups = list(df.groupby(by, sort=True)) if by else [(None, df)]
+    palette = colors_for(f"{by}={key}" for key, _ in groups) if by else {}
     for key, sub in groups:
         sub = sub.sort_values(x)
-        c = color(f"{by}={key}") if by else color("sim")
+        c = palette[f"{by}={key}"] if by else color("sim")
         suffix = f" ({label(by)} {key})" if by else ""
         fig.add_scatter(
             x=sub[x] * xs,
@@ -909,6 +916,7 @@ def e2e_by_transport(data: Any, metric: str = "e2e_s", baseline: str = BASELINE,
     t = _metrics_table(data, metric)
     axis, scale = column_axis(metric)
     means = t["mean"]
+    palette = colors_for(_scenario_of(g) for g in t.index)
     texts = []
     for g, m in means.items():
         # Compare like with like: "websocket @ 1,000 tok/s" against "http_baseline @ 1,000 tok/s",
@@ -922,7 +930,7 @@ def e2e_by_transport(data: Any, metric: str = "e2e_s", baseline: str = BASELINE,
         go.Bar(
             x=[_tick(g) for g in t.index],
             y=t["mean"] * scale,
-            marker_color=[color(_scenario_of(g)) for g in t.index],
+            marker_color=[palette[_scenario_of(g)] for g in t.index],
             error_y={
                 "type": "data",
                 "array": (t["ci"] * scale).to_numpy(),

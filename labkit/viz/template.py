@@ -7,6 +7,7 @@ notebook and export. Unknown names get a colour from a stable hash, so they are 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterable
 
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -106,6 +107,21 @@ def color(name: str) -> str:
     return _FALLBACK[zlib.crc32(name.encode()) % len(_FALLBACK)]
 
 
+def known(name: str) -> bool:
+    return any(name in t for t in (SCENARIO_COLORS, STAGE_COLORS, CATEGORY_COLORS, SOURCE_COLORS))
+
+
+def colors_for(names: Iterable[str]) -> dict[str, str]:
+    """Colours for the groups of one figure: known names keep their fixed colour; the others take palette
+    colours in order, skipping those already used, so no two groups of a figure share a colour by chance."""
+    names = list(dict.fromkeys(names))
+    out = {n: color(n) for n in names if known(n)}
+    free = [c for c in _FALLBACK if c not in out.values()] or list(_FALLBACK)
+    for i, n in enumerate(n for n in names if n not in out):
+        out[n] = free[i % len(free)]
+    return out
+
+
 def label(name: str) -> str:
     """A legend label: the known human name, else the name with underscores as spaces."""
     return LABELS.get(name, name.replace("_", " "))
@@ -174,6 +190,7 @@ __all__ = [
     "WIDTH",
     "axis_title",
     "color",
+    "colors_for",
     "label",
     "styled",
 ]
