@@ -224,10 +224,12 @@ async def run_rollout(
     ``seed`` picks the workload's turn sizes and tool times (``workload.turn_specs(seed)``). ``store``
     defaults to ``True`` for ``http-chained`` and ``False`` otherwise. ``instructions`` count towards the
     first turn's input tokens (the user message is shortened by their estimate, so the request carries
-    exactly the workload's size). ``script_tool_choice`` sends
-    ``tool_choice="required"`` on tool turns and ``"none"`` on the last one, which makes a real model follow
-    the script. ``t0`` is the ``perf_counter`` origin of the span times (share one across concurrent
-    rollouts). ``client`` reuses an open client (it is then not closed here).
+    exactly the workload's size). ``script_tool_choice`` sends ``tool_choice="required"`` on tool turns and
+    ``"none"`` on the last one (and ``parallel_tool_calls=false``), which makes a real model follow the
+    script. The simulator sizes its outputs from its own seed (``SimServer(seed=...)``, the workload's by
+    default), so a rollout with another ``seed`` varies only its inputs and tool times there. ``t0`` is
+    the ``perf_counter`` origin of the span times (share one across concurrent rollouts). ``client``
+    reuses an open client (it is then not closed here).
     """
     if transport not in TRANSPORTS:
         raise ValueError(f"transport: expected one of {', '.join(TRANSPORTS)}, got {transport!r}")
@@ -283,6 +285,7 @@ async def run_rollout(
             body["input"] = [r for r in (replay_item(i) for i in transcript) if r is not None]
         if script_tool_choice:
             body["tool_choice"] = "none" if spec.final else "required"
+            body["parallel_tool_calls"] = False
         if metadata:
             body["metadata"] = dict(metadata)
         return body
@@ -327,9 +330,9 @@ async def run_rollout(
             if ex.response_id:
                 response_ids.append(ex.response_id)
             prev_id = ex.response_id if chaining else None
-            call = next((item for item in output if item.get("type") == "function_call"), None)
-            if call is None or spec.final:
-                finished = call is None
+            calls = [item for item in output if item.get("type") == "function_call"]
+            if not calls or spec.final:
+                finished = not calls
                 break
             # The local tool: its time is the workload's, its output the next turn's new input.
             nxt = specs[spec.index + 1]
@@ -339,7 +342,12 @@ async def run_rollout(
             t_done = time.perf_counter()
             cols.add("live", scen, rollout, spec.index, "tool", t_tool - origin, t_done - origin, attempt=attempt)
             output_text = filler_text(nxt.new_input_tokens, salt=seed + nxt.index)
-            new_items = [function_call_output(str(call.get("call_id", "")), output_text)]
+            # Every call gets its output (the API rejects a turn that leaves one unanswered); the first
+            # carries the workload's size, parallel calls of a real model a short acknowledgement.
+            new_items = [
+                function_call_output(str(c.get("call_id", "")), output_text if k == 0 else "ok")
+                for k, c in enumerate(calls)
+            ]
             transcript.extend(new_items)
     finally:
         if own_client:

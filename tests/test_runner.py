@@ -228,3 +228,12 @@ def test_paused_gc_restores_the_collectors_state():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+async def test_scripted_tool_choice_is_accepted_by_the_simulator():
+    async with SimServer(profile="websocket", workload=WORKLOAD, instant=True) as s:
+        r = await run_rollout("ws", WORKLOAD, base_url=s.base_url, script_tool_choice=True, model="some-model")
+    assert r.finished and r.turns == WORKLOAD.turns
+    bodies = [te.exchange.response for te in r.exchanges]
+    assert [b["tool_choice"] for b in bodies] == ["required"] * (WORKLOAD.turns - 1) + ["none"]
+    assert all(b["parallel_tool_calls"] is False and b["model"] == "some-model" for b in bodies)
