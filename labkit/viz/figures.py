@@ -51,7 +51,7 @@ COLUMNS: dict[str, tuple[str, str, float]] = {
     "utilization": ("utilisation", "%", 100.0),
     "overhead_share": ("API-overhead share of end to end", "%", 100.0),
     "speedup": ("speedup vs HTTP baseline", "×", 1.0),
-    "fallbacks": ("full-context fallbacks per rollout", "count", 1.0),
+    "fallbacks": ("fallbacks per rollout", "count", 1.0),
     "hop_latency_s": ("hop latency", "ms", 1e3),
     "hops": ("internal hops", "count", 1.0),
     "initial_context_tokens": ("initial context", "tokens", 1.0),
