@@ -247,10 +247,7 @@ def run_all(
     def one(p: Path) -> NotebookRun:
         return run_one(p.stem, out_root, formats=formats, fast=fast, timeout=timeout)
 
-    log(
-        f"labkit figures: running {total} notebook(s) into {out_root}"
-        + (f", {jobs} at a time" if jobs > 1 else "")
-    )
+    log(f"labkit figures: running {total} notebook(s) into {out_root}" + (f", {jobs} at a time" if jobs > 1 else ""))
     if jobs == 1:
         for i, p in enumerate(paths, 1):
             log(f"[{i}/{total}] {p.stem}: running")

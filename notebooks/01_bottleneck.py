@@ -64,10 +64,14 @@ figures["overhead_share"]
 # ## Result 2: where one rollout's time goes, at 65 and at 1,000 tokens/s
 
 # %%
-by_speed = {f"{name} @ {v:,} tok/s": forecast(load_profile(name, decode_tps=v), workload)
-            for v in compare_tps for name in ("http_baseline", "websocket")}
-figures["stage_breakdown"] = viz.stage_breakdown(by_speed, by="category",
-                                                 title="Time per rollout by category, slow vs fast decoding")
+by_speed = {
+    f"{name} @ {v:,} tok/s": forecast(load_profile(name, decode_tps=v), workload)
+    for v in compare_tps
+    for name in ("http_baseline", "websocket")
+}
+figures["stage_breakdown"] = viz.stage_breakdown(
+    by_speed, by="category", title="Time per rollout by category, slow vs fast decoding"
+)
 figures["stage_breakdown"]
 
 # %% [markdown]

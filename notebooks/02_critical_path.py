@@ -59,8 +59,10 @@ figures["ttft_waterfall"]
 
 # %%
 effects = research.optimisation_effects(workload, baseline, optimized)
-print(f"mean TTFT {effects.attrs['baseline_ttft_s'] * 1e3:.0f} ms -> {effects.attrs['optimized_ttft_s'] * 1e3:.0f} ms "
-      f"({-effects.attrs['total_reduction']:+.1%})")
+print(
+    f"mean TTFT {effects.attrs['baseline_ttft_s'] * 1e3:.0f} ms -> {effects.attrs['optimized_ttft_s'] * 1e3:.0f} ms "
+    f"({-effects.attrs['total_reduction']:+.1%})"
+)
 effects.style.format({c: "{:.1%}" if "reduction" in c else "{:.3f}" for c in effects.columns})
 
 # %% [markdown]

@@ -44,7 +44,7 @@ from labkit.metrics import turn_metrics
 from labkit.runner import rollouts_spans, run_rollouts
 from labkit.server import SimServer
 from labkit.spans import concat_spans
-from labkit.validation import predict_spans, turn_errors, error_summary
+from labkit.validation import error_summary, predict_spans, turn_errors
 
 workload = load_workload("fast_test" if fast else workload_name)
 n_rollouts = 1 if fast else rollouts
@@ -63,8 +63,14 @@ servers = {t: await SimServer.start(profile=p, workload=workload, port=0) for t,
 
 # %%
 results = {
-    t: await run_rollouts(t, workload, rollouts=n_rollouts, base_url=servers[t].base_url,
-                          scenario=profiles[t].name, keep_alive=profiles[t].keep_alive)
+    t: await run_rollouts(
+        t,
+        workload,
+        rollouts=n_rollouts,
+        base_url=servers[t].base_url,
+        scenario=profiles[t].name,
+        keep_alive=profiles[t].keep_alive,
+    )
     for t in transports
 }
 measured = concat_spans(rollouts_spans(r) for r in results.values())
@@ -100,10 +106,12 @@ figures["prediction_vs_measurement"]
 # %%
 import pandas as pd
 
-pd.DataFrame({t: error_summary(turn_errors(predicted[predicted.scenario == p.name],
-                                           measured[measured.scenario == p.name]))
-              for t, p in profiles.items()}).T[["turns", "median_abs_error_s", "median_rel_error",
-                                                  "ttft_median_abs_error_s", "fallbacks"]]
+pd.DataFrame(
+    {
+        t: error_summary(turn_errors(predicted[predicted.scenario == p.name], measured[measured.scenario == p.name]))
+        for t, p in profiles.items()
+    }
+).T[["turns", "median_abs_error_s", "median_rel_error", "ttft_median_abs_error_s", "fallbacks"]]
 
 # %% [markdown]
 # ## Caveats

@@ -62,16 +62,16 @@ figures = {}
 # others.
 
 # %%
-dashboard = what_if(workload, strategy=strategy, tps=decode_tps, export_dir=f"{out_dir}/what_if",
-                    export_formats=formats)
+dashboard = what_if(
+    workload, strategy=strategy, tps=decode_tps, export_dir=f"{out_dir}/what_if", export_formats=formats
+)
 dashboard
 
 # %% [markdown]
 # ## Result 1: end-to-end speedup over (decode speed, turns), per strategy
 
 # %%
-grid = viz.forecast_sweep([baseline, *strategies], workload, baseline=baseline, tps=heatmap_tps,
-                          turns=heatmap_turns)
+grid = viz.forecast_sweep([baseline, *strategies], workload, baseline=baseline, tps=heatmap_tps, turns=heatmap_turns)
 figures["speedup_heatmap"] = viz.speedup_heatmap(grid, x="tps", y="turns")
 figures["speedup_heatmap"]
 
@@ -82,8 +82,9 @@ grid.pivot_table(index="turns", columns=["scenario", "tps"], values="speedup").r
 # ## Result 2: HTTP chaining across N replicas, sticky vs random routing
 
 # %%
-routing = viz.forecast_sweep([routing_profile], workload, decode_tps=[decode_tps], replicas=replicas,
-                             routing=["sticky", "random"])
+routing = viz.forecast_sweep(
+    [routing_profile], workload, decode_tps=[decode_tps], replicas=replicas, routing=["sticky", "random"]
+)
 figures["routing_effect"] = viz.routing_effect(routing, x="replicas", y="e2e_s")
 figures["routing_effect"]
 

@@ -63,10 +63,20 @@ figures = {}
 # the whole conversation.
 
 # %%
-drops = sweep({"profile": profiles, "method": "des", "rollouts": n, "jitter": jitter, "decode_tps": decode_tps,
-               "workload": workload_name, "drop_rate": drop_rates})
-figures["drops_all_transports"] = viz.fallback_cost(drops, x="drop_rate", reference=reference,
-                                                    title="Connection drops on every transport")
+drops = sweep(
+    {
+        "profile": profiles,
+        "method": "des",
+        "rollouts": n,
+        "jitter": jitter,
+        "decode_tps": decode_tps,
+        "workload": workload_name,
+        "drop_rate": drop_rates,
+    }
+)
+figures["drops_all_transports"] = viz.fallback_cost(
+    drops, x="drop_rate", reference=reference, title="Connection drops on every transport"
+)
 figures["drops_all_transports"]
 
 # %% [markdown]
@@ -78,8 +88,9 @@ figures["drops_all_transports"]
 # %%
 flat = research.flat_reference(drops, reference, "drop_rate")
 breakeven = viz.break_even(flat, "websocket", reference, "drop_rate")
-figures["drop_breakeven"] = viz.fallback_cost(flat, x="drop_rate", reference=reference,
-                                              title="WebSocket mode with drops vs HTTP without")
+figures["drop_breakeven"] = viz.fallback_cost(
+    flat, x="drop_rate", reference=reference, title="WebSocket mode with drops vs HTTP without"
+)
 print(f"WebSocket mode with drops matches drop-free {reference} at a drop rate of {breakeven:.1%} per turn")
 figures["drop_breakeven"]
 
@@ -87,19 +98,36 @@ figures["drop_breakeven"]
 # ## Result 3: evictions (`previous_response_not_found`) and what one fallback costs
 
 # %%
-evictions = sweep({"profile": ["websocket"], "method": "des", "rollouts": n, "jitter": jitter,
-                   "decode_tps": decode_tps, "workload": workload_name, "evict_rate": evict_rates})
-figures["evictions"] = viz.line_chart(evictions, x="evict_rate", y="e2e_s",
-                                     x_title="eviction probability per turn (fraction)",
-                                     title="Cache evictions in WebSocket mode")
+evictions = sweep(
+    {
+        "profile": ["websocket"],
+        "method": "des",
+        "rollouts": n,
+        "jitter": jitter,
+        "decode_tps": decode_tps,
+        "workload": workload_name,
+        "evict_rate": evict_rates,
+    }
+)
+figures["evictions"] = viz.line_chart(
+    evictions,
+    x="evict_rate",
+    y="e2e_s",
+    x_title="eviction probability per turn (fraction)",
+    title="Cache evictions in WebSocket mode",
+)
 figures["evictions"]
 
 # %%
 cost = research.fallback_turn_cost("websocket", workload)
-figures["fallback_turn_cost"] = viz.line_chart(cost.assign(scenario="websocket"), x="turn", y="extra_s",
-                                               x_title="turn (index)",
-                                               y_title="extra time of one fallback (s)",
-                                               title="What one full-context fallback costs, by turn")
+figures["fallback_turn_cost"] = viz.line_chart(
+    cost.assign(scenario="websocket"),
+    x="turn",
+    y="extra_s",
+    x_title="turn (index)",
+    y_title="extra time of one fallback (s)",
+    title="What one full-context fallback costs, by turn",
+)
 cost[["hit_s", "fallback_s", "extra_s"]].describe().loc[["mean", "min", "max"]]
 
 # %% [markdown]
@@ -110,12 +138,22 @@ cost[["hit_s", "fallback_s", "extra_s"]].describe().loc[["mean", "min", "max"]]
 
 # %%
 limit_wl = load_workload(limit_workload, turns=20) if fast else load_workload(limit_workload)
-limits = research.limit_sweep(load_profile("websocket", decode_tps=limit_tps), limit_wl, connection_limits_s,
-                              rollouts=max(2, n // 4), jitter=jitter)
-figures["connection_limit"] = viz.line_chart(limits, x="connection_limit_s", y="reconnects", log_x=True,
-                                             x_title="connection lifetime limit (s)",
-                                             y_title="reconnects per rollout (count)",
-                                             title="Connection lifetime limit: full-context turns per rollout")
+limits = research.limit_sweep(
+    load_profile("websocket", decode_tps=limit_tps),
+    limit_wl,
+    connection_limits_s,
+    rollouts=max(2, n // 4),
+    jitter=jitter,
+)
+figures["connection_limit"] = viz.line_chart(
+    limits,
+    x="connection_limit_s",
+    y="reconnects",
+    log_x=True,
+    x_title="connection lifetime limit (s)",
+    y_title="reconnects per rollout (count)",
+    title="Connection lifetime limit: full-context turns per rollout",
+)
 limits
 
 # %% [markdown]

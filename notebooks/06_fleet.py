@@ -65,8 +65,9 @@ figures = {}
 
 # %%
 mmc = research.erlang_check(utilisations, servers, customers=customers)
-figures["queueing_vs_erlang_c"] = viz.fleet_queueing(mmc, x="utilisation", sim="wait_s", theory="erlang_wait_s",
-                                                     by="servers")
+figures["queueing_vs_erlang_c"] = viz.fleet_queueing(
+    mmc, x="utilisation", sim="wait_s", theory="erlang_wait_s", by="servers"
+)
 mmc
 
 # %%
@@ -76,16 +77,32 @@ figures["queueing_vs_erlang_c"]
 # ## Result 2: many agents on one replica: queueing and tail latency
 
 # %%
-fleet = research.fleet_sweep(fleet_profiles, workload, agents, api_workers=api_workers,
-                             inference_slots=inference_slots, rollouts_per_agent=rollouts_per_agent, jitter=jitter)
-figures["tail_latency"] = viz.line_chart(fleet, x="agents", y="e2e_p95_s", x_title="concurrent agents (count)",
-                                         y_title="p95 end to end per rollout (s)",
-                                         title="Tail latency as agents share one replica")
-figures["queueing_by_agents"] = viz.line_chart(research.queue_waits(fleet), x="agents", y="queue_wait_s",
-                                               dash_by="queue",
-                                               x_title="concurrent agents (count)",
-                                               y_title="mean queueing per turn (s)",
-                                               title="Where agents wait: API workers (solid) and inference (dashed)")
+fleet = research.fleet_sweep(
+    fleet_profiles,
+    workload,
+    agents,
+    api_workers=api_workers,
+    inference_slots=inference_slots,
+    rollouts_per_agent=rollouts_per_agent,
+    jitter=jitter,
+)
+figures["tail_latency"] = viz.line_chart(
+    fleet,
+    x="agents",
+    y="e2e_p95_s",
+    x_title="concurrent agents (count)",
+    y_title="p95 end to end per rollout (s)",
+    title="Tail latency as agents share one replica",
+)
+figures["queueing_by_agents"] = viz.line_chart(
+    research.queue_waits(fleet),
+    x="agents",
+    y="queue_wait_s",
+    dash_by="queue",
+    x_title="concurrent agents (count)",
+    y_title="mean queueing per turn (s)",
+    title="Where agents wait: API workers (solid) and inference (dashed)",
+)
 figures["tail_latency"]
 
 # %%
@@ -103,11 +120,18 @@ research.capacity(fleet, "e2e_p95_s", slack=capacity_slack)
 # %%
 memory = research.cache_memory(workload, cache_bytes_per_token)
 peak_mib = memory["cache_mib"].max()
-print(f"one connection holds up to {peak_mib:.2f} MiB at the last turn; "
-      f"{replica_memory_gib} GiB of cache fits {replica_memory_gib * 1024 / peak_mib:,.0f} such connections")
-figures["cache_memory"] = viz.line_chart(memory.assign(scenario="websocket"), x="turn", y="cache_mib",
-                                         x_title="turn (index)", y_title="connection cache (MiB)",
-                                         title="What one WebSocket connection's cache holds, turn by turn")
+print(
+    f"one connection holds up to {peak_mib:.2f} MiB at the last turn; "
+    f"{replica_memory_gib} GiB of cache fits {replica_memory_gib * 1024 / peak_mib:,.0f} such connections"
+)
+figures["cache_memory"] = viz.line_chart(
+    memory.assign(scenario="websocket"),
+    x="turn",
+    y="cache_mib",
+    x_title="turn (index)",
+    y_title="connection cache (MiB)",
+    title="What one WebSocket connection's cache holds, turn by turn",
+)
 figures["cache_memory"]
 
 # %% [markdown]

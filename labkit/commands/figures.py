@@ -18,9 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NOTEBOOK",
         help=f"names or numbers (default: all of {', '.join(NOTEBOOKS)})",
     )
-    parser.add_argument(
-        "--out", type=Path, default=REPO / "figures", help="output folder (default: figures/)"
-    )
+    parser.add_argument("--out", type=Path, default=REPO / "figures", help="output folder (default: figures/)")
     parser.add_argument("--docs", type=Path, default=REPO / "docs", help="folder of the README tour PNGs")
     parser.add_argument("--no-docs", action="store_true", help="do not write the README tour PNGs")
     parser.add_argument(
@@ -28,22 +26,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=",".join(FIGURE_FORMATS),
         help="comma-separated formats (default: html,png,svg,pdf)",
     )
-    parser.add_argument(
-        "--fast", action="store_true", help="each notebook's small parameter set (as the tests)"
-    )
+    parser.add_argument("--fast", action="store_true", help="each notebook's small parameter set (as the tests)")
     parser.add_argument("--jobs", type=int, default=1, help="notebooks run at the same time (default: 1)")
-    parser.add_argument(
-        "--timeout", type=float, default=600.0, help="seconds allowed per cell (default: 600)"
-    )
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds allowed per cell (default: 600)")
 
 
 def run(args: argparse.Namespace) -> int:
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     bad = [f for f in formats if f not in FIGURE_FORMATS]
     if bad or not formats:
-        raise ValueError(
-            f"formats: unknown {', '.join(bad) or '(none)'}; choose from {', '.join(FIGURE_FORMATS)}"
-        )
+        raise ValueError(f"formats: unknown {', '.join(bad) or '(none)'}; choose from {', '.join(FIGURE_FORMATS)}")
     runs = run_all(
         args.notebooks or None,
         out_root=args.out,
@@ -55,7 +47,5 @@ def run(args: argparse.Namespace) -> int:
     )
     failed = [r.name for r in runs if r.error]
     total = sum(r.seconds for r in runs)
-    print(
-        f"labkit figures: {len(runs) - len(failed)}/{len(runs)} notebooks ok, {total:.1f} s of notebook time"
-    )
+    print(f"labkit figures: {len(runs) - len(failed)}/{len(runs)} notebooks ok, {total:.1f} s of notebook time")
     return 1 if failed else 0
