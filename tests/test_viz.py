@@ -213,7 +213,8 @@ def test_distribution_ecdf_and_box(spans):
     _assert_paper_ready(fig)
     for t in fig.data:
         assert list(t.x) == sorted(t.x)
-        assert t.y[-1] == pytest.approx(100.0)
+        assert t.y[0] == 0.0 and t.y[-1] == pytest.approx(100.0)
+        assert len(t.x) == len(tm[tm["scenario"] == next(n for n in PRESETS if template.label(n) == t.name)]) + 1
     ws = next(t for t in fig.data if t.name == template.label("websocket"))
     assert max(ws.x) == pytest.approx(tm[tm["scenario"] == "websocket"]["ttft_s"].max() * 1e3)
     box = viz.distribution(spans, "latency_s", kind="box")

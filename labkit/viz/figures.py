@@ -497,8 +497,9 @@ def distribution(data: pd.DataFrame, column: str = "ttft_s", kind: str = "ecdf",
         src = str(sub["source"].iloc[0]) if "source" in sub.columns else "live"
         if kind == "ecdf":
             fig.add_scatter(
-                x=vals,
-                y=np.arange(1, len(vals) + 1) / len(vals) * 100,
+                # The step starts at 0% at the smallest value, as an ECDF does.
+                x=np.concatenate([vals[:1], vals]),
+                y=np.concatenate([[0.0], np.arange(1, len(vals) + 1) / len(vals) * 100]),
                 mode="lines",
                 line={
                     "color": palette[_scenario_of(g)],
@@ -512,6 +513,7 @@ def distribution(data: pd.DataFrame, column: str = "ttft_s", kind: str = "ecdf",
         else:
             fig.add_box(y=vals, name=_glabel(g), marker_color=palette[_scenario_of(g)], boxpoints="outliers")
     if kind == "ecdf":
+        fig.update_yaxes(range=[0, 102])
         return styled(
             fig,
             title or f"Distribution of {COLUMNS.get(column, (column,))[0]}",
