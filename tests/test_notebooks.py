@@ -152,3 +152,14 @@ def test_failing_notebook_is_reported_and_others_listed(tmp_path: Path, monkeypa
     assert runs[0].error is not None and "RuntimeError: boom" in runs[0].error
     assert any("FAILED RuntimeError: boom" in line for line in lines)
     assert "failed: RuntimeError: boom" in (tmp_path / "out" / "index.html").read_text()
+
+
+def test_figures_command_rejects_bad_input(capsys: pytest.CaptureFixture) -> None:
+    from labkit.cli import main
+
+    assert main(["figures", "--formats", "html,gif", "--no-docs"]) == 2
+    assert "formats: unknown gif" in capsys.readouterr().err
+    assert main(["figures", "--jobs", "0", "--no-docs"]) == 2
+    assert "jobs: must be >= 1" in capsys.readouterr().err
+    assert main(["figures", "99_missing", "--no-docs"]) == 2
+    assert "notebook: unknown '99_missing'" in capsys.readouterr().err
