@@ -30,7 +30,7 @@ async def test_start_in_running_loop_and_urls() -> None:
     server = await SimServer.start(profile="websocket", workload=WL, instant=True)
     try:
         assert server.running
-        assert server.base_url == f"http://127.0.0.1:{server.port}/v1"
+        assert server.base_url == server.url == f"http://127.0.0.1:{server.port}/v1"
         assert server.ws_url == f"ws://127.0.0.1:{server.port}/v1/responses"
         assert server.port > 0 and "running" in repr(server)
     finally:

@@ -370,18 +370,25 @@ class SimServer:
         return self._port
 
     @property
-    def url(self) -> str:
-        """``http://HOST:PORT`` (the root; :attr:`base_url` is what SDK clients take)."""
+    def root_url(self) -> str:
+        """``http://HOST:PORT``."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self._port}"
 
     @property
     def base_url(self) -> str:
-        return f"{self.url}/v1"
+        """``http://HOST:PORT/v1``: what the official SDK and labkit's clients take as ``base_url``."""
+        return f"{self.root_url}/v1"
+
+    @property
+    def url(self) -> str:
+        """The same as :attr:`base_url`."""
+        return self.base_url
 
     @property
     def ws_url(self) -> str:
-        return "ws" + self.url[len("http") :] + "/v1/responses"
+        """``ws://HOST:PORT/v1/responses``: WebSocket mode."""
+        return "ws" + self.root_url[len("http") :] + "/v1/responses"
 
     @property
     def metrics(self) -> dict[str, float]:
