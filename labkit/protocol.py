@@ -269,7 +269,7 @@ def parse_create_body(body: bytes | str | Mapping[str, Any]) -> CreateRequest:
         except RecursionError:
             raise ProtocolError("invalid_json", "body: JSON nested too deeply", None) from None
     else:
-        obj = dict(body)
+        obj = dict(body) if isinstance(body, Mapping) else body
     if not isinstance(obj, dict):
         raise _invalid("body", "must be a JSON object", "invalid_type")
     return _parse_create(obj, websocket=False)

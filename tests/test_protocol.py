@@ -130,6 +130,13 @@ def test_malformed_messages(data: str | bytes) -> None:
     assert exc.value.code in ("invalid_json", "invalid_type")
 
 
+@pytest.mark.parametrize("body", [[1], 5, None, "[]", b"null"])
+def test_http_body_must_be_an_object(body) -> None:
+    with pytest.raises(P.ProtocolError) as exc:
+        P.parse_create_body(body)
+    assert exc.value.code == "invalid_type" and exc.value.param == "body"
+
+
 def test_oversize_message_is_rejected_before_parsing() -> None:
     data = json.dumps(P.build_create("m", "x" * 5000))
     with pytest.raises(P.ProtocolError) as exc:
