@@ -215,9 +215,9 @@ class _Connection:
         tasks = [lane.task for lane in self.lanes.values() if lane.task is not None and not lane.task.done()]
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        # return_exceptions: the lanes' own CancelledErrors are collected; a cancellation of the caller
+        # still propagates.
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def shutdown(self) -> None:
         if self._expiry is not None:
