@@ -23,7 +23,7 @@ def _check_record(rec: dict, name: str) -> None:
     assert rec["machine"]["python"].count(".") == 2
     assert rec["machine"]["packages"]["simpy"]
     if "error" not in rec:
-        assert math.isfinite(rec["ratio"]) and rec["ratio"] > 0
+        assert math.isfinite(rec["ratio"]) and rec["ratio"] >= 0  # capacity may hold no level
         expected = runner.goal_met(rec["ratio"], rec["goal_op"], rec["goal_value"])
         assert rec["met"] == (expected and all(p["met"] for p in rec.get("parts", [])))
 
