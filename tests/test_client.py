@@ -257,3 +257,16 @@ async def test_paced_stream_is_never_earlier_than_the_plan():
     # Token k is due (n - 1) / 2000 s after the first token's deadline (absolute deadlines: a late first
     # delta does not push the last one back, so the bound is on the last delta, not on the spacing).
     assert ex.delta_t[-1] - ex.t_sent >= plan_ttft_s(plan) + (ex.output_tokens - 1) / 2000.0 - 1e-4
+
+
+async def test_the_key_never_reaches_a_debug_log(caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    async with SimServer(profile="websocket", workload=WORKLOAD, instant=True, api_key="sk-secret-key") as server:
+        async with WebSocketClient(server.base_url, "sk-secret-key") as ws:
+            assert (await ws.create(body())).ok
+        async with HttpClient(server.base_url, "sk-secret-key") as http:
+            assert (await http.create(body())).ok
+    assert "> GET /v1/responses" in caplog.text  # websockets did log the handshake
+    assert "sk-secret-key" not in caplog.text and "[redacted]" in caplog.text

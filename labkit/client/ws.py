@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -18,6 +19,21 @@ from labkit.client.config import (
 )
 from labkit.client.record import Exchange, dumps, request_input_tokens
 from labkit.protocol import parse_server_event
+
+#: Handshake headers whose values never reach a log.
+SECRET_HEADERS = frozenset({"authorization", "openai-organization", "openai-project", "cookie"})
+
+
+class _RedactingLogger(logging.LoggerAdapter):
+    """websockets logs every handshake header at DEBUG level: keep the key out of the logs."""
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: object) -> None:
+        if len(args) == 2 and isinstance(args[0], str) and args[0].lower() in SECRET_HEADERS:
+            args = (args[0], "[redacted]")
+        super().log(level, msg, *args, **kwargs)  # type: ignore[arg-type]
+
+
+_LOGGER = _RedactingLogger(logging.getLogger("websockets.client"), {})
 
 #: Large enough for a full-context fallback of a long rollout (the real API's limit is not published).
 DEFAULT_MAX_SIZE = 256 * 1024 * 1024
@@ -79,6 +95,7 @@ class WebSocketClient:
                 ping_interval=self.ping_interval,
                 max_size=self.max_size,
                 open_timeout=self.open_timeout,
+                logger=_LOGGER,
                 **kwargs,
             )
         except InvalidStatus as exc:
