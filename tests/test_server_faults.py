@@ -116,7 +116,8 @@ async def test_stall_delays_the_first_delta() -> None:
         assert server.metrics["faults_stalled"] == 1
 
 
-def test_serve_cli_starts_answers_and_stops_on_sigterm() -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_serve_cli_starts_answers_and_stops_on_a_signal(sig: signal.Signals) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("LABKIT_SERVER_API_KEY", None)
     proc = subprocess.Popen(
@@ -132,7 +133,7 @@ def test_serve_cli_starts_answers_and_stops_on_sigterm() -> None:
         assert match, line
         r = httpx.post(match.group(1) + "/responses", json={"model": "m", "input": "hi"}, timeout=30)
         assert r.status_code == 200 and r.json()["status"] == "completed"
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err
         assert "warning" not in err
