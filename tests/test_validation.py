@@ -107,10 +107,14 @@ def test_validate_command_prints_the_summary(capsys, tmp_path):
     s = json.loads(capsys.readouterr().out)
     assert set(s) >= SUMMARY_KEYS and s["turns"] == WORKLOAD.turns and s["transport"] == "ws"
     assert len(pd.read_csv(csv)) == WORKLOAD.turns
-    assert main(["validate", "--tps", "2000", "--workload", "fast_test", "--transport", "http-chained"]) == 0
+    figures = tmp_path / "figures"
+    argv = ["validate", "--tps", "2000", "--workload", "fast_test", "--transport", "http-chained"]
+    assert main([*argv, "--figure", str(figures)]) == 0
     out = capsys.readouterr().out
     for key in SUMMARY_KEYS:
         assert key in out
+    names = {p.name for p in figures.iterdir()}
+    assert {"validate_http_chained_fast_test_latency.html", "validate_http_chained_fast_test_ttft.html"} <= names
 
 
 def test_measure_command_against_its_own_server(capsys):

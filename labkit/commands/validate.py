@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 
 from labkit.latency import preset_names, workload_names
 from labkit.runner import TRANSPORTS
@@ -23,6 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default=None, help=f"preset ({', '.join(preset_names())}); default by transport")
     parser.add_argument("--rollouts", type=int, default=1, help="repetitions of the scenario (default 1)")
     parser.add_argument("--csv", default=None, metavar="PATH", help="also write the per-turn table to PATH")
+    parser.add_argument(
+        "--figure",
+        default=None,
+        metavar="DIR",
+        help="also write the per-turn figure (turn latency and TTFT, predicted vs measured) to DIR as HTML and PNG",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -35,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
     s = v.summary()
     if args.csv:
         v.turns.to_csv(args.csv, index=False)
+    if args.figure:
+        _figures(v, args.figure)
     if args.json:
         print(json.dumps(s, indent=2))
         return 0
@@ -70,3 +79,18 @@ def run(args: argparse.Namespace) -> int:
 
 def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.2f} ms"
+
+
+def _figures(v, out_dir: str) -> None:
+    from labkit.viz import export_many, find_browser
+    from labkit.viz.figures import prediction_vs_measurement
+
+    name = f"validate_{v.transport.replace('-', '_')}_{v.workload.name}"
+    figs = [
+        (prediction_vs_measurement(v.predicted, v.measured, column=col), f"{name}_{col.removesuffix('_s')}")
+        for col in ("latency_s", "ttft_s")
+    ]
+    formats = ("html", "png") if find_browser() else ("html",)
+    for written in export_many(figs, formats, out_dir).values():
+        for path in written.values():
+            print(f"wrote {path}", file=sys.stderr)
