@@ -87,8 +87,8 @@ def test_table_and_readme_roundtrip(tmp_path: Path) -> None:
     rec.update(command="labkit bench des", machine=runner.machine_info())
     (tmp_path / "des.json").write_text(json.dumps(rec))
     table = runner.render_table(runner.load_results(tmp_path))
-    assert "| des | 1.5 | <= 2 | yes | m | `labkit bench des` |" in table
-    assert "| des: p | 1.1 | <= 1.5 | yes | q |" in table
+    assert "| des | 1.5 |  | <= 2 | yes | m |  | `labkit bench des` |" in table
+    assert "| des: p | 1.1 |  | <= 1.5 | yes | q |" in table
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{runner.TABLE_BEGIN}\nold\n{runner.TABLE_END}\noutro\n")
     assert runner.update_readme(readme, tmp_path)

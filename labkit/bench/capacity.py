@@ -156,6 +156,8 @@ def run(quick: bool = False) -> dict[str, Any]:
         ">=",
         1.0,
         ratio_means=f"concurrent WebSocket agents held at {TPS:g} TPS within 5% / goal of {goal}",
+        summary=f"held {held} agents; levels tried: "
+        + ", ".join(f"{f['agents']} ({'held' if f['held'] else 'not held'})" for f in figures),
         agents_held=held,
         goal_agents=goal,
         turns=turns,

@@ -80,6 +80,10 @@ def run(quick: bool = False) -> dict[str, Any]:
         2.0,
         ratio_means="labkit s per simulated stage / raw SimPy s per env.timeout (same count, one core)",
         ratio_stats=ratio,
+        summary=(
+            f"{lab['median'] / events * 1e6:.2f} vs {raw['median'] / events * 1e6:.2f} us per event; "
+            f"{rollouts / lab['median']:,.0f} rollouts/s"
+        ),
         profile=profile_name,
         workload="codex_bugfix",
         turns_per_rollout=turns,

@@ -105,6 +105,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                     1.25,
                     ratio_means=f"s per figure, {fmt} batch: labkit export_many (+HTML) / raw kaleido batch",
                     ratio_stats=summarize(ratios),
+                    summary=f"{summarize(lab)['median']:.2f} vs {summarize(raw)['median']:.2f} s per figure",
                     labkit_s_per_figure=summarize(lab),
                     raw_s_per_figure=summarize(raw),
                 )

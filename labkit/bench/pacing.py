@@ -99,6 +99,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                 0.05,
                 ratio_means=f"achieved / configured decode rate at {label}",
                 ratio_stats=f["tps_ratio"],
+                summary=f"{f['tps_ratio']['median'] * f['tps']:,.1f} tokens/s achieved",
             )
         )
         parts.append(
@@ -109,6 +110,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                 0.05,
                 ratio_means=f"measured / modelled TTFT at {label} (median over turns)",
                 ratio_stats=f["ttft_ratio"],
+                summary=f"{f['ttft_excess_ms']['median']:+.1f} ms a turn",
                 excess_ms=f["ttft_excess_ms"],
             )
         )
@@ -120,6 +122,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                 0.05,
                 ratio_means=f"measured / forecast end to end of a {f['turns']}-turn rollout at {label}",
                 ratio_stats=f["rollout_e2e_ratio"],
+                summary=f"{f['rollout_drift_ms']['median']:+.0f} ms over the rollout",
                 drift_ms=f["rollout_drift_ms"],
             )
         )

@@ -228,8 +228,8 @@ def _fmt(x: Any) -> str:
 def render_table(results: Sequence[dict[str, Any]]) -> str:
     """A Markdown table: one row per benchmark (and per part), with its ratio, goal, verdict and command."""
     lines = [
-        "| benchmark | ratio | goal | met | what the ratio is | command |",
-        "|---|---|---|---|---|---|",
+        "| benchmark | ratio | spread (n) | goal | met | what the ratio is | figures behind it | command |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for rec in results:
         cmd = f"`{rec.get('command', 'labkit bench ' + rec['name'])}`"
@@ -238,9 +238,11 @@ def render_table(results: Sequence[dict[str, Any]]) -> str:
             name = rec["name"] if i == 0 else f"{rec['name']}: {row['name']}"
             met = "yes" if row.get("met") else "no"
             means = row.get("ratio_means") or row.get("error", "")
+            stats = row.get("ratio_stats") or {}
+            spread = f"{stats['spread']:.0%} ({stats['n']})" if stats.get("spread") is not None else ""
             lines.append(
-                f"| {name} | {_fmt(row.get('ratio'))} | {row.get('goal', '')} | {met} | {means} | "
-                f"{cmd if i == 0 else ''} |"
+                f"| {name} | {_fmt(row.get('ratio'))} | {spread} | {row.get('goal', '')} | {met} | {means} | "
+                f"{row.get('summary', '')} | {cmd if i == 0 else ''} |"
             )
     machine = results[0].get("machine", {}) if results else {}
     if machine:

@@ -182,6 +182,9 @@ def run(quick: bool = False) -> dict[str, Any]:
         1.5,
         ratio_means="server CPU per streamed event: labkit (instant) / raw websockets server",
         ratio_stats=summarize(ws["ratio"]),
+        summary=(
+            f"{summarize(ws['labkit_us'])['median']:.1f} vs {summarize(ws['raw_us'])['median']:.1f} us CPU per event"
+        ),
         labkit_cpu_us_per_event=summarize(ws["labkit_us"]),
         raw_cpu_us_per_event=summarize(ws["raw_us"]),
         events_per_request=events_per_ws_request,
@@ -195,6 +198,10 @@ def run(quick: bool = False) -> dict[str, Any]:
         1.5,
         ratio_means="server CPU per HTTP/SSE request: labkit (instant) / hand-written asyncio SSE handler",
         ratio_stats=summarize(sse["ratio"]),
+        summary=(
+            f"{summarize(sse['labkit_us'])['median']:,.0f} vs {summarize(sse['raw_us'])['median']:,.0f} us CPU "
+            f"per request of {events_per_sse_request:.0f} events"
+        ),
         labkit_cpu_us_per_request=summarize(sse["labkit_us"]),
         raw_cpu_us_per_request=summarize(sse["raw_us"]),
         events_per_request=events_per_sse_request,

@@ -139,5 +139,9 @@ def run(quick: bool = False) -> dict[str, Any]:
         "<=",
         1.0,
         ratio_means="peak cached bytes sampled / max_cached_bytes budget (inf if any rollout was lost)",
+        summary=(
+            f"{fig['rollouts_finished']}/{connections} rollouts, {fig['errors']} errors, "
+            f"{fig['fallbacks']} fallbacks; RSS {fig['rss_start_mb']:.0f} -> {fig['rss_peak_mb']:.0f} MB peak"
+        ),
         **fig,
     )
