@@ -243,6 +243,8 @@ async def run_rollout(
     if transport == "http-chained" and not store_flag:
         raise ValueError("store: http-chained needs store=true (the server loads the chain from its store)")
     scen = scenario if scenario is not None else transport
+    if client is not None and isinstance(client, WebSocketClient) != (transport == "ws"):
+        raise ValueError(f"client: a {type(client).__name__} cannot carry transport {transport!r}")
     own_client = client is None
     # Built before the clock starts: creating an HTTP client loads TLS certificates (~0.1 s).
     cli = client or _make_client(transport, base_url, api_key, keep_alive, timeout, ping_interval)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from labkit.client import HttpClient, WebSocketClient
 from labkit.latency import estimate_tokens, filler_text, load_workload
 from labkit.metrics import rollout_metrics, turn_metrics
 from labkit.protocol import conversation_split, item_tokens
@@ -182,6 +183,8 @@ async def test_bad_arguments_name_the_field():
         await run_rollout("ws", WORKLOAD, base_url="http://127.0.0.1:9/v1", max_attempts=0)
     with pytest.raises(ValueError, match="^store"):
         await run_rollout("http-chained", WORKLOAD, base_url="http://127.0.0.1:9/v1", store=False)
+    with pytest.raises(ValueError, match="^client"):
+        await run_rollout("http", WORKLOAD, client=WebSocketClient("http://127.0.0.1:9/v1"))
     with pytest.raises(ValueError, match="^rollouts"):
         await run_rollouts("ws", WORKLOAD, rollouts=0, base_url="http://127.0.0.1:9/v1")
 
@@ -237,3 +240,17 @@ async def test_scripted_tool_choice_is_accepted_by_the_simulator():
     bodies = [te.exchange.response for te in r.exchanges]
     assert [b["tool_choice"] for b in bodies] == ["required"] * (WORKLOAD.turns - 1) + ["none"]
     assert all(b["parallel_tool_calls"] is False and b["model"] == "some-model" for b in bodies)
+
+
+async def test_a_rollout_can_reuse_an_open_client():
+    async with (
+        SimServer(profile="http_optimized", workload=WORKLOAD, instant=True) as s,
+        HttpClient(s.base_url) as client,
+    ):
+        first = await run_rollout("http", WORKLOAD, client=client)
+        second = await run_rollout("http", WORKLOAD, client=client, rollout=1)
+        assert client.connections == 1
+    assert first.finished and second.finished
+    # The second rollout found the pooled connection open: no handshake on its first turn.
+    connect = second.spans[(second.spans["stage"] == "connect") & (second.spans["turn"] == 0)]
+    assert connect["cache_hit"].iloc[0]
