@@ -117,9 +117,14 @@ def test_validate_command_prints_the_summary(capsys, tmp_path):
     assert {"validate_http_chained_fast_test_latency.html", "validate_http_chained_fast_test_ttft.html"} <= names
 
 
-def test_measure_command_against_its_own_server(capsys):
-    assert main(["measure", "--transport", "http", "--tps", "4000", "--workload", "fast_test", "--json"]) == 0
+def test_measure_command_against_its_own_server(capsys, tmp_path):
+    spans, events = tmp_path / "spans.csv", tmp_path / "events.csv"
+    argv = ["measure", "--transport", "http", "--tps", "4000", "--workload", "fast_test", "--json"]
+    assert main([*argv, "--spans", str(spans), "--events", str(events)]) == 0
     s = json.loads(capsys.readouterr().out)
+    table = pd.read_csv(spans)
+    assert set(table["source"]) == {"live"} and table["turn"].nunique() == WORKLOAD.turns
+    assert {"turn", "attempt", "type", "t_s"} <= set(pd.read_csv(events).columns)
     assert s["profile"] == "http_optimized" and s["configured_tps"] == 4000 and s["turns"] == WORKLOAD.turns
     assert 0 < s["ttft_p50_s"] <= s["turn_latency_p50_s"] <= s["e2e_p50_s"]
     assert main(["measure", "--transport", "ws", "--profile", "http_baseline"]) == 2

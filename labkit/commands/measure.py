@@ -7,6 +7,8 @@ import asyncio
 import json
 import math
 
+import pandas as pd
+
 from labkit.latency import preset_names, workload_names
 from labkit.runner import DEFAULT_MODEL, TRANSPORTS
 
@@ -38,6 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--model", default=None, help=f"model name (default {DEFAULT_MODEL!r}; needed for a real API)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for one response")
+    parser.add_argument("--spans", default=None, metavar="PATH", help="also write the spans table to PATH (CSV)")
+    parser.add_argument(
+        "--events", default=None, metavar="PATH", help="also write every event's timestamp to PATH (CSV)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -66,6 +72,10 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     s = m.summary()
+    if args.spans:
+        m.spans.to_csv(args.spans, index=False)
+    if args.events:
+        pd.concat([r.events() for r in m.results], ignore_index=True).to_csv(args.events, index=False)
     if args.json:
         print(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in s.items()}, indent=2))
         return 0
