@@ -9,8 +9,10 @@ the model says.
 from __future__ import annotations
 
 import json
+import select
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -140,11 +142,15 @@ def test_measure_command_against_a_base_url(capsys):
     )
     try:
         url = None
-        for _ in range(20):
-            line = proc.stdout.readline()
+        deadline = time.monotonic() + 30
+        while url is None and time.monotonic() < deadline:
+            # Never block on a silent child: wait for a line at most until the deadline.
+            ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            line = proc.stdout.readline() if ready else ""
             if "http://" in line:
                 url = line[line.index("http://") :].split()[0]
-                break
+            elif ready and not line:
+                break  # the child exited
         assert url, "labkit serve did not print its URL"
         base = url if url.rstrip("/").endswith("/v1") else url.rstrip("/") + "/v1"
         argv = ["measure", "--transport", "ws", "--workload", "fast_test", "--rollouts", "2", "--base-url", base]
