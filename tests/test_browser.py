@@ -45,6 +45,10 @@ MISSING_X_JS = """() => Array.from(document.querySelectorAll('.jp-OutputArea-out
 PATHS_JS = """() => Array.from(document.querySelectorAll(
     '.jp-OutputArea-output .js-plotly-plot .trace path')).map(p => p.getAttribute('d') || '')"""
 
+CHANGED_JS = f"(before) => JSON.stringify(({PATHS_JS})()) !== JSON.stringify(before)"
+#: Extra slider steps after the first one, timed for the report.
+STEPS = 19
+
 
 def _chromium() -> str | None:
     env = os.environ.get("BROWSER_PATH")
@@ -192,14 +196,23 @@ def _run_and_move(page, base: str, nb_path: Path, tmp_path: Path) -> tuple[float
     handle.focus()
     t0 = time.perf_counter()
     page.keyboard.press("PageUp")
-    page.wait_for_function(
-        f"(before) => JSON.stringify(({PATHS_JS})()) !== JSON.stringify(before)",
-        arg=before_paths,
-        timeout=30_000,
-        polling=20,
-    )
+    page.wait_for_function(CHANGED_JS, arg=before_paths, timeout=30_000, polling=20)
     redraw_s = time.perf_counter() - t0
     after_value = readout.inner_text()
     handle.scroll_into_view_if_needed()
     page.screenshot(path=str(tmp_path / "after_slider.png"), full_page=False)
-    return redraw_s, before_value, after_value, page.evaluate(MISSING_X_JS)
+    missing_x = page.evaluate(MISSING_X_JS)
+    # More steps, back and forth, to report the key-press-to-redrawn-plot time (printed, never asserted:
+    # this is a shared, noisy machine; the widgets benchmark owns the speed target).
+    times = [redraw_s]
+    for k in range(STEPS):
+        before = page.evaluate(PATHS_JS)
+        t0 = time.perf_counter()
+        page.keyboard.press("PageDown" if k % 2 == 0 else "PageUp")
+        page.wait_for_function(CHANGED_JS, arg=before, timeout=30_000, polling=20)
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
+    median = times[len(times) // 2]
+    print(f"slider to redrawn plot in the page, {len(times)} steps: median {median:.3f} s, p95 {p95:.3f} s")
+    return redraw_s, before_value, after_value, missing_x
