@@ -25,7 +25,7 @@
 # the figures in place. Then two sweeps of the closed form: the end-to-end speedup against
 # `http_baseline` over (decode speed, turns) per strategy, and sticky vs random routing across replicas
 # (random routing finds the replica-local rendered-token cache with probability 1/N; the closed form
-# takes the expectation).
+# takes the expectation; the DES draws it, request by request, for the tail).
 #
 # **Caveat up front.** All strategies here include the critical-path sprint; the speedups mix its gain and
 # the strategy's own. Notebook 02 separates the sprint.
@@ -43,15 +43,17 @@ heatmap_tps = [65, 200, 500, 1000, 2000, 4000]
 heatmap_turns = [2, 5, 10, 20, 40, 80]
 replicas = [1, 2, 4, 8, 16]
 routing_profile = "http_chained"
+des_rollouts = 40  # seeded DES rollouts per routing point
 
 # %%
 from labkit import research, viz
 from labkit.latency import load_workload
+from labkit.sim.sweep import sweep
 from labkit.widgets import what_if
 
 workload = load_workload(workload_name)
 if fast:
-    heatmap_tps, heatmap_turns, replicas = heatmap_tps[::2], heatmap_turns[::2], replicas[:3]
+    heatmap_tps, heatmap_turns, replicas, des_rollouts = heatmap_tps[::2], heatmap_turns[::2], replicas[:3], 5
 figures = {}
 
 # %% [markdown]
@@ -87,6 +89,28 @@ routing = viz.forecast_sweep(
 )
 figures["routing_effect"] = viz.routing_effect(routing, x="replicas", y="e2e_s")
 figures["routing_effect"]
+
+# %% [markdown]
+# Random routing is random: the closed form above is its expectation. The DES draws the replica of every
+# request (no other jitter, so the spread is routing alone) and shows the tail.
+
+# %%
+routing_des = sweep(
+    {
+        "profile": [routing_profile],
+        "method": "des",
+        "rollouts": des_rollouts,
+        "jitter": 0.0,
+        "decode_tps": decode_tps,
+        "workload": workload_name,
+        "replicas": replicas,
+        "routing": ["sticky", "random"],
+    }
+)
+figures["routing_effect_p95"] = viz.routing_effect(
+    routing_des, x="replicas", y="e2e_p95_s", title="Sticky vs random routing: p95 end to end (DES)"
+)
+figures["routing_effect_p95"]
 
 # %% [markdown]
 # ## Caveats

@@ -20,7 +20,7 @@ EXPECTED = {
     "01_bottleneck": {"overhead_share", "stage_breakdown"},
     "02_critical_path": {"ttft_waterfall", "ttft_steps", "e2e_by_profile"},
     "03_websocket_live": {"gantt", "ttft_ecdf", "latency_ecdf", "prediction_vs_measurement"},
-    "04_caching_strategies": {"speedup_heatmap", "routing_effect"},
+    "04_caching_strategies": {"speedup_heatmap", "routing_effect", "routing_effect_p95"},
     "05_failures": {"drops_all_transports", "drop_breakeven", "evictions", "fallback_turn_cost", "connection_limit"},
     "06_fleet": {"queueing_vs_erlang_c", "tail_latency", "queueing_by_agents", "cache_memory"},
 }
