@@ -144,16 +144,17 @@ def reconnects(spans: pd.DataFrame) -> pd.DataFrame:
 
     A reconnect after the first turn means a full-context turn (the connection cache died with the socket),
     whether or not the turn itself failed (the 60-minute limit closes an idle socket between turns).
+    Connections are seen through their ``connect`` spans, so the profile needs ``connect_s > 0``.
     """
     conn = spans[(spans["stage"] == "connect") & (spans["turn"] > 0) & (spans["end_s"] > spans["start_s"])]
     keys = ["scenario", "rollout"]
-    out = spans.groupby(keys)["attempt"].max().rename("max_attempt").to_frame()
-    out["reconnects"] = conn.groupby(keys).size().reindex(out.index, fill_value=0)
-    retried = spans[spans["attempt"] > 0].groupby([*keys, "turn"]).ngroup()
-    out["retried_turns"] = (
-        spans[spans["attempt"] > 0].assign(g=retried).groupby(keys)["g"].nunique().reindex(out.index, fill_value=0)
-    )
-    return out.drop(columns="max_attempt").reset_index()
+    index = spans.groupby(keys).size().index
+    return pd.DataFrame(
+        {
+            "reconnects": conn.groupby(keys).size().reindex(index, fill_value=0),
+            "retried_turns": spans[spans["attempt"] > 0].groupby(keys)["turn"].nunique().reindex(index, fill_value=0),
+        }
+    ).reset_index()
 
 
 def fallback_turn_cost(profile: str | Profile, workload: Workload) -> pd.DataFrame:
