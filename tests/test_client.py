@@ -270,3 +270,14 @@ async def test_the_key_never_reaches_a_debug_log(caplog):
             assert (await http.create(body())).ok
     assert "> GET /v1/responses" in caplog.text  # websockets did log the handshake
     assert "sk-secret-key" not in caplog.text and "[redacted]" in caplog.text
+
+
+async def test_ws_concurrent_creates_on_one_client_take_turns(server):
+    import asyncio
+
+    async with WebSocketClient(server.base_url) as client:
+        a, b, c = await asyncio.gather(*(client.create(body()) for _ in range(3)))
+    assert a.ok and b.ok and c.ok and client.connections == 1
+    # One response in flight at a time: each exchange starts after the previous one ended.
+    ordered = sorted((a, b, c), key=lambda ex: ex.t_start)
+    assert ordered[1].t_start >= ordered[0].t_end and ordered[2].t_start >= ordered[1].t_end

@@ -70,6 +70,9 @@ class WebSocketClient:
         self._ws: ClientConnection | None = None
         #: Connections opened so far (1 + reconnects).
         self.connections = 0
+        # One response in flight per socket (the default lane's rule, and one reader per socket): concurrent
+        # creates on one client take turns; each one's clock starts when its turn comes.
+        self._turn = asyncio.Lock()
 
     @property
     def connected(self) -> bool:
@@ -109,6 +112,10 @@ class WebSocketClient:
         server-side failure: the returned :class:`Exchange` says what happened (``status``, ``error``)."""
         if "stream" in body or "background" in body:
             raise ValueError("body: 'stream' and 'background' are not sent over WebSocket mode")
+        async with self._turn:
+            return await self._create(body, timeout)
+
+    async def _create(self, body: dict[str, Any], timeout: float | None) -> Exchange:
         # Serialised before the clock starts: the exchange begins when the request is ready to go.
         message = dumps({"type": "response.create", **body})
         nbytes, ntokens = len(message.encode()), request_input_tokens(body)
