@@ -840,7 +840,8 @@ def fallback_cost(
                 )
     fig.update_yaxes(title_text=yt, row=1, col=1)
     if panels == 2:
-        fig.update_yaxes(title_text=column_axis("fallbacks")[0], row=2, col=1)
+        # Two lines: on a short lower panel a one-line title runs up into the upper panel's title.
+        fig.update_yaxes(title_text="fallbacks per<br>rollout (count)", row=2, col=1)
     fig.update_xaxes(title_text=xt, row=panels, col=1)
     fig.update_layout(height=560 if panels == 2 else 460)
     return styled(fig, title or "What failures cost: full-context fallbacks")
