@@ -281,3 +281,10 @@ async def test_ws_concurrent_creates_on_one_client_take_turns(server):
     # One response in flight at a time: each exchange starts after the previous one ended.
     ordered = sorted((a, b, c), key=lambda ex: ex.t_start)
     assert ordered[1].t_start >= ordered[0].t_end and ordered[2].t_start >= ordered[1].t_end
+
+
+def test_loopback_hosts():
+    from labkit.netaddr import is_loopback_host
+
+    assert all(is_loopback_host(h) for h in ("localhost", "127.0.0.1", "127.3.2.1", "::1", "[::1]"))
+    assert not any(is_loopback_host(h) for h in ("0.0.0.0", "10.0.0.1", "example.com", ""))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from urllib.parse import urlsplit, urlunsplit
+
+from labkit.netaddr import is_loopback_host
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -37,13 +38,7 @@ def websocket_url(base_url: str) -> str:
 
 def is_loopback(url: str) -> bool:
     """True for localhost and loopback addresses: such connections never go through a proxy."""
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(urlsplit(url).hostname or "")
 
 
 def auth_headers(api_key: str | None) -> dict[str, str]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ipaddress
 import json
 import os
 import signal
 import sys
 
 from labkit.latency import load_profile, load_workload, preset_names, workload_names
+from labkit.netaddr import is_loopback_host
 from labkit.server import Faults, SimServer
 
 NAME = "serve"
@@ -52,15 +52,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     faults.add_argument("--fail-rate", type=float, default=0.0, help="per response: fail with a 5xx")
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def run(args: argparse.Namespace) -> int:
     # Validate everything before binding, so bad input is a one-line error (exit 2).
     profile = load_profile(args.profile)
@@ -95,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         connection_lifetime_s=args.lifetime,
         max_message_bytes=args.max_message_bytes,
     )
-    if not _is_loopback(args.host) and not args.api_key:
+    if not is_loopback_host(args.host) and not args.api_key:
         print(
             f"labkit serve: warning: listening on {args.host} without --api-key: anyone who can reach it can use it",
             file=sys.stderr,
