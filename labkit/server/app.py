@@ -33,7 +33,7 @@ from labkit.protocol import (
     ws_frame,
 )
 from labkit.server.engine import Engine, LaneCache, TurnFailed, TurnLog
-from labkit.server.faults import DropConnection, Faults
+from labkit.server.faults import DropConnection, Faults, injected_failure
 
 log = logging.getLogger("labkit.server")
 
@@ -162,16 +162,7 @@ class _Connection:
         try:
             await engine.run(turn, self.emit)
         except TurnFailed:
-            await self.send_error(
-                ProtocolError(
-                    "server_error",
-                    "The server had an error while processing your request (injected fault).",
-                    None,
-                    status=500,
-                    type="server_error",
-                ),
-                stream_id=request.stream_id,
-            )
+            await self.send_error(injected_failure(), stream_id=request.stream_id)
         except DropConnection:
             self.abort()
         except (ConnectionError, RuntimeError) as exc:
@@ -516,15 +507,7 @@ class SimServer:
             try:
                 events = await engine.run(turn, None)
             except TurnFailed:
-                return self._error_response(
-                    ProtocolError(
-                        "server_error",
-                        "The server had an error while processing your request (injected fault).",
-                        None,
-                        status=500,
-                        type="server_error",
-                    )
-                )
+                return self._error_response(injected_failure())
             except DropConnection:
                 return self._abort(request)
             return web.json_response(events.response())

@@ -11,9 +11,22 @@ import random
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from labkit.protocol import ProtocolError
+
 
 class DropConnection(Exception):
     """Raised inside a turn to cut the connection without a close handshake (as a network failure)."""
+
+
+def injected_failure() -> ProtocolError:
+    """The 500 that an injected turn failure answers with, on either transport."""
+    return ProtocolError(
+        "server_error",
+        "The server had an error while processing your request (injected fault).",
+        None,
+        status=500,
+        type="server_error",
+    )
 
 
 @dataclass(frozen=True, slots=True)

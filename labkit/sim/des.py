@@ -166,35 +166,11 @@ class _Run:
             d = stage.duration_s * mult[_STAGE_COL[stage.name]]
             if d <= 0.0 and stage.name not in ("decode", "prefill"):
                 continue
-            end = t + d
-            if end > upto:
-                add(
-                    self.source,
-                    self.scenario,
-                    rollout,
-                    turn,
-                    stage.name,
-                    t,
-                    upto,
-                    stage.tokens,
-                    stage.bytes,
-                    stage.cache_hit,
-                    attempt,
-                )
+            end = min(t + d, upto)
+            add(self.source, self.scenario, rollout, turn, stage.name, t, end, stage.tokens, stage.bytes,
+                stage.cache_hit, attempt)  # fmt: skip
+            if end >= upto:
                 return upto
-            add(
-                self.source,
-                self.scenario,
-                rollout,
-                turn,
-                stage.name,
-                t,
-                end,
-                stage.tokens,
-                stage.bytes,
-                stage.cache_hit,
-                attempt,
-            )
             t = end
         return t
 
