@@ -106,6 +106,10 @@ OUTPUT_ITEM_TYPES = frozenset({"function_call", "reasoning"})
 _INPUT_ITEM_TYPES = frozenset({"message", "function_call", "function_call_output", "reasoning", "item_reference"})
 
 
+#: ``metadata`` key through which a client names the workload seed of its conversation (simulator only).
+SEED_METADATA_KEY = "labkit_seed"
+
+
 class ProtocolError(Exception):
     """A request the server rejects: becomes an ``error`` event (WebSocket) or an HTTP 4xx body."""
 

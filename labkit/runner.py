@@ -35,7 +35,7 @@ from labkit.client.http import HttpClient
 from labkit.client.record import Exchange, events_frame
 from labkit.client.ws import WebSocketClient
 from labkit.latency import TurnSpec, Workload, estimate_tokens, filler_text, load_workload
-from labkit.protocol import function_call_output, user_message
+from labkit.protocol import SEED_METADATA_KEY, function_call_output, user_message
 from labkit.spans import SpanColumns, concat_spans
 
 TransportName = Literal["ws", "http", "http-chained"]
@@ -226,8 +226,8 @@ async def run_rollout(
     first turn's input tokens (the user message is shortened by their estimate, so the request carries
     exactly the workload's size). ``script_tool_choice`` sends ``tool_choice="required"`` on tool turns and
     ``"none"`` on the last one (and ``parallel_tool_calls=false``), which makes a real model follow the
-    script. The simulator sizes its outputs from its own seed (``SimServer(seed=...)``, the workload's by
-    default), so a rollout with another ``seed`` varies only its inputs and tool times there. ``t0`` is
+    script. Every request carries ``metadata.labkit_seed``, so the simulator sizes the outputs of this
+    conversation from the same ``turn_specs(seed)`` as the runner. ``t0`` is
     the ``perf_counter`` origin of the span times (share one across concurrent rollouts). ``client``
     reuses an open client (it is then not closed here).
     """
@@ -288,8 +288,9 @@ async def run_rollout(
         if script_tool_choice:
             body["tool_choice"] = "none" if spec.final else "required"
             body["parallel_tool_calls"] = False
-        if metadata:
-            body["metadata"] = dict(metadata)
+        # The seed travels with every request so the simulator sizes this conversation's outputs from
+        # the same turn specs as the runner (and the DES); on the real API it is inert metadata.
+        body["metadata"] = {SEED_METADATA_KEY: str(seed), **(metadata or {})}
         return body
 
     try:

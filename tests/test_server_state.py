@@ -270,3 +270,34 @@ async def test_many_connections_keep_their_own_caches() -> None:
         for i, ids in enumerate(results):
             assert [by_id[r].spec.index for r in ids] == [0, 1, 2]
             assert by_id[ids[0]].spec.new_input_tokens == 50 + i
+
+
+async def test_async_with_a_started_server_and_a_per_conversation_seed():
+    import httpx
+
+    from labkit.latency import load_workload
+    from labkit.protocol import SEED_METADATA_KEY
+    from labkit.server import SimServer
+
+    w = load_workload("codex_bugfix")
+    async with await SimServer.start(profile="websocket", workload=w, instant=True) as server:
+        assert server.running
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
+            usage = {}
+            for seed in (1, 2):
+                body = {
+                    "model": "m",
+                    "input": "hi",
+                    "metadata": {SEED_METADATA_KEY: str(seed)},
+                    "tools": [{"type": "function", "name": "grep", "parameters": {"type": "object"}}],
+                }
+                r = await http.post("/responses", json=body)
+                assert r.status_code == 200
+                usage[seed] = r.json()["usage"]["output_tokens"]
+            assert usage[1] == w.turn_specs(1)[0].output_tokens
+            assert usage[2] == w.turn_specs(2)[0].output_tokens
+            bad = await http.post(
+                "/responses", json={"model": "m", "input": "hi", "metadata": {SEED_METADATA_KEY: "x"}}
+            )
+            assert bad.status_code == 400 and "labkit_seed" in bad.json()["error"]["message"]
+    assert not server.running

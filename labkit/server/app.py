@@ -346,7 +346,9 @@ class SimServer:
         await runner.cleanup()
 
     async def __aenter__(self) -> SimServer:
-        await self._start()
+        # Both `async with SimServer(...)` and `async with await SimServer.start(...)` work.
+        if self._runner is None:
+            await self._start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:

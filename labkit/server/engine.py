@@ -39,6 +39,7 @@ from labkit.latency import (
     plan_turn,
 )
 from labkit.protocol import (
+    SEED_METADATA_KEY,
     CreateRequest,
     ProtocolError,
     ResponseEvents,
@@ -242,7 +243,8 @@ class Engine:
         lane = request.stream_id
         instructions_tokens = estimate_tokens(request.instructions or "")
         turns_in, context_items, new_items = conversation_split(request.input)
-        faults = self.faults.draw(expected_events=8 + self._workload_output(turns_in))
+        specs = self.specs_for(request)
+        faults = self.faults.draw(expected_events=8 + specs[min(turns_in, len(specs) - 1)].output_tokens)
 
         parent: ResponseRecord | None = None
         source: Source = "none"
@@ -283,12 +285,12 @@ class Engine:
             key = _conversation_key(request)
 
         function_tools = [t for t in request.tools if t.get("type") == "function" and t.get("name")]
-        w_index = min(index, len(self.specs) - 1)
+        w_index = min(index, len(specs) - 1)
         final = index >= self.workload.turns - 1 or not function_tools
         kind: Literal["message", "function_call"] = "message" if final else "function_call"
         tool_name = None if final else str(function_tools[index % len(function_tools)]["name"])
         # The workload's last turn carries the final answer's length; beyond it the chain keeps answering.
-        out = self.specs[w_index].output_tokens
+        out = specs[w_index].output_tokens
         if request.max_output_tokens is not None:
             out = min(out, request.max_output_tokens)
         out = max(1, out)
@@ -328,8 +330,24 @@ class Engine:
             conn_cache=conn_cache,
         )
 
-    def _workload_output(self, index: int) -> int:
-        return self.specs[min(index, len(self.specs) - 1)].output_tokens
+    def specs_for(self, request: CreateRequest) -> tuple[TurnSpec, ...]:
+        """The workload's turns for this conversation: the server's seed, or the client's ``labkit_seed``.
+
+        A client running many rollouts with different seeds (``run_rollouts``) names its seed in
+        ``metadata`` so the outputs vary with it as the DES's do; other clients get the server's seed.
+        """
+        raw = (request.metadata or {}).get(SEED_METADATA_KEY)
+        if raw is None:
+            return self.specs
+        try:
+            seed = int(raw)
+        except (TypeError, ValueError):
+            raise ProtocolError(
+                "invalid_value",
+                f"metadata.{SEED_METADATA_KEY}: must be an integer, got {str(raw)[:40]!r}",
+                f"metadata.{SEED_METADATA_KEY}",
+            ) from None
+        return self.workload.turn_specs(seed)
 
     def evict_parent(self, turn: Turn) -> None:
         """A failed continuation evicts its parent from this lane's connection cache."""
