@@ -60,7 +60,7 @@ class _Connection:
         self.engine = server.engine
         self.ws = ws
         self.request = request
-        self.cache = LaneCache()
+        self.cache = LaneCache(server.engine.cache_budget)
         self.lanes: dict[str | None, _Lane] = {}
         self.active = asyncio.Semaphore(server.max_active_responses)
         self.replica = server.engine.replicas.route(f"ws{id(self)}") if server.engine.replicas.count > 1 else 0
@@ -214,6 +214,8 @@ class _Connection:
         if self._expiry is not None:
             self._expiry.cancel()
         await self._cancel_lanes()
+        # A closed connection's cache is gone: give its bytes back to the server-wide budget.
+        self.cache.clear()
 
 
 class SimServer:
@@ -251,6 +253,7 @@ class SimServer:
         max_active_responses: int = MAX_ACTIVE_RESPONSES,
         max_lanes: int = MAX_LANES,
         max_stored: int = 100_000,
+        max_cached_bytes: int | None = None,
         shutdown_timeout_s: float = 2.0,
         spin_s: float = 0.0015,
     ) -> None:
@@ -289,6 +292,7 @@ class SimServer:
             faults=self.faults,
             max_stored=max_stored,
             spin_s=spin_s,
+            max_cached_bytes=max_cached_bytes,
         )
         self.connection_lifetime_s = float(connection_lifetime_s)
         self.max_message_bytes = max_message_bytes

@@ -24,7 +24,7 @@ import hashlib
 import json
 import math
 import random
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
@@ -66,16 +66,73 @@ class TurnFailed(Exception):
         self.events = events
 
 
-class LaneCache:
-    """WebSocket mode's connection-scoped cache: the most recent completed response of each lane."""
+class CacheBudget:
+    """A server-wide byte budget for every connection's cache: least recently used entries go first.
 
-    def __init__(self) -> None:
+    Sizes are the modelled bytes of the cached conversation (tokens x ``bytes_per_token``): what a real
+    server's connection cache would hold. An evicted connection's next continuation gets
+    ``previous_response_not_found`` and its client falls back to the full context. Evictions are counted
+    in the engine's ``cache_evictions`` metric.
+    """
+
+    def __init__(self, max_bytes: int | None, bytes_per_token: float, metrics: dict[str, float]) -> None:
+        if max_bytes is not None and (not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 0):
+            raise ValueError(f"max_cached_bytes: must be an integer >= 0 or None, got {max_bytes!r}")
+        self.max_bytes = max_bytes
+        self.bytes_per_token = bytes_per_token
+        self.metrics = metrics
+        self.total = 0
+        # (id(cache), lane) -> (cache, lane, bytes), oldest first.
+        self._entries: OrderedDict[tuple[int, str | None], tuple[LaneCache, str | None, int]] = OrderedDict()
+
+    def size(self, record: ResponseRecord) -> int:
+        return int(record.conversation_tokens * self.bytes_per_token)
+
+    def add(self, cache: LaneCache, lane: str | None, record: ResponseRecord) -> None:
+        self.discard(cache, lane)
+        n = self.size(record)
+        self._entries[(id(cache), lane)] = (cache, lane, n)
+        self.total += n
+        if self.max_bytes is None:
+            return
+        while self.total > self.max_bytes and self._entries:
+            _, (victim, victim_lane, size) = self._entries.popitem(last=False)
+            victim.lanes.pop(victim_lane, None)
+            self.total -= size
+            self.metrics["cache_evictions"] += 1
+
+    def touch(self, cache: LaneCache, lane: str | None) -> None:
+        key = (id(cache), lane)
+        if key in self._entries:
+            self._entries.move_to_end(key)
+
+    def discard(self, cache: LaneCache, lane: str | None) -> None:
+        entry = self._entries.pop((id(cache), lane), None)
+        if entry is not None:
+            self.total -= entry[2]
+
+
+class LaneCache:
+    """WebSocket mode's connection-scoped cache: the most recent completed response of each lane.
+
+    With a :class:`CacheBudget`, every connection's cache shares one server-wide byte budget.
+    """
+
+    def __init__(self, budget: CacheBudget | None = None) -> None:
         self.lanes: dict[str | None, ResponseRecord] = {}
+        self.budget = budget
+
+    def put(self, lane: str | None, record: ResponseRecord) -> None:
+        self.lanes[lane] = record
+        if self.budget is not None:
+            self.budget.add(self, lane, record)
 
     def find(self, response_id: str) -> tuple[str | None, ResponseRecord] | None:
         # A continuation may name the latest response of any lane of this socket (a fork).
         for lane, record in self.lanes.items():
             if record.id == response_id:
+                if self.budget is not None:
+                    self.budget.touch(self, lane)
                 return lane, record
         return None
 
@@ -83,10 +140,15 @@ class LaneCache:
         record = self.lanes.get(lane)
         if record is not None and record.id == response_id:
             del self.lanes[lane]
+            if self.budget is not None:
+                self.budget.discard(self, lane)
             return True
         return False
 
     def clear(self) -> None:
+        if self.budget is not None:
+            for lane in self.lanes:
+                self.budget.discard(self, lane)
         self.lanes.clear()
 
     def cached_tokens(self) -> int:
@@ -165,6 +227,7 @@ def _new_metrics() -> dict[str, float]:
         "faults_stalled": 0,
         "faults_evicted": 0,
         "faults_failed": 0,
+        "cache_evictions": 0,
     }
 
 
@@ -185,6 +248,7 @@ class Engine:
         turn_log_size: int = 10_000,
         spin_s: float = 0.0015,
         spin_max_active: int = 4,
+        max_cached_bytes: int | None = None,
     ) -> None:
         if not (isinstance(spin_s, int | float) and 0 <= spin_s <= 0.1):
             raise ValueError(f"spin_s: must be within [0, 0.1] seconds, got {spin_s!r}")
@@ -208,6 +272,8 @@ class Engine:
         self.store = Store(max_stored)
         self.faults = FaultInjector(faults or Faults())
         self.metrics = _new_metrics()
+        #: Server-wide budget of the connection caches (``None``: unlimited); see :class:`CacheBudget`.
+        self.cache_budget = CacheBudget(max_cached_bytes, profile.bytes_per_token, self.metrics)
         #: The most recent turns, newest last: what the server decided and when it sent what (loop clock).
         self.turn_log: deque[TurnLog] = deque(maxlen=turn_log_size)
         # plan_turn reads the chaining mode from the profile; the server decides it per request (a hit in
@@ -524,7 +590,7 @@ class Engine:
         )
         turn.record = record
         if turn.conn_cache is not None:
-            turn.conn_cache.lanes[turn.lane] = record
+            turn.conn_cache.put(turn.lane, record)
         if turn.request.store:
             self.store.put(record)
         self.replicas.remember(turn.replica, turn.conversation_key)
