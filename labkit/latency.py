@@ -230,6 +230,7 @@ class Stage(NamedTuple):
 
 
 TurnPlan = tuple[Stage, ...]
+_new = tuple.__new__
 
 
 def request_tokens(profile: Profile, turn: TurnSpec, cache: CacheState) -> int:
@@ -277,22 +278,24 @@ def plan_turn(profile: Profile, turn: TurnSpec, cache: CacheState) -> TurnPlan:
     postprocess = 0.0 if p.post_off_critical_path else p.postprocess_s
     out_bytes = int(out * p.bytes_per_token)
 
+    # tuple.__new__ builds the same Stage objects without NamedTuple's Python-level __new__: plan_turn
+    # runs once per simulated turn and this is most of its cost.
     return (
-        Stage("connect", connect, 0, 0, cache.connection_open),
-        Stage("upload", upload, sent, sent_bytes, sent < conv),
-        Stage("validate", validate, sent, 0, sent < conv),
-        Stage("load_state", load_state, turn.context_tokens if stored else 0, 0, False),
-        Stage("render", render, rendered, 0, render_hit),
-        Stage("config", config, 0, 0, p.config_cache),
-        Stage("safety_in", safety_in, classified, 0, classified < conv),
-        Stage("hops", hops, 0, 0, False),
-        Stage("queue", p.queue_s, 0, 0, False),
-        Stage("prefill", prefill, uncached, 0, kv_cached > 0),
-        Stage("download", p.rtt_s / 2, 1, 0, False),
-        Stage("decode", decode, out - 1, out_bytes, False),
-        Stage("safety_out", safety_out, out, 0, False),
-        Stage("persist", persist, 0, 0, False),
-        Stage("postprocess", postprocess, 0, 0, False),
+        _new(Stage, ("connect", connect, 0, 0, cache.connection_open)),
+        _new(Stage, ("upload", upload, sent, sent_bytes, sent < conv)),
+        _new(Stage, ("validate", validate, sent, 0, sent < conv)),
+        _new(Stage, ("load_state", load_state, turn.context_tokens if stored else 0, 0, False)),
+        _new(Stage, ("render", render, rendered, 0, render_hit)),
+        _new(Stage, ("config", config, 0, 0, p.config_cache)),
+        _new(Stage, ("safety_in", safety_in, classified, 0, classified < conv)),
+        _new(Stage, ("hops", hops, 0, 0, False)),
+        _new(Stage, ("queue", p.queue_s, 0, 0, False)),
+        _new(Stage, ("prefill", prefill, uncached, 0, kv_cached > 0)),
+        _new(Stage, ("download", p.rtt_s / 2, 1, 0, False)),
+        _new(Stage, ("decode", decode, out - 1, out_bytes, False)),
+        _new(Stage, ("safety_out", safety_out, out, 0, False)),
+        _new(Stage, ("persist", persist, 0, 0, False)),
+        _new(Stage, ("postprocess", postprocess, 0, 0, False)),
     )
 
 

@@ -21,10 +21,8 @@ attempt's spans stay in the table (its cost is part of the turn). Other errors (
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -34,6 +32,7 @@ import pandas as pd
 from labkit.client.http import HttpClient
 from labkit.client.record import Exchange, events_frame
 from labkit.client.ws import WebSocketClient
+from labkit.gctools import paused_gc
 from labkit.latency import TurnSpec, Workload, estimate_tokens, filler_text, load_workload
 from labkit.protocol import SEED_METADATA_KEY, function_call_output, user_message
 from labkit.spans import SpanColumns, concat_spans
@@ -383,24 +382,6 @@ async def run_rollouts(
             return await run_rollout(transport, workload, seed=seed + i, rollout=i, t0=t0, **kwargs)
 
     return list(await asyncio.gather(*(one(i) for i in range(rollouts))))
-
-
-@contextlib.contextmanager
-def paused_gc() -> Iterator[None]:
-    """Collect garbage once, then keep the cyclic collector off until the block ends.
-
-    A measurement in a process that also holds pandas, SimPy and plotly sees the collector's
-    generation-2 passes as 10-20 ms stalls of the event loop (an in-process server stalls with it),
-    an artefact of the harness rather than of the system measured; timeit pauses it for the same reason.
-    """
-    enabled = gc.isenabled()
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def rollouts_spans(results: Sequence[RolloutResult]) -> pd.DataFrame:

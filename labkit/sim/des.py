@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import simpy
 
+from labkit.gctools import paused_gc
 from labkit.latency import STAGES, CacheState, Profile, TurnSpec, Workload, plan_turn
 from labkit.sim.analytic import cache_state
 from labkit.spans import SpanColumns
@@ -161,16 +162,17 @@ class _Run:
     def _lay_out(self, stages, mult, start: float, rollout: int, turn: int, attempt: int, upto: float = math.inf):
         """Record ``stages`` back to back from ``start`` (cut at ``upto``); returns the end time."""
         t = start
-        add = self.spans.add
-        for stage in stages:
-            d = stage.duration_s * mult[_STAGE_COL[stage.name]]
-            if d <= 0.0 and stage.name not in ("decode", "prefill"):
+        append = self.spans.rows.append
+        src, scen = self.source, self.scenario
+        for name, duration, tokens, nbytes, hit in stages:
+            d = duration * mult[_STAGE_COL[name]]
+            if d <= 0.0 and name != "decode" and name != "prefill":
                 continue
-            end = min(t + d, upto)
-            add(self.source, self.scenario, rollout, turn, stage.name, t, end, stage.tokens, stage.bytes,
-                stage.cache_hit, attempt)  # fmt: skip
-            if end >= upto:
+            end = t + d
+            if end >= upto:  # the connection dropped inside this stage
+                append((src, scen, rollout, turn, name, t, upto, tokens, nbytes, hit, attempt))
                 return upto
+            append((src, scen, rollout, turn, name, t, end, tokens, nbytes, hit, attempt))
             t = end
         return t
 
@@ -186,7 +188,8 @@ class _Run:
         env = self.env
         p = self.profile
         specs = _rollout_specs(self.workload, self.seed, rollout)
-        draws = _draws(self.seed, rollout, len(specs), self.jitter)
+        # Python floats: numpy scalar arithmetic in the per-stage loop costs more than the rest of it.
+        draws = _draws(self.seed, rollout, len(specs), self.jitter).tolist()
         replicas = p.replicas
         # The replica that holds this conversation's replica-local caches (none before the first turn).
         holder = -1
@@ -212,12 +215,9 @@ class _Run:
                     if attempt:
                         # A retry is a new request: route it again with a fresh draw from the same stream.
                         replica = (replica + attempt) % replicas if p.routing == "random" else replica
-                base = cache_state(p, spec, replica_hit=(replica == holder), reconnected=fresh)
-                cache = CacheState(
-                    connection_open=(not fresh) and self.persistent and (spec.index > 0 or attempt > 0),
-                    connection_cache_hit=base.connection_cache_hit and not fresh,
-                    replica_hit=base.replica_hit,
-                )
+                # A retry on turn 0 always follows a drop (nothing is cached to evict yet), so `fresh`
+                # says all that the attempt number would.
+                cache = cache_state(p, spec, replica_hit=(replica == holder), reconnected=fresh)
                 evicted = attempt == 0 and cache.connection_cache_hit and d[_COL_EVICT] < self.faults.evict_rate
                 dropped = attempt == 0 and not evicted and d[_COL_DROP] < self.faults.drop_rate
                 plan = plan_turn(p, spec, cache)
@@ -344,7 +344,8 @@ def run(
     )
     for i in range(min(agents, rollouts)):
         sim.env.process(sim.agent(list(range(i, rollouts, agents)), i * stagger_s))
-    sim.env.run()
+    with paused_gc(collect=False):
+        sim.env.run()
     if not as_frame:
         return sim.spans
     until = sim.env.now
