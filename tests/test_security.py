@@ -251,3 +251,24 @@ async def test_pickled_and_code_payloads_are_just_bad_input() -> None:
             data = p if isinstance(p, bytes) else p.encode()
             async with http.post(f"{server.base_url}/responses", data=data) as r:
                 assert r.status == 400
+
+
+async def test_simserver_warns_when_exposed_without_a_key(caplog, monkeypatch):
+    import logging
+
+    import labkit.server.app as app
+    from labkit.server import SimServer
+
+    with caplog.at_level(logging.WARNING, logger="labkit.server"):
+        async with SimServer(profile="websocket", instant=True):
+            pass
+        assert not [r for r in caplog.records if "without an api_key" in r.getMessage()]
+        # Take 127.0.0.1 for an exposed address, so the test still binds only to loopback.
+        monkeypatch.setattr(app, "is_loopback_host", lambda host: False)
+        async with SimServer(profile="websocket", instant=True, api_key="sk-test-secret"):
+            pass
+        assert not [r for r in caplog.records if "without an api_key" in r.getMessage()]
+        async with SimServer(profile="websocket", instant=True):
+            pass
+    warned = [r for r in caplog.records if "without an api_key" in r.getMessage()]
+    assert len(warned) == 1 and "127.0.0.1" in warned[0].getMessage()

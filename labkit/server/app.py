@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from labkit.latency import Profile, Workload, load_profile, load_workload
+from labkit.netaddr import is_loopback_host
 from labkit.protocol import (
     CreateRequest,
     ProtocolError,
@@ -324,6 +325,8 @@ class SimServer:
         app.router.add_get("/v1/labkit/metrics", self._handle_metrics)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=self._shutdown_timeout_s)
         await runner.setup()
+        if not is_loopback_host(self.host) and self._api_key is None:
+            log.warning("listening on %s without an api_key: anyone who can reach it can use it", self.host)
         site = web.TCPSite(runner, self.host, self._port)
         try:
             await site.start()
