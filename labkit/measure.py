@@ -109,42 +109,28 @@ async def measure(
     Without ``base_url`` an in-process simulator runs ``profile`` (default: the transport's preset) at
     ``tps``; with one, ``tps`` and ``profile`` must not be given (the server there decides).
     ``pause_gc`` keeps Python's cyclic garbage collector off while the rollouts run
-    (:func:`labkit.runner.paused_gc`).
+    (:func:`labkit.gctools.paused_gc`).
     """
-    gc_guard = paused_gc() if pause_gc else contextlib.nullcontext()
     wl = load_workload(workload) if isinstance(workload, str) else workload
+
+    async def run_against(url: str, **options: Any) -> list[RolloutResult]:
+        with paused_gc() if pause_gc else contextlib.nullcontext():
+            return await run_rollouts(
+                transport, wl, rollouts=rollouts, concurrency=concurrency, seed=seed, base_url=url,
+                api_key=api_key, **options,
+            )  # fmt: skip
+
     if base_url is not None:
         if tps is not None or profile is not None:
             raise ValueError("tps: --tps and --profile configure the server measure starts; not with --base-url")
-        with gc_guard:
-            results = await run_rollouts(
-                transport,
-                wl,
-                rollouts=rollouts,
-                concurrency=concurrency,
-                seed=seed,
-                base_url=base_url,
-                api_key=api_key,
-                **runner_options,
-            )
-        return Measurement(transport, None, wl, base_url, results)
+        return Measurement(transport, None, wl, base_url, await run_against(base_url, **runner_options))
     prof = resolve_profile(profile, transport, tps)
     check_transport_profile(transport, prof)
     from labkit.server import SimServer
 
     opts = {"keep_alive": prof.keep_alive, "scenario": prof.name, **runner_options}
     async with SimServer(profile=prof, workload=wl, port=0, **(server_options or {})) as server:
-        with gc_guard:
-            results = await run_rollouts(
-                transport,
-                wl,
-                rollouts=rollouts,
-                concurrency=concurrency,
-                seed=seed,
-                base_url=server.base_url,
-                api_key=api_key,
-                **opts,
-            )
+        results = await run_against(server.base_url, **opts)
     return Measurement(transport, prof, wl, None, results)
 
 

@@ -230,7 +230,7 @@ async def predict_and_measure(
     :class:`labkit.server.SimServer` runs the profile and workload on a free loopback port (extra keyword
     arguments for it in ``server_options``). ``rollouts`` repeats the scenario sequentially (same seed)
     for more turns per comparison. ``pause_gc`` keeps Python's cyclic garbage collector off while the
-    rollouts run (see :func:`labkit.runner.paused_gc`): its pauses are the harness's, not the system's.
+    rollouts run (see :func:`labkit.gctools.paused_gc`): its pauses are the harness's, not the system's.
     """
     prof = resolve_profile(profile, transport, tps)
     check_transport_profile(transport, prof)
