@@ -18,11 +18,14 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 # JupyterLab on the notebooks. No browser is opened on a machine without a display: the URL is printed.
+# Jupyter refuses to run as root without --allow-root (containers and CI machines run as root).
+LAB_ARGS ?=
 lab: install
-	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] || [ "$$(uname)" = Darwin ]; then \
-	  $(BIN)/jupyter lab --notebook-dir=notebooks; \
+	@root=$$( [ "$$(id -u)" = 0 ] && echo --allow-root ); \
+	if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] || [ "$$(uname)" = Darwin ]; then \
+	  $(BIN)/jupyter lab --notebook-dir=notebooks $$root $(LAB_ARGS); \
 	else \
-	  $(BIN)/jupyter lab --notebook-dir=notebooks --no-browser --ip=127.0.0.1; \
+	  $(BIN)/jupyter lab --notebook-dir=notebooks --no-browser --ip=127.0.0.1 $$root $(LAB_ARGS); \
 	fi
 
 # The headless twin of `make lab`: run every notebook, write every figure to figures/.
