@@ -235,18 +235,23 @@ def user_message(text: str) -> dict[str, Any]:
     return {"type": "message", "role": "user", "content": text}
 
 
+def _load_json(data: str | bytes, what: str) -> Any:
+    """Decode a client's JSON; ``what`` (``message`` or ``body``) leads the error message."""
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError("invalid_json", f"{what}: not valid JSON ({exc})", None) from None
+    except RecursionError:
+        # json's decoder recurses per nesting level: a few KB of '[' would otherwise escape as a crash.
+        raise ProtocolError("invalid_json", f"{what}: JSON nested too deeply", None) from None
+
+
 def parse_client_event(data: str | bytes, *, max_bytes: int | None = None) -> CreateRequest:
     """Validate one WebSocket-mode client message; raises :class:`ProtocolError` naming the field."""
     size = len(data) if isinstance(data, bytes) else len(data.encode())
     if max_bytes is not None and size > max_bytes:
         raise ProtocolError("message_too_large", f"message: {size} bytes exceeds the limit of {max_bytes} bytes", None)
-    try:
-        obj = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ProtocolError("invalid_json", f"message: not valid JSON ({exc})", None) from None
-    except RecursionError:
-        # json's decoder recurses per nesting level: a few KB of '[' would otherwise escape as a crash.
-        raise ProtocolError("invalid_json", "message: JSON nested too deeply", None) from None
+    obj = _load_json(data, "message")
     if not isinstance(obj, dict):
         raise _invalid("type", "a client event must be a JSON object", "invalid_type")
     kind = obj.get("type")
@@ -266,12 +271,7 @@ def parse_client_event(data: str | bytes, *, max_bytes: int | None = None) -> Cr
 def parse_create_body(body: bytes | str | Mapping[str, Any]) -> CreateRequest:
     """Validate an HTTP ``POST /v1/responses`` body; raises :class:`ProtocolError` naming the field."""
     if isinstance(body, bytes | str):
-        try:
-            obj = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ProtocolError("invalid_json", f"body: not valid JSON ({exc})", None) from None
-        except RecursionError:
-            raise ProtocolError("invalid_json", "body: JSON nested too deeply", None) from None
+        obj = _load_json(body, "body")
     else:
         obj = dict(body) if isinstance(body, Mapping) else body
     if not isinstance(obj, dict):
