@@ -150,17 +150,7 @@ class HttpClient:
         except ValueError:
             ex.fail(t, "error", "invalid_json", "the response body is not JSON")
             return
-        ex.t_end = t
-        ex.response = obj if isinstance(obj, dict) else None
-        status = ex.response.get("status") if ex.response else None
-        if status == "completed":
-            ex.status = "completed"
-        elif status == "incomplete":
-            ex.status = "incomplete"
-        else:
-            ex.status = "failed"
-            err = ex.response.get("error") if ex.response else None
-            ex.error = dict(err) if isinstance(err, dict) else {"code": "response_failed", "message": str(status)}
+        ex.finish(t, obj, obj.get("status") if isinstance(obj, dict) else None)
 
     async def close(self) -> None:
         await self._client.aclose()

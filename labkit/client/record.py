@@ -91,19 +91,24 @@ class Exchange:
             )
             self.status = "error"
             return True
-        resp = event.get("response")
-        self.response = resp if isinstance(resp, dict) else None
-        if etype == "response.completed":
-            self.status = "completed"
-        elif etype == "response.incomplete":
-            self.status = "incomplete"
-        else:
-            self.status = "failed"
-            err = self.response.get("error") if self.response else None
-            self.error = (
-                dict(err) if isinstance(err, dict) else {"code": "response_failed", "message": "response.failed"}
-            )
+        outcome = {"response.completed": "completed", "response.incomplete": "incomplete"}.get(etype, etype)
+        self.finish(t, event.get("response"), outcome)
         return True
+
+    def finish(self, t: float, response: Any, outcome: str | None) -> None:
+        """End the exchange with a final response object (a terminal stream event's, or an HTTP JSON body).
+
+        ``outcome`` ``completed`` or ``incomplete`` is kept; anything else means failed, with the response's
+        own ``error`` or one naming the outcome.
+        """
+        self.t_end = t
+        self.response = response if isinstance(response, dict) else None
+        if outcome == "completed" or outcome == "incomplete":
+            self.status = outcome
+            return
+        self.status = "failed"
+        err = self.response.get("error") if self.response else None
+        self.error = dict(err) if isinstance(err, dict) else {"code": "response_failed", "message": str(outcome)}
 
     def fail(self, t: float, status: Status, code: str, message: str, http_status: int | None = None) -> None:
         """End the exchange without a terminal event (a drop, a timeout, an HTTP error)."""
