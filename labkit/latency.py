@@ -21,7 +21,7 @@ import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -372,7 +372,8 @@ class Workload:
         return dataclasses.asdict(self)
 
 
-@cache
+# Bounded: the DES asks for one seed per simulated rollout, so an unbounded cache would grow with every run.
+@lru_cache(maxsize=4096)
 def _turn_specs(w: Workload, seed: int) -> tuple[TurnSpec, ...]:
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x7A5C]))
     n = w.turns

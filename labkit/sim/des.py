@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 from collections.abc import Generator
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -111,7 +110,6 @@ class Pool:
         return (self.area + self.in_system * (until - self._last_t)) / until if until > 0 else 0.0
 
 
-@lru_cache(maxsize=4096)
 def _rollout_specs(workload: Workload, seed: int, rollout: int) -> tuple[TurnSpec, ...]:
     return workload.turn_specs(seed * 1_000_003 + rollout + workload.seed)
 
