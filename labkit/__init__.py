@@ -4,7 +4,7 @@ Layers (dependencies point down only): ``protocol`` and ``latency`` (pure), ``si
 ``server`` and ``client`` (asyncio I/O), ``viz`` and ``widgets`` (plotly, ipywidgets), ``cli``.
 """
 
-from labkit.latency import (
+from labkit.model import (
     CacheState,
     Profile,
     Stage,

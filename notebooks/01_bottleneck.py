@@ -21,27 +21,28 @@
 # decode speed on, and how much of it is the API's own work?
 #
 # **Method.** The closed form of `labkit.sim.analytic.forecast`: each turn's critical path from
-# `labkit.latency.plan_turn` (network, API services, inference), plus the client's tool time, summed over
+# `labkit.model.plan_turn` (network, API services, inference), plus the client's tool time, summed over
 # the workload's turns, for every preset over a log grid of decode speeds. No randomness is needed here:
 # the DES gives the same numbers when nothing is random.
 #
 # **Caveat up front.** The per-stage milliseconds are *assumed* (the source publishes ratios only); see
-# `data/calibration.toml` for the provenance of every default and `labkit.calibrate` for the family of
+# `data/calibration.toml` for the provenance of every default and `labkit.analysis.calibrate` for the family of
 # parameter sets equally consistent with the published claims.
 
 # %% tags=["parameters"]
 fast = False  # small parameter set (the test suite uses it)
 out_dir = "../figures/01_bottleneck"  # where the figures are written
 formats = ["html", "png", "svg", "pdf"]  # export formats (HTML is always written)
-workload_name = "codex_bugfix"  # the seed's scenario: 25 model calls, 24 tool calls
+workload_name = "codex_bugfix"  # the scenario of OpenAI's engineering post: 25 model calls, 24 tool calls
 profiles = ["http_baseline", "http_optimized", "http_chained", "websocket"]
 tps_min, tps_max = 20, 4000  # decode speeds swept (tokens/s), log-spaced
 tps_points = 40
 compare_tps = [65, 1000]  # decode speeds of the stage breakdown (GPT-5, Codex-Spark)
 
 # %%
-from labkit import headline, research, viz
-from labkit.latency import load_profile, load_workload
+from labkit import viz
+from labkit.analysis import headline, research
+from labkit.model import load_profile, load_workload
 from labkit.sim.analytic import forecast
 
 workload = load_workload(workload_name)

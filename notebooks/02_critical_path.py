@@ -38,8 +38,9 @@ baseline = "http_baseline"
 optimized = "http_optimized"
 
 # %%
-from labkit import research, viz
-from labkit.latency import load_profile, load_workload
+from labkit import viz
+from labkit.analysis import research
+from labkit.model import load_profile, load_workload
 from labkit.sim.analytic import forecast
 
 workload = load_workload(workload_name, turns=5) if fast else load_workload(workload_name)

@@ -19,11 +19,11 @@
 # **Question.** Does a real client on a real socket see what the model predicts, turn by turn, for HTTP
 # stateless, HTTP chained (`previous_response_id`, `store=true`) and WebSocket mode?
 #
-# **Method.** One `labkit.server.SimServer` per transport's preset, started in a cell on loopback (top-level
+# **Method.** One `labkit.live.server.SimServer` per transport's preset, started in a cell on loopback (top-level
 # `await`: the kernel's event loop keeps the servers up between cells). Each runs the latency plan on the
-# wall clock and streams real Responses API events; the agent runner (`labkit.runner`) plays the workload's
+# wall clock and streams real Responses API events; the agent runner (`labkit.live.runner`) plays the workload's
 # tool loop and records spans. The prediction is the same profile on loopback (`profile.loopback()`: the
-# network here is a real local socket) through the DES without jitter (`labkit.validation.predict_spans`).
+# network here is a real local socket) through the DES without jitter (`labkit.live.validation.predict_spans`).
 #
 # **Caveat up front.** This measures the simulator, not OpenAI's API: it checks that the live system and
 # the model agree, and shows what the model leaves out (the server's and client's own per-event work).
@@ -38,13 +38,14 @@ rollouts = 2  # repetitions per transport (same seed: one prediction fits all)
 transports = {"http": "http_optimized", "http-chained": "http_chained", "ws": "websocket"}
 
 # %%
-from labkit import research, viz
-from labkit.latency import load_profile, load_workload
-from labkit.metrics import turn_metrics
-from labkit.runner import rollouts_spans, run_rollouts
-from labkit.server import SimServer
-from labkit.spans import concat_spans
-from labkit.validation import error_summary, predict_spans, turn_errors
+from labkit import viz
+from labkit.analysis import research
+from labkit.analysis.metrics import turn_metrics
+from labkit.live.runner import rollouts_spans, run_rollouts
+from labkit.live.server import SimServer
+from labkit.live.validation import error_summary, predict_spans, turn_errors
+from labkit.model import load_profile, load_workload
+from labkit.model.spans import concat_spans
 
 workload = load_workload("fast_test" if fast else workload_name)
 n_rollouts = 1 if fast else rollouts

@@ -46,10 +46,11 @@ routing_profile = "http_chained"
 des_rollouts = 40  # seeded DES rollouts per routing point
 
 # %%
-from labkit import research, viz
-from labkit.latency import load_workload
+from labkit import viz
+from labkit.analysis import research
+from labkit.model import load_workload
 from labkit.sim.sweep import sweep
-from labkit.widgets import what_if
+from labkit.viz.dashboard import what_if
 
 workload = load_workload(workload_name)
 if fast:

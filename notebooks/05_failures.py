@@ -46,8 +46,9 @@ limit_tps = 65  # slow decoding makes the rollout long enough to meet the limit
 connection_limits_s = [60, 120, 300, 600, 3600]
 
 # %%
-from labkit import research, viz
-from labkit.latency import load_profile, load_workload
+from labkit import viz
+from labkit.analysis import research
+from labkit.model import load_profile, load_workload
 from labkit.sim.sweep import sweep
 
 workload = load_workload(workload_name)

@@ -50,8 +50,9 @@ cache_bytes_per_token = 8  # item text (~4 bytes a token) plus rendered token id
 replica_memory_gib = 16  # memory one replica can give to connection caches
 
 # %%
-from labkit import research, viz
-from labkit.latency import load_profile, load_workload
+from labkit import viz
+from labkit.analysis import research
+from labkit.model import load_profile, load_workload
 
 workload = load_workload(workload_name)
 if fast:

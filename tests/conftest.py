@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from labkit.latency import load_profile, load_workload
+from labkit.model import load_profile, load_workload
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labkit.figures import inject_parameters, notebook_path
+from labkit.report.notebooks import inject_parameters, notebook_path
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

@@ -1,16 +1,16 @@
-"""labkit.client: both clients against the in-process simulator on loopback (instant mode unless timing matters)."""
+"""labkit.live.client: both clients against the in-process simulator on loopback (instant unless timing matters)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from labkit.client import HttpClient, WebSocketClient, websocket_url
-from labkit.client.config import is_loopback, resolve_api_key, resolve_base_url
-from labkit.latency import CacheState, TurnSpec, load_profile, load_workload, plan_ttft_s, plan_turn
-from labkit.runner import TOOLS
-from labkit.server import Faults, SimServer
-from labkit.spans import LIVE_STAGES, SpanColumns
+from labkit.live.client import HttpClient, WebSocketClient, websocket_url
+from labkit.live.client.config import is_loopback, resolve_api_key, resolve_base_url
+from labkit.live.runner import TOOLS
+from labkit.live.server import Faults, SimServer
+from labkit.model import CacheState, TurnSpec, load_profile, load_workload, plan_ttft_s, plan_turn
+from labkit.model.spans import LIVE_STAGES, SpanColumns
 
 WORKLOAD = load_workload("fast_test")
 
@@ -284,7 +284,7 @@ async def test_ws_concurrent_creates_on_one_client_take_turns(server):
 
 
 def test_loopback_hosts():
-    from labkit.netaddr import is_loopback_host
+    from labkit.live.netaddr import is_loopback_host
 
     assert all(is_loopback_host(h) for h in ("localhost", "127.0.0.1", "127.3.2.1", "::1", "[::1]"))
     assert not any(is_loopback_host(h) for h in ("0.0.0.0", "10.0.0.1", "example.com", ""))

@@ -12,9 +12,9 @@ import asyncio
 import collections
 from typing import Any
 
-from labkit.latency import load_workload
-from labkit.runner import RolloutResult, run_rollouts
-from labkit.server import Faults, SimServer
+from labkit.live.runner import RolloutResult, run_rollouts
+from labkit.live.server import Faults, SimServer
+from labkit.model import load_workload
 
 WORKLOAD = load_workload(
     "fast_test",

@@ -19,8 +19,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from labkit import protocol
-from labkit.protocol import CreateRequest, ProtocolError
+from labkit.wire import protocol
+from labkit.wire.protocol import CreateRequest, ProtocolError
 
 # -- strategies --------------------------------------------------------------------------------------
 
@@ -347,8 +347,8 @@ async def _http_status(host: str, port: int, raw: bytes) -> int:
 async def test_live_fuzz_both_transports() -> None:
     import aiohttp
 
-    from labkit.runner import run_rollout
-    from labkit.server import SimServer
+    from labkit.live.runner import run_rollout
+    from labkit.live.server import SimServer
 
     rng = random.Random(20261125)
     ws_cases = [_bad_ws_message(rng) for _ in range(WS_CASES)]

@@ -3,14 +3,12 @@ import math
 
 import pytest
 
-from labkit.latency import (
+from labkit.model import (
     STAGES,
     CacheState,
     Profile,
     TurnSpec,
     Workload,
-    estimate_tokens,
-    filler_text,
     load_profile,
     load_workload,
     parameter_table,
@@ -22,6 +20,7 @@ from labkit.latency import (
     request_tokens,
     workload_names,
 )
+from labkit.wire.tokens import estimate_tokens, filler_text
 
 TURN = TurnSpec(index=3, context_tokens=20_000, new_input_tokens=1_000, output_tokens=300, tool_s=0.2, final=False)
 WARM = CacheState(connection_open=True, connection_cache_hit=True, replica_hit=True)

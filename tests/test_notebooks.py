@@ -12,8 +12,8 @@ import jupytext
 import nbformat
 import pytest
 
-from labkit import figures as runner
-from labkit.figures import NOTEBOOK_DIR, NOTEBOOKS, TOUR, inject_parameters, list_figures, notebook_path
+from labkit.report import notebooks as runner
+from labkit.report.notebooks import NOTEBOOK_DIR, NOTEBOOKS, TOUR, inject_parameters, list_figures, notebook_path
 
 # Figures each notebook must write (the README tour's one included): a renamed or lost figure fails here.
 EXPECTED = {

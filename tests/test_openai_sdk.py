@@ -10,9 +10,10 @@ pytest.importorskip("websockets")
 
 from openai import AsyncOpenAI  # noqa: E402
 
-from labkit.latency import filler_text, load_workload  # noqa: E402
-from labkit.runner import TOOLS  # noqa: E402
-from labkit.server import SimServer  # noqa: E402
+from labkit.live.runner import TOOLS  # noqa: E402
+from labkit.live.server import SimServer  # noqa: E402
+from labkit.model import load_workload  # noqa: E402
+from labkit.wire.tokens import filler_text  # noqa: E402
 
 WORKLOAD = load_workload("fast_test")
 SPECS = WORKLOAD.turn_specs()

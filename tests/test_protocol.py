@@ -1,4 +1,4 @@
-"""labkit.protocol: client events round-trip, validation names the field, server events parse in the SDK."""
+"""labkit.wire.protocol: client events round-trip, validation names the field, server events parse in the SDK."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from labkit import protocol as P
-from labkit.latency import estimate_tokens, filler_text
+from labkit.wire import protocol as P
+from labkit.wire.tokens import estimate_tokens, filler_text
 
 TOOLS = [{"type": "function", "name": "run_tool", "parameters": {"type": "object", "properties": {}}}]
 

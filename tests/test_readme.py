@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from labkit.commands.params import markdown_parameters
+from labkit.cli.params import markdown_parameters
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -1,4 +1,4 @@
-"""labkit.research: the tables behind the notebooks, checked against the model they come from."""
+"""labkit.analysis.research: the tables behind the notebooks, checked against the model they come from."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from labkit import research
-from labkit.headline import headline
-from labkit.latency import load_profile, load_workload
+from labkit.analysis import research
+from labkit.analysis.headline import headline
+from labkit.model import load_profile, load_workload
 from labkit.sim.analytic import forecast, mmc_mean_wait
 from labkit.sim.des import Faults, simulate
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from labkit.client import HttpClient, WebSocketClient
-from labkit.latency import estimate_tokens, filler_text, load_workload
-from labkit.metrics import rollout_metrics, turn_metrics
-from labkit.protocol import conversation_split, item_tokens
-from labkit.runner import (
+from labkit.analysis.metrics import rollout_metrics, turn_metrics
+from labkit.live.client import HttpClient, WebSocketClient
+from labkit.live.runner import (
     RETRYABLE_CODES,
     TOOLS,
     RolloutError,
@@ -18,8 +16,11 @@ from labkit.runner import (
     run_rollout,
     run_rollouts,
 )
-from labkit.server import Faults, SimServer
-from labkit.spans import LIVE_STAGES, validate_spans
+from labkit.live.server import Faults, SimServer
+from labkit.model import load_workload
+from labkit.model.spans import LIVE_STAGES, validate_spans
+from labkit.wire.protocol import conversation_split, item_tokens
+from labkit.wire.tokens import estimate_tokens, filler_text
 
 WORKLOAD = load_workload("fast_test")
 PROFILE = {"ws": "websocket", "http": "http_optimized", "http-chained": "http_chained"}

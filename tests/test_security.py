@@ -13,8 +13,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from labkit.commands import serve as serve_cmd
-from labkit.server import SimServer
+from labkit.cli import serve as serve_cmd
+from labkit.live.server import SimServer
 
 SECRET = "sk-labkit-test-5ecret-0123456789abcdef"
 WRONG = "sk-wrong-key-fedcba9876543210"
@@ -146,7 +146,7 @@ async def test_max_message_size_is_enforced() -> None:
 async def test_api_keys_never_in_logs_errors_or_exports(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from labkit.runner import RolloutError, run_rollout
+    from labkit.live.runner import RolloutError, run_rollout
     from labkit.viz import export
 
     caplog.set_level(logging.DEBUG)
@@ -200,9 +200,9 @@ DANGEROUS_MODULES = {"pickle", "cPickle", "marshal", "shelve", "dill", "cloudpic
 
 
 def _network_facing_sources() -> list[Path]:
-    files = [ROOT / "labkit" / "protocol.py", ROOT / "labkit" / "runner.py"]
-    files += sorted((ROOT / "labkit" / "server").glob("*.py"))
-    files += sorted((ROOT / "labkit" / "client").glob("*.py"))
+    files = [ROOT / "labkit" / "wire" / "protocol.py", ROOT / "labkit" / "live" / "runner.py"]
+    files += sorted((ROOT / "labkit" / "live" / "server").glob("*.py"))
+    files += sorted((ROOT / "labkit" / "live" / "client").glob("*.py"))
     return [f for f in files if f.exists()]
 
 
@@ -256,10 +256,10 @@ async def test_pickled_and_code_payloads_are_just_bad_input() -> None:
 async def test_simserver_warns_when_exposed_without_a_key(caplog, monkeypatch):
     import logging
 
-    import labkit.server.app as app
-    from labkit.server import SimServer
+    import labkit.live.server.app as app
+    from labkit.live.server import SimServer
 
-    with caplog.at_level(logging.WARNING, logger="labkit.server"):
+    with caplog.at_level(logging.WARNING, logger="labkit.live.server"):
         async with SimServer(profile="websocket", instant=True):
             pass
         assert not [r for r in caplog.records if "without an api_key" in r.getMessage()]

@@ -1,4 +1,4 @@
-"""labkit.server over loopback: text and tool turns on WebSocket, SSE and JSON; the turn model; lifecycle."""
+"""labkit.live.server over loopback: text and tool turns on WebSocket, SSE and JSON; the turn model; lifecycle."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import pytest
 import websockets
 from test_server_support import TOOLS, create, sse_events, task, tool_output, ws_events
 
-from labkit import protocol as P
-from labkit.latency import SERVER_STAGES, estimate_tokens, load_profile, load_workload, plan_turn
-from labkit.server import SimServer
+from labkit.live.server import SimServer
+from labkit.model import SERVER_STAGES, load_profile, load_workload, plan_turn
+from labkit.wire import protocol as P
+from labkit.wire.tokens import estimate_tokens
 
 WL = load_workload("fast_test")
 P_PRE = ("validate", "load_state", "render", "config", "safety_in", "hops", "queue", "prefill")
@@ -269,7 +270,7 @@ async def test_protocol_module_is_the_server_vocabulary() -> None:
 
 @pytest.mark.parametrize("transport", ["ws", "http"])
 async def test_self_check_reports_lateness_never_earliness(transport: str) -> None:
-    from labkit.server.selfcheck import self_check
+    from labkit.live.server.selfcheck import self_check
 
     report = await self_check("websocket", WL, tps=4000, transport=transport)  # type: ignore[arg-type]
     assert report["turns"] == WL.turns and report["transport"] == transport

@@ -10,8 +10,8 @@ import pytest
 import websockets
 from test_server_support import create, ws_events
 
-from labkit.latency import load_workload
-from labkit.server import SimServer
+from labkit.live.server import SimServer
+from labkit.model import load_workload
 
 WL = load_workload("fast_test")
 KEY = "sk-test-not-a-real-key-7f3a"
@@ -126,7 +126,7 @@ async def test_no_permessage_deflate() -> None:
 
 
 async def test_client_disconnect_mid_stream_does_not_hurt_the_server() -> None:
-    from labkit.latency import load_profile
+    from labkit.model import load_profile
 
     async with SimServer(load_profile("websocket", decode_tps=500), WL) as server:
         ws = await websockets.connect(server.ws_url)
@@ -160,7 +160,7 @@ async def test_an_internal_bug_costs_one_response_not_the_connection(monkeypatch
 
 
 async def test_stop_during_an_sse_stream() -> None:
-    from labkit.latency import load_profile
+    from labkit.model import load_profile
 
     server = await SimServer.start(load_profile("websocket", decode_tps=100), workload=WL)
     async with httpx.AsyncClient(base_url=server.base_url) as c:

@@ -15,9 +15,9 @@ import pytest
 import websockets
 from test_server_support import create, sse_events, ws_events
 
-from labkit.latency import load_workload
-from labkit.server import Faults, SimServer
-from labkit.server.faults import FaultInjector
+from labkit.live.server import Faults, SimServer
+from labkit.live.server.faults import FaultInjector
+from labkit.model import load_workload
 
 WL = load_workload("fast_test")
 
@@ -144,8 +144,7 @@ def test_serve_cli_starts_answers_and_stops_on_a_signal(sig: signal.Signals) -> 
 
 
 def test_serve_cli_bad_input_and_non_loopback_warning(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    from labkit.cli import main
-    from labkit.commands import serve
+    from labkit.cli import main, serve
 
     assert main(["serve", "--profile", "nope"]) == 2
     assert "profile" in capsys.readouterr().err

@@ -11,7 +11,7 @@ nbclient = pytest.importorskip("nbclient")
 @pytest.mark.slow
 def test_server_lives_across_notebook_cells() -> None:
     cells = [
-        "from labkit.server import SimServer\n"
+        "from labkit.live.server import SimServer\n"
         "server = await SimServer.start(profile='websocket', workload='fast_test', tps=4000)",
         "import httpx\n"
         "async with httpx.AsyncClient(base_url=server.base_url) as c:\n"

@@ -11,9 +11,9 @@ import pytest
 import websockets
 from test_server_support import TOOLS, create, task, tool_output, ws_events
 
-from labkit.latency import hit_probability, load_profile, load_workload
-from labkit.server import Faults, SimServer
-from labkit.server.faults import FaultInjector
+from labkit.live.server import Faults, SimServer
+from labkit.live.server.faults import FaultInjector
+from labkit.model import hit_probability, load_profile, load_workload
 
 WL = load_workload("fast_test")
 
@@ -55,7 +55,7 @@ async def test_store_true_continues_on_a_new_connection_from_the_store() -> None
         assert last.source == "store" and not last.cache.connection_cache_hit
         assert last.spec.index == 1
         # The store load costs time in the plan: the profile's state load is on the critical path.
-        from labkit.latency import plan_turn
+        from labkit.model import plan_turn
 
         plan = plan_turn(server.engine.profile_for("store"), last.spec, last.cache)
         assert dict((s.name, s.duration_s) for s in plan)["load_state"] > 0
@@ -275,9 +275,9 @@ async def test_many_connections_keep_their_own_caches() -> None:
 async def test_async_with_a_started_server_and_a_per_conversation_seed():
     import httpx
 
-    from labkit.latency import load_workload
-    from labkit.protocol import SEED_METADATA_KEY
-    from labkit.server import SimServer
+    from labkit.live.server import SimServer
+    from labkit.model import load_workload
+    from labkit.wire.protocol import SEED_METADATA_KEY
 
     w = load_workload("codex_bugfix")
     async with await SimServer.start(profile="websocket", workload=w, instant=True) as server:

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 from httpx_sse import aconnect_sse
 
-from labkit import protocol as P
-from labkit.latency import filler_text
+from labkit.wire import protocol as P
+from labkit.wire.tokens import filler_text
 
 TERMINAL = ("response.completed", "response.failed", "response.incomplete", "error")
 TOOLS = [{"type": "function", "name": "run_tool", "parameters": {"type": "object", "properties": {}}}]

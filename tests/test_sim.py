@@ -5,12 +5,12 @@ import math
 import numpy as np
 import pytest
 
-from labkit.latency import load_profile, load_workload
-from labkit.metrics import rollout_metrics, turn_metrics
+from labkit.analysis.metrics import rollout_metrics, turn_metrics
+from labkit.model import load_profile, load_workload
+from labkit.model.spans import SPAN_COLUMNS
 from labkit.sim.analytic import forecast, mmc_mean_wait
 from labkit.sim.des import Faults, Fleet, run, simulate
 from labkit.sim.queueing import simulate_mmc
-from labkit.spans import SPAN_COLUMNS
 
 
 @pytest.mark.parametrize("name", ["http_baseline", "http_optimized", "http_chained", "websocket"])

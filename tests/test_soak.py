@@ -57,8 +57,8 @@ def test_soak_under_a_tight_budget_evicts_and_recovers() -> None:
 
 
 def test_cache_budget_evicts_least_recently_used_across_connections() -> None:
-    from labkit.server.engine import CacheBudget, LaneCache
-    from labkit.server.state import ResponseRecord
+    from labkit.live.server.engine import CacheBudget, LaneCache
+    from labkit.live.server.state import ResponseRecord
 
     metrics = {"cache_evictions": 0}
     budget = CacheBudget(1000, 4.0, metrics)  # 250 tokens

@@ -2,9 +2,9 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import pytest
 
-from labkit.calibrate import e2e_family, reductions, ttft_family
-from labkit.headline import compare, crossover_tps, headline
-from labkit.latency import load_profile, load_workload, published_facts
+from labkit.analysis.calibrate import e2e_family, reductions, ttft_family
+from labkit.analysis.headline import compare, crossover_tps, headline
+from labkit.model import load_profile, load_workload, published_facts
 from labkit.sim.analytic import forecast
 from labkit.sim.sweep import expand_grid, sweep
 

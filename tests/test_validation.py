@@ -18,10 +18,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from labkit.analysis.metrics import turn_metrics
 from labkit.cli import main
-from labkit.latency import load_profile, load_workload
-from labkit.metrics import turn_metrics
-from labkit.validation import (
+from labkit.live.validation import (
     BREAKDOWN_COLUMNS,
     DEFAULT_PROFILE,
     check_transport_profile,
@@ -31,6 +30,7 @@ from labkit.validation import (
     resolve_profile,
     turn_errors,
 )
+from labkit.model import load_profile, load_workload
 
 WORKLOAD = load_workload("fast_test")
 SUMMARY_KEYS = {"median_abs_error_s", "median_rel_error", "p95_rel_error", "turns"}

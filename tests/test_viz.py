@@ -10,10 +10,10 @@ import plotly.graph_objects as go
 import pytest
 
 from labkit import viz
-from labkit.latency import STAGES, load_profile, load_workload, preset_names
-from labkit.metrics import rollout_metrics, turn_metrics
+from labkit.analysis.metrics import rollout_metrics, turn_metrics
+from labkit.model import STAGES, load_profile, load_workload, preset_names
+from labkit.model.spans import concat_spans
 from labkit.sim.analytic import analytic_spans, forecast
-from labkit.spans import concat_spans
 from labkit.viz import template
 from labkit.viz.frames import add_speedup, normalize
 

@@ -1,4 +1,4 @@
-"""labkit.widgets in Python: sliders redraw the same FigureWidgets in place, from the closed form."""
+"""labkit.viz.dashboard in Python: sliders redraw the same FigureWidgets in place, from the closed form."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from labkit.latency import load_profile, load_workload
+from labkit.model import load_profile, load_workload
 from labkit.sim.analytic import forecast
 from labkit.viz import find_browser
-from labkit.widgets import TPS_MAX, TPS_MIN, Dashboard, scenario_profiles, speedup_curve, what_if
+from labkit.viz.dashboard import TPS_MAX, TPS_MIN, Dashboard, scenario_profiles, speedup_curve, what_if
 
 
 def _data(fig: go.FigureWidget) -> str:

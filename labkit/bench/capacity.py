@@ -21,7 +21,7 @@ import numpy as np
 from labkit.bench.pinning import pinned
 from labkit.bench.runner import result
 from labkit.bench.server import ServerProcess
-from labkit.latency import load_workload
+from labkit.model import load_workload
 
 GOAL_AGENTS = 500
 LEVELS: tuple[int, ...] = (100, 250, 500, 750, 1000)
@@ -48,7 +48,7 @@ def _workload_overrides(turns: int) -> dict[str, Any]:
 async def lean_agent(ws_url: str, workload: Any, seed: int) -> tuple[float, float]:
     """One agent rollout in WebSocket mode with a lean client; returns (decode tokens, decode seconds).
 
-    The same conversation as :func:`labkit.runner.run_rollout` (the task, then per turn a
+    The same conversation as :func:`labkit.live.runner.run_rollout` (the task, then per turn a
     ``function_call_output`` with ``previous_response_id``), but delta frames are only timestamped by
     their type prefix, not parsed: the load generator must not be the bottleneck of a server benchmark.
     """
@@ -56,9 +56,9 @@ async def lean_agent(ws_url: str, workload: Any, seed: int) -> tuple[float, floa
 
     from websockets.asyncio.client import connect
 
-    from labkit.latency import filler_text
-    from labkit.protocol import build_create, function_call_output, user_message
-    from labkit.runner import TOOLS
+    from labkit.live.runner import TOOLS
+    from labkit.wire.protocol import build_create, function_call_output, user_message
+    from labkit.wire.tokens import filler_text
 
     specs = workload.turn_specs(seed)
     tokens = seconds = 0.0

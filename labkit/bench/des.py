@@ -16,7 +16,7 @@ import simpy
 
 from labkit.bench.pinning import pinned
 from labkit.bench.runner import result, summarize
-from labkit.latency import load_profile, load_workload
+from labkit.model import load_profile, load_workload
 from labkit.sim import des
 
 GOAL = "<= 2"

@@ -20,9 +20,9 @@ FORMATS = ("png", "svg", "pdf")
 
 
 def _figures(n: int) -> list[tuple[Any, str]]:
-    from labkit.latency import load_profile, load_workload
+    from labkit.model import load_profile, load_workload
+    from labkit.model.spans import concat_spans
     from labkit.sim.des import simulate
-    from labkit.spans import concat_spans
     from labkit.viz import gantt, stage_breakdown
 
     workload = load_workload("codex_bugfix")

@@ -17,11 +17,11 @@ import asyncio
 import statistics
 from typing import Any
 
+from labkit.analysis.metrics import rollout_metrics, turn_metrics
 from labkit.bench.pinning import pinned
 from labkit.bench.runner import result, summarize
 from labkit.bench.server import ServerProcess
-from labkit.latency import load_profile, load_workload
-from labkit.metrics import rollout_metrics, turn_metrics
+from labkit.model import load_profile, load_workload
 
 GOAL = "1 ± 0.05"
 RATES: tuple[float, ...] = (65.0, 1000.0, 4000.0)
@@ -41,7 +41,7 @@ def _workload_overrides(tps: float, turns: int) -> dict[str, Any]:
 
 
 def measure_rate(tps: float, turns: int, repeats: int) -> dict[str, Any]:
-    from labkit.runner import run_rollout
+    from labkit.live.runner import run_rollout
     from labkit.sim.analytic import forecast
 
     overrides = _workload_overrides(tps, turns)

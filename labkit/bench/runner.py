@@ -22,9 +22,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from labkit.latency import DATA_DIR
-
-BENCH_DIR = DATA_DIR / "bench"
+#: Default output folder, relative to the working directory (never inside the installed package).
+BENCH_DIR = Path("data/bench")
 #: Benchmarks in the order ``labkit bench all`` runs them.
 NAMES: tuple[str, ...] = ("des", "server", "pacing", "capacity", "widgets", "export")
 #: Optional benchmarks, run only by name (not by ``all``).

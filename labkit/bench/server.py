@@ -128,7 +128,7 @@ def _measure(server: ServerProcess, load: Any) -> tuple[float, int, float]:
 
 
 def _create(websocket: bool) -> str:
-    from labkit.protocol import build_create
+    from labkit.wire.protocol import build_create
 
     if websocket:
         return json.dumps(build_create("bench", "Say something."))

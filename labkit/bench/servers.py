@@ -97,8 +97,8 @@ async def _serve_raw_sse() -> tuple[str, Any]:
 async def _serve_labkit(config: dict[str, Any]) -> tuple[str, Any]:
     """The simulator; ``config`` may set ``profile``, ``tps``, ``instant``, ``max_cached_bytes`` and
     ``workload`` overrides."""
-    from labkit.latency import load_profile, load_workload
-    from labkit.server import SimServer
+    from labkit.live.server import SimServer
+    from labkit.model import load_profile, load_workload
 
     profile = load_profile(config.get("profile", "websocket"))
     if "tps" in config:

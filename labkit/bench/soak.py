@@ -22,7 +22,7 @@ from typing import Any
 
 from labkit.bench.runner import result
 from labkit.bench.server import ServerProcess
-from labkit.latency import load_workload
+from labkit.model import load_workload
 
 SAMPLE_S = 0.2
 
@@ -68,7 +68,7 @@ class Sampler(threading.Thread):
 
 
 async def _agents(base_url: str, connections: int, turns: int) -> list[Any]:
-    from labkit.runner import run_rollout
+    from labkit.live.runner import run_rollout
 
     workload = load_workload("codex_bugfix", **workload_overrides(turns))
     t0 = time.perf_counter()

@@ -1,6 +1,6 @@
 """``widgets``: a slider change to a redrawn dashboard, p50 and p95, driven in Python.
 
-Each sample sets one control of :func:`labkit.widgets.what_if` the way a slider does (assigning the
+Each sample sets one control of :func:`labkit.viz.dashboard.what_if` the way a slider does (assigning the
 widget's ``value``, whose observer recomputes the closed forms and updates every figure in place), and
 times the assignment. Controls cycle through decode speed, hops, tool time, turns, context and strategy.
 For where the time goes, the closed-form part alone (``Dashboard.compute``) is timed as well. The
@@ -42,7 +42,7 @@ def _changes() -> itertools.cycle:
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    from labkit.widgets import what_if
+    from labkit.viz.dashboard import what_if
 
     samples = 30 if quick else 300
     dash = what_if()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from labkit.latency import (
+from labkit.model import (
     API_STAGES,
     INFERENCE_STAGES,
     NETWORK_STAGES,
@@ -24,7 +24,7 @@ from labkit.latency import (
     hit_probability,
     plan_turn,
 )
-from labkit.spans import SpanColumns
+from labkit.model.spans import SpanColumns
 
 _STAGE_INDEX = {name: i for i, name in enumerate(STAGES)}
 

@@ -1,6 +1,6 @@
 """The SimPy discrete-event model of agent rollouts.
 
-Each agent is a SimPy process that runs rollouts turn by turn: it asks :func:`labkit.latency.plan_turn`
+Each agent is a SimPy process that runs rollouts turn by turn: it asks :func:`labkit.model.plan_turn`
 for the stages of its request (with the cache state its connection, replica and store give it), holds an
 API worker of its replica through the pre-inference stages, an inference slot through queue/prefill/decode,
 the API worker again through post-processing, then runs its tool. Without finite resources the stages of a
@@ -22,14 +22,14 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from labkit.gctools import paused_gc
-from labkit.latency import STAGES, CacheState, Profile, TurnSpec, Workload, plan_turn
+from labkit.model import STAGES, CacheState, Profile, TurnSpec, Workload, plan_turn
+from labkit.model.spans import SpanColumns
 from labkit.sim.analytic import cache_state
-from labkit.spans import SpanColumns
+from labkit.util.gctools import paused_gc
 
 _N_STAGES = len(STAGES)
 _PRE = frozenset({"connect", "upload", "validate", "load_state", "render", "config", "safety_in", "hops"})
-_INFERENCE = frozenset({"queue", "prefill", "download", "decode"})
+_INFERENCE = frozenset({"queue", "prefill", "reasoning", "download", "decode"})
 # Column layout of the per-turn random draws (common random numbers across compared transports).
 _COL_DROP = _N_STAGES
 _COL_DROP_AT = _N_STAGES + 1

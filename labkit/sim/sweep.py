@@ -1,7 +1,7 @@
 """Parameter sweeps over any ``concurrent.futures.Executor``: in-process, a process pool, or a cluster's.
 
 A grid point is a dict: ``profile`` and ``workload`` name presets; any other key that is a field of
-:class:`~labkit.latency.Profile` or :class:`~labkit.latency.Workload` overrides it; ``method`` picks the
+:class:`~labkit.model.Profile` or :class:`~labkit.model.Workload` overrides it; ``method`` picks the
 closed form (``analytic``, default) or the DES (``des``, with ``rollouts``, ``seed``, ``jitter``,
 ``drop_rate``, ``evict_rate``). Every point is evaluated by the module-level :func:`evaluate`, so it pickles
 to worker processes and cluster workers alike; results do not depend on where a point ran.
@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from labkit.latency import Profile, Workload, load_profile, load_workload
+from labkit.model import Profile, Workload, load_profile, load_workload
 
 _PROFILE_FIELDS = {f.name for f in dataclasses.fields(Profile)} - {"name"}
 _WORKLOAD_FIELDS = {f.name for f in dataclasses.fields(Workload)} - {"name", "description"}
@@ -54,7 +54,7 @@ def build(point: Mapping[str, Any]) -> tuple[Profile, Workload]:
 
 def evaluate(point: Mapping[str, Any]) -> dict[str, Any]:
     """Metrics of one grid point (module level so executors can pickle it)."""
-    from labkit.metrics import rollout_metrics, turn_metrics
+    from labkit.analysis.metrics import rollout_metrics, turn_metrics
     from labkit.sim.analytic import forecast
     from labkit.sim.des import Faults, simulate
 

@@ -16,8 +16,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from labkit.latency import STAGES, stage_category
-from labkit.metrics import CATEGORIES, rollout_metrics, stage_totals
+from labkit.analysis.metrics import CATEGORIES, rollout_metrics, stage_totals
+from labkit.model import STAGES, stage_category
 from labkit.sim.analytic import RolloutForecast
 from labkit.viz.frames import (
     BASELINE,
@@ -168,7 +168,7 @@ def _as_list(data: Any) -> list[RolloutForecast]:
 def stage_breakdown(data: Any, by: str = "stage", title: str | None = None, share: bool = False) -> go.Figure:
     """Stacked bars per scenario of the mean time per rollout in each stage (``by='stage'``) or category.
 
-    ``data``: a spans table, :func:`labkit.metrics.stage_totals`, or RolloutForecast(s) (a mapping names
+    ``data``: a spans table, :func:`labkit.analysis.metrics.stage_totals`, or RolloutForecast(s) (a mapping names
     them). ``share=True`` stacks percentages of end to end instead of seconds.
     """
     if by not in ("stage", "category"):
@@ -417,7 +417,7 @@ def gantt(
     Times are seconds since each scenario's rollout start; fallback attempts (``attempt > 0``) are hatched.
     """
     if not is_spans(spans):
-        raise ValueError("spans: need a spans table (labkit.spans.SPAN_COLUMNS)")
+        raise ValueError("spans: need a spans table (labkit.model.spans.SPAN_COLUMNS)")
     df = spans[spans["rollout"] == rollout]
     if source is not None:
         df = df[df["source"] == source]
@@ -478,7 +478,7 @@ def gantt(
 def distribution(data: pd.DataFrame, column: str = "ttft_s", kind: str = "ecdf", title: str | None = None) -> go.Figure:
     """ECDF (or box plot) of a per-turn metric per scenario (and source, dashed for sim, dotted analytic).
 
-    ``data``: spans or :func:`labkit.metrics.turn_metrics` / rollout metrics holding ``column``.
+    ``data``: spans or :func:`labkit.analysis.metrics.turn_metrics` / rollout metrics holding ``column``.
     """
     if kind not in ("ecdf", "box"):
         raise ValueError(f"kind: must be 'ecdf' or 'box', got {kind!r}")
@@ -914,7 +914,7 @@ def _metrics_table(data: Any, metric: str) -> pd.DataFrame:
 def e2e_by_transport(data: Any, metric: str = "e2e_s", baseline: str = BASELINE, title: str | None = None) -> go.Figure:
     """Bars of ``metric`` per scenario (95% CI over rollouts), each labelled with its change vs ``baseline``.
 
-    ``data``: spans, :func:`labkit.metrics.rollout_metrics`, a sweep frame, or RolloutForecast(s).
+    ``data``: spans, :func:`labkit.analysis.metrics.rollout_metrics`, a sweep frame, or RolloutForecast(s).
     """
     t = _metrics_table(data, metric)
     axis, scale = column_axis(metric)

@@ -1,6 +1,6 @@
 """Small tables the figures are drawn from: closed-form sweeps, crossings, prediction errors.
 
-Columns follow :func:`labkit.metrics.rollout_metrics` (``e2e_s``, ``ttft_mean_s``, ``network_s``,
+Columns follow :func:`labkit.analysis.metrics.rollout_metrics` (``e2e_s``, ``ttft_mean_s``, ``network_s``,
 ``api_s``, ``inference_s``, ``client_s``, ``overhead_share``) so a figure takes a closed-form sweep, a DES
 sweep or live metrics alike.
 """
@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from labkit.latency import (
+from labkit.analysis.metrics import turn_metrics
+from labkit.model import (
     API_STAGES,
     CLIENT_STAGES,
     INFERENCE_STAGES,
@@ -25,9 +26,8 @@ from labkit.latency import (
     Workload,
     load_profile,
 )
-from labkit.metrics import turn_metrics
+from labkit.model.spans import SPAN_COLUMNS
 from labkit.sim.analytic import RolloutForecast, forecast
-from labkit.spans import SPAN_COLUMNS
 
 BASELINE = "http_baseline"
 _PROFILE_FIELDS = frozenset(f.name for f in dataclasses.fields(Profile))

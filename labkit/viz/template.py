@@ -12,7 +12,7 @@ from collections.abc import Iterable
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from labkit.latency import STAGES, stage_category
+from labkit.model import STAGES, stage_category
 
 TEMPLATE_NAME = "labkit"
 
@@ -47,7 +47,7 @@ SOURCE_COLORS: dict[str, str] = {
     "live": "#000000",
     "api": "#8C564B",
 }
-#: Stage categories: the seed's three-way split with the network carved out of API services.
+#: Stage categories: the three-way split of OpenAI's engineering post with the network carved out of API services.
 CATEGORY_COLORS: dict[str, str] = {
     "network": "#8DA0CB",
     "api": "#E15759",
@@ -77,7 +77,7 @@ for _cat, _shades in _STAGE_SHADES.items():
     _members = [s for s in STAGES if stage_category(s) == _cat]
     for _i, _stage in enumerate(_members):
         STAGE_COLORS[_stage] = _shades[_i % len(_shades)]
-# The live client's coarse stages (labkit.spans.LIVE_STAGES).
+# The live client's coarse stages (labkit.model.spans.LIVE_STAGES).
 STAGE_COLORS.update({"request": "#b07aa1", "complete": "#c9a1c0"})
 
 _FALLBACK = ("#332288", "#117733", "#44AA99", "#88CCEE", "#DDCC77", "#CC6677", "#AA4499", "#882255")

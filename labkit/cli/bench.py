@@ -1,0 +1,57 @@
+"""``labkit bench NAME``: run benchmarks against raw baselines and write ``data/bench/NAME.json``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from labkit.bench import runner
+
+NAME = "bench"
+HELP = "Benchmark labkit against raw baselines (des, server, pacing, capacity, widgets, export, all)."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "name",
+        choices=[*runner.NAMES, *runner.EXTRA_NAMES, "all", "table"],
+        help="benchmark to run; 'all' runs every one; 'table' prints the table of stored results",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object per benchmark")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run, not a measurement)")
+    parser.add_argument("--out", type=Path, default=runner.BENCH_DIR, help="directory for the result files")
+    parser.add_argument(
+        "--readme",
+        type=Path,
+        nargs="?",
+        const=Path("README.md"),
+        default=None,
+        metavar="FILE",
+        help="also rewrite the results table in FILE (default README.md) from the result files",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.name == "table":
+        print(runner.render_table(runner.load_results(args.out)))
+    else:
+        names = runner.NAMES if args.name == "all" else (args.name,)
+        failed = False
+        for name in names:
+            if not args.json:
+                print(f"labkit bench {name}: running ...", flush=True)
+            rec = runner.run_benchmark(name, quick=args.quick, out_dir=args.out)
+            failed |= "error" in rec
+            if args.json:
+                print(runner.dumps(rec), flush=True)
+            else:
+                verdict = "met" if rec["met"] else "NOT met"
+                extra = f" ({rec['error']})" if "error" in rec else ""
+                print(f"  ratio {rec['ratio']:.3g}, goal {rec['goal']}: {verdict}{extra}", flush=True)
+        if not args.json:
+            print(runner.render_table(runner.load_results(args.out)))
+        if failed:
+            return 1
+    if args.readme and not runner.update_readme(args.readme, args.out):
+        raise ValueError(f"readme: no {runner.TABLE_BEGIN} marker in {args.readme}")
+    return 0

@@ -1,0 +1,55 @@
+"""``labkit figures``: run every notebook headless and write every figure (the engine of ``make figures``)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from labkit.report.notebooks import FIGURE_FORMATS, NOTEBOOKS, run_all
+
+NAME = "figures"
+HELP = "run the notebooks headless; write every figure to figures/ (HTML, PNG, SVG, PDF) and docs/ PNGs"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "notebooks",
+        nargs="*",
+        metavar="NOTEBOOK",
+        help=f"names or numbers (default: all of {', '.join(NOTEBOOKS)})",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("figures"), help="output folder (default: figures/ in the working directory)"
+    )
+    parser.add_argument(
+        "--docs", type=Path, default=Path("docs"), help="folder of the README tour PNGs (default: docs/)"
+    )
+    parser.add_argument("--no-docs", action="store_true", help="do not write the README tour PNGs")
+    parser.add_argument(
+        "--formats",
+        default=",".join(FIGURE_FORMATS),
+        help="comma-separated formats (default: html,png,svg,pdf)",
+    )
+    parser.add_argument("--fast", action="store_true", help="each notebook's small parameter set (as the tests)")
+    parser.add_argument("--jobs", type=int, default=1, help="notebooks run at the same time (default: 1)")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds allowed per cell (default: 600)")
+
+
+def run(args: argparse.Namespace) -> int:
+    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
+    bad = [f for f in formats if f not in FIGURE_FORMATS]
+    if bad or not formats:
+        raise ValueError(f"formats: unknown {', '.join(bad) or '(none)'}; choose from {', '.join(FIGURE_FORMATS)}")
+    runs = run_all(
+        args.notebooks or None,
+        out_root=args.out,
+        docs_dir=None if args.no_docs else args.docs,
+        formats=formats,
+        fast=args.fast,
+        jobs=args.jobs,
+        timeout=args.timeout,
+    )
+    failed = [r.name for r in runs if r.error]
+    total = sum(r.seconds for r in runs)
+    print(f"labkit figures: {len(runs) - len(failed)}/{len(runs)} notebooks ok, {total:.1f} s of notebook time")
+    return 1 if failed else 0

@@ -1,0 +1,116 @@
+"""``labkit serve``: run the simulated Responses API server until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+
+from labkit.live.netaddr import is_loopback_host
+from labkit.live.server import Faults, SimServer
+from labkit.model import load_profile, load_workload, preset_names, workload_names
+
+NAME = "serve"
+HELP = "Run the simulated Responses API (WebSocket mode and HTTP/SSE on one port) until Ctrl-C or SIGTERM."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8765, help="port (0 picks a free one; default 8765)")
+    parser.add_argument("--profile", default="websocket", help=f"latency preset: {', '.join(preset_names())}")
+    parser.add_argument("--workload", default="codex_bugfix", help=f"workload: {', '.join(workload_names())}")
+    parser.add_argument("--tps", type=float, default=None, help="decode tokens per second (default: the profile's)")
+    parser.add_argument("--seed", type=int, default=None, help="workload seed (default: the workload's)")
+    parser.add_argument("--instant", action="store_true", help="no waits and no pacing (benchmarks, fuzzing)")
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("LABKIT_SERVER_API_KEY"),
+        help="require 'Authorization: Bearer KEY' (default: $LABKIT_SERVER_API_KEY, else no check)",
+    )
+    parser.add_argument("--replicas", type=int, default=None, help="API replicas (default: the profile's)")
+    parser.add_argument("--routing", choices=("sticky", "random"), default=None, help="replica routing")
+    parser.add_argument("--lifetime", type=float, default=3600.0, help="WebSocket connection lifetime, s")
+    parser.add_argument("--max-message-bytes", type=int, default=16 * 1024 * 1024, help="largest request")
+    parser.add_argument(
+        "--self-check",
+        choices=("ws", "http"),
+        default=None,
+        help="instead of serving: run one rollout of the workload against a fresh loopback server over this "
+        "transport and print, as JSON, how late the server was against its plan (seconds)",
+    )
+    faults = parser.add_argument_group("fault injection (seeded)")
+    faults.add_argument("--fault-seed", type=int, default=0)
+    faults.add_argument("--drop-after-events", type=int, default=None, help="cut a connection after N events")
+    faults.add_argument("--drop-rate", type=float, default=0.0, help="per response: cut at a random event")
+    faults.add_argument("--stall-rate", type=float, default=0.0, help="per response: stall before decoding")
+    faults.add_argument("--stall-s", type=float, default=0.0, help="length of a stall, s")
+    faults.add_argument("--evict-rate", type=float, default=0.0, help="per request: empty the connection cache")
+    faults.add_argument("--fail-rate", type=float, default=0.0, help="per response: fail with a 5xx")
+
+
+def run(args: argparse.Namespace) -> int:
+    # Validate everything before binding, so bad input is a one-line error (exit 2).
+    profile = load_profile(args.profile)
+    workload = load_workload(args.workload)
+    if args.self_check:
+        from labkit.live.server.selfcheck import self_check
+
+        report = asyncio.run(self_check(profile, workload, tps=args.tps, transport=args.self_check, seed=args.seed))
+        print(json.dumps(report, indent=2))
+        return 0
+    faults = Faults(
+        seed=args.fault_seed,
+        drop_after_events=args.drop_after_events,
+        drop_rate=args.drop_rate,
+        stall_rate=args.stall_rate,
+        stall_s=args.stall_s,
+        evict_rate=args.evict_rate,
+        fail_rate=args.fail_rate,
+    )
+    server = SimServer(
+        profile,
+        workload,
+        host=args.host,
+        port=args.port,
+        tps=args.tps,
+        seed=args.seed,
+        instant=args.instant,
+        api_key=args.api_key or None,
+        replicas=args.replicas,
+        routing=args.routing,
+        faults=faults,
+        connection_lifetime_s=args.lifetime,
+        max_message_bytes=args.max_message_bytes,
+    )
+    if not is_loopback_host(args.host) and not args.api_key:
+        print(
+            f"labkit serve: warning: listening on {args.host} without --api-key: anyone who can reach it can use it",
+            file=sys.stderr,
+        )
+    try:
+        asyncio.run(_serve(server))
+    except OSError as exc:
+        print(f"labkit serve: error: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _serve(server: SimServer) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # not on Windows' default loop
+            loop.add_signal_handler(sig, stop.set)
+    async with server:
+        mode = "instant" if server.engine.instant else f"{server.profile.decode_tps:g} tokens/s"
+        print(
+            f"labkit serve: {server.base_url}  (WebSocket mode: {server.ws_url}; "
+            f"profile {server.profile.name}, workload {server.workload.name}, {mode}; Ctrl-C stops)",
+            flush=True,
+        )
+        await stop.wait()
+        print("labkit serve: stopping", file=sys.stderr, flush=True)

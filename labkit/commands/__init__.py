@@ -1,1 +1,0 @@
-"""Sub-commands of the ``labkit`` CLI, one module each (see ``labkit.cli``)."""

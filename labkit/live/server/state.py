@@ -1,0 +1,98 @@
+"""What the simulated server remembers between requests: response records, the store, the replicas.
+
+Records hold token counts only, never texts: the timing model needs sizes, and a long soak run must not
+grow the server's memory with conversation text.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from labkit.model import Routing
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseRecord:
+    """One completed response (or ``generate: false`` warm-up), as a continuation needs it."""
+
+    id: str
+    #: Model responses in the chain up to and including this one (a warm-up adds none).
+    model_turns: int
+    #: Tokens of everything the model has seen in this chain, plus its own output.
+    conversation_tokens: int
+    #: Tokens of this request's instructions (instructions are not carried over to a continuation).
+    instructions_tokens: int
+    #: Identity of the conversation, for replica routing of its rendered-token cache.
+    conversation_key: str
+    #: ``call_id`` of the function call this response made, if any.
+    call_id: str | None = None
+
+
+class Store:
+    """Responses created with ``store=true``, server-wide, least recently used first out."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        if capacity < 1:
+            raise ValueError("max_stored: must be >= 1")
+        self.capacity = capacity
+        self._records: OrderedDict[str, ResponseRecord] = OrderedDict()
+
+    def get(self, response_id: str) -> ResponseRecord | None:
+        record = self._records.get(response_id)
+        if record is not None:
+            self._records.move_to_end(response_id)
+        return record
+
+    def put(self, record: ResponseRecord) -> None:
+        self._records[record.id] = record
+        self._records.move_to_end(record.id)
+        while len(self._records) > self.capacity:
+            self._records.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __contains__(self, response_id: object) -> bool:
+        return response_id in self._records
+
+
+class Replicas:
+    """N API replicas, each with its own rendered-token cache of conversations.
+
+    A conversation's rendered tokens sit on the replica that served its latest turn. ``sticky`` routing
+    sends every request of a conversation to one replica (a hash of its key); ``random`` picks one
+    uniformly per request, so a continuation finds its rendered tokens only with probability 1/N, which
+    is what :func:`labkit.model.hit_probability` assumes.
+    """
+
+    def __init__(self, count: int, routing: Routing, rng: random.Random, capacity: int = 100_000) -> None:
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise ValueError("replicas: must be an integer >= 1")
+        if routing not in ("sticky", "random"):
+            raise ValueError(f"routing: must be 'sticky' or 'random', got {routing!r}")
+        self.count = count
+        self.routing = routing
+        self._rng = rng
+        self._capacity = capacity
+        self._latest: OrderedDict[str, int] = OrderedDict()
+
+    def route(self, conversation_key: str) -> int:
+        if self.count == 1:
+            return 0
+        if self.routing == "random":
+            return self._rng.randrange(self.count)
+        # A stable hash (Python's str hash is salted per process).
+        return zlib.crc32(conversation_key.encode()) % self.count
+
+    def holds(self, replica: int, conversation_key: str) -> bool:
+        return self._latest.get(conversation_key) == replica
+
+    def remember(self, replica: int, conversation_key: str) -> None:
+        latest = self._latest
+        latest[conversation_key] = replica
+        latest.move_to_end(conversation_key)
+        while len(latest) > self._capacity:
+            latest.popitem(last=False)

@@ -1,0 +1,131 @@
+"""The per-turn plan: the ordered critical-path stages of one request, with durations.
+
+A *turn* is one model call: the client sends a request, the API service validates, renders and
+classifies it, inference prefills and decodes, post-processing runs, and (for every turn but the last)
+the client then runs a tool. :func:`plan_turn` returns the ordered critical-path stages of the request;
+the tool time is added by the rollout, since the server never sees it.
+
+Stage order and the TTFT convention: the ``download`` stage (one-way network latency) sits between
+``prefill`` and ``decode``. Shifting the whole output stream by a constant one-way delay gives the same
+client-side times as overlapping it with decoding, so the first output delta reaches the client at the
+start of ``decode``: TTFT = sum of the stages before ``decode``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+from labkit.model.profile import Profile
+from labkit.model.workload import TurnSpec
+
+
+class CacheState(NamedTuple):
+    """What the serving side already holds when a turn's request arrives."""
+
+    #: A transport connection is already open (keep-alive pool or WebSocket).
+    connection_open: bool = False
+    #: WebSocket mode: previous_response_id matches the connection-scoped cache.
+    connection_cache_hit: bool = False
+    #: HTTP: the request landed on the replica holding this conversation's rendered tokens.
+    replica_hit: bool = False
+
+
+class Stage(NamedTuple):
+    name: str
+    duration_s: float
+    tokens: int
+    bytes: int
+    cache_hit: bool
+
+
+TurnPlan = tuple[Stage, ...]
+_new = tuple.__new__
+
+
+def request_tokens(profile: Profile, turn: TurnSpec, cache: CacheState) -> int:
+    """Tokens the client sends: only new items when the server already holds the conversation."""
+    if turn.index > 0 and (
+        (profile.chaining == "connection" and cache.connection_cache_hit) or profile.chaining == "store"
+    ):
+        return turn.new_input_tokens
+    return turn.conversation_tokens
+
+
+def plan_turn(profile: Profile, turn: TurnSpec, cache: CacheState) -> TurnPlan:
+    """The ordered critical-path stages of one request, with durations in seconds.
+
+    Zero-duration stages are kept so every plan has the same shape; consumers may skip them.
+    """
+    p = profile
+    conv = turn.conversation_tokens
+    new = turn.new_input_tokens
+    continuing = turn.index > 0
+    ws_hit = p.chaining == "connection" and cache.connection_cache_hit and continuing
+    sent = request_tokens(p, turn, cache)
+    sent_bytes = int(sent * p.bytes_per_token)
+
+    connect = 0.0 if cache.connection_open else p.connect_s
+    upload = p.rtt_s / 2 + (sent_bytes / p.upload_bytes_per_s if math.isfinite(p.upload_bytes_per_s) else 0.0)
+    validate = p.validate_s + p.validate_per_1k_s * sent / 1000
+    # Over HTTP, chaining loads the parent from the store; a WebSocket hit has it in memory already.
+    stored = p.chaining == "store" and continuing
+    load_state = p.state_load_s + p.state_load_per_1k_s * turn.context_tokens / 1000 if stored else 0.0
+    render_hit = ws_hit or (p.rendered_token_cache and continuing and cache.replica_hit)
+    rendered = new if render_hit else conv
+    render = p.render_per_1k_s * rendered / 1000
+    config = p.config_cached_s if p.config_cache else p.config_load_s
+    classified = new if (p.incremental_safety and ws_hit) else conv
+    safety_in = p.safety_in_s + p.safety_in_per_1k_s * classified / 1000
+    hops = p.hops * p.hop_latency_s
+    kv_cached = int(p.prefix_cache_hit_share * turn.context_tokens)
+    uncached = conv - kv_cached
+    prefill = p.prefill_overhead_s + (uncached / p.prefill_tokens_per_s if math.isfinite(p.prefill_tokens_per_s) else 0)
+    out = max(1, turn.output_tokens)
+    # Reasoning tokens are decoded before the first visible delta, at the same rate as the output.
+    reasoning = turn.reasoning_tokens / p.decode_tps
+    decode = (out - 1) / p.decode_tps
+    safety_out = p.safety_out_s + p.safety_out_per_1k_s * out / 1000
+    persist = 0.0 if p.post_off_critical_path else p.persist_s
+    postprocess = 0.0 if p.post_off_critical_path else p.postprocess_s
+    out_bytes = int(out * p.bytes_per_token)
+
+    # tuple.__new__ builds the same Stage objects without NamedTuple's Python-level __new__: plan_turn
+    # runs once per simulated turn and this is most of its cost.
+    return (
+        _new(Stage, ("connect", connect, 0, 0, cache.connection_open)),
+        _new(Stage, ("upload", upload, sent, sent_bytes, sent < conv)),
+        _new(Stage, ("validate", validate, sent, 0, sent < conv)),
+        _new(Stage, ("load_state", load_state, turn.context_tokens if stored else 0, 0, False)),
+        _new(Stage, ("render", render, rendered, 0, render_hit)),
+        _new(Stage, ("config", config, 0, 0, p.config_cache)),
+        _new(Stage, ("safety_in", safety_in, classified, 0, classified < conv)),
+        _new(Stage, ("hops", hops, 0, 0, False)),
+        _new(Stage, ("queue", p.queue_s, 0, 0, False)),
+        _new(Stage, ("prefill", prefill, uncached, 0, kv_cached > 0)),
+        _new(Stage, ("reasoning", reasoning, turn.reasoning_tokens, 0, False)),
+        _new(Stage, ("download", p.rtt_s / 2, 1, 0, False)),
+        _new(Stage, ("decode", decode, out - 1, out_bytes, False)),
+        _new(Stage, ("safety_out", safety_out, out, 0, False)),
+        _new(Stage, ("persist", persist, 0, 0, False)),
+        _new(Stage, ("postprocess", postprocess, 0, 0, False)),
+    )
+
+
+def plan_ttft_s(plan: TurnPlan) -> float:
+    """Time from the start of the turn to the first output delta at the client."""
+    total = 0.0
+    for stage in plan:
+        if stage.name == "decode":
+            return total
+        total += stage.duration_s
+    raise ValueError("plan: has no decode stage")
+
+
+def plan_total_s(plan: TurnPlan) -> float:
+    return sum(s.duration_s for s in plan)
+
+
+def hit_probability(profile: Profile) -> float:
+    """Chance that an HTTP continuation lands on the replica that holds its conversation's caches."""
+    return 1.0 if profile.routing == "sticky" else 1.0 / profile.replicas

@@ -1,0 +1,283 @@
+"""The headless twin of ``make lab``: run every notebook with its parameters, collect every figure.
+
+Each notebook has a cell tagged ``parameters``; the runner inserts a cell tagged ``injected-parameters``
+right after it (papermill's convention, done here with nbformat + nbclient), so a notebook read in
+JupyterLab and a notebook run here execute the same cells. Notebooks write their figures through
+:func:`labkit.analysis.research.publish` into ``<out>/<notebook>/``; the runner lists what appeared, writes
+``<out>/index.html`` showing every figure, and renders one small PNG per notebook into ``docs/`` for the
+README tour (all six in one browser start).
+"""
+
+from __future__ import annotations
+
+import html
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+#: Where the notebooks are, relative to the working directory (a checkout's root): they are documents of the
+#: repository, not data of the installed package.
+NOTEBOOK_DIR = Path("notebooks")
+NOTEBOOKS: tuple[str, ...] = (
+    "01_bottleneck",
+    "02_critical_path",
+    "03_websocket_live",
+    "04_caching_strategies",
+    "05_failures",
+    "06_fleet",
+)
+#: The figure of each notebook shown in the README tour (``docs/<notebook>.png``).
+TOUR: dict[str, str] = {
+    "01_bottleneck": "overhead_share",
+    "02_critical_path": "ttft_waterfall",
+    "03_websocket_live": "prediction_vs_measurement",
+    "04_caching_strategies": "speedup_heatmap",
+    "05_failures": "drop_breakeven",
+    "06_fleet": "queueing_vs_erlang_c",
+}
+TOUR_SIZE = (900, 500)
+FIGURE_FORMATS: tuple[str, ...] = ("html", "png", "svg", "pdf")
+INJECTED_TAG = "injected-parameters"
+
+
+def notebook_path(name: str, folder: Path | None = None) -> Path:
+    """The ``.ipynb`` of a notebook named like ``01_bottleneck`` (or its number, ``01``)."""
+    matches = [n for n in NOTEBOOKS if n == name or n.split("_", 1)[0] == name]
+    if not matches:
+        raise ValueError(f"notebook: unknown {name!r}; known: {', '.join(NOTEBOOKS)}")
+    return (NOTEBOOK_DIR if folder is None else Path(folder)) / f"{matches[0]}.ipynb"
+
+
+def inject_parameters(nb: nbformat.NotebookNode, params: Mapping[str, Any]) -> nbformat.NotebookNode:
+    """A copy of ``nb`` with a cell assigning ``params`` right after the cell tagged ``parameters``.
+
+    Values are written with ``repr`` so they must be Python literals (numbers, strings, lists, None...).
+    """
+    out = nbformat.from_dict(nb)  # deep copy: the caller's notebook stays as read
+    cells = out.cells
+    out.cells = [c for c in cells if INJECTED_TAG not in c.get("metadata", {}).get("tags", [])]
+    idx = [i for i, c in enumerate(out.cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if not idx:
+        raise ValueError("parameters: the notebook has no cell tagged 'parameters'")
+    lines = ["# Parameters injected by labkit.report.notebooks"]
+    for key, value in params.items():
+        if not key.isidentifier():
+            raise ValueError(f"parameters: {key!r} is not a Python name")
+        text = repr(value)
+        try:
+            compile(text, "<parameter>", "eval")
+        except SyntaxError as exc:
+            raise ValueError(f"parameters: {key} = {text} is not a Python literal") from exc
+        lines.append(f"{key} = {text}")
+    cell = nbformat.v4.new_code_cell("\n".join(lines), metadata={"tags": [INJECTED_TAG]})
+    out.cells.insert(idx[0] + 1, cell)
+    # Cell ids exist from nbformat 4.5 on: upgrade older notebooks so every cell can carry one.
+    if out.nbformat == 4 and out.nbformat_minor < 5:
+        out.nbformat_minor = 5
+        for c in out.cells:
+            c.setdefault("id", nbformat.corpus.words.generate_corpus_id())
+    return out
+
+
+def execute_notebook(
+    path: Path,
+    params: Mapping[str, Any] | None = None,
+    *,
+    timeout: float = 600.0,
+    kernel_name: str = "python3",
+) -> nbformat.NotebookNode:
+    """Run a notebook top to bottom in a fresh kernel (cwd = the notebook's folder) and return it.
+
+    A failing cell raises ``nbclient.exceptions.CellExecutionError`` naming the cell and the error.
+    """
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    if params:
+        nb = inject_parameters(nb, params)
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name=kernel_name,
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    client.execute()
+    return nb
+
+
+@dataclass
+class NotebookRun:
+    name: str
+    seconds: float
+    figures: dict[str, list[str]] = field(default_factory=dict)
+    error: str | None = None
+
+
+def list_figures(folder: Path) -> dict[str, list[str]]:
+    """``{figure name: [formats]}`` of the exported files in a folder, formats in ``FIGURE_FORMATS`` order."""
+    found: dict[str, list[str]] = {}
+    if not folder.is_dir():
+        return found
+    for f in sorted(folder.iterdir()):
+        fmt = f.suffix.lstrip(".")
+        if f.is_file() and fmt in FIGURE_FORMATS:
+            found.setdefault(f.stem, []).append(fmt)
+    return {k: sorted(v, key=FIGURE_FORMATS.index) for k, v in found.items()}
+
+
+def _short_error(exc: BaseException) -> str:
+    ename = getattr(exc, "ename", type(exc).__name__)
+    evalue = getattr(exc, "evalue", str(exc))
+    return f"{ename}: {evalue}".strip().splitlines()[0][:300]
+
+
+def run_one(
+    name: str,
+    out_root: Path,
+    *,
+    formats: Sequence[str] = FIGURE_FORMATS,
+    fast: bool = False,
+    timeout: float = 600.0,
+    extra: Mapping[str, Any] | None = None,
+) -> NotebookRun:
+    """Execute one notebook with ``out_dir``, ``formats`` and ``fast`` injected; list its figures."""
+    path = notebook_path(name)
+    folder = out_root / path.stem
+    # Start from an empty folder so the index never shows a figure a notebook no longer makes.
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    params = {"out_dir": str(folder), "formats": list(formats), "fast": bool(fast), **(extra or {})}
+    t0 = time.perf_counter()
+    error = None
+    try:
+        execute_notebook(path, params, timeout=timeout)
+    except Exception as exc:  # a failing notebook is reported, the others still run
+        error = _short_error(exc)
+    return NotebookRun(path.stem, time.perf_counter() - t0, list_figures(folder), error)
+
+
+def write_index(out_root: Path, runs: Sequence[NotebookRun]) -> Path:
+    """``<out>/index.html``: every figure of every notebook (PNG if present, else the HTML in a frame)."""
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>labkit figures</title>",
+        "<style>body{font-family:Arial,'Liberation Sans',sans-serif;margin:24px;color:#222}"
+        "section{margin-bottom:32px}.grid{display:flex;flex-wrap:wrap;gap:16px}"
+        ".card{border:1px solid #ddd;padding:8px;width:460px}.card img{width:100%}"
+        ".card iframe{width:100%;height:300px;border:0}.err{color:#b00}</style></head><body>",
+        "<h1>labkit figures</h1><p>Written by <code>make figures</code>: every notebook run headless.</p>",
+    ]
+    for run in runs:
+        parts.append(f"<section><h2>{html.escape(run.name)}</h2>")
+        if run.error:
+            parts.append(f"<p class='err'>failed: {html.escape(run.error)}</p>")
+        parts.append("<div class='grid'>")
+        for fig, fmts in run.figures.items():
+            base = f"{run.name}/{fig}"
+            q = html.escape(base, quote=True)
+            if "png" in fmts:
+                view = f"<a href='{q}.html'><img src='{q}.png' alt='{html.escape(fig)}'></a>"
+            else:
+                view = f"<iframe src='{q}.html' title='{html.escape(fig)}'></iframe>"
+            links = " · ".join(f"<a href='{q}.{f}'>{f}</a>" for f in fmts)
+            parts.append(f"<div class='card'>{view}<div><b>{html.escape(fig)}</b> {links}</div></div>")
+        parts.append("</div></section>")
+    parts.append("</body></html>")
+    path = out_root / "index.html"
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path
+
+
+def write_tour(out_root: Path, docs_dir: Path, runs: Sequence[NotebookRun]) -> dict[str, Path]:
+    """Render each notebook's tour figure (from its plotly JSON) as ``docs/<notebook>.png``, one browser."""
+    import plotly.io as pio
+
+    from labkit.viz.export import export_many
+
+    figs = []
+    for run in runs:
+        src = out_root / run.name / f"{TOUR[run.name]}.json"
+        if run.error is None and src.is_file():
+            figs.append((pio.read_json(src), run.name))
+    if not figs:
+        return {}
+    w, h = TOUR_SIZE
+    docs_dir.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Path] = {}
+    # The export helper always writes HTML too: render in a scratch folder, keep only the PNGs.
+    with tempfile.TemporaryDirectory() as tmp:
+        written = export_many(figs, ("png",), tmp, width=w, height=h, scale=1)
+        for name, paths in written.items():
+            if "png" in paths:
+                out[name] = Path(shutil.copyfile(paths["png"], docs_dir / f"{name}.png"))
+    return out
+
+
+def run_all(
+    names: Sequence[str] | None = None,
+    *,
+    out_root: Path = Path("figures"),
+    docs_dir: Path | None = Path("docs"),
+    formats: Sequence[str] = FIGURE_FORMATS,
+    fast: bool = False,
+    jobs: int = 1,
+    timeout: float = 600.0,
+    log: Callable[[str], None] = print,
+) -> list[NotebookRun]:
+    """Run notebooks (default: all six), print one line per notebook and per figure, write the index."""
+    if jobs < 1:
+        raise ValueError(f"jobs: must be >= 1, got {jobs!r}")
+    paths = [notebook_path(n) for n in (names or NOTEBOOKS)]
+    out_root = Path(out_root)
+    out_root.mkdir(parents=True, exist_ok=True)
+    total = len(paths)
+    runs: list[NotebookRun] = []
+
+    def report(i: int, run: NotebookRun) -> None:
+        status = "FAILED " + run.error if run.error else f"{len(run.figures)} figures"
+        log(f"[{i}/{total}] {run.name}: {status} ({run.seconds:.1f} s)")
+        for fig, fmts in run.figures.items():
+            log(f"      {run.name}/{fig}.{{{','.join(fmts)}}}")
+
+    def one(p: Path) -> NotebookRun:
+        return run_one(p.stem, out_root, formats=formats, fast=fast, timeout=timeout)
+
+    log(f"labkit figures: running {total} notebook(s) into {out_root}" + (f", {jobs} at a time" if jobs > 1 else ""))
+    if jobs == 1:
+        for i, p in enumerate(paths, 1):
+            log(f"[{i}/{total}] {p.stem}: running")
+            runs.append(one(p))
+            report(i, runs[-1])
+    else:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            for i, run in enumerate(pool.map(one, paths), 1):
+                runs.append(run)
+                report(i, run)
+    index = write_index(out_root, runs)
+    log(f"index: {index}")
+    if docs_dir is not None:
+        for name, png in write_tour(out_root, Path(docs_dir), runs).items():
+            log(f"tour: {name} -> {png}")
+    return runs
+
+
+__all__ = [
+    "FIGURE_FORMATS",
+    "NOTEBOOKS",
+    "TOUR",
+    "NotebookRun",
+    "execute_notebook",
+    "inject_parameters",
+    "list_figures",
+    "notebook_path",
+    "run_all",
+    "run_one",
+    "write_index",
+    "write_tour",
+]
