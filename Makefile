@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Pytest options for the whole suite; override e.g. `make test PYTEST_ARGS="-k sim -x"`.
 PYTEST_ARGS ?=
 
-.PHONY: install lab figures test bench lint clean
+.PHONY: install lab figures test test-fast bench lint clean
 
 install: $(STAMP)
 
@@ -34,6 +34,10 @@ figures: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The inner loop: unit and contract tests only (no live servers, notebooks or browser), under a minute.
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow and not live and not browser and not notebook" $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/labkit bench all

@@ -11,6 +11,8 @@ import pytest
 from labkit.bench import runner
 from labkit.cli import main
 
+pytestmark = pytest.mark.live
+
 REQUIRED = ("name", "ratio", "goal", "met", "command", "machine")
 
 

@@ -12,6 +12,8 @@ from labkit.live.server import Faults, SimServer
 from labkit.model import CacheState, TurnSpec, load_profile, load_workload, plan_ttft_s, plan_turn
 from labkit.model.spans import LIVE_STAGES, SpanColumns
 
+pytestmark = pytest.mark.live
+
 WORKLOAD = load_workload("fast_test")
 
 

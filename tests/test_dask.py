@@ -7,6 +7,8 @@ import pytest
 
 from labkit.sim.sweep import sweep
 
+pytestmark = pytest.mark.live
+
 distributed = pytest.importorskip("distributed")
 
 GRID = {

@@ -12,9 +12,13 @@ import asyncio
 import collections
 from typing import Any
 
+import pytest
+
 from labkit.live.runner import RolloutResult, run_rollouts
 from labkit.live.server import Faults, SimServer
 from labkit.model import load_workload
+
+pytestmark = pytest.mark.live
 
 WORKLOAD = load_workload(
     "fast_test",

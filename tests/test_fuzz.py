@@ -16,11 +16,14 @@ import json
 import random
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from labkit.wire import protocol
 from labkit.wire.protocol import CreateRequest, ProtocolError
+
+pytestmark = pytest.mark.live
 
 # -- strategies --------------------------------------------------------------------------------------
 

@@ -15,6 +15,8 @@ from labkit.live.server import SimServer  # noqa: E402
 from labkit.model import load_workload  # noqa: E402
 from labkit.wire.tokens import filler_text  # noqa: E402
 
+pytestmark = pytest.mark.live
+
 WORKLOAD = load_workload("fast_test")
 SPECS = WORKLOAD.turn_specs()
 TASK = [{"type": "message", "role": "user", "content": filler_text(SPECS[0].new_input_tokens)}]

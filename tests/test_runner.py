@@ -22,6 +22,8 @@ from labkit.model.spans import LIVE_STAGES, validate_spans
 from labkit.wire.protocol import conversation_split, item_tokens
 from labkit.wire.tokens import estimate_tokens, filler_text
 
+pytestmark = pytest.mark.live
+
 WORKLOAD = load_workload("fast_test")
 PROFILE = {"ws": "websocket", "http": "http_optimized", "http-chained": "http_chained"}
 

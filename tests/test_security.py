@@ -16,6 +16,8 @@ import pytest
 from labkit.cli import serve as serve_cmd
 from labkit.live.server import SimServer
 
+pytestmark = pytest.mark.live
+
 SECRET = "sk-labkit-test-5ecret-0123456789abcdef"
 WRONG = "sk-wrong-key-fedcba9876543210"
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,6 +15,8 @@ from labkit.model import SERVER_STAGES, load_profile, load_workload, plan_turn
 from labkit.wire import protocol as P
 from labkit.wire.tokens import estimate_tokens
 
+pytestmark = pytest.mark.live
+
 WL = load_workload("fast_test")
 P_PRE = ("validate", "load_state", "render", "config", "safety_in", "hops", "queue", "prefill")
 

@@ -13,6 +13,8 @@ from test_server_support import create, ws_events
 from labkit.live.server import SimServer
 from labkit.model import load_workload
 
+pytestmark = pytest.mark.live
+
 WL = load_workload("fast_test")
 KEY = "sk-test-not-a-real-key-7f3a"
 

@@ -19,6 +19,8 @@ from labkit.live.server import Faults, SimServer
 from labkit.live.server.faults import FaultInjector
 from labkit.model import load_workload
 
+pytestmark = pytest.mark.live
+
 WL = load_workload("fast_test")
 
 

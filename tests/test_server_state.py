@@ -15,6 +15,8 @@ from labkit.live.server import Faults, SimServer
 from labkit.live.server.faults import FaultInjector
 from labkit.model import hit_probability, load_profile, load_workload
 
+pytestmark = pytest.mark.live
+
 WL = load_workload("fast_test")
 
 

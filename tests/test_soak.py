@@ -11,6 +11,8 @@ import pytest
 
 from labkit.bench.soak import soak
 
+pytestmark = pytest.mark.live
+
 CONNECTIONS = 150
 TURNS = 20
 #: Modelled bytes one connection's cache holds at the end of its rollout (2,000 + 20 x 240 tokens, 4 B each).

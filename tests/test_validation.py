@@ -32,6 +32,8 @@ from labkit.live.validation import (
 )
 from labkit.model import load_profile, load_workload
 
+pytestmark = pytest.mark.live
+
 WORKLOAD = load_workload("fast_test")
 SUMMARY_KEYS = {"median_abs_error_s", "median_rel_error", "p95_rel_error", "turns"}
 
