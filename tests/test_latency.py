@@ -175,3 +175,18 @@ def test_token_estimates_and_filler_agree():
         assert estimate_tokens(filler_text(n, salt=n)) == n
     assert estimate_tokens("abcde") == 2
     assert estimate_tokens("é") == 1
+
+
+def test_profile_files_work_wherever_a_preset_name_does(tmp_path):
+    from labkit.model import load_profile
+
+    f = tmp_path / "mine.toml"
+    f.write_text('[profile]\nbase = "websocket"\ndecode_tps = { value = 812.5, provenance = "fitted" }\nrtt_s = 0.03\n')
+    p = load_profile(str(f), hops=1)
+    assert (p.name, p.decode_tps, p.rtt_s, p.transport, p.hops) == ("mine", 812.5, 0.03, "websocket", 1)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[profile]\nnot_a_field = 1\n")
+    with pytest.raises(ValueError, match="not_a_field"):
+        load_profile(str(bad))
+    with pytest.raises(ValueError, match="no preset or file"):
+        load_profile("missing/profile.toml")

@@ -21,6 +21,7 @@ from labkit.model.plan import (
 from labkit.model.presets import (
     calibration,
     load_profile,
+    load_profile_file,
     load_workload,
     parameter_table,
     preset_description,
@@ -60,6 +61,7 @@ __all__ = [
     "calibration",
     "hit_probability",
     "load_profile",
+    "load_profile_file",
     "load_workload",
     "parameter_table",
     "plan_total_s",
