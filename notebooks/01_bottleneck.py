@@ -41,12 +41,13 @@ compare_tps = [65, 1000]  # decode speeds of the stage breakdown (GPT-5, Codex-S
 
 # %%
 from labkit import viz
-from labkit.analysis import headline, research
+from labkit.analysis import crossover, headline
 from labkit.model import load_profile, load_workload
 from labkit.sim.analytic import forecast
+from labkit.sim.sweep import forecast_sweep
 
 workload = load_workload(workload_name)
-tps = research.tps_grid(tps_min, tps_max, 6 if fast else tps_points)
+tps = crossover.tps_grid(tps_min, tps_max, 6 if fast else tps_points)
 figures = {}
 
 # %% [markdown]
@@ -57,8 +58,10 @@ figures = {}
 # network, as a share of end to end). The dashed line marks where overhead equals inference.
 
 # %%
-sweep = viz.forecast_sweep(profiles, workload, tps=list(tps))
-figures["overhead_share"] = viz.overhead_vs_tps(sweep, scenario="http_baseline")
+sweep = forecast_sweep(profiles, workload, tps=list(tps))
+figures["overhead_share"] = viz.overhead_vs_tps(
+    sweep, scenario="http_baseline", crossover=crossover.crossover_tps("http_baseline", workload)
+)
 figures["overhead_share"]
 
 # %% [markdown]
@@ -79,10 +82,10 @@ figures["stage_breakdown"]
 # ## Result 3: the crossover, and the headline numbers, printed from the model
 
 # %%
-research.crossover_table(profiles, workload_name)
+crossover.crossover_table(profiles, workload_name)
 
 # %%
-print(research.headline_text(headline.headline(workload_name)))
+print(headline.headline(workload_name).text())
 
 # %% [markdown]
 # ## Caveats
@@ -93,4 +96,4 @@ print(research.headline_text(headline.headline(workload_name)))
 # - Prefill is assumed fast and mostly served from the inference prefix cache (see `prefix_cache_hit_share`).
 
 # %%
-written = research.publish(figures, out_dir, formats)
+written = viz.publish(figures, out_dir, formats)

@@ -39,7 +39,7 @@ optimized = "http_optimized"
 
 # %%
 from labkit import viz
-from labkit.analysis import research
+from labkit.analysis import critical_path
 from labkit.model import load_profile, load_workload
 from labkit.sim.analytic import forecast
 
@@ -59,7 +59,7 @@ figures["ttft_waterfall"]
 # ## Result 2: each optimisation alone, and left out
 
 # %%
-effects = research.optimisation_effects(workload, baseline, optimized)
+effects = critical_path.optimisation_effects(workload, baseline, optimized)
 print(
     f"mean TTFT {effects.attrs['baseline_ttft_s'] * 1e3:.0f} ms -> {effects.attrs['optimized_ttft_s'] * 1e3:.0f} ms "
     f"({-effects.attrs['total_reduction']:+.1%})"
@@ -70,7 +70,7 @@ effects.style.format({c: "{:.1%}" if "reduction" in c else "{:.3f}" for c in eff
 # ## Result 3: applied one after another
 
 # %%
-steps = research.sprint_steps(workload, baseline, optimized)
+steps = critical_path.sprint_steps(workload, baseline, optimized)
 figures["ttft_steps"] = viz.ttft_waterfall(base, steps=steps, title="The sprint, one optimisation at a time")
 figures["ttft_steps"]
 
@@ -89,4 +89,4 @@ figures["e2e_by_profile"]
 # - TTFT here is the mean over turns; the first turn has no cache to hit.
 
 # %%
-written = research.publish(figures, out_dir, formats)
+written = viz.publish(figures, out_dir, formats)

@@ -39,7 +39,6 @@ transports = {"http": "http_optimized", "http-chained": "http_chained", "ws": "w
 
 # %%
 from labkit import viz
-from labkit.analysis import research
 from labkit.analysis.metrics import turn_metrics
 from labkit.live.runner import rollouts_spans, run_rollouts
 from labkit.live.server import SimServer
@@ -125,7 +124,7 @@ pd.DataFrame(
 #   distributions.
 
 # %%
-written = research.publish(figures, out_dir, formats)
+written = viz.publish(figures, out_dir, formats)
 
 # %% [markdown]
 # ## Stop the servers

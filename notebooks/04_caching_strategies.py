@@ -47,9 +47,8 @@ des_rollouts = 40  # seeded DES rollouts per routing point
 
 # %%
 from labkit import viz
-from labkit.analysis import research
 from labkit.model import load_workload
-from labkit.sim.sweep import sweep
+from labkit.sim.sweep import forecast_sweep, sweep
 from labkit.viz.dashboard import what_if
 
 workload = load_workload(workload_name)
@@ -74,7 +73,7 @@ dashboard
 # ## Result 1: end-to-end speedup over (decode speed, turns), per strategy
 
 # %%
-grid = viz.forecast_sweep([baseline, *strategies], workload, baseline=baseline, tps=heatmap_tps, turns=heatmap_turns)
+grid = forecast_sweep([baseline, *strategies], workload, baseline=baseline, tps=heatmap_tps, turns=heatmap_turns)
 figures["speedup_heatmap"] = viz.speedup_heatmap(grid, x="tps", y="turns")
 figures["speedup_heatmap"]
 
@@ -85,7 +84,7 @@ grid.pivot_table(index="turns", columns=["scenario", "tps"], values="speedup").r
 # ## Result 2: HTTP chaining across N replicas, sticky vs random routing
 
 # %%
-routing = viz.forecast_sweep(
+routing = forecast_sweep(
     [routing_profile], workload, decode_tps=[decode_tps], replicas=replicas, routing=["sticky", "random"]
 )
 figures["routing_effect"] = viz.routing_effect(routing, x="replicas", y="e2e_s")
@@ -123,4 +122,4 @@ figures["routing_effect_p95"]
 #   (`prefix_cache_hit_share`); in practice routing also affects it.
 
 # %%
-written = research.publish(figures, out_dir, formats)
+written = viz.publish(figures, out_dir, formats)

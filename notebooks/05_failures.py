@@ -47,7 +47,7 @@ connection_limits_s = [60, 120, 300, 600, 3600]
 
 # %%
 from labkit import viz
-from labkit.analysis import research
+from labkit.analysis import failures
 from labkit.model import load_profile, load_workload
 from labkit.sim.sweep import sweep
 
@@ -87,7 +87,7 @@ figures["drops_all_transports"]
 # socket is the one more exposed to network trouble).
 
 # %%
-flat = research.flat_reference(drops, reference, "drop_rate")
+flat = failures.flat_reference(drops, reference, "drop_rate")
 breakeven = viz.break_even(flat, "websocket", reference, "drop_rate")
 figures["drop_breakeven"] = viz.fallback_cost(
     flat, x="drop_rate", reference=reference, title="WebSocket mode with drops vs HTTP without"
@@ -120,7 +120,7 @@ figures["evictions"] = viz.line_chart(
 figures["evictions"]
 
 # %%
-cost = research.fallback_turn_cost("websocket", workload)
+cost = failures.fallback_turn_cost("websocket", workload)
 figures["fallback_turn_cost"] = viz.line_chart(
     cost.assign(scenario="websocket"),
     x="turn",
@@ -139,7 +139,7 @@ cost[["hit_s", "fallback_s", "extra_s"]].describe().loc[["mean", "min", "max"]]
 
 # %%
 limit_wl = load_workload(limit_workload, turns=20) if fast else load_workload(limit_workload)
-limits = research.limit_sweep(
+limits = failures.limit_sweep(
     load_profile("websocket", decode_tps=limit_tps),
     limit_wl,
     connection_limits_s,
@@ -168,4 +168,4 @@ limits
 #   its lead over the whole range swept (Result 1).
 
 # %%
-written = research.publish(figures, out_dir, formats)
+written = viz.publish(figures, out_dir, formats)

@@ -51,7 +51,7 @@ replica_memory_gib = 16  # memory one replica can give to connection caches
 
 # %%
 from labkit import viz
-from labkit.analysis import research
+from labkit.analysis import fleet as fleet_tables
 from labkit.model import load_profile, load_workload
 
 workload = load_workload(workload_name)
@@ -65,7 +65,7 @@ figures = {}
 # ## Result 1: the simulated queue against Erlang C
 
 # %%
-mmc = research.erlang_check(utilisations, servers, customers=customers)
+mmc = fleet_tables.erlang_check(utilisations, servers, customers=customers)
 figures["queueing_vs_erlang_c"] = viz.fleet_queueing(
     mmc, x="utilisation", sim="wait_s", theory="erlang_wait_s", by="servers"
 )
@@ -78,7 +78,7 @@ figures["queueing_vs_erlang_c"]
 # ## Result 2: many agents on one replica: queueing and tail latency
 
 # %%
-fleet = research.fleet_sweep(
+fleet = fleet_tables.fleet_sweep(
     fleet_profiles,
     workload,
     agents,
@@ -96,7 +96,7 @@ figures["tail_latency"] = viz.line_chart(
     title="Tail latency as agents share one replica",
 )
 figures["queueing_by_agents"] = viz.line_chart(
-    research.queue_waits(fleet),
+    fleet_tables.queue_waits(fleet),
     x="agents",
     y="queue_wait_s",
     dash_by="queue",
@@ -113,13 +113,13 @@ figures["queueing_by_agents"]
 # ## Result 3: how far one replica goes
 
 # %%
-research.capacity(fleet, "e2e_p95_s", slack=capacity_slack)
+fleet_tables.capacity(fleet, "e2e_p95_s", slack=capacity_slack)
 
 # %% [markdown]
 # ## Result 4: cache memory per connection
 
 # %%
-memory = research.cache_memory(workload, cache_bytes_per_token)
+memory = fleet_tables.cache_memory(workload, cache_bytes_per_token)
 peak_mib = memory["cache_mib"].max()
 print(
     f"one connection holds up to {peak_mib:.2f} MiB at the last turn; "
@@ -146,4 +146,4 @@ figures["cache_memory"]
 #   inference side).
 
 # %%
-written = research.publish(figures, out_dir, formats)
+written = viz.publish(figures, out_dir, formats)

@@ -41,13 +41,13 @@ def test_des_sweep_points_are_seeded():
 def test_headline_reproduces_the_seed():
     h = headline()
     facts = published_facts()
-    assert h["ttft_reduction"] == pytest.approx(facts["ttft_reduction_critical_path"]["value"], abs=0.02)
-    assert h["e2e_reduction_at_1000_tps"] == pytest.approx(facts["e2e_reduction_websocket"]["value"], abs=0.02)
+    assert h.ttft_reduction == pytest.approx(facts["ttft_reduction_critical_path"]["value"], abs=0.02)
+    assert h.e2e_reduction_at_1000_tps == pytest.approx(facts["e2e_reduction_websocket"]["value"], abs=0.02)
     # At 65 TPS inference hides the overhead: a small gain, and the overhead share moves.
-    assert 0 < h["e2e_reduction_at_65_tps"] < h["e2e_reduction_at_1000_tps"] / 2
-    assert h["overhead_share_at_65_tps"] < 0.2 < 0.4 < h["overhead_share_at_1000_tps"]
-    assert 65 < h["crossover_tps"] < 1000
-    assert h["tool_calls"] >= 20 and h["workload"] == "codex_bugfix"
+    assert 0 < h.e2e_reduction_at_65_tps < h.e2e_reduction_at_1000_tps / 2
+    assert h.overhead_share_at_65_tps < 0.2 < 0.4 < h.overhead_share_at_1000_tps
+    assert 65 < h.crossover_tps < 1000
+    assert h.tool_calls >= 20 and h.workload == "codex_bugfix"
 
 
 def test_crossover_is_where_overhead_meets_inference():
@@ -58,7 +58,7 @@ def test_crossover_is_where_overhead_meets_inference():
 
 def test_compare_any_pair():
     r = compare("http_chained", "websocket", tps=4000, turns=30)
-    assert r["turns"] == 30 and r["e2e_reduction"] > 0
+    assert r.turns == 30 and r.e2e_reduction > 0
     assert {
         "ttft_reduction",
         "e2e_reduction",
@@ -66,9 +66,9 @@ def test_compare_any_pair():
         "candidate_e2e_s",
         "overhead_share_baseline",
         "overhead_share_candidate",
-    } <= set(r)
+    } <= set(r.to_dict())
     same = compare("websocket", "websocket")
-    assert same["e2e_reduction"] == 0
+    assert same.e2e_reduction == 0
 
 
 def test_calibration_family_meets_the_target_along_the_assumed_axis():

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
 from labkit import viz
+from labkit.analysis.crossover import crossover_tps
 from labkit.analysis.metrics import rollout_metrics, turn_metrics
 from labkit.model import STAGES, load_profile, load_workload, preset_names
 from labkit.model.spans import concat_spans
 from labkit.sim.analytic import analytic_spans, forecast
+from labkit.sim.sweep import forecast_sweep
 from labkit.viz import template
 from labkit.viz.frames import add_speedup, normalize
 
@@ -112,28 +112,16 @@ def test_stage_breakdown_from_spans_by_category_and_share(spans):
 # -- overhead vs TPS ---------------------------------------------------------------------------------------
 
 
-def test_crossover_tps_interpolates_where_overhead_meets_inference():
-    tps = np.array([10.0, 50.0, 100.0, 400.0, 1000.0])
-    df = pd.DataFrame({"scenario": "s", "decode_tps": tps, "api_s": 8.0, "network_s": 2.0, "inference_s": 1000.0 / tps})
-    assert viz.crossover_tps(df) == pytest.approx(100.0)
-    shifted = df[df["decode_tps"] != 100.0]
-    # Between 50 and 400 TPS, interpolated in log TPS: close to the exact 100 but not exactly it.
-    assert 50 < viz.crossover_tps(shifted) < 400
-    never = df.assign(inference_s=100.0)
-    assert math.isnan(viz.crossover_tps(never))
-
-
 def test_overhead_vs_tps_from_closed_form_sweep(work):
-    df = viz.forecast_sweep(PRESETS, work, tps=list(np.geomspace(20, 4000, 9)))
-    fig = viz.overhead_vs_tps(df)
+    df = forecast_sweep(PRESETS, work, tps=list(np.geomspace(20, 4000, 9)))
+    cross = crossover_tps("http_baseline", work)
+    fig = viz.overhead_vs_tps(df, crossover=cross)
     _assert_paper_ready(fig)
     assert fig.layout.xaxis.type == "log"
     shares = [t for t in fig.data if t.legendgroup == "scenarios"]
     assert {t.name for t in shares} == {template.label(n) for n in PRESETS}
-    cross = viz.crossover_tps(df, "http_baseline")
     texts = " ".join(a.text for a in fig.layout.annotations)
-    if math.isfinite(cross):
-        assert f"{cross:,.0f} tokens/s" in texts
+    assert 20 < cross < 4000 and f"{cross:,.0f} tokens/s" in texts
     # Overhead share as a percentage of the frame's own column.
     base = df[df["scenario"] == "http_baseline"].sort_values("tps")
     line = next(t for t in shares if t.name == template.label("http_baseline"))
@@ -244,7 +232,7 @@ def test_prediction_vs_measurement_shows_the_error(spans):
 
 
 def test_forecast_sweep_speedup_and_heatmap(work):
-    df = viz.forecast_sweep(PRESETS, work, tps=[65, 1000], turns=[3, 6])
+    df = forecast_sweep(PRESETS, work, tps=[65, 1000], turns=[3, 6])
     base = df[df["scenario"] == "http_baseline"]
     assert base["speedup"].to_numpy() == pytest.approx(1.0)
     row = df[(df["scenario"] == "websocket") & (df["tps"] == 1000) & (df["turns"] == 6)].iloc[0]
@@ -260,7 +248,7 @@ def test_forecast_sweep_speedup_and_heatmap(work):
     ws = fig.data[-1]
     assert np.nanmax(ws.z) == pytest.approx(df[df["scenario"] == "websocket"]["speedup"].max())
     with pytest.raises(ValueError, match="^nope:"):
-        viz.forecast_sweep(PRESETS, work, nope=[1])
+        forecast_sweep(PRESETS, work, nope=[1])
 
 
 def test_add_speedup_on_sweep_frames():

@@ -9,6 +9,7 @@ This is the fast path behind the sliders; the DES must agree with it exactly whe
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -95,6 +96,23 @@ class RolloutForecast:
     def overhead_share(self) -> float:
         """API service + network time as a share of end to end."""
         return (self.api_s + self.network_s) / self.e2e_s
+
+    def to_row(self) -> dict[str, Any]:
+        """One metrics row, in :func:`labkit.analysis.metrics.rollout_metrics` column names (``scenario`` is the
+        profile), so a figure takes a closed-form sweep, a DES sweep or live metrics alike."""
+        return {
+            "scenario": self.profile,
+            "workload": self.workload,
+            "e2e_s": self.e2e_s,
+            "ttft_mean_s": self.ttft_mean_s,
+            "turn_latency_mean_s": float(np.mean(self.turn_latency_s)),
+            "turns": len(self.ttft_s),
+            "network_s": self.network_s,
+            "api_s": self.api_s,
+            "inference_s": self.inference_s,
+            "client_s": self.tool_s,
+            "overhead_share": self.overhead_share,
+        }
 
 
 def forecast(profile: Profile, workload: Workload, seed: int | None = None) -> RolloutForecast:

@@ -4,7 +4,7 @@
 >>> export(stage_breakdown(spans), "breakdown", out_dir="figures")  # doctest: +SKIP
 """
 
-from labkit.viz.export import FORMATS, export, export_many, find_browser, persistent_browser
+from labkit.viz.export import FORMATS, export, export_many, find_browser, persistent_browser, publish
 from labkit.viz.figures import (
     column_axis,
     distribution,
@@ -22,8 +22,6 @@ from labkit.viz.figures import (
 )
 from labkit.viz.frames import (
     break_even,
-    crossover_tps,
-    forecast_sweep,
     forecasts_frame,
     prediction_error,
 )
@@ -36,7 +34,6 @@ __all__ = [
     "break_even",
     "color",
     "column_axis",
-    "crossover_tps",
     "distribution",
     "e2e_by_transport",
     "export",
@@ -44,7 +41,6 @@ __all__ = [
     "fallback_cost",
     "find_browser",
     "fleet_queueing",
-    "forecast_sweep",
     "forecasts_frame",
     "gantt",
     "label",
@@ -53,6 +49,7 @@ __all__ = [
     "persistent_browser",
     "prediction_error",
     "prediction_vs_measurement",
+    "publish",
     "routing_effect",
     "speedup_heatmap",
     "stage_breakdown",

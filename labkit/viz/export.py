@@ -15,7 +15,7 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -249,3 +249,21 @@ __all__ = [
     "find_browser",
     "persistent_browser",
 ]
+
+
+def publish(
+    figures: Mapping[str, Any],
+    out_dir: str | Path,
+    formats: Sequence[str] = ("html", "png", "svg", "pdf"),
+) -> dict[str, dict[str, Path]]:
+    """Export a notebook's figures (one browser start for all) and keep each as plotly JSON too.
+
+    The JSON lets ``labkit figures`` re-render a figure at another size (the README tour) without
+    re-running the notebook. Prints one line per figure with the formats written.
+    """
+    out = Path(out_dir)
+    written = export_many([(fig, name) for name, fig in figures.items()], formats, out)
+    for name, fig in figures.items():
+        fig.write_json(out / f"{name}.json")
+        print(f"{name}: {', '.join(written[name])} -> {out}")
+    return written

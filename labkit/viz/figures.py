@@ -19,12 +19,11 @@ from plotly.subplots import make_subplots
 from labkit.analysis.metrics import CATEGORIES, rollout_metrics, stage_totals
 from labkit.model import STAGES, stage_category
 from labkit.sim.analytic import RolloutForecast
+from labkit.sim.sweep import BASELINE
 from labkit.viz.frames import (
-    BASELINE,
     _x_column,
     as_turn_metrics,
     break_even,
-    crossover_tps,
     forecasts_frame,
     is_spans,
     normalize,
@@ -209,12 +208,14 @@ def overhead_vs_tps(
     x: str = "decode_tps",
     title: str | None = None,
     published: Mapping[float, str] | None = None,
+    crossover: float | None = None,
 ) -> go.Figure:
     """Time per rollout by category (stacked, for ``scenario``) and the API-overhead share per scenario,
-    over decode speed on a log axis, with the crossover TPS (overhead = inference) marked.
+    over decode speed on a log axis, with the crossover TPS (overhead = inference) marked when given
+    (:func:`labkit.analysis.crossover.crossover_tps`).
 
     ``df``: one row per (scenario, TPS) with ``api_s, network_s, inference_s, client_s`` and
-    ``overhead_share`` (a :func:`labkit.viz.frames.forecast_sweep` over ``tps`` or a sweep of the DES).
+    ``overhead_share`` (a :func:`labkit.sim.sweep.forecast_sweep` over ``tps`` or a sweep of the DES).
     """
     df = normalize(df)
     x = _x_column(df, x)
@@ -287,7 +288,7 @@ def overhead_vs_tps(
                 yanchor="top",
                 font={"size": 11, "color": "#666666"},
             )
-    cross = crossover_tps(df, scenario, x)
+    cross = math.nan if crossover is None else float(crossover)
     if math.isfinite(cross):
         fig.add_vline(x=cross, line={"color": color("api"), "dash": "dash", "width": 1.5})
         fig.add_annotation(

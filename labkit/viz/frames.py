@@ -1,4 +1,6 @@
-"""Small tables the figures are drawn from: closed-form sweeps, crossings, prediction errors.
+"""Small tables the figures are drawn from: forecast frames, break-even points, prediction errors.
+
+Sweeps come from the one sweep engine, :mod:`labkit.sim.sweep`; the crossover from :mod:`labkit.analysis.crossover`.
 
 Columns follow :func:`labkit.analysis.metrics.rollout_metrics` (``e2e_s``, ``ttft_mean_s``, ``network_s``,
 ``api_s``, ``inference_s``, ``client_s``, ``overhead_share``) so a figure takes a closed-form sweep, a DES
@@ -7,33 +9,16 @@ sweep or live metrics alike.
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
 from labkit.analysis.metrics import turn_metrics
-from labkit.model import (
-    API_STAGES,
-    CLIENT_STAGES,
-    INFERENCE_STAGES,
-    NETWORK_STAGES,
-    Profile,
-    Workload,
-    load_profile,
-)
 from labkit.model.spans import SPAN_COLUMNS
-from labkit.sim.analytic import RolloutForecast, forecast
-
-BASELINE = "http_baseline"
-_PROFILE_FIELDS = frozenset(f.name for f in dataclasses.fields(Profile))
-_WORKLOAD_FIELDS = frozenset(f.name for f in dataclasses.fields(Workload))
-#: Short names accepted in sweep grids.
-ALIASES = {"tps": "decode_tps", "context_tokens": "initial_context_tokens", "tool_s": "tool_time_median_s"}
+from labkit.sim.analytic import RolloutForecast
+from labkit.sim.sweep import ALIASES, add_speedup
 
 
 def is_spans(df: object) -> bool:
@@ -53,87 +38,18 @@ def normalize(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def add_speedup(df: pd.DataFrame, on: Sequence[str], baseline: str = BASELINE, metric: str = "e2e_s") -> pd.DataFrame:
-    """A copy with ``speedup``: the baseline's ``metric`` over each row's, matched on the ``on`` columns."""
-    df = normalize(df)
-    base = df[df["scenario"] == baseline]
-    if base.empty:
-        raise ValueError(f"baseline: no rows for {baseline!r}")
-    on = list(on)
-    if on:
-        ref = base.groupby(on)[metric].mean().rename("_ref").reset_index()
-        merged = df.merge(ref, on=on, how="left")
-        return df.assign(speedup=(merged["_ref"] / merged[metric]).to_numpy())
-    return df.assign(speedup=float(base[metric].mean()) / df[metric])
-
-
-def forecast_row(fc: RolloutForecast) -> dict[str, Any]:
-    """One metrics row of a closed-form forecast, in ``rollout_metrics`` column names."""
-    client = sum(fc.stage_s.get(s, 0.0) for s in CLIENT_STAGES)
-    return {
-        "scenario": fc.profile,
-        "workload": fc.workload,
-        "e2e_s": fc.e2e_s,
-        "ttft_mean_s": fc.ttft_mean_s,
-        "turn_latency_mean_s": float(np.mean(fc.turn_latency_s)),
-        "turns": len(fc.ttft_s),
-        "network_s": fc.category_s(NETWORK_STAGES),
-        "api_s": fc.category_s(API_STAGES),
-        "inference_s": fc.category_s(INFERENCE_STAGES),
-        "client_s": client,
-        "overhead_share": fc.overhead_share,
-    }
-
-
 def forecasts_frame(
     forecasts: RolloutForecast | Iterable[RolloutForecast] | Mapping[str, RolloutForecast],
 ) -> pd.DataFrame:
     """One row per forecast (a mapping's keys become the ``scenario`` names)."""
     if isinstance(forecasts, RolloutForecast):
-        return pd.DataFrame([forecast_row(forecasts)])
+        return pd.DataFrame([forecasts.to_row()])
     if isinstance(forecasts, Mapping):
-        return pd.DataFrame([{**forecast_row(fc), "scenario": name} for name, fc in forecasts.items()])
-    rows = [forecast_row(fc) for fc in forecasts]
+        return pd.DataFrame([{**fc.to_row(), "scenario": name} for name, fc in forecasts.items()])
+    rows = [fc.to_row() for fc in forecasts]
     if not rows:
         raise ValueError("forecasts: empty")
     return pd.DataFrame(rows)
-
-
-def forecast_sweep(
-    profiles: Sequence[str | Profile],
-    workload: Workload,
-    baseline: str = BASELINE,
-    **grid: Sequence[Any],
-) -> pd.DataFrame:
-    """Closed-form metrics over the product of ``grid`` values, per profile, with ``speedup`` vs ``baseline``.
-
-    Grid keys are Profile or Workload parameters (``decode_tps`` or ``tps``, ``turns``, ``hop_latency_s``,
-    ...). ``speedup`` is the baseline's end to end over the profile's at the same grid point (needs the
-    baseline among ``profiles``).
-    """
-    if not profiles:
-        raise ValueError("profiles: empty")
-    keys = list(grid)
-    for key in keys:
-        real = ALIASES.get(key, key)
-        if real not in _PROFILE_FIELDS and real not in _WORKLOAD_FIELDS:
-            raise ValueError(f"{key}: not a Profile or Workload parameter")
-        if isinstance(grid[key], str) or not len(grid[key]):
-            raise ValueError(f"{key}: needs a non-empty sequence of values")
-    bases = [load_profile(p) if isinstance(p, str) else p for p in profiles]
-    rows: list[dict[str, Any]] = []
-    for values in itertools.product(*(grid[k] for k in keys)):
-        point = dict(zip(keys, values, strict=True))
-        p_kw = {ALIASES.get(k, k): v for k, v in point.items() if ALIASES.get(k, k) in _PROFILE_FIELDS}
-        w_kw = {ALIASES.get(k, k): v for k, v in point.items() if ALIASES.get(k, k) in _WORKLOAD_FIELDS}
-        w = workload.with_(**w_kw) if w_kw else workload
-        for prof in bases:
-            fc = forecast(prof.with_(**p_kw) if p_kw else prof, w)
-            rows.append({**point, **forecast_row(fc)})
-    df = pd.DataFrame(rows)
-    if baseline in set(df["scenario"]):
-        df = add_speedup(df, keys, baseline)
-    return df
 
 
 def _crossing(x: np.ndarray, diff: np.ndarray, log_x: bool) -> float:
@@ -152,20 +68,6 @@ def _crossing(x: np.ndarray, diff: np.ndarray, log_x: bool) -> float:
     if len(diff) and diff[-1] == 0:
         return float(x[-1])
     return math.nan
-
-
-def crossover_tps(df: pd.DataFrame, scenario: str | None = None, x: str = "decode_tps") -> float:
-    """The decode speed at which API-service + network time equals inference time (NaN if not crossed)."""
-    df = normalize(df)
-    x = _x_column(df, x)
-    sub = df if scenario is None else df[df["scenario"] == scenario]
-    if sub.empty:
-        raise ValueError(f"scenario: no rows for {scenario!r}")
-    if scenario is None and "scenario" in sub and sub["scenario"].nunique() > 1:
-        raise ValueError("scenario: the frame holds several scenarios, name one")
-    g = sub.groupby(x, sort=True)[["api_s", "network_s", "inference_s"]].mean()
-    diff = (g["api_s"] + g["network_s"] - g["inference_s"]).to_numpy(dtype=float)
-    return _crossing(g.index.to_numpy(dtype=float), diff, log_x=True)
 
 
 def break_even(df: pd.DataFrame, scenario: str, reference: str, x: str, y: str = "e2e_s") -> float:
@@ -221,9 +123,6 @@ __all__ = [
     "add_speedup",
     "as_turn_metrics",
     "break_even",
-    "crossover_tps",
-    "forecast_row",
-    "forecast_sweep",
     "forecasts_frame",
     "is_spans",
     "normalize",
