@@ -32,6 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--fast", action="store_true", help="each notebook's small parameter set (as the tests)")
     parser.add_argument("--jobs", type=int, default=1, help="notebooks run at the same time (default: 1)")
+    parser.add_argument(
+        "--keep-notebooks",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also write each executed notebook (with outputs) to DIR (the docs site renders them)",
+    )
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds allowed per cell (default: 600)")
 
 
@@ -48,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         fast=args.fast,
         jobs=args.jobs,
         timeout=args.timeout,
+        keep_dir=args.keep_notebooks,
     )
     failed = [r.name for r in runs if r.error]
     total = sum(r.seconds for r in runs)

@@ -146,8 +146,13 @@ def run_one(
     fast: bool = False,
     timeout: float = 600.0,
     extra: Mapping[str, Any] | None = None,
+    keep_dir: Path | None = None,
 ) -> NotebookRun:
-    """Execute one notebook with ``out_dir``, ``formats`` and ``fast`` injected; list its figures."""
+    """Execute one notebook with ``out_dir``, ``formats`` and ``fast`` injected; list its figures.
+
+    With ``keep_dir``, the executed notebook (outputs included) is written there too: the documentation site
+    renders those copies, so the committed notebooks stay stripped.
+    """
     path = notebook_path(name)
     folder = out_root / path.stem
     # Start from an empty folder so the index never shows a figure a notebook no longer makes.
@@ -157,7 +162,10 @@ def run_one(
     t0 = time.perf_counter()
     error = None
     try:
-        execute_notebook(path, params, timeout=timeout)
+        executed = execute_notebook(path, params, timeout=timeout)
+        if keep_dir is not None:
+            Path(keep_dir).mkdir(parents=True, exist_ok=True)
+            nbformat.write(executed, Path(keep_dir) / path.name)
     except Exception as exc:  # a failing notebook is reported, the others still run
         error = _short_error(exc)
     return NotebookRun(path.stem, time.perf_counter() - t0, list_figures(folder), error)
@@ -229,6 +237,7 @@ def run_all(
     jobs: int = 1,
     timeout: float = 600.0,
     log: Callable[[str], None] = print,
+    keep_dir: Path | None = None,
 ) -> list[NotebookRun]:
     """Run notebooks (default: all six), print one line per notebook and per figure, write the index."""
     if jobs < 1:
@@ -246,7 +255,7 @@ def run_all(
             log(f"      {run.name}/{fig}.{{{','.join(fmts)}}}")
 
     def one(p: Path) -> NotebookRun:
-        return run_one(p.stem, out_root, formats=formats, fast=fast, timeout=timeout)
+        return run_one(p.stem, out_root, formats=formats, fast=fast, timeout=timeout, keep_dir=keep_dir)
 
     log(f"labkit figures: running {total} notebook(s) into {out_root}" + (f", {jobs} at a time" if jobs > 1 else ""))
     if jobs == 1:
