@@ -57,4 +57,16 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'labkit' has no attribute {name!r}")
 
 
-__all__ = ["__version__", *_MODEL_NAMES]
+__all__ = [
+    "CacheState",
+    "Profile",
+    "Stage",
+    "TurnSpec",
+    "Workload",
+    "__version__",
+    "load_profile",
+    "load_workload",
+    "plan_turn",
+    "preset_names",
+    "workload_names",
+]

@@ -1,7 +1,10 @@
 """The ``labkit`` command line: one sub-command per module in ``labkit.cli``.
 
-Each command module exposes ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``. Bad
-input (a ``ValueError`` naming the field) becomes a one-line message and exit status 2, no traceback.
+Each command module exposes ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``. Bad input
+(a ``ValueError`` naming the field) becomes a one-line message and exit status 2, no traceback.
+
+Only the command that runs is imported (``labkit headline`` does not load the server or the DES); the top-level
+help imports every command module to list them.
 """
 
 from __future__ import annotations
@@ -11,26 +14,29 @@ import importlib
 import pkgutil
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 import labkit
 
 
-def _command_modules() -> list:
-    mods = []
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-        if info.name.startswith("_"):
-            continue
-        mods.append(importlib.import_module(f"labkit.cli.{info.name}"))
-    return mods
+def command_names() -> list[str]:
+    """The command modules of this package, by file name (``replay.py`` -> ``replay``)."""
+    return sorted(i.name for i in pkgutil.iter_modules(__path__) if not i.name.startswith("_"))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(f"labkit.cli.{name}")
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of ``only`` (then the other modules are not imported)."""
     parser = argparse.ArgumentParser(
-        prog="labkit", description="LLM API overhead in agent loops: model, simulate, measure."
+        prog="labkit", description="LLM API overhead in agent loops: model, simulate, measure, replay."
     )
     parser.add_argument("--version", action="version", version=f"labkit {labkit.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for mod in _command_modules():
+    for name in [only] if only else command_names():
+        mod = _module(name)
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
@@ -38,8 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    first = next((a for a in args_in if not a.startswith("-")), None)
+    parser = build_parser(first if first in command_names() else None)
+    args = parser.parse_args(args_in)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
