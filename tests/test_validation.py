@@ -8,6 +8,7 @@ the model says.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import select
 import subprocess
@@ -87,9 +88,13 @@ def test_profiles_must_match_the_transport():
 @pytest.mark.parametrize("transport", ["ws", "http"])
 async def test_live_run_matches_the_models_turns(transport):
     v = await predict_and_measure(None, WORKLOAD, 2000, transport)
-    s = v.summary()
-    assert s["turns"] == WORKLOAD.turns and s["tokens_mismatch"] == 0 and s["fallbacks"] == 0
-    assert isinstance(s["target_met"], bool)
+    summary = v.summary()
+    assert summary.turns == WORKLOAD.turns and summary.tokens_mismatch == 0 and summary.fallbacks == 0
+    assert isinstance(summary.target_met, bool) and summary.median_server_overrun_s is not None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        summary.turns = 0  # type: ignore[misc]
+    s = v.to_dict()
+    assert s == summary.to_dict() and json.loads(json.dumps(s)) == s
     assert set(v.measured["source"]) == {"live"} and set(v.predicted["source"]) <= {"sim", "analytic"}
     # The server waits until each deadline of the model's plan: a measurement is never earlier.
     assert (v.turns["error_s"] > -5e-4).all() and (v.turns["ttft_error_s"] > -5e-4).all()

@@ -7,8 +7,6 @@ import asyncio
 import json
 import math
 
-import pandas as pd
-
 from labkit.live.runner import DEFAULT_MODEL, TRANSPORTS
 from labkit.model import preset_names, workload_names
 
@@ -28,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--profile",
         default=None,
-        help=f"simulator preset ({', '.join(preset_names())}); default by transport: "
+        help=f"simulator profile: a preset ({', '.join(preset_names())}) or the path of a profile TOML file "
+        '(a [profile] table or top-level Profile fields, optional base = "<preset>"); default by transport: '
         "ws -> websocket, http -> http_optimized, http-chained -> http_chained",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of rollout 0 (rollout i uses seed + i)")
@@ -40,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--model", default=None, help=f"model name (default {DEFAULT_MODEL!r}; needed for a real API)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for one response")
+    parser.add_argument("--max-attempts", type=int, default=3, help="attempts per turn before giving up (default 3)")
     parser.add_argument("--spans", default=None, metavar="PATH", help="also write the spans table to PATH (CSV)")
     parser.add_argument(
         "--events", default=None, metavar="PATH", help="also write every event's timestamp to PATH (CSV)"
@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from labkit.live.measure import measure
 
-    opts: dict = {"timeout": args.timeout}
+    opts: dict = {"timeout": args.timeout, "max_attempts": args.max_attempts}
     if args.model:
         opts["model"] = args.model
     if args.no_keep_alive:
@@ -71,13 +71,13 @@ def run(args: argparse.Namespace) -> int:
             **opts,
         )
     )
-    s = m.summary()
     if args.spans:
         m.spans.to_csv(args.spans, index=False)
     if args.events:
-        pd.concat([r.events() for r in m.results], ignore_index=True).to_csv(args.events, index=False)
+        m.events().to_csv(args.events, index=False)
+    s = m.to_dict()
     if args.json:
-        print(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in s.items()}, indent=2))
+        print(json.dumps(s, indent=2))
         return 0
     where = s["base_url"] or f"in-process simulator, profile {s['profile']} at {s['configured_tps']:g} TPS"
     print(f"{s['transport']} on {s['workload']}: {s['rollouts']} rollout(s), {s['turns']} turns ({where})")
@@ -85,15 +85,23 @@ def run(args: argparse.Namespace) -> int:
     for label, key in (("TTFT", "ttft"), ("turn latency", "turn_latency"), ("end to end", "e2e")):
         vals = "".join(_ms(s[f"{key}_p{q}_s"]) for q in (50, 90, 99))
         print(f"  {label:14}{vals}")
+    rate = s["achieved_tps_median"]
     print(
         f"  fallbacks {s['fallbacks']}; inter-token gap p50 {_ms(s['itl_p50_s']).strip()}, "
-        f"p99 {_ms(s['itl_p99_s']).strip()}; achieved {s['achieved_tps_median']:.0f} tokens/s (median per response)"
+        f"p99 {_ms(s['itl_p99_s']).strip()}; achieved "
+        f"{'-' if rate is None else f'{rate:.0f}'} tokens/s (median per response)"
     )
+    extras = [f"{s['tool_calls']} tool calls"]
+    if s["reasoning_tokens"]:
+        extras.append(f"{s['reasoning_tokens']} reasoning tokens")
+    if s["queued_responses"]:
+        extras.append(f"{s['queued_responses']} responses queued by the server")
+    print(f"  {'; '.join(extras)}")
     return 0
 
 
-def _ms(seconds: float) -> str:
-    if math.isnan(seconds):
+def _ms(seconds: float | None) -> str:
+    if seconds is None or math.isnan(seconds):
         return f"{'-':>10}"
     if seconds >= 10:
         return f"{seconds:9.2f}s"

@@ -21,7 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tps", type=float, default=1000.0, help="decode tokens/s (default 1000)")
     parser.add_argument("--transport", choices=TRANSPORTS, default="ws", help="ws | http | http-chained")
     parser.add_argument("--workload", default="codex_bugfix", help=f"workload: {', '.join(workload_names())}")
-    parser.add_argument("--profile", default=None, help=f"preset ({', '.join(preset_names())}); default by transport")
+    parser.add_argument(
+        "--profile",
+        default=None,
+        help=f"a preset ({', '.join(preset_names())}) or the path of a profile TOML file; default by transport: "
+        "ws -> websocket, http -> http_optimized, http-chained -> http_chained",
+    )
     parser.add_argument("--rollouts", type=int, default=1, help="repetitions of the scenario (default 1)")
     parser.add_argument("--csv", default=None, metavar="PATH", help="also write the per-turn table to PATH")
     parser.add_argument(
@@ -39,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     if not isinstance(args.rollouts, int) or args.rollouts < 1:
         raise ValueError(f"rollouts: must be an integer >= 1, got {args.rollouts!r}")
     v = asyncio.run(predict_and_measure(args.profile, args.workload, args.tps, args.transport, rollouts=args.rollouts))
-    s = v.summary()
+    s = v.to_dict()
     if args.csv:
         v.turns.to_csv(args.csv, index=False)
     if args.figure:

@@ -9,6 +9,8 @@ percentiles of TTFT, turn latency and end to end, plus pacing (inter-token gaps,
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,19 +18,60 @@ import numpy as np
 import pandas as pd
 
 from labkit.analysis.metrics import rollout_metrics, turn_metrics
-from labkit.live.runner import RolloutResult, paused_gc, rollouts_spans, run_rollouts
+from labkit.live.runner import RolloutResult, WorkloadLike, paused_gc, rollouts_spans, run_rollouts
 from labkit.live.validation import check_transport_profile, resolve_profile
 from labkit.model import Profile, Workload, load_workload
 
 QUANTILES = (50, 90, 99)
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
+class MeasureSummary:
+    """Percentiles of TTFT, turn latency and end to end over the measured rollouts, fallbacks, pacing."""
+
+    transport: str
+    #: The in-process server's profile and its decode rate (``None`` against an external ``base_url``).
+    profile: str | None
+    configured_tps: float | None
+    workload: str | None
+    base_url: str | None
+    rollouts: int
+    turns: int
+    ttft_p50_s: float
+    ttft_p90_s: float
+    ttft_p99_s: float
+    turn_latency_p50_s: float
+    turn_latency_p90_s: float
+    turn_latency_p99_s: float
+    e2e_p50_s: float
+    e2e_p90_s: float
+    e2e_p99_s: float
+    e2e_mean_s: float
+    fallbacks: int
+    #: Output delta frames received, and the spacing between consecutive ones.
+    delta_frames: int
+    itl_p50_s: float
+    itl_p99_s: float
+    #: Median over responses of (tokens - 1) / (last delta - first delta).
+    achieved_tps_median: float
+    #: Responses the server queued (``response.queued``), reasoning tokens and tool calls over all turns.
+    queued_responses: int = 0
+    reasoning_tokens: int = 0
+    tool_calls: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data; NaN (nothing to measure) becomes ``None`` so the dict is valid JSON."""
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in dataclasses.asdict(self).items()}
+
+
+@dataclass(frozen=True)
 class Measurement:
+    """What :func:`measure` ran and recorded: every rollout's result, and the summary of them."""
+
     transport: str
     #: The profile the in-process server ran, or ``None`` against an external ``base_url``.
     profile: Profile | None
-    workload: Workload
+    workload: WorkloadLike
     base_url: str | None
     results: list[RolloutResult]
 
@@ -36,17 +79,25 @@ class Measurement:
     def spans(self) -> pd.DataFrame:
         return rollouts_spans(self.results)
 
-    def summary(self) -> dict[str, Any]:
+    def events(self) -> pd.DataFrame:
+        """Every event's timestamp, all rollouts (see :meth:`RolloutResult.events`)."""
+        return pd.concat([r.events() for r in self.results], ignore_index=True)
+
+    def summary(self) -> MeasureSummary:
         return summarize(
             self.results, transport=self.transport, profile=self.profile, workload=self.workload, base_url=self.base_url
         )
 
+    def to_dict(self) -> dict[str, Any]:
+        """The summary as plain data (what ``labkit measure --json`` prints)."""
+        return self.summary().to_dict()
 
-def _pcts(values: np.ndarray, prefix: str) -> dict[str, float]:
+
+def _pcts(values: np.ndarray) -> list[float]:
     values = values[np.isfinite(values)]
     if values.size == 0:
-        return {f"{prefix}_p{q}_s": float("nan") for q in QUANTILES}
-    return {f"{prefix}_p{q}_s": float(np.percentile(values, q)) for q in QUANTILES}
+        return [float("nan")] * len(QUANTILES)
+    return [float(np.percentile(values, q)) for q in QUANTILES]
 
 
 def summarize(
@@ -54,9 +105,9 @@ def summarize(
     *,
     transport: str,
     profile: Profile | None = None,
-    workload: Workload | None = None,
+    workload: WorkloadLike | None = None,
     base_url: str | None = None,
-) -> dict[str, Any]:
+) -> MeasureSummary:
     """Percentiles of TTFT, turn latency and end to end; fallbacks; pacing of the output stream."""
     spans = rollouts_spans(results)
     turns = turn_metrics(spans)
@@ -68,30 +119,42 @@ def summarize(
             ex = te.exchange
             if ex.ok and len(ex.delta_t) > 1 and ex.delta_t[-1] > ex.delta_t[0]:
                 rates.append((ex.output_tokens - 1) / (ex.delta_t[-1] - ex.delta_t[0]))
-    out: dict[str, Any] = {
-        "transport": transport,
-        "profile": profile.name if profile else None,
-        "configured_tps": profile.decode_tps if profile else None,
-        "workload": workload.name if workload else None,
-        "base_url": base_url,
-        "rollouts": len(results),
-        "turns": len(turns),
-        **_pcts(turns["ttft_s"].to_numpy(float), "ttft"),
-        **_pcts(turns["latency_s"].to_numpy(float), "turn_latency"),
-        **_pcts(rolls["e2e_s"].to_numpy(float), "e2e"),
-        "e2e_mean_s": float(rolls["e2e_s"].mean()),
-        "fallbacks": int(sum(len(r.fallbacks) for r in results)),
-        "delta_frames": int(gaps.size + sum(1 for r in results for te in r.exchanges if te.exchange.delta_t)),
-        "itl_p50_s": float(np.percentile(gaps, 50)) if gaps.size else float("nan"),
-        "itl_p99_s": float(np.percentile(gaps, 99)) if gaps.size else float("nan"),
-        "achieved_tps_median": float(np.median(rates)) if rates else float("nan"),
-    }
-    return out
+    ok = [te.exchange for r in results for te in r.exchanges if te.exchange.ok]
+    ttft = _pcts(turns["ttft_s"].to_numpy(float))
+    lat = _pcts(turns["latency_s"].to_numpy(float))
+    e2e = _pcts(rolls["e2e_s"].to_numpy(float))
+    return MeasureSummary(
+        transport=transport,
+        profile=profile.name if profile else None,
+        configured_tps=profile.decode_tps if profile else None,
+        workload=workload.name if workload else None,
+        base_url=base_url,
+        rollouts=len(results),
+        turns=len(turns),
+        ttft_p50_s=ttft[0],
+        ttft_p90_s=ttft[1],
+        ttft_p99_s=ttft[2],
+        turn_latency_p50_s=lat[0],
+        turn_latency_p90_s=lat[1],
+        turn_latency_p99_s=lat[2],
+        e2e_p50_s=e2e[0],
+        e2e_p90_s=e2e[1],
+        e2e_p99_s=e2e[2],
+        e2e_mean_s=float(rolls["e2e_s"].mean()) if len(rolls) else float("nan"),
+        fallbacks=int(sum(len(r.fallbacks) for r in results)),
+        delta_frames=int(gaps.size + sum(1 for r in results for te in r.exchanges if te.exchange.delta_t)),
+        itl_p50_s=float(np.percentile(gaps, 50)) if gaps.size else float("nan"),
+        itl_p99_s=float(np.percentile(gaps, 99)) if gaps.size else float("nan"),
+        achieved_tps_median=float(np.median(rates)) if rates else float("nan"),
+        queued_responses=sum(1 for r in results for te in r.exchanges if te.exchange.queued),
+        reasoning_tokens=sum(ex.reasoning_tokens for ex in ok),
+        tool_calls=sum(len(ex.function_calls) for ex in ok),
+    )
 
 
 async def measure(
     transport: str,
-    workload: Workload | str,
+    workload: WorkloadLike | str,
     *,
     tps: float | None = None,
     profile: Profile | str | None = None,
@@ -106,8 +169,9 @@ async def measure(
 ) -> Measurement:
     """Run ``rollouts`` rollouts over ``transport`` and keep everything they recorded.
 
-    Without ``base_url`` an in-process simulator runs ``profile`` (default: the transport's preset) at
-    ``tps``; with one, ``tps`` and ``profile`` must not be given (the server there decides).
+    Without ``base_url`` an in-process simulator runs ``profile`` (a preset name, a profile file's path or a
+    :class:`Profile`; default: the transport's preset) at ``tps``; with one, ``tps`` and ``profile`` must not be
+    given (the server there decides). ``runner_options`` are :class:`labkit.live.runner.RolloutConfig` fields.
     ``pause_gc`` keeps Python's cyclic garbage collector off while the rollouts run
     (:func:`labkit.util.gctools.paused_gc`).
     """
@@ -126,6 +190,11 @@ async def measure(
         return Measurement(transport, None, wl, base_url, await run_against(base_url, **runner_options))
     prof = resolve_profile(profile, transport, tps)
     check_transport_profile(transport, prof)
+    if not isinstance(wl, Workload):
+        raise ValueError(
+            f"workload: the in-process simulator runs a Workload, not a {type(wl).__name__}; "
+            "measure it against a server with base_url"
+        )
     from labkit.live.server import SimServer
 
     opts = {"keep_alive": prof.keep_alive, "scenario": prof.name, **runner_options}
@@ -134,4 +203,4 @@ async def measure(
     return Measurement(transport, prof, wl, None, results)
 
 
-__all__ = ["Measurement", "measure", "summarize"]
+__all__ = ["MeasureSummary", "Measurement", "measure", "summarize"]

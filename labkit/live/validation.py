@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from labkit.analysis.metrics import turn_metrics
-from labkit.live.runner import TRANSPORTS, RolloutResult, paused_gc, rollouts_spans, run_rollout
+from labkit.live.runner import TRANSPORTS, RolloutConfig, RolloutResult, RolloutRunner, paused_gc, rollouts_spans
 from labkit.model import Profile, Workload, load_profile, load_workload
 
 #: The preset each transport is measured with by default.
@@ -56,7 +58,9 @@ def check_transport_profile(transport: str, profile: Profile) -> None:
 
 
 def resolve_profile(profile: Profile | str | None, transport: str, tps: float | None) -> Profile:
-    """A profile object for ``transport`` with ``decode_tps=tps`` (the transport's preset by default)."""
+    """A profile object for ``transport`` with ``decode_tps=tps``: ``profile`` is a preset name, the path of a
+    profile TOML file (see :func:`labkit.model.load_profile`) or a :class:`Profile`; the transport's preset by
+    default."""
     if transport not in TRANSPORTS:
         raise ValueError(f"transport: expected one of {', '.join(TRANSPORTS)}, got {transport!r}")
     if profile is None:
@@ -76,6 +80,7 @@ def predict_spans(profile: Profile, workload: Workload, *, rollouts: int = 1) ->
     repetition is the same scenario, so each has the same prediction.
     """
     lo = profile.loopback()
+    simulate: Callable[..., pd.DataFrame] | None
     try:
         from labkit.sim.des import simulate
     except ImportError:  # pragma: no cover - the DES is part of labkit; kept for partial installs
@@ -113,7 +118,8 @@ def turn_errors(predicted: pd.DataFrame, measured: pd.DataFrame) -> pd.DataFrame
 
 
 def error_summary(turns: pd.DataFrame) -> dict[str, Any]:
-    """Medians and tails of the per-turn errors (turn latency first, then TTFT)."""
+    """Medians and tails of the per-turn errors (turn latency first, then TTFT), as the fields of
+    :class:`ValidationSummary` (a plain dict: notebooks tabulate several of them)."""
     if turns.empty:
         raise ValueError("turns: no measured turns to compare")
     lat = turns["error_s"].to_numpy(float)
@@ -137,6 +143,47 @@ def error_summary(turns: pd.DataFrame) -> dict[str, Any]:
         "fallbacks": int((turns["attempts"] - 1).sum()),
         "target_met": bool(median_abs <= TARGET_ABS_S or median_rel <= TARGET_REL),
     }
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationSummary:
+    """One scenario's per-turn errors, measured minus predicted (turn latency, then TTFT), and the target."""
+
+    transport: str
+    profile: str
+    workload: str
+    tps: float
+    #: ``des`` (SimPy, no jitter) or ``analytic`` (closed form).
+    predictor: str
+    turns: int
+    median_abs_error_s: float
+    median_rel_error: float
+    p95_rel_error: float
+    #: Signed: the live stack's own overhead per turn.
+    median_error_s: float
+    max_abs_error_s: float
+    ttft_median_abs_error_s: float
+    ttft_median_rel_error: float
+    ttft_p95_rel_error: float
+    median_predicted_latency_s: float
+    #: Turns whose measured output size differs from the model's.
+    tokens_mismatch: int
+    fallbacks: int
+    #: Median per-turn error within max(1 ms, 2%).
+    target_met: bool
+    #: Where the time beyond the plan went, medians (in-process server only; else ``None``).
+    median_client_before_send_s: float | None = None
+    median_client_to_server_s: float | None = None
+    median_server_overrun_s: float | None = None
+    median_server_to_client_s: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data; the breakdown medians only when there is a breakdown."""
+        out = dataclasses.asdict(self)
+        for col in BREAKDOWN_COLUMNS:
+            if out[f"median_{col}"] is None:
+                del out[f"median_{col}"]
+        return out
 
 
 class ServerProbe:
@@ -180,7 +227,7 @@ class ServerProbe:
         return pd.DataFrame(rows)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Validation:
     """Both spans tables of one scenario, the per-turn errors and their summary."""
 
@@ -195,19 +242,23 @@ class Validation:
     #: Where the time beyond the plan went, per turn (in-process server only; else ``None``).
     breakdown: pd.DataFrame | None = None
 
-    def summary(self) -> dict[str, Any]:
-        out = {
-            "transport": self.transport,
-            "profile": self.profile.name,
-            "workload": self.workload.name,
-            "tps": self.profile.decode_tps,
-            "predictor": self.predictor,
-            **error_summary(self.turns),
-        }
+    def summary(self) -> ValidationSummary:
+        medians: dict[str, Any] = {}
         if self.breakdown is not None and not self.breakdown.empty:
-            for col in BREAKDOWN_COLUMNS:
-                out[f"median_{col}"] = float(self.breakdown[col].median())
-        return out
+            medians = {f"median_{col}": float(self.breakdown[col].median()) for col in BREAKDOWN_COLUMNS}
+        return ValidationSummary(
+            transport=self.transport,
+            profile=self.profile.name,
+            workload=self.workload.name,
+            tps=self.profile.decode_tps,
+            predictor=self.predictor,
+            **error_summary(self.turns),
+            **medians,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary as plain data (what ``labkit validate --json`` prints)."""
+        return self.summary().to_dict()
 
 
 async def predict_and_measure(
@@ -267,12 +318,11 @@ async def predict_and_measure(
 async def _measure(
     transport: str, wl: Workload, rollouts: int, base_url: str, api_key: str | None, opts: dict[str, Any]
 ) -> list[RolloutResult]:
+    runner = RolloutRunner(RolloutConfig.from_options(transport, base_url=base_url, api_key=api_key, **opts))
     results = []
     for r in range(rollouts):
         # Every repetition uses the workload's own seed: the same scenario, so one prediction fits all.
-        results.append(
-            await run_rollout(transport, wl, seed=wl.seed, rollout=r, base_url=base_url, api_key=api_key, **opts)
-        )
+        results.append(await runner.run(wl, seed=wl.seed, rollout=r))
     return results
 
 
@@ -283,6 +333,7 @@ __all__ = [
     "TARGET_REL",
     "ServerProbe",
     "Validation",
+    "ValidationSummary",
     "check_transport_profile",
     "error_summary",
     "predict_and_measure",

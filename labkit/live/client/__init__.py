@@ -7,15 +7,17 @@ event timestamps and the live coarse spans; :mod:`labkit.live.runner` drives who
 
 from labkit.live.client.config import DEFAULT_BASE_URL, websocket_url
 from labkit.live.client.http import HttpClient
-from labkit.live.client.record import DELTA_TYPES, TERMINAL_TYPES, Exchange, events_frame
-from labkit.live.client.ws import WebSocketClient
+from labkit.live.client.record import DELTA_TYPES, STEER_TYPES, TERMINAL_TYPES, Exchange, events_frame
+from labkit.live.client.ws import Steer, WebSocketClient
 
 __all__ = [
     "DEFAULT_BASE_URL",
     "DELTA_TYPES",
+    "STEER_TYPES",
     "TERMINAL_TYPES",
     "Exchange",
     "HttpClient",
+    "Steer",
     "WebSocketClient",
     "events_frame",
     "websocket_url",

@@ -1,10 +1,13 @@
-"""WebSocket mode: ``response.create`` frames out, Responses API events back, on one persistent socket."""
+"""WebSocket mode: ``response.create`` (and ``response.steer``) frames out, Responses API events back, on one
+persistent socket."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -34,6 +37,24 @@ class _RedactingLogger(logging.LoggerAdapter):
 
 
 _LOGGER = _RedactingLogger(logging.getLogger("websockets.client"), {})
+
+
+@dataclass(frozen=True, slots=True)
+class Steer:
+    """User input to steer a streaming response with (``response.steer``), sent once ``after_deltas`` output
+    deltas of it have arrived. The server answers ``response.steer.accepted`` (or ``.failed``); an accepted
+    steer ends the response ``incomplete`` (reason ``steered``) and a successor starts by itself: read it with
+    :meth:`WebSocketClient.follow`."""
+
+    input: tuple[dict[str, Any], ...]
+    after_deltas: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.input:
+            raise ValueError("input: steering needs at least one input item")
+        if not isinstance(self.after_deltas, int) or self.after_deltas < 0:
+            raise ValueError(f"after_deltas: must be an integer >= 0, got {self.after_deltas!r}")
+
 
 #: Large enough for a full-context fallback of a long rollout (the real API's limit is not published).
 DEFAULT_MAX_SIZE = 256 * 1024 * 1024
@@ -107,19 +128,43 @@ class WebSocketClient:
             raise ConnectionError(f"websocket: handshake failed: {exc}") from exc
         self.connections += 1
 
-    async def create(self, body: dict[str, Any], *, timeout: float | None = None) -> Exchange:
+    async def create(
+        self, body: dict[str, Any], *, timeout: float | None = None, steer: Steer | None = None
+    ) -> Exchange:
         """Send one ``response.create`` and read events until the response ends; never raises on a
-        server-side failure: the returned :class:`Exchange` says what happened (``status``, ``error``)."""
+        server-side failure: the returned :class:`Exchange` says what happened (``status``, ``error``).
+
+        ``steer`` sends a ``response.steer`` for this response while it streams (see :class:`Steer`).
+        """
         if "stream" in body or "background" in body:
             raise ValueError("body: 'stream' and 'background' are not sent over WebSocket mode")
         async with self._turn:
-            return await self._create(body, timeout)
+            # Serialised before the clock starts: the exchange begins when the request is ready to go.
+            message = dumps({"type": "response.create", **body})
+            ex = Exchange(
+                t_start=time.perf_counter(),
+                request_bytes=len(message.encode()),
+                request_tokens=request_input_tokens(body),
+            )
+            ex.chained = bool(body.get("previous_response_id"))
+            return await self._exchange(ex, message, timeout, steer)
 
-    async def _create(self, body: dict[str, Any], timeout: float | None) -> Exchange:
-        # Serialised before the clock starts: the exchange begins when the request is ready to go.
-        message = dumps({"type": "response.create", **body})
-        nbytes, ntokens = len(message.encode()), request_input_tokens(body)
-        ex = Exchange(t_start=time.perf_counter(), request_bytes=nbytes, request_tokens=ntokens)
+    async def follow(self, *, timeout: float | None = None, input: Sequence[dict[str, Any]] = ()) -> Exchange:
+        """Read the response the server started by itself (the successor of a steered response) without
+        sending anything; ``input`` is what that successor continues with (the accepted steering input), for
+        its token count. A closed socket is a dropped exchange, as for :meth:`create`."""
+        async with self._turn:
+            t = time.perf_counter()
+            ex = Exchange(t_start=t, t_sent=t, request_tokens=request_input_tokens({"input": list(input)}))
+            ex.chained = True
+            if self._ws is None:
+                ex.fail(t, "dropped", "connection_closed", "no connection to read a successor from")
+                return ex
+            return await self._exchange(ex, None, timeout, None)
+
+    async def _exchange(
+        self, ex: Exchange, message: str | None, timeout: float | None, steer: Steer | None
+    ) -> Exchange:
         if self._ws is None:
             try:
                 await self._open()
@@ -129,12 +174,14 @@ class WebSocketClient:
             ex.t_connected = time.perf_counter()
         ws = self._ws
         assert ws is not None
-        ex.chained = bool(body.get("previous_response_id"))
         limit = self.timeout if timeout is None else timeout
+        response_id: str | None = None
+        steer_sent = steer is None
         try:
             async with asyncio.timeout(limit):
-                ex.t_sent = time.perf_counter()
-                await ws.send(message)
+                if message is not None:
+                    ex.t_sent = time.perf_counter()
+                    await ws.send(message)
                 while True:
                     raw = await ws.recv(decode=False)
                     t = time.perf_counter()
@@ -145,6 +192,18 @@ class WebSocketClient:
                         event = {"type": "?"}
                     if ex.on_event(t, event, len(raw)):
                         break
+                    if response_id is None:
+                        response_id = _response_id(event)
+                    if not steer_sent and steer is not None and response_id and len(ex.delta_t) >= steer.after_deltas:
+                        # The running response's id is the steer's target; the lane follows from it.
+                        steer_sent = True
+                        frame = {
+                            "type": "response.steer",
+                            "previous_response_id": response_id,
+                            "input": list(steer.input),
+                        }
+                        ex.t_steer_sent = time.perf_counter()
+                        await ws.send(dumps(frame))
         except ConnectionClosed as exc:
             reason = f"code {exc.rcvd.code}: {exc.rcvd.reason}" if exc.rcvd else "no close frame"
             ex.fail(time.perf_counter(), "dropped", "connection_closed", f"connection closed ({reason})")
@@ -166,3 +225,10 @@ class WebSocketClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def _response_id(event: dict[str, Any]) -> str | None:
+    """The id of the response an event belongs to, when the event carries the response object."""
+    response = event.get("response")
+    rid = response.get("id") if isinstance(response, dict) else None
+    return rid if isinstance(rid, str) and rid else None
