@@ -1,0 +1,47 @@
+"""The README stays a five-minute read whose links resolve, and the docs' generated tables match their data."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from labkit.cli.params import markdown_parameters
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+
+
+def test_readme_fits_in_five_minutes():
+    assert len(README.read_text().splitlines()) <= 200
+
+
+def test_readme_names_the_two_setup_commands_first():
+    text = README.read_text()
+    first_code = text[text.index("```") : text.index("```", text.index("```") + 3)]
+    assert "make lab" in first_code and "make test" in first_code
+
+
+def test_readme_links_resolve():
+    text = README.read_text()
+    targets = [t for t in re.findall(r"\]\(([^)#]+)\)", text) if not re.match(r"^[a-z]+:", t)]
+    assert targets
+    missing = [t for t in targets if not (ROOT / t).exists()]
+    assert not missing, f"README links to missing files: {missing}"
+
+
+def test_readme_never_calls_the_source_the_seed():
+    assert "the seed" not in README.read_text().lower()
+
+
+def test_parameter_table_matches_the_calibration_data():
+    text = (ROOT / "docs" / "reference" / "parameters.md").read_text()
+    start = text.index("<!-- params:begin -->") + len("<!-- params:begin -->")
+    end = text.index("<!-- params:end -->")
+    assert text[start:end].strip() == markdown_parameters().strip(), "regenerate with `labkit params --markdown`"
+
+
+def test_every_guide_is_in_the_site_navigation():
+    nav = (ROOT / "mkdocs.yml").read_text()
+    pages = sorted(p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs" / "guides").glob("*.md"))
+    assert pages
+    assert [p for p in pages if p not in nav] == []
