@@ -46,7 +46,11 @@ _new = tuple.__new__
 def request_tokens(profile: Profile, turn: TurnSpec, cache: CacheState) -> int:
     """Tokens the client sends: only new items when the server already holds the conversation."""
     if turn.index > 0 and (
-        (profile.chaining == "connection" and cache.connection_cache_hit) or profile.chaining == "store"
+        profile.sampling_loop
+        or (
+            profile.incremental_input
+            and ((profile.chaining == "connection" and cache.connection_cache_hit) or profile.chaining == "store")
+        )
     ):
         return turn.new_input_tokens
     return turn.conversation_tokens
@@ -61,33 +65,39 @@ def plan_turn(profile: Profile, turn: TurnSpec, cache: CacheState) -> TurnPlan:
     conv = turn.conversation_tokens
     new = turn.new_input_tokens
     continuing = turn.index > 0
+    # The prototype's live sampling loop: after the first turn there is no per-turn API work at all.
+    looping = p.sampling_loop and continuing
+    pre = 0.0 if looping else 1.0
+    post = 0.0 if p.sampling_loop and not turn.final else 1.0
     ws_hit = p.chaining == "connection" and cache.connection_cache_hit and continuing
     sent = request_tokens(p, turn, cache)
     sent_bytes = int(sent * p.bytes_per_token)
 
     connect = 0.0 if cache.connection_open else p.connect_s
     upload = p.rtt_s / 2 + (sent_bytes / p.upload_bytes_per_s if math.isfinite(p.upload_bytes_per_s) else 0.0)
-    validate = p.validate_s + p.validate_per_1k_s * sent / 1000
+    validate = pre * (p.validate_s + p.validate_per_1k_s * sent / 1000)
     # Over HTTP, chaining loads the parent from the store; a WebSocket hit has it in memory already.
-    stored = p.chaining == "store" and continuing
+    stored = p.chaining == "store" and continuing and not looping
     load_state = p.state_load_s + p.state_load_per_1k_s * turn.context_tokens / 1000 if stored else 0.0
     render_hit = ws_hit or (p.rendered_token_cache and continuing and cache.replica_hit)
-    rendered = new if render_hit else conv
+    rendered = 0 if looping else new if render_hit else conv
     render = p.render_per_1k_s * rendered / 1000
-    config = p.config_cached_s if p.config_cache else p.config_load_s
-    classified = new if (p.incremental_safety and ws_hit) else conv
-    safety_in = p.safety_in_s + p.safety_in_per_1k_s * classified / 1000
-    hops = p.hops * p.hop_latency_s
-    kv_cached = int(p.prefix_cache_hit_share * turn.context_tokens)
+    config = pre * (p.config_cached_s if p.config_cache else p.config_load_s)
+    classified = 0 if looping else new if (p.incremental_safety and ws_hit) else conv
+    safety_in = pre * (p.safety_in_s + p.safety_in_per_1k_s * classified / 1000)
+    hops = pre * p.hops * p.hop_latency_s
+    queue = pre * p.queue_s
+    # A live sampling loop keeps the conversation's KV state: only the new items are prefilled.
+    kv_cached = turn.context_tokens if looping else int(p.kv_hit_share() * turn.context_tokens)
     uncached = conv - kv_cached
     prefill = p.prefill_overhead_s + (uncached / p.prefill_tokens_per_s if math.isfinite(p.prefill_tokens_per_s) else 0)
     out = max(1, turn.output_tokens)
     # Reasoning tokens are decoded before the first visible delta, at the same rate as the output.
     reasoning = turn.reasoning_tokens / p.decode_tps
     decode = (out - 1) / p.decode_tps
-    safety_out = p.safety_out_s + p.safety_out_per_1k_s * out / 1000
-    persist = 0.0 if p.post_off_critical_path else p.persist_s
-    postprocess = 0.0 if p.post_off_critical_path else p.postprocess_s
+    safety_out = post * (p.safety_out_s + p.safety_out_per_1k_s * out / 1000)
+    persist = 0.0 if p.post_off_critical_path else post * p.persist_s
+    postprocess = 0.0 if p.post_off_critical_path else post * p.postprocess_s
     out_bytes = int(out * p.bytes_per_token)
 
     # tuple.__new__ builds the same Stage objects without NamedTuple's Python-level __new__: plan_turn
@@ -101,7 +111,7 @@ def plan_turn(profile: Profile, turn: TurnSpec, cache: CacheState) -> TurnPlan:
         _new(Stage, ("config", config, 0, 0, p.config_cache)),
         _new(Stage, ("safety_in", safety_in, classified, 0, classified < conv)),
         _new(Stage, ("hops", hops, 0, 0, False)),
-        _new(Stage, ("queue", p.queue_s, 0, 0, False)),
+        _new(Stage, ("queue", queue, 0, 0, False)),
         _new(Stage, ("prefill", prefill, uncached, 0, kv_cached > 0)),
         _new(Stage, ("reasoning", reasoning, turn.reasoning_tokens, 0, False)),
         _new(Stage, ("download", p.rtt_s / 2, 1, 0, False)),
