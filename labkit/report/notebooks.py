@@ -154,7 +154,8 @@ def run_one(
     renders those copies, so the committed notebooks stay stripped.
     """
     path = notebook_path(name)
-    folder = out_root / path.stem
+    # Absolute: the kernel runs in the notebook's folder, the output folder is relative to ours.
+    folder = (Path(out_root) / path.stem).resolve()
     # Start from an empty folder so the index never shows a figure a notebook no longer makes.
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
