@@ -1,0 +1,1 @@
+"""Reports: the headless notebook runner behind ``make figures`` and the documentation site."""
