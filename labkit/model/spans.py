@@ -7,8 +7,11 @@ the profile name), ``rollout``, ``turn``, ``stage``, ``start_s``, ``end_s`` (sec
 
 Simulated spans use the fine stages of :mod:`labkit.model`. A live client cannot see inside the server,
 so live spans use coarse stages that keep the same boundaries for the metrics:
-``connect`` (handshake), ``request`` (request sent until the first output delta), ``decode`` (first to last
-output delta), ``complete`` (last delta until ``response.completed``), ``tool``.
+``connect`` (handshake), ``queue`` (only when the server sent ``response.queued``: until the response left the
+queue), ``request`` (request sent until the first output delta, or until a reasoning item began),
+``reasoning`` (only for responses with reasoning: the reasoning item until the first output delta; ``tokens``
+from the usage), ``decode`` (first to last output delta), ``complete`` (last delta until the terminal event),
+``tool``.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ SPAN_COLUMNS: tuple[str, ...] = (
     "cache_hit",
     "attempt",
 )
-LIVE_STAGES: tuple[str, ...] = ("connect", "request", "decode", "complete", "tool")
+LIVE_STAGES: tuple[str, ...] = ("connect", "queue", "request", "reasoning", "decode", "complete", "tool")
 
 _DTYPES = {
     "source": "string",
