@@ -15,7 +15,13 @@ import pytest
 from labkit.viz import export, export_many, find_browser
 from labkit.viz.export import NO_BROWSER_MESSAGE, PLOTLY_JS_NAME
 
-needs_browser = pytest.mark.skipif(find_browser() is None, reason="no Chrome/Chromium on this machine")
+needs_browser = pytest.mark.skipif(
+    find_browser() is None,
+    reason=(
+        "no Chrome/Chromium on this machine: `make install` installs Debian's chromium where apt-get can run, "
+        "or set BROWSER_PATH"
+    ),
+)
 
 MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "pdf": b"%PDF"}
 
