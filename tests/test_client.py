@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scripted_api import Item, Script, ScriptedApi
 
-from labkit.live.client import HttpClient, WebSocketClient, websocket_url
+from labkit.live.client import HttpClient, Steer, WebSocketClient, websocket_url
 from labkit.live.client.config import is_loopback, resolve_api_key, resolve_base_url
 from labkit.live.runner import TOOLS
 from labkit.live.server import Faults, SimServer
@@ -290,3 +291,116 @@ def test_loopback_hosts():
 
     assert all(is_loopback_host(h) for h in ("localhost", "127.0.0.1", "127.3.2.1", "::1", "[::1]"))
     assert not any(is_loopback_host(h) for h in ("0.0.0.0", "10.0.0.1", "example.com", ""))
+
+
+# -- what the real API may send: scripted responses (tests/scripted_api.py) ---------------------------
+
+
+def _frame(ex):
+    cols = SpanColumns()
+    ex.add_spans(cols, t0=ex.t_start, source="live", scenario="s", rollout=0, turn=0, attempt=0)
+    return cols.frame()
+
+
+def _contiguous(df):
+    return np.allclose(df["start_s"].to_numpy()[1:], df["end_s"].to_numpy()[:-1])
+
+
+@pytest.mark.parametrize("transport", ["ws", "http"])
+async def test_response_done_is_a_terminal_event(transport):
+    scripts = iter([Script([Item("message", 5)], terminal="response.done"), Script(terminal="response.done")])
+    async with ScriptedApi(lambda body: next(scripts)) as api:
+        client = WebSocketClient(api.base_url) if transport == "ws" else HttpClient(api.base_url)
+        try:
+            first = await client.create(body())
+            second = await client.create(body())
+        finally:
+            await client.close()
+    assert first.ok and first.status == "completed" and first.output_tokens == 5
+    assert [t for _, t in first.events][-1] == "response.done"
+    # The next response on the same socket is read as its own exchange: nothing of the first leaks into it.
+    assert second.ok and second.events[0][1] == "response.created"
+
+
+async def test_response_done_takes_its_outcome_from_the_response_status():
+    scripts = iter(
+        [
+            Script(terminal="response.done", status="incomplete", incomplete_reason="max_output_tokens"),
+            Script(terminal="response.done", status="failed"),
+        ]
+    )
+    async with ScriptedApi(lambda b: next(scripts)) as api, WebSocketClient(api.base_url) as client:
+        cut = await client.create(body())
+        failed = await client.create(body())
+    assert cut.status == "incomplete" and cut.ok and cut.incomplete_reason == "max_output_tokens"
+    assert failed.status == "failed" and not failed.ok and failed.error_code == "response_failed"
+
+
+async def test_queued_response_gets_a_queue_span():
+    async with ScriptedApi(lambda b: Script(queued_s=0.03)) as api, WebSocketClient(api.base_url) as client:
+        ex = await client.create(body())
+    assert ex.ok and ex.queued and ex.t_queued < ex.t_dequeued <= ex.t_first_delta
+    df = _frame(ex)
+    assert list(df["stage"]) == ["connect", "queue", "request", "decode", "complete"]
+    assert _contiguous(df)
+    queue = df[df["stage"] == "queue"].iloc[0]
+    assert queue["end_s"] - queue["start_s"] >= 0.03 - 1e-3
+    assert set(df["stage"]) <= set(LIVE_STAGES)
+
+
+async def test_reasoning_item_becomes_a_reasoning_span_with_the_usage_tokens():
+    script = Script([Item("reasoning"), Item("function_call", 6)], reasoning_tokens=37, pace_s=0.002)
+    async with ScriptedApi(lambda b: script) as api, WebSocketClient(api.base_url) as client:
+        ex = await client.create(body())
+    assert ex.ok and ex.reasoning_tokens == 37 and ex.output_tokens == 6
+    df = _frame(ex)
+    assert list(df["stage"]) == ["connect", "request", "reasoning", "decode", "complete"] and _contiguous(df)
+    reasoning = df[df["stage"] == "reasoning"].iloc[0]
+    assert reasoning["tokens"] == 37 and reasoning["end_s"] > reasoning["start_s"]
+    # The reasoning item is not visible output: TTFT is still the first argument delta.
+    assert df[df["stage"] == "decode"]["start_s"].iloc[0] == pytest.approx(ex.delta_t[0] - ex.t_start)
+
+
+async def test_reasoning_tokens_without_a_streamed_item_are_kept_at_the_first_output():
+    from labkit.live.client import Exchange
+
+    ex = Exchange(t_start=1.0, t_sent=1.0)
+    response = {"id": "resp_1", "output": [], "usage": {"output_tokens_details": {"reasoning_tokens": 12}}}
+    ex.finish(2.0, response, "completed")
+    df = _frame(ex)
+    row = df[df["stage"] == "reasoning"].iloc[0]
+    assert row["tokens"] == 12 and row["start_s"] == row["end_s"] == 1.0
+
+
+async def test_parallel_function_calls_are_all_recorded():
+    items = [Item("function_call", 6), Item("function_call", 10, "read_file"), Item("function_call", 3)]
+    async with ScriptedApi(lambda b: Script(items)) as api, HttpClient(api.base_url) as client:
+        ex = await client.create(body())
+    assert ex.ok and [c["name"] for c in ex.function_calls] == ["run_shell", "read_file", "run_shell"]
+    assert len({c["call_id"] for c in ex.function_calls}) == 3
+    # Counted item by item (the deltas of three items are three texts, not one).
+    assert ex.output_tokens == 6 + 10 + 3 and set(ex.delta_index) == {0, 1, 2}
+    assert ex.summary()["function_calls"] == 3
+
+
+async def test_ws_steer_is_accepted_and_the_successor_is_followed():
+    steering = ({"type": "message", "role": "user", "content": "stop that, try this"},)
+    async with (
+        ScriptedApi(lambda b: Script([Item("message", 200)]), successor=Script([Item("message", 7)])) as api,
+        WebSocketClient(api.base_url) as client,
+    ):
+        ex = await client.create(body(), steer=Steer(steering, after_deltas=3))
+        nxt = await client.follow(input=steering)
+        sent = [m for m in api.received if m["type"] == "response.steer"]
+    assert ex.ok and ex.steered and ex.steer_outcome == "accepted" and ex.t_steer_sent is not None
+    assert 3 <= ex.output_tokens < 200
+    assert sent == [{"type": "response.steer", "previous_response_id": ex.response_id, "input": list(steering)}]
+    assert nxt.ok and nxt.output_tokens == 7 and nxt.chained and nxt.response["previous_response_id"] == ex.response_id
+    assert nxt.request_tokens == 5 and nxt.t_sent == nxt.t_start
+    with pytest.raises(ValueError, match="^input"):
+        Steer(())
+
+
+async def test_follow_without_a_socket_is_a_dropped_exchange():
+    ex = await WebSocketClient("http://127.0.0.1:9/v1").follow()
+    assert ex.status == "dropped" and ex.error_code == "connection_closed"
