@@ -16,7 +16,8 @@ from labkit.model.profile import _check, _replace
 class TurnSpec(NamedTuple):
     """One model call of a rollout, as the latency model needs it."""
 
-    index: int
+    # Shadows tuple.index on purpose: the turn's position is what every consumer reads as ``spec.index``.
+    index: int  # type: ignore[assignment]
     #: Tokens of conversation that precede this request (instructions, earlier items, earlier outputs).
     context_tokens: int
     #: Tokens of the items this request adds (the user task on turn 0, a tool output afterwards).
@@ -145,19 +146,19 @@ def _turn_specs(w: Workload, seed: int) -> tuple[TurnSpec, ...]:
         calls += rng.poisson(w.parallel_tool_calls - 1, n)
         # One lognormal tool time and output per extra call: the turn waits for the longest, and the next
         # request carries every output.
-        for i in np.flatnonzero(calls > 1):
-            extra = int(calls[i]) - 1
+        for j in map(int, np.flatnonzero(calls > 1)):
+            extra = int(calls[j]) - 1
             if w.tool_time_sigma == 0:
                 more = np.full(extra, w.tool_time_median_s)
             else:
                 more = rng.lognormal(math.log(max(w.tool_time_median_s, 1e-12)), w.tool_time_sigma, extra)
-            tools[i] = max(float(tools[i]), float(np.minimum(more, w.tool_time_max_s).max()))
+            tools[j] = max(float(tools[j]), float(np.minimum(more, w.tool_time_max_s).max()))
             if w.tool_output_tokens:
-                tool_outs[i] += int(tokens(w.tool_output_tokens, extra).sum())
+                tool_outs[j] += int(tokens(w.tool_output_tokens, extra).sum())
     steered = rng.random(n) < w.steer_rate if w.steer_rate > 0 else np.zeros(n, dtype=bool)
     specs: list[TurnSpec] = []
     context = 0
-    new = w.initial_context_tokens
+    new: int = w.initial_context_tokens
     for i in range(n):
         final = i == n - 1
         steer = bool(steered[i]) and not final
@@ -167,5 +168,5 @@ def _turn_specs(w: Workload, seed: int) -> tuple[TurnSpec, ...]:
         specs.append(TurnSpec(i, context, int(new), out, tool_s, final, int(reasoning[i]), n_calls, steer))
         context += int(new) + out
         # A steered turn's successor carries the user's steering message (sized like a tool output).
-        new = tool_outs[i]
+        new = int(tool_outs[i])
     return tuple(specs)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+from nbformat.corpus.words import generate_corpus_id
 
 #: Where the notebooks are, relative to the working directory (a checkout's root): they are documents of the
 #: repository, not data of the installed package.
@@ -82,7 +83,7 @@ def inject_parameters(nb: nbformat.NotebookNode, params: Mapping[str, Any]) -> n
     if out.nbformat == 4 and out.nbformat_minor < 5:
         out.nbformat_minor = 5
         for c in out.cells:
-            c.setdefault("id", nbformat.corpus.words.generate_corpus_id())
+            c.setdefault("id", generate_corpus_id())
     return out
 
 
