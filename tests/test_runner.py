@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+import json
+
 import pytest
+from scripted_api import Item, Script, ScriptedApi
 
 from labkit.analysis.metrics import rollout_metrics, turn_metrics
 from labkit.live.client import HttpClient, WebSocketClient
 from labkit.live.runner import (
     RETRYABLE_CODES,
     TOOLS,
+    RetryPolicy,
+    RolloutConfig,
     RolloutError,
+    RolloutRunner,
     paused_gc,
     replay_item,
     rollouts_spans,
     run_rollout,
     run_rollouts,
+    split_sizes,
+    turn_specs_of,
 )
 from labkit.live.server import Faults, SimServer
-from labkit.model import load_workload
+from labkit.model import TurnSpec, load_workload
 from labkit.model.spans import LIVE_STAGES, validate_spans
 from labkit.wire.protocol import conversation_split, item_tokens
 from labkit.wire.tokens import estimate_tokens, filler_text
@@ -257,3 +267,259 @@ async def test_a_rollout_can_reuse_an_open_client():
     # The second rollout found the pooled connection open: no handshake on its first turn.
     connect = second.spans[(second.spans["stage"] == "connect") & (second.spans["turn"] == 0)]
     assert connect["cache_hit"].iloc[0]
+
+
+# -- turn specs from anywhere, and what the real API may send (tests/scripted_api.py) -----------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Trace:
+    """A workload that is only its turn specs (as a trace of a real session is): no distributions."""
+
+    name: str
+    specs: tuple[TurnSpec, ...]
+
+    def turn_specs(self, seed: int) -> tuple[TurnSpec, ...]:
+        return self.specs
+
+
+def _trace(*turns: dict) -> Trace:
+    specs, context = [], 0
+    for k, t in enumerate(turns):
+        spec = TurnSpec(
+            k,
+            context,
+            t.get("new", 40),
+            t.get("out", 6),
+            t.get("tool_s", 0.0),
+            k == len(turns) - 1,
+            t.get("reasoning", 0),
+            t.get("calls", 0 if k == len(turns) - 1 or t.get("steered") else 1),
+            t.get("steered", False),
+        )
+        specs.append(spec)
+        context += spec.new_input_tokens + spec.output_tokens
+    return Trace("trace", tuple(specs))
+
+
+def _agent(trace: Trace, reasoning: bool = False, terminal: str = "response.completed"):
+    """A scripted model that follows the trace: the k-th create answers turn k."""
+    creates = itertools.count()
+
+    def script(body):
+        spec = trace.specs[min(next(creates), len(trace.specs) - 1)]
+        items = [Item("reasoning")] if reasoning else []
+        if spec.final:
+            items.append(Item("message", spec.output_tokens))
+        elif spec.steered:
+            items.append(Item("message", 400))
+        else:
+            items += [Item("function_call", spec.output_tokens, name) for name in ["run_shell"] * spec.tool_calls]
+        return Script(items, terminal=terminal, reasoning_tokens=spec.reasoning_tokens)
+
+    return script
+
+
+def _creates(api):
+    return [m for m in api.received if m.get("type", "response.create") == "response.create"]
+
+
+@pytest.mark.parametrize("transport", ["ws", "http"])
+async def test_parallel_calls_get_one_output_each_and_run_in_parallel(transport):
+    trace = _trace({"new": 50, "calls": 3, "tool_s": 0.05}, {"new": 31, "calls": 2, "tool_s": 0.02}, {"new": 20})
+    async with ScriptedApi(_agent(trace)) as api:
+        r = await run_rollout(transport, trace, base_url=api.base_url)
+        bodies = _creates(api)
+    assert r.finished and r.turns == 3 and r.workload == "trace"
+    kinds = [i.get("type") for i in r.transcript]
+    assert kinds == ["message"] + ["function_call"] * 3 + ["function_call_output"] * 3 + ["function_call"] * 2 + [
+        "function_call_output"
+    ] * 2 + ["message"]
+    calls = [i for i in r.transcript if i.get("type") == "function_call"]
+    outputs = [i for i in r.transcript if i.get("type") == "function_call_output"]
+    assert [o["call_id"] for o in outputs] == [c["call_id"] for c in calls]
+    # The outputs of a turn add up to the next turn's new input, split as evenly as integers allow.
+    assert [item_tokens(o) for o in outputs[:3]] == split_sizes(31, 3) == [11, 10, 10]
+    assert sum(item_tokens(o) for o in outputs[3:]) == 20
+    # One tool span per turn: the calls ran side by side, so the turn waited for the longest, not the sum.
+    tools = r.spans[r.spans["stage"] == "tool"]
+    assert list(tools["turn"]) == [0, 1]
+    durations = (tools["end_s"] - tools["start_s"]).to_numpy()
+    assert durations[0] >= 0.05 - 1e-3 and durations[0] < 0.1 and durations[1] >= 0.02 - 1e-3
+    assert all(b["parallel_tool_calls"] is True for b in bodies)
+    if transport == "ws":
+        # A continuation carries only the new items: every output of the previous turn.
+        assert [i["type"] for i in bodies[1]["input"]] == ["function_call_output"] * 3
+        assert bodies[1]["previous_response_id"] == r.response_ids[0]
+    else:
+        assert "previous_response_id" not in bodies[1] and len(bodies[2]["input"]) == len(r.transcript) - 1
+
+
+async def test_reasoning_is_requested_and_recorded():
+    trace = _trace({"reasoning": 30}, {"reasoning": 12}, {"reasoning": 5})
+    async with ScriptedApi(_agent(trace, reasoning=True)) as api:
+        r = await run_rollout("ws", trace, base_url=api.base_url, reasoning_effort="low")
+        bodies = _creates(api)
+    assert r.finished
+    assert all(b["reasoning"] == {"effort": "low"} for b in bodies)
+    # store=false: the reasoning comes back encrypted, so a full-history retry could replay it.
+    assert all(b["include"] == ["reasoning.encrypted_content"] for b in bodies)
+    rows = r.spans[r.spans["stage"] == "reasoning"]
+    assert list(rows["tokens"]) == [30, 12, 5]
+    tm = turn_metrics(r.spans)
+    assert (tm["ttft_s"] > 0).all()
+    # A workload without reasoning or parallel calls asks for neither.
+    plain = _trace({}, {})
+    async with ScriptedApi(_agent(plain)) as api:
+        await run_rollout("ws", plain, base_url=api.base_url)
+        assert not any({"reasoning", "include", "parallel_tool_calls"} & set(b) for b in _creates(api))
+
+
+async def test_ws_steered_turn_steers_and_follows_the_successor():
+    trace = _trace({"new": 30}, {"new": 25, "steered": True, "out": 50}, {"new": 9})
+    async with ScriptedApi(_agent(trace), successor=Script([Item("message", 8)])) as api:
+        r = await run_rollout("ws", trace, base_url=api.base_url)
+        creates = _creates(api)
+        steers = [m for m in api.received if m.get("type") == "response.steer"]
+    assert r.finished and r.turns == 3 and r.fallbacks == []
+    # Turn 2 was never requested: the server started it from the accepted steering input.
+    assert len(creates) == 2 and len(steers) == 1 and steers[0]["previous_response_id"] == r.response_ids[1]
+    steer_msg = steers[0]["input"][0]
+    assert item_tokens(steer_msg) == 9 and steer_msg["role"] == "user"
+    kinds = [(i.get("type"), i.get("role")) for i in r.transcript]
+    assert kinds == [
+        ("message", "user"),
+        ("function_call", None),
+        ("function_call_output", None),
+        ("message", "assistant"),
+        ("message", "user"),
+        ("message", "assistant"),
+    ]
+    assert r.transcript[4] == steer_msg
+    steered = r.exchanges[1].exchange
+    assert steered.steered and steered.status == "incomplete" and steered.output_tokens < 400
+    follow = r.exchanges[2].exchange
+    assert follow.chained and follow.request_bytes == 0 and follow.request_tokens == 9
+    assert follow.response["previous_response_id"] == r.response_ids[1]
+
+
+async def test_steering_over_http_goes_with_the_next_request():
+    trace = _trace({"new": 30}, {"new": 25, "steered": True}, {"new": 9})
+    async with ScriptedApi(_agent(trace)) as api:
+        r = await run_rollout("http", trace, base_url=api.base_url)
+        creates = _creates(api)
+    assert r.finished and len(creates) == 3
+    last = creates[2]["input"][-1]
+    assert last["role"] == "user" and item_tokens(last) == 9
+
+
+@pytest.mark.parametrize("transport", ["ws", "http"])
+async def test_response_done_ends_a_turn(transport):
+    trace = _trace({}, {}, {})
+    async with ScriptedApi(_agent(trace, terminal="response.done")) as api:
+        r = await run_rollout(transport, trace, base_url=api.base_url)
+    assert r.finished and r.turns == 3 and r.fallbacks == []
+
+
+async def test_a_tool_runner_replaces_the_scripted_tools():
+    seen = []
+
+    async def tools(calls, spec, sizes):
+        seen.append((spec.index, len(calls), list(sizes)))
+        return [f"result of {c['name']}" for c in calls]
+
+    trace = _trace({"calls": 2}, {})
+    async with ScriptedApi(_agent(trace)) as api:
+        r = await run_rollout("ws", trace, base_url=api.base_url, tool_runner=tools)
+    assert seen == [(0, 2, [20, 20])]
+    assert [i["output"] for i in r.transcript if i.get("type") == "function_call_output"] == ["result of run_shell"] * 2
+
+
+async def test_rollout_result_is_frozen_plain_data():
+    trace = _trace({}, {})
+    async with ScriptedApi(_agent(trace)) as api:
+        r = await run_rollout("ws", trace, base_url=api.base_url, api_key="sk-never-exported")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.finished = False  # type: ignore[misc]
+    d = r.to_dict()
+    text = json.dumps(d)
+    assert "sk-never-exported" not in text and json.loads(text)["turns"] == 2
+    assert {e["status"] for e in d["exchanges"]} == {"completed"} and len(d["spans"]) == len(r.spans)
+
+
+def test_turn_specs_are_checked():
+    with pytest.raises(ValueError, match="^workload"):
+        turn_specs_of(Trace("empty", ()), 0)
+    bad = _trace({}, {})
+    with pytest.raises(ValueError, match="^workload"):
+        turn_specs_of(Trace("gap", (bad.specs[1],)), 0)
+    with pytest.raises(ValueError, match="^workload"):
+        turn_specs_of(object(), 0)  # type: ignore[arg-type]
+
+
+# -- the retry policy ---------------------------------------------------------------------------------
+
+
+def test_retry_policy_decides_and_backs_off():
+    from labkit.live.client import Exchange
+
+    def failed(status, code=None, http_status=None, err_type=None):
+        ex = Exchange(t_start=0.0)
+        ex.status = status
+        ex.error = {"code": code, "type": err_type}
+        ex.http_status = http_status
+        return ex
+
+    p = RetryPolicy()
+    assert p.retries(failed("dropped", "connection_closed")) and p.retries(failed("error", "server_error"))
+    assert p.retries(failed("error", "weird", 503)) and p.retries(failed("error", "x", err_type="server_error"))
+    assert not p.retries(failed("error", "invalid_api_key", 401))
+    strict = RetryPolicy(server_errors=False, codes=frozenset({"timeout"}), statuses=frozenset())
+    assert not strict.retries(failed("error", "weird", 503)) and strict.retries(failed("timeout", "timeout"))
+    assert p.delay_s(1) == 0.0
+    b = RetryPolicy(backoff_s=0.1, backoff_factor=2.0, max_backoff_s=0.3)
+    assert [b.delay_s(k) for k in (1, 2, 3, 4)] == pytest.approx([0.1, 0.2, 0.3, 0.3])
+    for bad in ({"max_attempts": 0}, {"backoff_s": -1}, {"backoff_factor": 0.5}, {"max_backoff_s": float("nan")}):
+        with pytest.raises(ValueError, match=f"^{next(iter(bad))}"):
+            RetryPolicy(**bad)
+    assert json.loads(json.dumps(p.to_dict()))["max_attempts"] == 3
+
+
+def test_rollout_config_from_options():
+    c = RolloutConfig.from_options("ws", max_attempts=5, retry_backoff_s=0.2, api_key="sk-x")
+    assert c.retry.max_attempts == 5 and c.retry.backoff_s == 0.2
+    assert "sk-x" not in repr(c) and c.to_dict()["api_key"] == "[set]"
+    assert RolloutConfig("http-chained").store_flag and not RolloutConfig("ws").store_flag
+    with pytest.raises(ValueError, match="^colour"):
+        RolloutConfig.from_options("ws", colour="blue")
+    with pytest.raises(ValueError, match="^timeout"):
+        RolloutConfig("ws", timeout=0)
+    runner = RolloutRunner(c)
+    assert runner.config is c
+    with pytest.raises(ValueError, match="^config"):
+        RolloutRunner({"transport": "ws"})  # type: ignore[arg-type]
+
+
+async def test_no_full_history_fallback_raises_when_the_chain_is_lost():
+    policy = RetryPolicy(full_history_fallback=False)
+    async with SimServer(profile="websocket", workload=WORKLOAD, instant=True, faults=Faults(evict_rate=1.0)) as s:
+        with pytest.raises(RolloutError, match="chain is lost") as info:
+            await run_rollout("ws", WORKLOAD, base_url=s.base_url, retry=policy)
+    assert info.value.exchange.error_code == "previous_response_not_found"
+    assert info.value.partial.turns == 2 and info.value.partial.fallbacks == []
+
+
+async def test_resume_chain_retries_the_same_continuation_when_the_store_has_the_parent():
+    policy = RetryPolicy(max_attempts=20, resume_chain=True)
+    async with SimServer(
+        profile="http_chained", workload=WORKLOAD, instant=True, faults=Faults(fail_rate=0.5, seed=3)
+    ) as s:
+        r = await run_rollout("http-chained", WORKLOAD, base_url=s.base_url, retry=policy)
+    assert r.finished and r.fallbacks
+    assert_complete_transcript(r.transcript)
+    resumed = [f for f in r.fallbacks if f.turn > 0]
+    assert resumed and not any(f.full_history for f in resumed)
+    # Every retry of a continuation kept its previous_response_id and sent only the new items.
+    for te in r.exchanges:
+        if te.turn > 0:
+            assert te.exchange.chained
