@@ -170,3 +170,44 @@ def test_measure_command_against_a_base_url(capsys):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_profiles_by_path(capsys, tmp_path):
+    # A profile file: a preset as its base, one value changed, its own name.
+    path = tmp_path / "fast_ws.toml"
+    path.write_text('[profile]\nname = "fast_ws"\nbase = "websocket"\ndecode_tps = 3000.0\n')
+    assert resolve_profile(str(path), "ws", None).decode_tps == 3000.0
+    argv = ["--workload", "fast_test", "--profile", str(path), "--json"]
+    assert main(["validate", *argv]) == 0
+    s = json.loads(capsys.readouterr().out)
+    # validate's --tps (default 1000) applies over the file's rate; measure keeps the file's.
+    assert s["profile"] == "fast_ws" and s["tps"] == 1000.0 and s["turns"] == WORKLOAD.turns
+    assert main(["measure", *argv]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["profile"] == "fast_ws" and m["configured_tps"] == 3000.0 and m["tool_calls"] == WORKLOAD.turns - 1
+    # A file whose base is an HTTP preset describes another system than --transport ws.
+    http = tmp_path / "slow_http.toml"
+    http.write_text('base = "http_baseline"\n')
+    assert main(["measure", "--workload", "fast_test", "--profile", str(http)]) == 2
+    assert "profile" in capsys.readouterr().err
+
+
+async def test_measure_returns_a_frozen_summary():
+    from labkit.live.measure import MeasureSummary, measure
+
+    m = await measure("ws", WORKLOAD, tps=4000)
+    s = m.summary()
+    assert isinstance(s, MeasureSummary) and s.turns == WORKLOAD.turns and s.rollouts == 1
+    assert s.tool_calls == WORKLOAD.turns - 1 and s.queued_responses == 0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.turns = 0  # type: ignore[misc]
+    assert m.to_dict() == s.to_dict() and json.loads(json.dumps(m.to_dict()))["transport"] == "ws"
+    with pytest.raises(ValueError, match="^workload"):
+        await measure("ws", _Trace())
+
+
+class _Trace:
+    name = "trace"
+
+    def turn_specs(self, seed):
+        return WORKLOAD.turn_specs(seed)
