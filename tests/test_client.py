@@ -200,7 +200,8 @@ async def test_http_json_answer_without_streaming(server):
 async def test_http_chained_continuation_uses_the_store(server):
     async with HttpClient(server.base_url) as client:
         a = await client.create(body(store=True, tools=list(TOOLS)))
-        b = await client.create(body(store=True, tools=list(TOOLS), previous_response_id=a.response_id, input=[]))
+        answer = [{"type": "function_call_output", "call_id": a.output[0]["call_id"], "output": "ok "}]
+        b = await client.create(body(store=True, tools=list(TOOLS), previous_response_id=a.response_id, input=answer))
         c = await client.create(body(store=False, previous_response_id="resp_nope"))
     assert a.ok and b.ok and b.chained and server.metrics["store_hits"] == 1
     assert c.status == "error" and c.http_status == 400 and c.error_code == "previous_response_not_found"
