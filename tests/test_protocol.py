@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from labkit.live.server.output import output_text
 from labkit.wire import protocol as P
 from labkit.wire.tokens import estimate_tokens, filler_text
 
@@ -105,7 +106,18 @@ def test_http_body_round_trip_and_ws_only_fields() -> None:
             "invalid_stream_id",
             "stream_id",
         ),
-        ({"type": "response.create", "model": "m", "input": "x", "stream": True}, "unknown_parameter", "stream"),
+        ({"type": "response.create", "model": "m", "input": "x", "stream": "yes"}, "invalid_type", "stream"),
+        ({"type": "response.create", "model": "m", "input": "x", "background": True}, "invalid_value", "background"),
+        (
+            {"type": "response.create", "model": "m", "input": "x", "reasoning": {"effort": "max"}},
+            "invalid_value",
+            "reasoning.effort",
+        ),
+        (
+            {"type": "response.create", "model": "m", "input": "x", "parallel_tool_calls": "no"},
+            "invalid_type",
+            "parallel_tool_calls",
+        ),
         ({"type": "response.create", "model": "m", "input": "x", "bogus": 1}, "unknown_parameter", "bogus"),
         ({"type": "response.append", "model": "m"}, "unknown_event_type", "type"),
         ({"model": "m", "input": "x"}, "missing_required_parameter", "type"),
@@ -147,7 +159,7 @@ def test_oversize_message_is_rejected_before_parsing() -> None:
 
 def test_token_accounting_matches_the_latency_model() -> None:
     task = filler_text(100, 1)
-    out_args = P.output_text("function_call", 30, 2)
+    out_args = output_text("function_call", 30, 2)
     items = [
         P.user_message(task),
         {"type": "function_call", "call_id": "call_1", "name": "run_tool", "arguments": out_args},
@@ -161,8 +173,10 @@ def test_token_accounting_matches_the_latency_model() -> None:
     # Consecutive model outputs count as one earlier response.
     two = [items[0], items[1], {"type": "message", "role": "assistant", "content": "ok"}, items[2]]
     assert P.conversation_split(two)[0] == 1
-    assert estimate_tokens(P.output_text("message", 17)) == 17
-    assert P.output_text("function_call", 1) == "{}"
+    assert estimate_tokens(output_text("message", 17)) == 17
+    assert output_text("function_call", 1) == "{}"
+    # A compaction item stands for the conversation it compacted: its opaque content is counted.
+    assert P.item_tokens({"type": "compaction", "encrypted_content": filler_text(9)}) == 9
 
 
 def _all(events: list[dict]) -> list[str]:
@@ -171,7 +185,7 @@ def _all(events: list[dict]) -> list[str]:
 
 def test_text_turn_events_in_order() -> None:
     req = P.parse_client_event(json.dumps(P.build_create("m", "hi")))
-    events = list(P.turn_events(req, 5, input_tokens=1))
+    events = list(P.turn_events(req, filler_text(5), input_tokens=1))
     assert _all(events) == [
         "response.created",
         "response.in_progress",
@@ -194,7 +208,7 @@ def test_text_turn_events_in_order() -> None:
 
 def test_tool_turn_events_and_ids() -> None:
     req = P.parse_client_event(json.dumps(P.build_create("m", "hi", tools=TOOLS, stream_id="s1")))
-    events = list(P.turn_events(req, 12, kind="function_call", tool_name="run_tool"))
+    events = list(P.turn_events(req, output_text("function_call", 12), kind="function_call", tool_name="run_tool"))
     types = _all(events)
     assert types[2] == "response.output_item.added"
     assert types.count("response.function_call_arguments.delta") == 12
@@ -208,13 +222,13 @@ def test_tool_turn_events_and_ids() -> None:
     assert item["type"] == "function_call" and item["name"] == "run_tool"
     assert item["id"].startswith("fc_") and item["call_id"].startswith("call_")
     assert json.loads(item["arguments"])["q"]
-    with pytest.raises(ValueError, match="^tool_name"):
-        P.ResponseEvents(req, kind="function_call")
+    with pytest.raises(ValueError, match="^name"):
+        P.ResponseEvents(req).open_item("function_call")
 
 
 def test_warmup_has_no_output() -> None:
     req = P.parse_client_event(json.dumps(P.build_create("m", "hi", generate=False)))
-    events = list(P.turn_events(req, 5))
+    events = list(P.turn_events(req, filler_text(5)))
     assert _all(events) == ["response.created", "response.in_progress", "response.completed"]
     assert events[-1]["response"]["output"] == []
 
@@ -247,7 +261,8 @@ def test_official_sdk_parses_every_event() -> None:
 
     for kind, tool in (("message", None), ("function_call", "run_tool")):
         req = P.parse_client_event(json.dumps(P.build_create("m", "hi", tools=TOOLS)))
-        events = list(P.turn_events(req, 4, kind=kind, tool_name=tool, input_tokens=3))  # type: ignore[arg-type]
+        text = output_text(kind, 4)  # type: ignore[arg-type]
+        events = list(P.turn_events(req, text, kind=kind, tool_name=tool, input_tokens=3))  # type: ignore[arg-type]
         for event in events:
             parsed = construct_type_unchecked(value=event, type_=ResponsesServerEvent)
             assert type(parsed).__name__ != "dict" and parsed.type == event["type"]
@@ -259,3 +274,114 @@ def test_official_sdk_parses_every_event() -> None:
     err = P.error_event("bad", "msg", "p", status=400)
     parsed = construct_type_unchecked(value=err, type_=ResponsesServerEvent)
     assert type(parsed).__name__ == "ResponseWsError" and parsed.error.code == "bad"
+
+
+# -- issue 10: what real clients send, and the richer server events ------------------------------------
+
+
+def test_websocket_create_accepts_what_openai_clients_send() -> None:
+    # The Agents SDK sends "stream": true in every WebSocket response.create; openai's example does too.
+    for extra in ({"stream": True}, {"stream": False}, {"background": False}):
+        req = P.parse_client_event(json.dumps({"type": "response.create", "model": "m", "input": "x", **extra}))
+        assert isinstance(req, P.CreateRequest) and req.stream is True  # WebSocket mode always streams
+    # A warm-up may carry only tools and instructions.
+    warm = P.parse_client_event(
+        json.dumps({"type": "response.create", "model": "m", "tools": TOOLS, "generate": False})
+    )
+    assert isinstance(warm, P.CreateRequest) and warm.input == () and warm.generate is False
+    # Parameters the API does not know are still rejected, and name their lane and parent for eviction.
+    with pytest.raises(P.ProtocolError) as exc:
+        P.parse_client_event(
+            json.dumps(
+                {
+                    "type": "response.create",
+                    "model": "m",
+                    "input": "x",
+                    "nope": 1,
+                    "stream_id": "a",
+                    "previous_response_id": "resp_1",
+                }
+            )
+        )
+    assert exc.value.code == "unknown_parameter"
+    assert (exc.value.stream_id, exc.value.previous_response_id) == ("a", "resp_1")
+    assert exc.value.event()["stream_id"] == "a"
+
+
+def test_steer_parses_and_rejects_like_the_api() -> None:
+    steer = P.parse_client_event(
+        json.dumps({"type": "response.steer", "previous_response_id": "resp_1", "input": "stop"})
+    )
+    assert isinstance(steer, P.SteerRequest)
+    assert steer.input == (P.user_message("stop"),) and steer.raw_input == "stop"
+    bad_cases = [
+        ({"type": "response.steer", "previous_response_id": "resp_1", "input": "x", "stream_id": "a"}, "resp_1"),
+        ({"type": "response.steer", "previous_response_id": "resp_1", "input": []}, "resp_1"),
+        (
+            {"type": "response.steer", "previous_response_id": "resp_1", "input": [P.function_call_output("c", "o")]},
+            "resp_1",
+        ),
+        ({"type": "response.steer", "input": "x"}, None),
+    ]
+    for event, prev in bad_cases:
+        with pytest.raises(P.SteerError) as exc:
+            P.parse_client_event(json.dumps(event))
+        assert exc.value.code == "invalid_input" and exc.value.previous_response_id == prev
+    failed = P.steer_failed("response_not_found", "gone", "resp_1", "x")
+    assert failed["steer"] == {"input": "x", "previous_response_id": "resp_1"} and "id" not in failed["steer"]
+
+
+def test_function_call_errors_use_the_real_wording() -> None:
+    a, b = P.no_tool_call_error("call_9"), P.no_tool_output_error("call_8")
+    assert a.body() == {
+        "error": {
+            "message": "No tool call found for function call output with call_id call_9.",
+            "type": "invalid_request_error",
+            "param": "input",
+            "code": None,
+        }
+    }
+    assert b.message == "No tool output found for function call call_8." and b.status == 400
+
+
+def test_reasoning_parallel_calls_terminals_and_steer_events_parse_in_the_sdk() -> None:
+    pytest.importorskip("openai")
+    from openai._models import construct_type_unchecked
+    from openai.types.responses import Response
+    from openai.types.responses.responses_server_event import ResponsesServerEvent
+    from pydantic import TypeAdapter
+
+    req = P.parse_create_body(
+        {"model": "m", "input": "hi", "tools": TOOLS, "reasoning": {"effort": "low", "summary": "auto"}}
+    )
+    ev = P.ResponseEvents(req)
+    events = [ev.queued(), *ev.start()]
+    events += ev.open_item("reasoning", summary=True, encrypted_content="gAAAA")
+    events.append(ev.delta("tok "))
+    events += ev.close_item()
+    for _ in range(2):
+        events += ev.open_item("function_call", name="run_tool")
+        events.append(ev.delta("{}"))
+        events += ev.close_item()
+    events.append(ev.steer_accepted("steer_1"))
+    ev.set_usage(10, 7, 0, reasoning_tokens=5)
+    events.append(ev.completed())
+    events.append(ev.steer_pending("steer_1", ev.required_input()))
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    assert events[0]["response"]["status"] == "queued"
+    final = events[-2]["response"]
+    assert [o["type"] for o in final["output"]] == ["reasoning", "function_call", "function_call"]
+    assert [o["output_index"] for o in events if o["type"] == "response.output_item.added"] == [0, 1, 2]
+    assert final["usage"]["output_tokens_details"]["reasoning_tokens"] == 5
+    assert len(set(ev.call_ids)) == 2
+    assert events[-1]["required_input"] == ev.required_input() and len(ev.required_input()) == 2
+    for event in events:
+        parsed = construct_type_unchecked(value=event, type_=ResponsesServerEvent)
+        assert type(parsed).__name__ != "dict" and parsed.type == event["type"]
+    Response.model_validate(final)
+    incomplete = P.ResponseEvents(req)
+    incomplete.start()
+    done = incomplete.incomplete("steered")
+    assert done["response"]["incomplete_details"] == {"reason": "steered"}
+    Response.model_validate(done["response"])
+    TypeAdapter(ResponsesServerEvent).validate_python(P.steer_failed("response_not_found", "gone", "resp_1", "x"))

@@ -100,18 +100,26 @@ async def test_http_bearer_check_and_key_never_echoed() -> None:
             r = await c.post("/responses", json={"model": "m", "input": "x"}, headers=headers)
             assert r.status_code == 401
             assert r.json()["error"]["code"] == "invalid_api_key"
+            assert r.json()["error"]["type"] == "invalid_request_error"
             assert KEY not in r.text and "wrong" not in r.text
         r = await c.post("/responses", json={"model": "m", "input": "x"}, headers={"Authorization": f"Bearer {KEY}"})
         assert r.status_code == 200
 
 
-async def test_ws_bearer_check_closes_with_1008() -> None:
+async def test_ws_bearer_check_refuses_the_upgrade_with_401() -> None:
     async with SimServer(workload=WL, instant=True, api_key=KEY) as server:
-        async with websockets.connect(server.ws_url, additional_headers={"Authorization": "Bearer nope"}) as ws:
-            with pytest.raises(websockets.ConnectionClosed) as exc:
-                await ws.recv()
-            assert exc.value.rcvd is not None and exc.value.rcvd.code == 1008
-            assert KEY not in exc.value.rcvd.reason
+        with pytest.raises(websockets.InvalidStatus) as exc:
+            await websockets.connect(server.ws_url, additional_headers={"Authorization": "Bearer nope"})
+        response = exc.value.response
+        assert response.status_code == 401
+        body = json.loads(response.body)
+        # The real API's shape: invalid_request_error with code invalid_api_key; the key is never echoed.
+        assert body["error"] == {
+            "type": "invalid_request_error",
+            "code": "invalid_api_key",
+            "message": "Incorrect API key provided.",
+            "param": None,
+        }
         async with websockets.connect(server.ws_url, additional_headers={"Authorization": f"Bearer {KEY}"}) as ws:
             assert (await ws_events(ws, create("x")))[-1]["type"] == "response.completed"
 

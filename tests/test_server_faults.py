@@ -95,9 +95,12 @@ async def test_failures_per_transport() -> None:
     async with SimServer(workload=WL, instant=True, faults=Faults(fail_rate=1.0)) as server:
         async with websockets.connect(server.ws_url) as ws:
             events = await ws_events(ws, create("x", stream_id="a"), stream_id="a")
-            err = events[-1]
-            assert err["type"] == "error" and err["status"] == 500 and err["stream_id"] == "a"
-            assert err["error"]["type"] == "server_error"
+            # Over WebSocket as over SSE: the started response ends in response.failed, in sequence.
+            failed = events[-1]
+            assert failed["type"] == "response.failed" and failed["stream_id"] == "a"
+            assert failed["response"]["status"] == "failed"
+            assert failed["response"]["error"]["code"] == "server_error"
+            assert [e["sequence_number"] for e in events] == list(range(len(events)))
         async with httpx.AsyncClient(base_url=server.base_url) as c:
             events = await sse_events(c, {"model": "m", "input": "x"})
             assert events[-1]["type"] == "response.failed"

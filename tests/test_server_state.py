@@ -89,8 +89,8 @@ async def test_failed_continuation_evicts_its_parent() -> None:
     async with SimServer(workload=WL, instant=True, faults=faults) as server, websockets.connect(server.ws_url) as ws:
         first = (await ws_events(ws, create(task(100), tools=TOOLS, store=False)))[-1]["response"]
         failed = await ws_events(ws, _continue(first, store=False))
-        assert failed[-1]["type"] == "error" and failed[-1]["status"] == 500
-        assert failed[-1]["error"]["code"] == "server_error"
+        assert failed[-1]["type"] == "response.failed"
+        assert failed[-1]["response"]["error"]["code"] == "server_error"
         # The client must not retry the same parent: it is gone from the connection cache.
         server.faults = Faults()  # (the injector keeps its seeded plan; no more failures are needed)
         server.engine.faults = FaultInjector(Faults())
@@ -164,19 +164,27 @@ async def test_replica_routing_decides_rendered_cache_hits(routing: str, replica
         )
 
 
-async def test_default_lane_rejects_a_second_create_while_busy() -> None:
+async def test_default_lane_queues_a_second_create_fifo() -> None:
+    # The WebSocket-mode guide: the default lane "follows the same ordering and concurrency rules as named
+    # streams": a create sent while one runs waits its turn (response.queued), it is not rejected.
     profile = load_profile("websocket", decode_tps=2000)
     async with SimServer(profile, WL) as server, websockets.connect(server.ws_url) as ws:
         await ws.send(json.dumps(create("one")))
         await ws.send(json.dumps(create("two")))
-        events = await ws_events(ws)
-        errors = [e for e in events if e["type"] == "error"]
-        # The busy-lane error arrives first (the first response is still prefilling), then the first
-        # response completes normally.
-        assert errors and errors[0]["error"]["code"] == "response_in_progress"
-        rest = await ws_events(ws)
-        assert rest[-1]["type"] == "response.completed"
-        assert server.metrics["responses"] == 1
+        events = []
+        while sum(e["type"] == "response.completed" for e in events) < 2:
+            events.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
+        types = [e["type"] for e in events]
+        assert "error" not in types
+        queued = next(e for e in events if e["type"] == "response.queued")
+        assert queued["response"]["status"] == "queued" and "stream_id" not in queued
+        # FIFO without overlap: the second response is created only after the first completed.
+        first_done = types.index("response.completed")
+        created = [i for i, t in enumerate(types) if t == "response.created"]
+        assert len(created) == 2 and created[1] > first_done
+        second = [e for e in events if e.get("response", {}).get("id") == queued["response"]["id"]]
+        assert [e["type"] for e in second][-1] == "response.completed"
+        assert server.metrics["responses"] == 2
 
 
 async def test_named_lanes_interleave_and_queue_fifo() -> None:

@@ -24,13 +24,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from labkit.wire.tokens import estimate_tokens, filler_text
+from labkit.wire.tokens import estimate_tokens
 
 __all__ = [
     "OUTPUT_ITEM_TYPES",
     "CreateRequest",
     "ProtocolError",
     "ResponseEvents",
+    "SteerError",
+    "SteerRequest",
     "build_create",
     "conversation_split",
     "error_body",
@@ -39,13 +41,17 @@ __all__ = [
     "function_call_output",
     "input_tokens",
     "item_tokens",
+    "load_json",
     "new_id",
-    "output_text",
+    "no_tool_call_error",
+    "no_tool_output_error",
     "parse_client_event",
     "parse_create_body",
+    "parse_input_items",
     "parse_server_event",
     "split_tokens",
     "sse_frame",
+    "steer_failed",
     "turn_events",
     "user_message",
     "ws_frame",
@@ -98,12 +104,18 @@ _MODELLED_FIELDS = frozenset(
         "metadata",
     }
 )
-_HTTP_ONLY_FIELDS = frozenset({"stream", "background"})
+#: ``stream`` and ``background`` are HTTP fields. The WebSocket-mode guide says to omit them, but OpenAI's own
+#: clients send ``stream: true`` in every ``response.create`` (the Agents SDK's ``_prepare_websocket_request``,
+#: openai-python's ``examples/responses/websocket.py``) and the real server accepts it: WebSocket mode always
+#: streams, so ``stream`` (either value) and ``background: false`` are accepted there and ignored.
+_STREAM_FIELDS = frozenset({"stream", "background"})
 _WS_ONLY_FIELDS = frozenset({"type", "stream_id", "generate", "event_id"})
 
 #: Item types that the model produced (they mark the boundaries between turns in a full history).
 OUTPUT_ITEM_TYPES = frozenset({"function_call", "reasoning"})
-_INPUT_ITEM_TYPES = frozenset({"message", "function_call", "function_call_output", "reasoning", "item_reference"})
+_INPUT_ITEM_TYPES = frozenset(
+    {"message", "function_call", "function_call_output", "reasoning", "item_reference", "compaction"}
+)
 
 
 #: ``metadata`` key through which a client names the workload seed of its conversation (simulator only).
@@ -115,7 +127,7 @@ class ProtocolError(Exception):
 
     def __init__(
         self,
-        code: str,
+        code: str | None,
         message: str,
         param: str | None = None,
         *,
@@ -123,11 +135,16 @@ class ProtocolError(Exception):
         type: str = "invalid_request_error",
     ) -> None:
         super().__init__(message)
+        #: ``None`` where the real API sends ``"code": null`` (e.g. its function-call bookkeeping errors).
         self.code = code
         self.message = message
         self.param = param
         self.status = status
         self.type = type
+        #: What the rejected message named, when it was a JSON object: a continuation's parent (a failed
+        #: same-lane continuation evicts it) and its lane (request errors on a named lane echo the lane).
+        self.previous_response_id: str | None = None
+        self.stream_id: str | None = None
 
     def event(self, *, stream_id: str | None = None, sequence_number: int | None = None) -> dict[str, Any]:
         return error_event(
@@ -136,7 +153,7 @@ class ProtocolError(Exception):
             self.param,
             type=self.type,
             status=self.status,
-            stream_id=stream_id,
+            stream_id=stream_id if stream_id is not None else self.stream_id,
             sequence_number=sequence_number,
         )
 
@@ -235,7 +252,7 @@ def user_message(text: str) -> dict[str, Any]:
     return {"type": "message", "role": "user", "content": text}
 
 
-def _load_json(data: str | bytes, what: str) -> Any:
+def load_json(data: str | bytes, what: str) -> Any:
     """Decode a client's JSON; ``what`` (``message`` or ``body``) leads the error message."""
     try:
         return json.loads(data)
@@ -246,12 +263,16 @@ def _load_json(data: str | bytes, what: str) -> Any:
         raise ProtocolError("invalid_json", f"{what}: JSON nested too deeply", None) from None
 
 
-def parse_client_event(data: str | bytes, *, max_bytes: int | None = None) -> CreateRequest:
-    """Validate one WebSocket-mode client message; raises :class:`ProtocolError` naming the field."""
+def parse_client_event(data: str | bytes, *, max_bytes: int | None = None) -> CreateRequest | SteerRequest:
+    """Validate one WebSocket-mode client message (``response.create`` or ``response.steer``).
+
+    Raises :class:`ProtocolError` naming the field; a malformed ``response.steer`` raises :class:`SteerError`,
+    which the server answers with ``response.steer.failed`` (``invalid_input``) as the real API does.
+    """
     size = len(data) if isinstance(data, bytes) else len(data.encode())
     if max_bytes is not None and size > max_bytes:
         raise ProtocolError("message_too_large", f"message: {size} bytes exceeds the limit of {max_bytes} bytes", None)
-    obj = _load_json(data, "message")
+    obj = load_json(data, "message")
     if not isinstance(obj, dict):
         raise _invalid("type", "a client event must be a JSON object", "invalid_type")
     kind = obj.get("type")
@@ -259,19 +280,27 @@ def parse_client_event(data: str | bytes, *, max_bytes: int | None = None) -> Cr
         raise _invalid("type", "missing; expected 'response.create'", "missing_required_parameter")
     if not isinstance(kind, str):
         raise _invalid("type", f"must be a string, got {_json_type(kind)}", "invalid_type")
+    if kind == "response.steer":
+        return _parse_steer(obj)
     if kind != "response.create":
         raise ProtocolError(
             "unknown_event_type",
-            f"type: unsupported client event {kind[:64]!r}; this server accepts 'response.create'",
+            f"type: unsupported client event {kind[:64]!r}; this server accepts 'response.create' and 'response.steer'",
             "type",
         )
-    return _parse_create(obj, websocket=True)
+    try:
+        return _parse_create(obj, websocket=True)
+    except ProtocolError as exc:
+        prev, lane = obj.get("previous_response_id"), obj.get("stream_id")
+        exc.previous_response_id = prev if isinstance(prev, str) else None
+        exc.stream_id = lane if isinstance(lane, str) and STREAM_ID_RE.match(lane) else None
+        raise
 
 
 def parse_create_body(body: bytes | str | Mapping[str, Any]) -> CreateRequest:
     """Validate an HTTP ``POST /v1/responses`` body; raises :class:`ProtocolError` naming the field."""
     if isinstance(body, bytes | str):
-        obj = _load_json(body, "body")
+        obj = load_json(body, "body")
     else:
         obj = dict(body) if isinstance(body, Mapping) else body
     if not isinstance(obj, dict):
@@ -294,12 +323,10 @@ def _json_type(v: Any) -> str:
 
 
 def _parse_create(obj: dict[str, Any], *, websocket: bool) -> CreateRequest:
-    allowed = _MODELLED_FIELDS | _PASSTHROUGH_FIELDS | (_WS_ONLY_FIELDS if websocket else _HTTP_ONLY_FIELDS)
+    allowed = _MODELLED_FIELDS | _PASSTHROUGH_FIELDS | _STREAM_FIELDS | (_WS_ONLY_FIELDS if websocket else frozenset())
     for key in obj:
         if key not in allowed:
-            where = "in WebSocket mode" if key in _HTTP_ONLY_FIELDS else "for response.create"
-            if not websocket and key in _WS_ONLY_FIELDS:
-                where = "over HTTP (WebSocket mode only)"
+            where = "over HTTP (WebSocket mode only)" if key in _WS_ONLY_FIELDS else "for response.create"
             raise ProtocolError("unknown_parameter", f"{key[:64]}: unknown parameter {where}", key[:64])
 
     model = obj.get("model")
@@ -308,9 +335,14 @@ def _parse_create(obj: dict[str, Any], *, websocket: bool) -> CreateRequest:
     if not isinstance(model, str) or not model:
         raise _invalid("model", "must be a non-empty string", "invalid_type")
 
-    if "input" not in obj or obj["input"] is None:
-        raise _invalid("input", "missing required parameter", "missing_required_parameter")
-    items = _parse_input(obj["input"])
+    generate = _optional_bool(obj, "generate", True)
+    if obj.get("input") is None:
+        # A warm-up (``generate: false``) may carry only tools and instructions (the WebSocket-mode guide).
+        if generate:
+            raise _invalid("input", "missing required parameter", "missing_required_parameter")
+        items: tuple[dict[str, Any], ...] = ()
+    else:
+        items = _parse_input(obj["input"])
 
     instructions = obj.get("instructions")
     if instructions is not None and not isinstance(instructions, str):
@@ -323,10 +355,15 @@ def _parse_create(obj: dict[str, Any], *, websocket: bool) -> CreateRequest:
         raise _invalid("previous_response_id", "must be a non-empty string", "invalid_type")
 
     store = _optional_bool(obj, "store", True)
-    generate = _optional_bool(obj, "generate", True)
-    stream = _optional_bool(obj, "stream", False)
-    if obj.get("background"):
-        raise _invalid("background", "background responses are not supported by the simulator")
+    # WebSocket mode always streams: ``stream`` is accepted there (OpenAI's clients send it) and ignored.
+    stream = _optional_bool(obj, "stream", False) or websocket
+    if _optional_bool(obj, "background", False):
+        where = "WebSocket mode does not run background responses" if websocket else "not supported by the simulator"
+        raise _invalid("background", where)
+    _check_reasoning(obj.get("reasoning"))
+    ptc = obj.get("parallel_tool_calls")
+    if ptc is not None and not isinstance(ptc, bool):
+        raise _invalid("parallel_tool_calls", f"must be a boolean, got {_json_type(ptc)}", "invalid_type")
 
     mot = obj.get("max_output_tokens")
     if mot is not None and (not isinstance(mot, int) or isinstance(mot, bool) or mot < 1):
@@ -436,8 +473,87 @@ def _parse_input(value: Any) -> tuple[dict[str, Any], ...]:
             for name in ("call_id", "name", "arguments"):
                 if not isinstance(item.get(name), str):
                     raise _invalid(f"{where}.{name}", "missing or not a string", "missing_required_parameter")
+        elif kind == "compaction" and not isinstance(item.get("encrypted_content"), str):
+            raise _invalid(f"{where}.encrypted_content", "missing or not a string", "missing_required_parameter")
         items.append(item if "type" in item else {"type": kind, **item})
     return tuple(items)
+
+
+def parse_input_items(value: Any) -> tuple[dict[str, Any], ...]:
+    """Validate an ``input`` (a string or an array of items) as ``response.create`` does."""
+    return _parse_input(value)
+
+
+#: ``reasoning.effort`` values of the API's ``Reasoning`` type (openai 3.57 ``types/shared/reasoning.py``).
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+REASONING_SUMMARIES = ("auto", "concise", "detailed")
+
+
+def _check_reasoning(value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise _invalid("reasoning", f"must be an object, got {_json_type(value)}", "invalid_type")
+    effort, summary = value.get("effort"), value.get("summary", value.get("generate_summary"))
+    if effort is not None and effort not in REASONING_EFFORTS:
+        raise _invalid("reasoning.effort", f"must be one of {', '.join(REASONING_EFFORTS)}")
+    if summary is not None and summary not in REASONING_SUMMARIES:
+        raise _invalid("reasoning.summary", f"must be one of {', '.join(REASONING_SUMMARIES)}")
+
+
+# -- steering ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SteerRequest:
+    """One ``response.steer``: user input queued into the response ``previous_response_id`` while it runs.
+
+    openai 3.57 ``conn.response.steer(input=..., previous_response_id=...)`` sends exactly ``type``,
+    ``previous_response_id`` and ``input``; the target response decides the lane.
+    """
+
+    previous_response_id: str
+    #: The steering input as the client sent it (returned verbatim in ``response.steer.failed``).
+    raw_input: Any
+    #: Normalised user message items (a string becomes one).
+    input: tuple[dict[str, Any], ...]
+
+
+class SteerError(ProtocolError):
+    """A ``response.steer`` the server rejects with ``response.steer.failed`` (when it can name the target)."""
+
+    def __init__(self, message: str, previous_response_id: str | None, raw_input: Any) -> None:
+        super().__init__("invalid_input", message, "input")
+        self.previous_response_id = previous_response_id
+        self.raw_input = raw_input
+
+
+def _parse_steer(obj: dict[str, Any]) -> SteerRequest:
+    prev, raw = obj.get("previous_response_id"), obj.get("input")
+    prev_ok = prev if isinstance(prev, str) and prev else None
+    for key in obj:
+        if key not in ("type", "previous_response_id", "input"):
+            # "This event accepts only type, previous_response_id, and input" (openai 3.57 steer docstring).
+            raise SteerError(
+                f"{key[:64]}: response.steer accepts only type, previous_response_id and input", prev_ok, raw
+            )
+    if prev_ok is None:
+        raise SteerError("previous_response_id: missing or not a non-empty string", None, raw)
+    if isinstance(raw, str):
+        if not raw:
+            raise SteerError("input: must not be empty", prev_ok, raw)
+        return SteerRequest(prev_ok, raw, (user_message(raw),))
+    if not isinstance(raw, list) or not raw:
+        raise SteerError("input: must be a string or a non-empty array of user messages", prev_ok, raw)
+    try:
+        items = _parse_input(raw)
+    except ProtocolError as exc:
+        raise SteerError(exc.message, prev_ok, raw) from None
+    for i, item in enumerate(items):
+        # "Steering accepts only messages with the user role" (ResponseSteerFailedEvent.steer.input).
+        if item.get("type") != "message" or item.get("role") != "user":
+            raise SteerError(f"input[{i}]: steering accepts only user messages", prev_ok, raw)
+    return SteerRequest(prev_ok, raw, items)
 
 
 # -- token accounting (shared by the server and the clients that build payloads) --------------------
@@ -471,6 +587,9 @@ def item_tokens(item: Mapping[str, Any]) -> int:
         return estimate_tokens(str(item.get("arguments", "")))
     if kind == "function_call_output":
         return estimate_tokens(_content_text(item.get("output")))
+    if kind == "compaction":
+        # A compaction item stands for the conversation it compacted: its opaque content is sized to it.
+        return estimate_tokens(str(item.get("encrypted_content", "")))
     return 0
 
 
@@ -526,12 +645,12 @@ def split_tokens(text: str, size: int = 4) -> list[str]:
 
 
 def new_id(prefix: str) -> str:
-    """An id like the API's: ``resp_``, ``msg_``, ``fc_``, ``call_`` followed by 48 hex digits."""
+    """An id like the API's: ``resp_``, ``msg_``, ``fc_``, ``call_``, ``rs_`` followed by 48 hex digits."""
     return f"{prefix}_{secrets.token_hex(24)}"
 
 
 def error_event(
-    code: str,
+    code: str | None,
     message: str,
     param: str | None = None,
     *,
@@ -558,60 +677,113 @@ def error_event(
     return event
 
 
-def error_body(code: str, message: str, param: str | None = None, *, type: str = "invalid_request_error") -> dict:
+def error_body(
+    code: str | None, message: str, param: str | None = None, *, type: str = "invalid_request_error"
+) -> dict[str, Any]:
     """The JSON body of an HTTP error response."""
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
 
 
-OutputKind = Literal["message", "function_call"]
+def no_tool_call_error(call_id: str) -> ProtocolError:
+    """The real API's 400 for a ``function_call_output`` whose ``call_id`` matches no call (``code: null``)."""
+    return ProtocolError(None, f"No tool call found for function call output with call_id {call_id[:80]}.", "input")
+
+
+def no_tool_output_error(call_id: str) -> ProtocolError:
+    """The real API's 400 for a continuation that leaves a function call without its output (``code: null``)."""
+    return ProtocolError(None, f"No tool output found for function call {call_id[:80]}.", "input")
+
+
+OutputKind = Literal["message", "function_call", "reasoning"]
+#: Item id prefixes, as the API's.
+_ITEM_PREFIX = {"message": "msg", "function_call": "fc", "reasoning": "rs"}
+
+
+@dataclass(slots=True)
+class _Item:
+    kind: OutputKind
+    id: str
+    output_index: int
+    name: str | None = None
+    call_id: str | None = None
+    #: A reasoning item streams its summary (``reasoning.summary`` was requested).
+    summary: bool = False
+    encrypted_content: str | None = None
+    chunks: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        if len(self.chunks) > 1:
+            self.chunks[:] = ["".join(self.chunks)]
+        return self.chunks[0] if self.chunks else ""
+
+    def snapshot(self, status: str) -> dict[str, Any]:
+        done = status != "in_progress"
+        if self.kind == "message":
+            content = [{"type": "output_text", "text": self.text, "annotations": [], "logprobs": []}] if done else []
+            return {"id": self.id, "type": "message", "status": status, "role": "assistant", "content": content}
+        if self.kind == "function_call":
+            return {
+                "id": self.id,
+                "type": "function_call",
+                "status": status,
+                "arguments": self.text if done else "",
+                "call_id": self.call_id,
+                "name": self.name,
+            }
+        item: dict[str, Any] = {
+            "id": self.id,
+            "type": "reasoning",
+            "summary": [{"type": "summary_text", "text": self.text}] if done and self.summary else [],
+        }
+        if self.encrypted_content is not None:
+            item["encrypted_content"] = self.encrypted_content
+        return item
 
 
 class ResponseEvents:
     """The events of one response, in order, each with the next ``sequence_number``.
 
-    Call :meth:`start`, then (unless ``generate`` is false) :meth:`open_item`, :meth:`delta` for each
-    chunk of output, :meth:`close_item`, then :meth:`completed` (or :meth:`failed` at any point). The
-    server interleaves these calls with its clock; :func:`turn_events` calls them back to back.
+    Call :meth:`start` (after :meth:`queued` if the create waited), then for each output item
+    :meth:`open_item`, :meth:`delta` per chunk and :meth:`close_item`, then one terminal event:
+    :meth:`completed`, :meth:`incomplete` or :meth:`failed`. A response's output can hold a ``reasoning``
+    item, then a ``message`` or several ``function_call`` items (parallel tool calls). The server
+    interleaves these calls with its clock; :func:`turn_events` calls them back to back.
     """
 
     def __init__(
         self,
         request: CreateRequest,
         *,
-        kind: OutputKind = "message",
-        tool_name: str | None = None,
         response_id: str | None = None,
         stream_id: str | None = None,
         created_at: float | None = None,
     ) -> None:
-        if kind == "function_call" and not tool_name:
-            raise ValueError("tool_name: a function_call response needs the name of a tool")
         self.request = request
-        self.kind: OutputKind = kind
-        self.tool_name = tool_name
         self.id = response_id or new_id("resp")
         self.stream_id = stream_id
         self.created_at = int(created_at if created_at is not None else time.time())
-        self.item_id = new_id("msg" if kind == "message" else "fc")
-        self.call_id = new_id("call") if kind == "function_call" else None
         self.sequence_number = 0
-        # Deltas are collected in a list and joined once (repeated str += on an attribute is quadratic).
-        self._chunks: list[str] = []
         self.output: list[dict[str, Any]] = []
+        self.items: list[_Item] = []
+        self._open: _Item | None = None
         self.usage: dict[str, Any] | None = None
         self.status = "in_progress"
         self.error: dict[str, Any] | None = None
+        self.incomplete_details: dict[str, Any] | None = None
 
     @property
-    def text(self) -> str:
-        """The output so far: the message text or the function-call arguments."""
-        if len(self._chunks) > 1:
-            self._chunks = ["".join(self._chunks)]
-        return self._chunks[0] if self._chunks else ""
+    def call_ids(self) -> tuple[str, ...]:
+        """``call_id`` of every function call this response made (a continuation owes an output for each)."""
+        return tuple(i.call_id for i in self.items if i.kind == "function_call" and i.call_id)
 
-    @text.setter
-    def text(self, value: str) -> None:
-        self._chunks = [value]
+    @property
+    def has_open_item(self) -> bool:
+        return self._open is not None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in ("completed", "incomplete", "failed", "cancelled")
 
     # -- helpers --
     def _event(self, type_: str, **fields: Any) -> dict[str, Any]:
@@ -625,6 +797,7 @@ class ResponseEvents:
         """The Response object in its current state (as ``response.completed`` carries it)."""
         req = self.request
         extra = req.extra
+        reasoning = extra.get("reasoning") or {}
         return {
             "id": self.id,
             "object": "response",
@@ -632,7 +805,7 @@ class ResponseEvents:
             "status": self.status,
             "background": False,
             "error": self.error,
-            "incomplete_details": None,
+            "incomplete_details": self.incomplete_details,
             "instructions": req.instructions,
             "max_output_tokens": req.max_output_tokens,
             "max_tool_calls": extra.get("max_tool_calls"),
@@ -641,7 +814,7 @@ class ResponseEvents:
             "output": list(self.output),
             "parallel_tool_calls": extra.get("parallel_tool_calls", True),
             "previous_response_id": req.previous_response_id,
-            "reasoning": {"effort": None, "summary": None},
+            "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
             "service_tier": "default",
             "store": req.store,
             "temperature": extra.get("temperature", 1.0),
@@ -654,30 +827,14 @@ class ResponseEvents:
             "user": extra.get("user"),
         }
 
-    def _item(self, status: str) -> dict[str, Any]:
-        if self.kind == "message":
-            content = (
-                [{"type": "output_text", "text": self.text, "annotations": [], "logprobs": []}]
-                if status == "completed"
-                else []
-            )
-            return {
-                "id": self.item_id,
-                "type": "message",
-                "status": status,
-                "role": "assistant",
-                "content": content,
-            }
-        return {
-            "id": self.item_id,
-            "type": "function_call",
-            "status": status,
-            "arguments": self.text if status == "completed" else "",
-            "call_id": self.call_id,
-            "name": self.tool_name,
-        }
-
     # -- the lifecycle --
+    def queued(self) -> dict[str, Any]:
+        """``response.queued``: the create waits behind its lane or the connection's active limit."""
+        self.status = "queued"
+        event = self._event("response.queued", response=self.response())
+        self.status = "in_progress"
+        return event
+
     def start(self) -> list[dict[str, Any]]:
         """``response.created`` and ``response.in_progress``."""
         snapshot = self.response()
@@ -686,76 +843,121 @@ class ResponseEvents:
             self._event("response.in_progress", response=snapshot),
         ]
 
-    def open_item(self) -> list[dict[str, Any]]:
-        """``response.output_item.added`` (and ``content_part.added`` for a message)."""
-        events = [self._event("response.output_item.added", output_index=0, item=self._item("in_progress"))]
-        if self.kind == "message":
+    def open_item(
+        self,
+        kind: OutputKind = "message",
+        *,
+        name: str | None = None,
+        summary: bool = False,
+        encrypted_content: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """``response.output_item.added`` (and the part's ``.added`` event for a message or a reasoning summary)."""
+        if self._open is not None:
+            raise ValueError("open_item: close the current output item first")
+        if kind == "function_call" and not name:
+            raise ValueError("name: a function_call item needs the name of a tool")
+        item = _Item(
+            kind,
+            new_id(_ITEM_PREFIX[kind]),
+            len(self.items),
+            name=name,
+            call_id=new_id("call") if kind == "function_call" else None,
+            summary=summary,
+            encrypted_content=encrypted_content,
+        )
+        self.items.append(item)
+        self._open = item
+        events = [
+            self._event("response.output_item.added", output_index=item.output_index, item=item.snapshot("in_progress"))
+        ]
+        if kind == "message":
             events.append(
                 self._event(
                     "response.content_part.added",
-                    item_id=self.item_id,
-                    output_index=0,
+                    item_id=item.id,
+                    output_index=item.output_index,
                     content_index=0,
                     part={"type": "output_text", "text": "", "annotations": [], "logprobs": []},
+                )
+            )
+        elif summary:
+            events.append(
+                self._event(
+                    "response.reasoning_summary_part.added",
+                    item_id=item.id,
+                    output_index=item.output_index,
+                    summary_index=0,
+                    part={"type": "summary_text", "text": ""},
                 )
             )
         return events
 
     def delta(self, chunk: str) -> dict[str, Any]:
-        """One output delta (several tokens when the server coalesces them)."""
-        self._chunks.append(chunk)
-        if self.kind == "message":
+        """One delta of the open item (several tokens when the server coalesces them)."""
+        item = self._open
+        if item is None:
+            raise ValueError("delta: no open output item")
+        item.chunks.append(chunk)
+        if item.kind == "message":
             return self._event(
                 "response.output_text.delta",
-                item_id=self.item_id,
-                output_index=0,
+                item_id=item.id,
+                output_index=item.output_index,
                 content_index=0,
                 delta=chunk,
                 logprobs=[],
             )
-        return self._event("response.function_call_arguments.delta", item_id=self.item_id, output_index=0, delta=chunk)
+        if item.kind == "function_call":
+            return self._event(
+                "response.function_call_arguments.delta", item_id=item.id, output_index=item.output_index, delta=chunk
+            )
+        if not item.summary:
+            raise ValueError("delta: a reasoning item without a summary has no deltas")
+        return self._event(
+            "response.reasoning_summary_text.delta",
+            item_id=item.id,
+            output_index=item.output_index,
+            summary_index=0,
+            delta=chunk,
+        )
 
-    def close_item(self) -> list[dict[str, Any]]:
-        """The ``.done`` events of the output item; the item joins the response's output."""
-        item = self._item("completed")
-        self.output = [item]
-        if self.kind == "message":
-            part = item["content"][0]
-            return [
-                self._event(
-                    "response.output_text.done",
-                    item_id=self.item_id,
-                    output_index=0,
-                    content_index=0,
-                    text=self.text,
-                    logprobs=[],
-                ),
-                self._event(
-                    "response.content_part.done",
-                    item_id=self.item_id,
-                    output_index=0,
-                    content_index=0,
-                    part=part,
-                ),
-                self._event("response.output_item.done", output_index=0, item=item),
+    def close_item(self, status: Literal["completed", "incomplete"] = "completed") -> list[dict[str, Any]]:
+        """The ``.done`` events of the open item; the item joins the response's output."""
+        item = self._open
+        if item is None:
+            raise ValueError("close_item: no open output item")
+        self._open = None
+        snap = item.snapshot(status)
+        self.output.append(snap)
+        at = {"item_id": item.id, "output_index": item.output_index}
+        events: list[dict[str, Any]] = []
+        if item.kind == "message":
+            events += [
+                self._event("response.output_text.done", **at, content_index=0, text=item.text, logprobs=[]),
+                self._event("response.content_part.done", **at, content_index=0, part=snap["content"][0]),
             ]
-        return [
-            self._event(
-                "response.function_call_arguments.done",
-                item_id=self.item_id,
-                output_index=0,
-                name=self.tool_name,
-                arguments=self.text,
-            ),
-            self._event("response.output_item.done", output_index=0, item=item),
-        ]
+        elif item.kind == "function_call":
+            events.append(
+                self._event("response.function_call_arguments.done", **at, name=item.name, arguments=item.text)
+            )
+        elif item.summary:
+            part = {"type": "summary_text", "text": item.text}
+            events += [
+                self._event("response.reasoning_summary_text.done", **at, summary_index=0, text=item.text),
+                self._event("response.reasoning_summary_part.done", **at, summary_index=0, part=part),
+            ]
+        events.append(self._event("response.output_item.done", output_index=item.output_index, item=snap))
+        return events
 
-    def set_usage(self, input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> None:
+    def set_usage(
+        self, input_tokens: int, output_tokens: int, cached_tokens: int = 0, reasoning_tokens: int = 0
+    ) -> None:
+        """Usage as the API reports it: ``output_tokens`` include the reasoning tokens."""
         self.usage = {
             "input_tokens": input_tokens,
             "input_tokens_details": {"cached_tokens": cached_tokens, "cache_write_tokens": 0},
             "output_tokens": output_tokens,
-            "output_tokens_details": {"reasoning_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
             "total_tokens": input_tokens + output_tokens,
         }
 
@@ -764,42 +966,87 @@ class ResponseEvents:
         self.status = "completed"
         return self._event("response.completed", response=self.response())
 
+    def incomplete(self, reason: str) -> dict[str, Any]:
+        """``response.incomplete``: ``reason`` is ``max_output_tokens`` or ``steered`` (and the API's others)."""
+        self.status = "incomplete"
+        self.incomplete_details = {"reason": reason}
+        return self._event("response.incomplete", response=self.response())
+
     def failed(self, code: str = "server_error", message: str = "The server had an error.") -> dict[str, Any]:
         """``response.failed``: the response object with ``status: failed`` and its ``error``."""
         self.status = "failed"
         self.error = {"code": code, "message": message}
         return self._event("response.failed", response=self.response())
 
+    # -- steering (WebSocket mode) --
+    def steer_accepted(self, steer_id: str) -> dict[str, Any]:
+        return self._event("response.steer.accepted", steer={"id": steer_id, "previous_response_id": self.id})
+
+    def steer_pending(self, steer_id: str, required_input: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """After ``response.completed``: the steering waits for the tool outputs named in ``required_input``."""
+        return self._event(
+            "response.steer.pending",
+            reason="waiting_for_required_input",
+            required_input=[dict(r) for r in required_input],
+            steer={"id": steer_id, "previous_response_id": self.id},
+        )
+
+    def required_input(self) -> list[dict[str, Any]]:
+        """Stubs of the tool outputs this response's function calls are owed (``response.steer.pending``)."""
+        return [
+            {"type": "function_call_output", "call_id": i.call_id, "name": i.name}
+            for i in self.items
+            if i.kind == "function_call"
+        ]
+
+
+def steer_failed(
+    code: str,
+    message: str,
+    previous_response_id: str,
+    raw_input: Any,
+    *,
+    steer_id: str | None = None,
+    stream_id: str | None = None,
+    sequence_number: int = 0,
+) -> dict[str, Any]:
+    """``response.steer.failed``: returns the uncommitted input (``steer.id`` only once one was allocated)."""
+    steer: dict[str, Any] = {"input": raw_input, "previous_response_id": previous_response_id}
+    if steer_id is not None:
+        steer["id"] = steer_id
+    event: dict[str, Any] = {
+        "type": "response.steer.failed",
+        "sequence_number": sequence_number,
+        "error": {"type": "invalid_request_error", "code": code, "message": message},
+        "steer": steer,
+    }
+    if stream_id is not None:
+        event["stream_id"] = stream_id
+    return event
+
 
 def turn_events(
     request: CreateRequest,
-    output_tokens: int,
+    text: str,
     *,
-    kind: OutputKind = "message",
+    kind: Literal["message", "function_call"] = "message",
     tool_name: str | None = None,
-    salt: int = 0,
     input_tokens: int = 0,
     cached_tokens: int = 0,
     response_id: str | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Every event of one text or tool turn, back to back, one token per delta."""
-    ev = ResponseEvents(request, kind=kind, tool_name=tool_name, response_id=response_id, stream_id=request.stream_id)
-    text = output_text(kind, output_tokens, salt)
+    """Every event of one text or tool turn carrying ``text``, back to back, one token per delta."""
+    ev = ResponseEvents(request, response_id=response_id, stream_id=request.stream_id)
     yield from ev.start()
+    output_tokens = 0
     if request.generate:
-        yield from ev.open_item()
+        yield from ev.open_item(kind, name=tool_name)
         for chunk in split_tokens(text):
             yield ev.delta(chunk)
         yield from ev.close_item()
-    ev.set_usage(input_tokens, output_tokens if request.generate else 0, cached_tokens)
+        output_tokens = estimate_tokens(text)
+    ev.set_usage(input_tokens, output_tokens, cached_tokens)
     yield ev.completed()
-
-
-def output_text(kind: OutputKind, n_tokens: int, salt: int = 0) -> str:
-    """The simulated model's output: a message text or function arguments of exactly ``n_tokens``."""
-    if kind == "message":
-        return filler_text(max(1, n_tokens), salt)
-    return function_arguments(n_tokens, filler_text(max(0, n_tokens - 2), salt))
 
 
 # -- framing ----------------------------------------------------------------------------------------

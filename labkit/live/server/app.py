@@ -14,25 +14,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hmac
 import logging
 import math
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from labkit.live.netaddr import is_loopback_host
-from labkit.live.server.engine import Engine, LaneCache, TurnFailed, TurnLog
-from labkit.live.server.faults import DropConnection, Faults, injected_failure
+from labkit.live.server import surface
+from labkit.live.server.engine import Engine, LaneCache, Turn, TurnFailed, TurnLog
+from labkit.live.server.faults import DropConnection, EventCounter, Faults, injected_failure
 from labkit.model import Profile, Workload, load_profile, load_workload
 from labkit.wire.protocol import (
     CreateRequest,
     ProtocolError,
+    ResponseEvents,
+    SteerError,
+    SteerRequest,
     error_body,
+    load_json,
+    new_id,
     parse_client_event,
     parse_create_body,
     sse_frame,
+    steer_failed,
     ws_frame,
 )
 
@@ -44,17 +53,37 @@ MAX_ACTIVE_RESPONSES = 16
 MAX_LANES = 32
 
 
+@dataclass(slots=True)
+class _Pending:
+    """A create waiting on its lane: its response id is allocated on arrival (``response.queued`` names it)."""
+
+    request: CreateRequest
+    t_recv: float
+    events: ResponseEvents
+    #: ``response.queued`` went out: the create waited behind its lane or the active limit.
+    queued: bool = False
+
+
 class _Lane:
     __slots__ = ("busy", "queue", "task")
 
     def __init__(self) -> None:
-        self.queue: deque[tuple[CreateRequest, float, bool]] = deque()
+        self.queue: deque[_Pending] = deque()
         self.task: asyncio.Task[None] | None = None
         self.busy = False
 
 
+#: Steering submissions one response accepts before ``too_many_pending_steers``.
+MAX_STEERS_PER_RESPONSE = 8
+
+
 class _Connection:
-    """One WebSocket-mode connection: its lanes, its cache, its lifetime."""
+    """One WebSocket-mode connection: its lanes, its cache, its steering, its lifetime.
+
+    Lanes as the WebSocket-mode guide documents them: each lane (the default one included) runs its creates
+    FIFO without overlap, lanes interleave; a create that has to wait (behind its lane or the connection's
+    active limit) gets ``response.queued`` at once and ``response.created`` when it starts.
+    """
 
     def __init__(self, server: SimServer, ws: web.WebSocketResponse, request: web.Request) -> None:
         self.server = server
@@ -65,25 +94,30 @@ class _Connection:
         self.lanes: dict[str | None, _Lane] = {}
         self.active = asyncio.Semaphore(server.max_active_responses)
         self.replica = server.engine.replicas.route(f"ws{id(self)}") if server.engine.replicas.count > 1 else 0
-        self.events_sent = 0
+        self.counter = EventCounter()
+        #: Responses of this connection running now, and the latest finished ones (steering looks here).
+        self.inflight: dict[str, Turn] = {}
+        self.finished: deque[str] = deque(maxlen=256)
+        #: Accepted steering waiting for a tool output: parent id -> its input items, in submission order.
+        self.pending_steers: dict[str, list[dict[str, Any]]] = {}
         self.closing = False
         self._expiry: asyncio.TimerHandle | None = None
         self._expire_task: asyncio.Task[None] | None = None
 
-    async def emit(self, event: dict[str, Any]) -> None:
-        limit = self.server.faults.drop_after_events
-        if limit is not None and self.events_sent >= limit:
-            self.engine.metrics["faults_dropped"] += 1
-            raise DropConnection()
-        self.events_sent += 1
-        self.engine.metrics["events_sent"] += 1
-        await self.ws.send_str(ws_frame(event))
+    async def emit(self, events: list[dict[str, Any]]) -> None:
+        send = self.ws.send_str
+        for event in events:
+            await send(ws_frame(event))
+
+    async def send_event(self, event: dict[str, Any]) -> None:
+        if not self.ws.closed:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                self.engine.metrics["events_sent"] += 1
+                await self.ws.send_str(ws_frame(event))
 
     async def send_error(self, exc: ProtocolError, stream_id: str | None = None) -> None:
         self.engine.metrics["errors"] += 1
-        if not self.ws.closed:
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                await self.ws.send_str(ws_frame(exc.event(stream_id=stream_id)))
+        await self.send_event(exc.event(stream_id=stream_id))
 
     async def serve(self) -> None:
         loop = asyncio.get_running_loop()
@@ -104,8 +138,16 @@ class _Connection:
             return
         try:
             request = parse_client_event(data, max_bytes=self.server.max_message_bytes)
+        except SteerError as exc:
+            await self._steer_rejected(exc)
+            return
         except ProtocolError as exc:
+            # A rejected continuation evicts its parent from its lane, as any failed continuation does.
+            self.engine.evict_failed_continuation(self.cache, exc.stream_id, exc.previous_response_id)
             await self.send_error(exc)
+            return
+        if isinstance(request, SteerRequest):
+            await self.on_steer(request)
             return
         key = request.stream_id
         lane = self.lanes.get(key)
@@ -122,53 +164,71 @@ class _Connection:
                 )
                 return
             lane = self.lanes[key] = _Lane()
-        if key is None and (lane.busy or lane.queue):
-            # The default lane runs one response at a time; named lanes queue instead.
-            await self.send_error(
-                ProtocolError(
-                    "response_in_progress",
-                    "stream_id: a response is already in progress on this connection's default lane; "
-                    "wait for it to finish, or name a lane with stream_id",
-                    "stream_id",
-                )
-            )
-            return
-        lane.queue.append((request, t_recv, lane.busy or bool(lane.queue)))
+        pending = _Pending(request, t_recv, ResponseEvents(request, stream_id=key))
+        if lane.busy or lane.queue or self.active.locked():
+            await self._queued(pending)
+        lane.queue.append(pending)
         if lane.task is None or lane.task.done():
             lane.task = asyncio.create_task(self._drain(lane))
+
+    async def _queued(self, pending: _Pending) -> None:
+        if not pending.queued:
+            pending.queued = True
+            await self.send_event(pending.events.queued())
 
     async def _drain(self, lane: _Lane) -> None:
         loop = asyncio.get_running_loop()
         while lane.queue and not self.closing:
-            request, t_recv, queued = lane.queue.popleft()
+            pending = lane.queue.popleft()
             lane.busy = True
             try:
-                waited = self.active.locked()
+                if self.active.locked():
+                    await self._queued(pending)
                 async with self.active:
                     # A create that waited (behind its lane or the active limit) starts its clock when it
                     # leaves the queue; otherwise at its arrival.
-                    await self._run(request, loop.time() if queued or waited else t_recv)
+                    t0 = loop.time() if pending.queued else pending.t_recv
+                    successor = await self._run(pending, t0)
+                if successor is not None:
+                    # Steering's successor runs next on the same lane, before creates queued behind it.
+                    lane.queue.appendleft(successor)
             finally:
                 lane.busy = False
 
-    async def _run(self, request: CreateRequest, t0: float) -> None:
+    async def _run(self, pending: _Pending, t0: float) -> _Pending | None:
         engine = self.engine
+        request = pending.request
+        steering = self.pending_steers.pop(request.previous_response_id or "", None)
+        if steering:
+            # Queued steering input is prepended, in submission order, to the explicit continuation's input.
+            request = dataclasses.replace(request, input=(*steering, *request.input))
+            pending.events.request = request
         try:
             turn = engine.prepare(
-                request, transport="websocket", t0=t0, conn_cache=self.cache, conn_replica=self.replica
+                request,
+                transport="websocket",
+                t0=t0,
+                conn_cache=self.cache,
+                conn_replica=self.replica,
+                events=pending.events,
+                counter=self.counter,
             )
         except ProtocolError as exc:
             await self.send_error(exc, stream_id=request.stream_id)
-            return
+            return None
+        ev = turn.events
+        self.inflight[ev.id] = turn
         try:
             await engine.run(turn, self.emit)
         except TurnFailed:
-            await self.send_error(injected_failure(), stream_id=request.stream_id)
+            pass  # response.failed already went out; the parent is evicted.
         except DropConnection:
             self.abort()
+            return None
         except (ConnectionError, RuntimeError) as exc:
             # The client went away mid-stream: nothing to tell it; the parent stays valid.
             log.debug("websocket send failed: %s", type(exc).__name__)
+            return None
         except Exception:
             # A bug must cost one response, not the connection or the server.
             log.exception("labkit server: response failed")
@@ -178,6 +238,101 @@ class _Connection:
                 ),
                 stream_id=request.stream_id,
             )
+            return None
+        finally:
+            self.inflight.pop(ev.id, None)
+            self.finished.append(ev.id)
+        return await self._after_steering(turn)
+
+    # -- steering -----------------------------------------------------------------------------------
+
+    async def on_steer(self, steer: SteerRequest) -> None:
+        """``response.steer``: accepted while the target runs on this connection, else ``.failed``.
+
+        Accepted steering stops the target's decoding at the next wake-up (the rest of the output is never
+        decoded); :meth:`_after_steering` then starts the successor or reports ``.pending``.
+        """
+        turn = self.inflight.get(steer.previous_response_id)
+        if turn is None or turn.events.terminal:
+            done = steer.previous_response_id in self.finished
+            code = "response_already_completed" if done else "response_not_found"
+            message = (
+                "The response completed and is no longer accepting steering input."
+                if done
+                else "The target response is not available on this connection."
+            )
+            await self.send_event(
+                steer_failed(code, message, steer.previous_response_id, steer.raw_input, stream_id=None)
+            )
+            return
+        ev = turn.events
+        if len(turn.steers) >= MAX_STEERS_PER_RESPONSE:
+            await self.send_event(
+                steer_failed(
+                    "too_many_pending_steers",
+                    f"At most {MAX_STEERS_PER_RESPONSE} steering submissions may be pending for a response.",
+                    steer.previous_response_id,
+                    steer.raw_input,
+                    stream_id=ev.stream_id,
+                    sequence_number=ev.sequence_number,
+                )
+            )
+            return
+        steer_id = new_id("steer")
+        turn.steers.append((steer_id, steer))
+        self.engine.metrics["steers_accepted"] += 1
+        await self.send_event(ev.steer_accepted(steer_id))
+        if turn.pacer.steer():
+            turn.wake()
+
+    async def _after_steering(self, turn: Turn) -> _Pending | None:
+        """After a steered response: its successor (returned, to run next), or ``.pending`` / ``.failed``."""
+        if not turn.steers:
+            return None
+        ev = turn.events
+        items = [item for _, steer in turn.steers for item in steer.input]
+        if ev.status == "failed":
+            for steer_id, steer in turn.steers:
+                await self.send_event(
+                    steer_failed(
+                        "successor_creation_failed",
+                        "The steered response failed; its successor could not be created.",
+                        ev.id,
+                        steer.raw_input,
+                        steer_id=steer_id,
+                        stream_id=ev.stream_id,
+                        sequence_number=ev.sequence_number,
+                    )
+                )
+            return None
+        if turn.record is not None and turn.record.call_ids:
+            # The response stopped for client-owned tool output: the steering waits for the next create.
+            required = ev.required_input()
+            for steer_id, _ in turn.steers:
+                await self.send_event(ev.steer_pending(steer_id, required))
+            self.pending_steers[ev.id] = items
+            return None
+        # The successor inherits the response's settings and continues from it with the steering input.
+        request = dataclasses.replace(turn.request, input=tuple(items), previous_response_id=ev.id, generate=True)
+        loop = asyncio.get_running_loop()
+        return _Pending(request, loop.time(), ResponseEvents(request, stream_id=turn.lane))
+
+    async def _steer_rejected(self, exc: SteerError) -> None:
+        if exc.previous_response_id is None:
+            await self.send_error(exc)
+            return
+        target = self.inflight.get(exc.previous_response_id)
+        await self.send_event(
+            steer_failed(
+                "invalid_input",
+                exc.message,
+                exc.previous_response_id,
+                exc.raw_input,
+                stream_id=target.events.stream_id if target is not None else None,
+            )
+        )
+
+    # -- lifetime -----------------------------------------------------------------------------------
 
     def abort(self) -> None:
         """Cut the connection without a close frame, as a network failure would."""
@@ -254,6 +409,7 @@ class SimServer:
         max_active_responses: int = MAX_ACTIVE_RESPONSES,
         max_lanes: int = MAX_LANES,
         max_stored: int = 100_000,
+        max_stored_bodies: int = 10_000,
         max_cached_bytes: int | None = None,
         shutdown_timeout_s: float = 2.0,
         spin_s: float = 0.0015,
@@ -292,6 +448,7 @@ class SimServer:
             routing=routing,
             faults=self.faults,
             max_stored=max_stored,
+            max_stored_bodies=max_stored_bodies,
             spin_s=spin_s,
             max_cached_bytes=max_cached_bytes,
         )
@@ -322,6 +479,12 @@ class SimServer:
         app = web.Application(client_max_size=self.max_message_bytes)
         app.router.add_get("/v1/responses", self._handle_get)
         app.router.add_post("/v1/responses", self._handle_post)
+        app.router.add_post("/v1/responses/input_tokens", self._handle_input_tokens)
+        app.router.add_post("/v1/responses/compact", self._handle_compact)
+        app.router.add_get("/v1/responses/{response_id}", self._handle_retrieve)
+        app.router.add_delete("/v1/responses/{response_id}", self._handle_delete)
+        app.router.add_get("/v1/responses/{response_id}/input_items", self._handle_input_items)
+        app.router.add_post("/v1/responses/{response_id}/cancel", self._handle_cancel)
         app.router.add_get("/v1/labkit/metrics", self._handle_metrics)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=self._shutdown_timeout_s)
         await runner.setup()
@@ -434,14 +597,17 @@ class SimServer:
 
     async def _handle_metrics(self, request: web.Request) -> web.StreamResponse:
         if not self._authorized(request):
-            return self._unauthorized()
+            return self._unauthorized(request)
         return web.json_response(self.metrics)
 
-    def _unauthorized(self) -> web.Response:
+    def _unauthorized(self, request: web.Request) -> web.Response:
+        """401 as the real API: ``invalid_request_error`` with code ``invalid_api_key`` (the key is not echoed)."""
         self.engine.metrics["errors"] += 1
-        body = error_body("invalid_api_key", "Authorization: missing or incorrect API key", None)
-        body["error"]["type"] = "authentication_error"
-        return web.json_response(body, status=401)
+        if request.headers.get("Authorization"):
+            message = "Incorrect API key provided."
+        else:
+            message = "You didn't provide an API key. Provide it in an Authorization header (Bearer auth)."
+        return web.json_response(error_body("invalid_api_key", message, None), status=401)
 
     async def _handle_get(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(
@@ -459,12 +625,10 @@ class SimServer:
                     status=426,
                 )
             )
-        await ws.prepare(request)
         if not self._authorized(request):
-            # The handshake is done; close with 1008 (policy violation) and no detail about the key.
-            self.engine.metrics["errors"] += 1
-            await ws.close(code=1008, message=b"invalid api key")
-            return ws
+            # Refuse the upgrade itself with the API's 401 body: the client's handshake fails with it.
+            return self._unauthorized(request)
+        await ws.prepare(request)
         m = self.engine.metrics
         m["connections"] += 1
         m["connections_open"] += 1
@@ -487,31 +651,30 @@ class SimServer:
             if task is not None:
                 self._http_tasks.discard(task)
 
+    async def _read_body(self, request: web.Request) -> bytes:
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise ProtocolError(
+                "request_too_large",
+                f"body: larger than the limit of {self.max_message_bytes} bytes",
+                None,
+                status=413,
+            ) from None
+
     async def _post(self, request: web.Request) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         engine = self.engine
         engine.metrics["http_requests"] += 1
         if not self._authorized(request):
-            return self._unauthorized()
+            return self._unauthorized(request)
         try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return self._error_response(
-                ProtocolError(
-                    "request_too_large",
-                    f"body: larger than the limit of {self.max_message_bytes} bytes",
-                    None,
-                    status=413,
-                )
-            )
-        try:
-            req = parse_create_body(body)
-            turn = engine.prepare(req, transport="http", t0=t0)
+            req = parse_create_body(await self._read_body(request))
+            turn = engine.prepare(req, transport="http", t0=t0, paced=req.stream)
         except ProtocolError as exc:
             return self._error_response(exc)
 
-        limit = self.faults.drop_after_events
         if not req.stream:
             try:
                 events = await engine.run(turn, None)
@@ -526,21 +689,15 @@ class SimServer:
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"},
         )
         await resp.prepare(request)
-        sent = 0
 
-        async def emit(event: dict[str, Any]) -> None:
-            nonlocal sent
-            if limit is not None and sent >= limit:
-                engine.metrics["faults_dropped"] += 1
-                raise DropConnection()
-            sent += 1
-            engine.metrics["events_sent"] += 1
-            await resp.write(sse_frame(event))
+        async def emit(events: list[dict[str, Any]]) -> None:
+            # One write per batch of events due together (fewer syscalls and less framing per request).
+            await resp.write(b"".join([sse_frame(e) for e in events]))
 
         try:
             await engine.run(turn, emit)
-        except TurnFailed as failed:
-            await resp.write(sse_frame(failed.events.failed()))
+        except TurnFailed:
+            pass  # response.failed already went out on the stream.
         except DropConnection:
             return self._abort(request, resp)
         except (ConnectionError, RuntimeError):
@@ -553,6 +710,68 @@ class SimServer:
         if transport is not None:
             transport.abort()
         return resp if resp is not None else web.Response(status=500)
+
+    # -- the rest of the surface (labkit.live.server.surface) -----------------------------------------
+
+    async def _surface(self, request: web.Request, call: Any) -> web.Response:
+        if not self._authorized(request):
+            return self._unauthorized(request)
+        self.engine.metrics["http_requests"] += 1
+        try:
+            return web.json_response(await call())
+        except ProtocolError as exc:
+            return self._error_response(exc)
+
+    async def _json_body(self, request: web.Request) -> Any:
+        return load_json(await self._read_body(request), "body")
+
+    async def _handle_retrieve(self, request: web.Request) -> web.Response:
+        rid = request.match_info["response_id"]
+
+        async def call() -> dict[str, Any]:
+            if request.query.get("stream") in ("true", "1"):
+                raise ProtocolError(
+                    "invalid_value", "stream: replaying a stored response is not supported by the simulator", "stream"
+                )
+            return surface.retrieve(self.engine, rid)
+
+        return await self._surface(request, call)
+
+    async def _handle_delete(self, request: web.Request) -> web.Response:
+        rid = request.match_info["response_id"]
+
+        async def call() -> dict[str, Any]:
+            return surface.delete(self.engine, rid)
+
+        return await self._surface(request, call)
+
+    async def _handle_input_items(self, request: web.Request) -> web.Response:
+        rid = request.match_info["response_id"]
+
+        async def call() -> dict[str, Any]:
+            return surface.input_items(self.engine, rid, request.query)
+
+        return await self._surface(request, call)
+
+    async def _handle_cancel(self, request: web.Request) -> web.Response:
+        rid = request.match_info["response_id"]
+
+        async def call() -> dict[str, Any]:
+            return surface.cancel(self.engine, rid)
+
+        return await self._surface(request, call)
+
+    async def _handle_input_tokens(self, request: web.Request) -> web.Response:
+        async def call() -> dict[str, Any]:
+            return surface.count_input_tokens(self.engine, await self._json_body(request))
+
+        return await self._surface(request, call)
+
+    async def _handle_compact(self, request: web.Request) -> web.Response:
+        async def call() -> dict[str, Any]:
+            return surface.compact(self.engine, await self._json_body(request))
+
+        return await self._surface(request, call)
 
 
 __all__ = ["SimServer"]

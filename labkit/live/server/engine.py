@@ -2,19 +2,18 @@
 
 Transport-free: the WebSocket and HTTP handlers in :mod:`labkit.live.server.app` call :meth:`Engine.prepare`
 (resolve the conversation, pick the cache state, plan the turn) and then :meth:`Engine.run` with an
-``emit`` coroutine that frames and sends each event (or ``None`` for a non-streaming HTTP answer).
+``emit`` coroutine that frames and sends each batch of events (or ``None`` for a non-streaming HTTP answer).
 
-Timing. The turn's plan comes from :func:`labkit.model.plan_turn`. The server emulates only the stages
-in ``SERVER_STAGES`` (the network stages are real on the socket, the tool runs at the client). Every
-wait is a sleep until an absolute deadline on the loop clock, so the small lateness of one wake-up does
-not add up over a stream:
+:meth:`Engine.prepare` is a sequence of small named steps: draw the turn's faults, look the parent up
+(connection cache, then store), place the request in its conversation, check the function-call
+bookkeeping, shape the output, route to a replica, plan. A continuation that fails any step after its
+parent was found evicts that parent from its lane (the WebSocket-mode guide: a same-lane continuation
+returning a 4xx or 5xx evicts its cached parent).
 
-- ``response.created`` / ``in_progress`` go out at once (time ``t0``, when the request arrived);
-- the first output delta at ``t_first = t0 + validate + load_state + ... + prefill``;
-- token ``k`` is due at ``t_first + k / decode_tps``; at every wake-up, all tokens whose deadline has
-  passed go out as one delta frame (coalescing, counted), since asyncio cannot sleep much under ~1 ms;
-- the post stages (``safety_out``, ``persist``, ``postprocess``) end at their cumulative deadline, then
-  ``response.completed``.
+Timing. The turn's plan comes from :func:`labkit.model.plan_turn`; the server emulates the stages in
+``_PRE_DECODE`` and ``_POST_DECODE`` (the network stages are real on the socket, the tool runs at the
+client). :class:`~labkit.live.server.schedule.Pacer` turns the plan into batches of events due at absolute
+deadlines on the loop clock; :meth:`Engine.run` only sleeps until each deadline and sends the batch.
 """
 
 from __future__ import annotations
@@ -22,130 +21,47 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import math
 import random
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
-from labkit.live.server.faults import DropConnection, FaultInjector, FaultPlan, Faults
-from labkit.live.server.state import Replicas, ResponseRecord, Store
+from labkit.live.server.cache import CacheBudget, LaneCache
+from labkit.live.server.faults import DropConnection, EventCounter, FaultInjector, Faults, TurnFaults
+from labkit.live.server.output import OutputPlan, plan_output, reasoning_tokens_for
+from labkit.live.server.schedule import Pacer, Timing
+from labkit.live.server.state import Bodies, Replicas, ResponseRecord, Store
 from labkit.model import CacheState, Profile, Stage, TurnSpec, Workload, plan_turn
 from labkit.wire.protocol import (
     SEED_METADATA_KEY,
     CreateRequest,
     ProtocolError,
     ResponseEvents,
+    SteerRequest,
     conversation_split,
     item_tokens,
-    output_text,
-    split_tokens,
+    no_tool_call_error,
+    no_tool_output_error,
 )
 from labkit.wire.tokens import estimate_tokens
 
-Emit = Callable[[dict[str, Any]], Awaitable[None]]
+Emit = Callable[[list[dict[str, Any]]], Awaitable[None]]
 Source = Literal["none", "connection", "store"]
 
-_PRE_DECODE = ("validate", "load_state", "render", "config", "safety_in", "hops", "queue", "prefill", "reasoning")
+_PRE_REASONING = ("validate", "load_state", "render", "config", "safety_in", "hops", "queue", "prefill")
+_PRE_DECODE = (*_PRE_REASONING, "reasoning")
 _POST_DECODE = ("safety_out", "persist", "postprocess")
+
+__all__ = ["CacheBudget", "Engine", "LaneCache", "Turn", "TurnFailed", "TurnLog"]
 
 
 class TurnFailed(Exception):
-    """A turn that fails with a 5xx (fault injection); ``events`` can still build ``response.failed``."""
+    """A turn that failed with a 5xx (fault injection); its ``response.failed`` already went out if streaming."""
 
     def __init__(self, events: ResponseEvents) -> None:
         super().__init__("server_error")
         self.events = events
-
-
-class CacheBudget:
-    """A server-wide byte budget for every connection's cache: least recently used entries go first.
-
-    Sizes are the modelled bytes of the cached conversation (tokens x ``bytes_per_token``): what a real
-    server's connection cache would hold. An evicted connection's next continuation gets
-    ``previous_response_not_found`` and its client falls back to the full context. Evictions are counted
-    in the engine's ``cache_evictions`` metric.
-    """
-
-    def __init__(self, max_bytes: int | None, bytes_per_token: float, metrics: dict[str, float]) -> None:
-        if max_bytes is not None and (not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 0):
-            raise ValueError(f"max_cached_bytes: must be an integer >= 0 or None, got {max_bytes!r}")
-        self.max_bytes = max_bytes
-        self.bytes_per_token = bytes_per_token
-        self.metrics = metrics
-        self.total = 0
-        # (id(cache), lane) -> (cache, lane, bytes), oldest first.
-        self._entries: OrderedDict[tuple[int, str | None], tuple[LaneCache, str | None, int]] = OrderedDict()
-
-    def size(self, record: ResponseRecord) -> int:
-        return int(record.conversation_tokens * self.bytes_per_token)
-
-    def add(self, cache: LaneCache, lane: str | None, record: ResponseRecord) -> None:
-        self.discard(cache, lane)
-        n = self.size(record)
-        self._entries[(id(cache), lane)] = (cache, lane, n)
-        self.total += n
-        if self.max_bytes is None:
-            return
-        while self.total > self.max_bytes and self._entries:
-            _, (victim, victim_lane, size) = self._entries.popitem(last=False)
-            victim.lanes.pop(victim_lane, None)
-            self.total -= size
-            self.metrics["cache_evictions"] += 1
-
-    def touch(self, cache: LaneCache, lane: str | None) -> None:
-        key = (id(cache), lane)
-        if key in self._entries:
-            self._entries.move_to_end(key)
-
-    def discard(self, cache: LaneCache, lane: str | None) -> None:
-        entry = self._entries.pop((id(cache), lane), None)
-        if entry is not None:
-            self.total -= entry[2]
-
-
-class LaneCache:
-    """WebSocket mode's connection-scoped cache: the most recent completed response of each lane.
-
-    With a :class:`CacheBudget`, every connection's cache shares one server-wide byte budget.
-    """
-
-    def __init__(self, budget: CacheBudget | None = None) -> None:
-        self.lanes: dict[str | None, ResponseRecord] = {}
-        self.budget = budget
-
-    def put(self, lane: str | None, record: ResponseRecord) -> None:
-        self.lanes[lane] = record
-        if self.budget is not None:
-            self.budget.add(self, lane, record)
-
-    def find(self, response_id: str) -> tuple[str | None, ResponseRecord] | None:
-        # A continuation may name the latest response of any lane of this socket (a fork).
-        for lane, record in self.lanes.items():
-            if record.id == response_id:
-                if self.budget is not None:
-                    self.budget.touch(self, lane)
-                return lane, record
-        return None
-
-    def evict(self, lane: str | None, response_id: str) -> bool:
-        record = self.lanes.get(lane)
-        if record is not None and record.id == response_id:
-            del self.lanes[lane]
-            if self.budget is not None:
-                self.budget.discard(self, lane)
-            return True
-        return False
-
-    def clear(self) -> None:
-        if self.budget is not None:
-            for lane in self.lanes:
-                self.budget.discard(self, lane)
-        self.lanes.clear()
-
-    def cached_tokens(self) -> int:
-        return sum(r.conversation_tokens for r in self.lanes.values())
 
 
 class TurnLog(NamedTuple):
@@ -166,6 +82,15 @@ class TurnLog(NamedTuple):
     t_last: float | None = None
 
 
+class _Position(NamedTuple):
+    """Where a request sits in its conversation."""
+
+    turn: int
+    context: int
+    new: int
+    key: str
+
+
 @dataclass(slots=True)
 class Turn:
     """One request, resolved and planned, ready to run."""
@@ -180,19 +105,27 @@ class Turn:
     parent: ResponseRecord | None
     conversation_key: str
     replica: int
-    kind: Literal["message", "function_call"]
-    tool_name: str | None
-    output_tokens: int
+    output: OutputPlan
     instructions_tokens: int
     events: ResponseEvents
-    faults: FaultPlan
+    faults: TurnFaults
+    pacer: Pacer
     t0: float
     cached_input_tokens: int = 0
     conn_cache: LaneCache | None = None
-    record: ResponseRecord | None = field(default=None)
-    t_first: float | None = None
-    t_last: float | None = None
-    delta_frames: int = 0
+    record: ResponseRecord | None = None
+    #: Accepted steering of this response: ``(steer id, request)`` in arrival order (WebSocket mode).
+    steers: list[tuple[str, SteerRequest]] = field(default_factory=list)
+    _waker: asyncio.Future[None] | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.output.items[0].kind if self.output.items else "message"
+
+    def wake(self) -> None:
+        """End the current wait early (a steer arrived): the pacer decides what is due now."""
+        if self._waker is not None and not self._waker.done():
+            self._waker.set_result(None)
 
 
 def _new_metrics() -> dict[str, float]:
@@ -204,11 +137,14 @@ def _new_metrics() -> dict[str, float]:
         "responses": 0,
         "warmups": 0,
         "responses_failed": 0,
+        "responses_incomplete": 0,
+        "steers_accepted": 0,
         "errors": 0,
         "cache_hits": 0,
         "cache_misses": 0,
         "store_hits": 0,
         "previous_response_not_found": 0,
+        "parents_evicted": 0,
         "replica_hits": 0,
         "replica_misses": 0,
         "events_sent": 0,
@@ -222,6 +158,11 @@ def _new_metrics() -> dict[str, float]:
         "faults_failed": 0,
         "cache_evictions": 0,
     }
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 class Engine:
@@ -238,6 +179,7 @@ class Engine:
         routing: str | None = None,
         faults: Faults | None = None,
         max_stored: int = 100_000,
+        max_stored_bodies: int = 10_000,
         turn_log_size: int = 10_000,
         spin_s: float = 0.0015,
         spin_max_active: int = 4,
@@ -263,12 +205,16 @@ class Engine:
             self._rng,
         )
         self.store = Store(max_stored)
+        #: Stored responses as clients read them back (``GET /v1/responses/{id}``).
+        self.bodies = Bodies(max_stored_bodies)
         self.faults = FaultInjector(faults or Faults())
         self.metrics = _new_metrics()
         #: Server-wide budget of the connection caches (``None``: unlimited); see :class:`CacheBudget`.
         self.cache_budget = CacheBudget(max_cached_bytes, profile.bytes_per_token, self.metrics)
         #: The most recent turns, newest last: what the server decided and when it sent what (loop clock).
         self.turn_log: deque[TurnLog] = deque(maxlen=turn_log_size)
+        #: Responses running now, by id (``POST /v1/responses/{id}/cancel`` and steering look here).
+        self.inflight: dict[str, Turn] = {}
         # plan_turn reads the chaining mode from the profile; the server decides it per request (a hit in
         # the connection cache, a load from the store, or the full context), so keep one variant of each.
         self._variants: dict[Source, Profile] = {}
@@ -295,98 +241,199 @@ class Engine:
         t0: float,
         conn_cache: LaneCache | None = None,
         conn_replica: int = 0,
+        events: ResponseEvents | None = None,
+        counter: EventCounter | None = None,
+        paced: bool = True,
     ) -> Turn:
         """Resolve the conversation, the cache state and the plan; raises :class:`ProtocolError`."""
-        m = self.metrics
-        m["requests"] += 1
-        lane = request.stream_id
-        instructions_tokens = estimate_tokens(request.instructions or "")
-        turns_in, context_items, new_items = conversation_split(request.input)
+        self.metrics["requests"] += 1
         specs = self.specs_for(request)
-        faults = self.faults.draw(expected_events=8 + specs[min(turns_in, len(specs) - 1)].output_tokens)
-
-        parent: ResponseRecord | None = None
-        source: Source = "none"
-        prev = request.previous_response_id
-        if prev is not None:
-            if conn_cache is not None:
-                if faults.evict:
-                    m["faults_evicted"] += 1
-                    conn_cache.clear()
-                found = conn_cache.find(prev)
-                if found is not None:
-                    parent, source = found[1], "connection"
-                    m["cache_hits"] += 1
-                else:
-                    m["cache_misses"] += 1
-            if parent is None:
-                parent = self.store.get(prev)
-                if parent is not None:
-                    source = "store"
-                    m["store_hits"] += 1
-            if parent is None:
-                m["previous_response_not_found"] += 1
-                raise ProtocolError(
-                    "previous_response_not_found",
-                    f"previous_response_id: Previous response with id '{prev[:80]}' not found.",
-                    "previous_response_id",
-                )
-            index = parent.model_turns + turns_in
-            context = parent.conversation_tokens - parent.instructions_tokens + instructions_tokens + context_items
-            new = new_items
-            key = parent.conversation_key
-        else:
-            index = turns_in
-            if index == 0:
-                context, new = 0, instructions_tokens + context_items + new_items
-            else:
-                context, new = instructions_tokens + context_items, new_items
-            key = _conversation_key(request)
-
-        function_tools = [t for t in request.tools if t.get("type") == "function" and t.get("name")]
-        w_index = min(index, len(specs) - 1)
-        final = index >= self.workload.turns - 1 or not function_tools
-        kind: Literal["message", "function_call"] = "message" if final else "function_call"
-        tool_name = None if final else str(function_tools[index % len(function_tools)]["name"])
-        # The workload's last turn carries the final answer's length; beyond it the chain keeps answering.
-        out = specs[w_index].output_tokens
-        if request.max_output_tokens is not None:
-            out = min(out, request.max_output_tokens)
-        out = max(1, out)
-
-        replica = self.replicas.route(key) if transport == "http" else conn_replica
-        replica_hit = self.replicas.holds(replica, key)
-        if index > 0:
-            m["replica_hits" if replica_hit else "replica_misses"] += 1
-        spec = TurnSpec(index, context, new, out, 0.0, final)
-        cache = CacheState(
-            connection_open=transport == "websocket",
-            connection_cache_hit=source == "connection",
-            replica_hit=replica_hit,
+        faults = self._draw_faults(request, specs, counter)
+        parent, source = self._lookup(request, conn_cache, faults)
+        try:
+            position = self._position(request, parent)
+            self._check_function_calls(request, parent)
+            output = self._shape(request, position.turn, specs)
+        except ProtocolError:
+            self._evict_parent(conn_cache, request.stream_id, parent)
+            raise
+        replica, cache = self._route(transport, position, conn_replica, source)
+        spec = TurnSpec(
+            position.turn,
+            position.context,
+            position.new,
+            max(1, output.visible_tokens),
+            0.0,
+            output.items[0].kind == "message" if output.items else True,
+            output.reasoning_tokens,
+            sum(1 for i in output.items if i.kind == "function_call"),
         )
         plan = plan_turn(self.profile_for(source), spec, cache)
         prefill = next(s for s in plan if s.name == "prefill")
-        events = ResponseEvents(request, kind=kind, tool_name=tool_name, stream_id=lane)
+        cached_input = spec.conversation_tokens - prefill.tokens
+        events = events or ResponseEvents(request, stream_id=request.stream_id)
+        pacer = self._pacer(request, events, output, plan, faults, t0, spec, cached_input, paced)
         return Turn(
             request=request,
             transport=transport,
-            lane=lane,
+            lane=request.stream_id,
             spec=spec,
             cache=cache,
             plan=plan,
             source=source,
             parent=parent,
-            conversation_key=key,
+            conversation_key=position.key,
             replica=replica,
-            kind=kind,
-            tool_name=tool_name,
-            output_tokens=out,
-            instructions_tokens=instructions_tokens,
+            output=output,
+            instructions_tokens=estimate_tokens(request.instructions or ""),
             events=events,
             faults=faults,
+            pacer=pacer,
             t0=t0,
-            cached_input_tokens=spec.conversation_tokens - prefill.tokens,
+            cached_input_tokens=cached_input,
             conn_cache=conn_cache,
+        )
+
+    def _draw_faults(
+        self, request: CreateRequest, specs: tuple[TurnSpec, ...], counter: EventCounter | None
+    ) -> TurnFaults:
+        # Drawn first, in arrival order, whatever happens next: the fault sequence depends on requests only.
+        turns_in = conversation_split(request.input)[0]
+        expected = 8 + specs[min(turns_in, len(specs) - 1)].output_tokens
+        return self.faults.for_turn(expected, counter or EventCounter(), self.metrics)
+
+    def _lookup(
+        self, request: CreateRequest, conn_cache: LaneCache | None, faults: TurnFaults
+    ) -> tuple[ResponseRecord | None, Source]:
+        """The parent of a continuation: the connection cache first, then the store."""
+        prev = request.previous_response_id
+        if prev is None:
+            return None, "none"
+        m = self.metrics
+        if conn_cache is not None:
+            faults.before_lookup(conn_cache)
+            found = conn_cache.find(prev)
+            if found is not None:
+                m["cache_hits"] += 1
+                return found[1], "connection"
+            m["cache_misses"] += 1
+        parent = self.store.get(prev)
+        if parent is not None:
+            m["store_hits"] += 1
+            return parent, "store"
+        m["previous_response_not_found"] += 1
+        raise ProtocolError(
+            "previous_response_not_found",
+            f"Previous response with id '{prev[:80]}' not found.",
+            "previous_response_id",
+        )
+
+    def _position(self, request: CreateRequest, parent: ResponseRecord | None) -> _Position:
+        """The request's turn index, context and new tokens, and its conversation's identity."""
+        turns_in, context_items, new_items = conversation_split(request.input)
+        instructions = estimate_tokens(request.instructions or "")
+        if parent is not None:
+            # Instructions are not carried over to a continuation: the parent's are replaced by these.
+            context = parent.conversation_tokens - parent.instructions_tokens + instructions + context_items
+            return _Position(parent.model_turns + turns_in, context, new_items, parent.conversation_key)
+        if turns_in == 0:
+            return _Position(0, 0, instructions + context_items + new_items, _conversation_key(request))
+        return _Position(turns_in, instructions + context_items, new_items, _conversation_key(request))
+
+    @staticmethod
+    def _check_function_calls(request: CreateRequest, parent: ResponseRecord | None) -> None:
+        """Every ``function_call_output`` answers a known call, and every call gets its output.
+
+        The real API answers both with a 400 ``invalid_request_error`` (``param: input``, ``code: null``):
+        "No tool call found for function call output with call_id ..." and "No tool output found for
+        function call ...". Calls are the parent's (a continuation) and those in the input (a full history).
+        """
+        owed = list(parent.call_ids) if parent is not None else []
+        outputs: list[str] = []
+        for item in request.input:
+            kind = item.get("type")
+            if kind == "function_call":
+                owed.append(str(item.get("call_id")))
+            elif kind == "function_call_output":
+                outputs.append(str(item.get("call_id")))
+        known = set(owed)
+        for call_id in outputs:
+            if call_id not in known:
+                raise no_tool_call_error(call_id)
+        answered = set(outputs)
+        for call_id in owed:
+            if call_id not in answered:
+                raise no_tool_output_error(call_id)
+
+    def _shape(self, request: CreateRequest, index: int, specs: tuple[TurnSpec, ...]) -> OutputPlan:
+        """What this turn outputs: the workload's turn ``index`` (its last beyond the end), as the request allows."""
+        w = specs[min(index, len(specs) - 1)]
+        extra = request.extra
+        tools = [str(t["name"]) for t in request.tools if t.get("type") == "function" and t.get("name")]
+        if extra.get("tool_choice") == "none":
+            tools = []
+        final = index >= self.workload.turns - 1 or not tools
+        out = w.output_tokens
+        if w.steered and self.workload.steer_at > 0:
+            # The workload's steered turn is already cut where its steering arrives; the server decodes the
+            # whole output and stops when the client's response.steer actually arrives.
+            out = max(out, round(out / self.workload.steer_at))
+        calls = 1 if extra.get("parallel_tool_calls") is False else max(1, w.tool_calls)
+        reasoning = extra.get("reasoning") if isinstance(extra.get("reasoning"), dict) else None
+        include = extra.get("include") or ()
+        return plan_output(
+            kind="message" if final else "function_call",
+            output_tokens=out,
+            reasoning_tokens=reasoning_tokens_for(w.reasoning_tokens, reasoning) if request.generate else 0,
+            tool_names=tuple(tools[(index + i) % len(tools)] for i in range(len(tools))) if tools else (),
+            tool_calls=calls,
+            summary=bool(reasoning and (reasoning.get("summary") or reasoning.get("generate_summary"))),
+            encrypted="reasoning.encrypted_content" in include,
+            max_output_tokens=request.max_output_tokens,
+            salt=index,
+        )
+
+    def _route(self, transport: str, position: _Position, conn_replica: int, source: Source) -> tuple[int, CacheState]:
+        replica = self.replicas.route(position.key) if transport == "http" else conn_replica
+        replica_hit = self.replicas.holds(replica, position.key)
+        if position.turn > 0:
+            self.metrics["replica_hits" if replica_hit else "replica_misses"] += 1
+        return replica, CacheState(
+            connection_open=transport == "websocket",
+            connection_cache_hit=source == "connection",
+            replica_hit=replica_hit,
+        )
+
+    def _pacer(
+        self,
+        request: CreateRequest,
+        events: ResponseEvents,
+        output: OutputPlan,
+        plan: tuple[Stage, ...],
+        faults: TurnFaults,
+        t0: float,
+        spec: TurnSpec,
+        cached_input: int,
+        paced: bool,
+    ) -> Pacer:
+        d = {s.name: (0.0 if self.instant else s.duration_s) for s in plan}
+        timing = Timing(
+            t0=t0,
+            pre_s=sum(d[name] for name in _PRE_REASONING) + faults.stall_s(),
+            reasoning_s=d["reasoning"],
+            post_s=sum(d[name] for name in _POST_DECODE),
+            tps=float("inf") if self.instant else self.profile.decode_tps,
+        )
+        return Pacer(
+            events,
+            output,
+            timing,
+            generate=request.generate,
+            fail=faults.fail(),
+            paced=paced,
+            per_token=self.instant,
+            input_tokens=spec.conversation_tokens,
+            cached_tokens=cached_input,
         )
 
     def specs_for(self, request: CreateRequest) -> tuple[TurnSpec, ...]:
@@ -408,31 +455,129 @@ class Engine:
             ) from None
         return self.workload.turn_specs(seed)
 
-    def evict_parent(self, turn: Turn) -> None:
-        """A failed continuation evicts its parent from this lane's connection cache."""
-        if turn.conn_cache is not None and turn.parent is not None:
-            turn.conn_cache.evict(turn.lane, turn.parent.id)
+    def _evict_parent(self, conn_cache: LaneCache | None, lane: str | None, parent: ResponseRecord | None) -> None:
+        # Only the lane's own latest response: an errored cross-lane fork keeps the source lane's parent.
+        if conn_cache is not None and parent is not None and conn_cache.evict(lane, parent.id):
+            self.metrics["parents_evicted"] += 1
+
+    def evict_failed_continuation(self, conn_cache: LaneCache, lane: str | None, response_id: str | None) -> None:
+        """A continuation rejected before it was resolved (a malformed message) evicts its parent too."""
+        if response_id is not None and conn_cache.evict(lane, response_id):
+            self.metrics["parents_evicted"] += 1
 
     # -- running a turn -------------------------------------------------------------------------------
 
     async def run(self, turn: Turn, emit: Emit | None) -> ResponseEvents:
         """Wait out the plan and emit the turn's events; returns the finished :class:`ResponseEvents`.
 
-        Raises :class:`TurnFailed` (injected 5xx) or :class:`DropConnection` (injected cut); either way
-        a continuation's parent is evicted from the lane's connection cache.
+        Raises :class:`TurnFailed` (injected 5xx, after ``response.failed`` went out on a stream) or
+        :class:`DropConnection` (injected cut); either way a continuation's parent is evicted from its lane.
         """
         self.active += 1
+        ev = turn.events
+        self.inflight[ev.id] = turn
         try:
-            return await self._run(turn, emit)
-        except (TurnFailed, DropConnection) as exc:
-            self.evict_parent(turn)
-            self._log(turn, "failed" if isinstance(exc, TurnFailed) else "dropped")
+            await self._pace(turn, emit)
+        except DropConnection:
+            self._evict_parent(turn.conn_cache, turn.lane, turn.parent)
+            self._log(turn, "dropped")
             raise
         finally:
             self.active -= 1
+            self.inflight.pop(ev.id, None)
+        if ev.status == "failed":
+            self.metrics["responses_failed"] += 1
+            self._evict_parent(turn.conn_cache, turn.lane, turn.parent)
+            self._log(turn, "failed")
+            raise TurnFailed(ev)
+        self._finish(turn)
+        return ev
 
     def _spin(self) -> float:
         return self.spin_s if self.active <= self.spin_max_active else 0.0
+
+    async def _pace(self, turn: Turn, emit: Emit | None) -> None:
+        loop = asyncio.get_running_loop()
+        pacer, faults, m = turn.pacer, turn.faults, self.metrics
+        while pacer.deadline is not None:
+            now = loop.time()
+            if now < pacer.deadline and pacer.stop_reason is None:
+                await self._wait(turn, pacer.deadline, self._spin() if pacer.spin else 0.0)
+                now = loop.time()
+            batch = pacer.advance(now)
+            if not batch:
+                continue
+            allowed = faults.admit(len(batch), pacer.done, emit is not None)
+            if allowed and emit is not None:
+                await emit(batch if allowed == len(batch) else batch[:allowed])
+                m["events_sent"] += allowed
+            if allowed < len(batch):
+                raise DropConnection()
+
+    async def _wait(self, turn: Turn, deadline: float, spin_s: float) -> None:
+        """Wait until ``deadline`` on the loop clock, or until :meth:`Turn.wake` (a steer) ends it early.
+
+        The selector rounds its timeout up to whole milliseconds, so a plain sleep wakes up to ~1 ms late.
+        For the few deadlines that bound a turn's TTFT and end, sleep until ``spin_s`` before the deadline,
+        then yield to the loop (``sleep(0)``, other connections keep running) until it has passed: a
+        fraction of a millisecond of CPU per deadline, for sub-millisecond accuracy.
+        """
+        loop = asyncio.get_running_loop()
+        delay = deadline - loop.time()
+        if delay > spin_s:
+            # What asyncio.sleep does, with the future kept so that a steer can resolve it early.
+            fut: asyncio.Future[None] = loop.create_future()
+            handle = loop.call_later(delay - spin_s, _wake, fut)
+            turn._waker = fut
+            try:
+                await fut
+            finally:
+                handle.cancel()
+                turn._waker = None
+        while loop.time() < deadline and turn.pacer.stop_reason is None:
+            await asyncio.sleep(0)
+
+    def _finish(self, turn: Turn) -> None:
+        ev, pacer, m = turn.events, turn.pacer, self.metrics
+        generated = turn.request.generate
+        steered = ev.status == "incomplete" and (ev.incomplete_details or {}).get("reason") == "steered"
+        # A steered response owes no tool output: its successor continues with the steering input.
+        call_ids = (
+            ()
+            if steered
+            else tuple(
+                str(o["call_id"])
+                for o in ev.output
+                if o.get("type") == "function_call" and o.get("status") == "completed"
+            )
+        )
+        record = ResponseRecord(
+            id=ev.id,
+            model_turns=turn.spec.index + (1 if generated else 0),
+            conversation_tokens=turn.spec.conversation_tokens + sum(item_tokens(o) for o in ev.output),
+            instructions_tokens=turn.instructions_tokens,
+            conversation_key=turn.conversation_key,
+            call_ids=call_ids,
+        )
+        turn.record = record
+        if turn.conn_cache is not None:
+            turn.conn_cache.put(turn.lane, record)
+        if turn.request.store:
+            self.store.put(record)
+            self.bodies.put(ev.response(), turn.request.input)
+        self.replicas.remember(turn.replica, turn.conversation_key)
+        if generated:
+            m["responses"] += 1
+            m["output_tokens"] += pacer.decoded
+            m["delta_frames"] += pacer.frames
+            m["coalesced_tokens"] += max(0, pacer.decoded - pacer.frames)
+            if pacer.t_last is not None and pacer.planned_last is not None:
+                m["pacing_lag_max_s"] = max(m["pacing_lag_max_s"], pacer.t_last - pacer.planned_last)
+        else:
+            m["warmups"] += 1
+        if ev.status == "incomplete":
+            m["responses_incomplete"] += 1
+        self._log(turn, ev.status if generated else "warmup")
 
     def timing_row(self, log: TurnLog) -> dict[str, Any]:
         """One turn's planned and achieved server-side times (see :meth:`SimServer.timing`)."""
@@ -463,6 +608,7 @@ class Engine:
         }
 
     def _log(self, turn: Turn, status: str) -> None:
+        pacer = turn.pacer
         self.turn_log.append(
             TurnLog(
                 turn.events.id,
@@ -473,136 +619,12 @@ class Engine:
                 turn.spec,
                 turn.cache,
                 turn.t0,
-                turn.t_first,
+                pacer.t_first,
                 asyncio.get_running_loop().time(),
-                turn.delta_frames,
-                turn.t_last,
+                pacer.frames,
+                pacer.t_last,
             )
         )
-
-    async def _run(self, turn: Turn, emit: Emit | None) -> ResponseEvents:
-        loop = asyncio.get_running_loop()
-        ev = turn.events
-        req = turn.request
-        m = self.metrics
-        faults = turn.faults
-        instant = self.instant
-        durations = {s.name: (0.0 if instant else s.duration_s) for s in turn.plan}
-        sent = 0
-
-        async def send(event: dict[str, Any], last: bool = False) -> None:
-            nonlocal sent
-            # A drop point beyond the response's last event (it has fewer than drawn) cuts before it.
-            if faults.drop_at_event is not None and (sent >= faults.drop_at_event or last):
-                m["faults_dropped"] += 1
-                raise DropConnection()
-            sent += 1
-            if emit is not None:
-                await emit(event)
-
-        for event in ev.start():
-            await send(event)
-
-        t_first = turn.t0 + sum(durations[name] for name in _PRE_DECODE)
-        if faults.stall_s:
-            m["faults_stalled"] += 1
-            t_first += faults.stall_s
-        await _sleep_until(loop, t_first, self._spin())
-        if faults.fail:
-            m["faults_failed"] += 1
-            m["responses_failed"] += 1
-            raise TurnFailed(ev)
-
-        if not req.generate:
-            # A warm-up stops after the pre-inference work: the state is ready, nothing is sampled.
-            ev.set_usage(turn.spec.conversation_tokens, 0, turn.cached_input_tokens)
-            await send(ev.completed(), last=True)
-            self._finish(turn, output_item_tokens=0, generated=False)
-            self._log(turn, "warmup")
-            return ev
-
-        n = turn.output_tokens
-        tokens = split_tokens(output_text(turn.kind, n, salt=turn.spec.index))
-        n = len(tokens)
-        for event in ev.open_item():
-            await send(event)
-        turn.t_first = loop.time()
-        decode_end = t_first
-        if emit is None:
-            # Non-streaming HTTP: nothing to pace, the answer goes out at the end.
-            ev.text = "".join(tokens)
-            decode_end = t_first + (0.0 if instant else (n - 1) / self.profile.decode_tps)
-        elif instant:
-            for tok in tokens:
-                await send(ev.delta(tok))
-            m["delta_frames"] += n
-            turn.delta_frames = n
-        else:
-            tps = self.profile.decode_tps
-            await send(ev.delta(tokens[0]))
-            frames = 1
-            k = 1
-            while k < n:
-                deadline = t_first + k / tps
-                now = loop.time()
-                if now < deadline:
-                    await asyncio.sleep(deadline - now)
-                    now = loop.time()
-                # Every token whose deadline has passed goes out now, in one frame.
-                last = min(n - 1, max(k, math.floor((now - t_first) * tps + 1e-9)))
-                await send(ev.delta("".join(tokens[k : last + 1])))
-                frames += 1
-                k = last + 1
-            turn.t_last = loop.time()
-            m["delta_frames"] += frames
-            m["coalesced_tokens"] += n - frames
-            turn.delta_frames = frames
-            decode_end = t_first + (n - 1) / tps
-            lag = loop.time() - decode_end
-            if lag > m["pacing_lag_max_s"]:
-                m["pacing_lag_max_s"] = lag
-        m["output_tokens"] += n
-        for event in ev.close_item():
-            await send(event)
-        await _sleep_until(loop, decode_end + sum(durations[name] for name in _POST_DECODE), self._spin())
-        ev.set_usage(turn.spec.conversation_tokens, turn.output_tokens, turn.cached_input_tokens)
-        await send(ev.completed(), last=True)
-        self._finish(turn, output_item_tokens=item_tokens(ev.output[0]), generated=True)
-        self._log(turn, "completed")
-        return ev
-
-    def _finish(self, turn: Turn, *, output_item_tokens: int, generated: bool) -> None:
-        ev = turn.events
-        record = ResponseRecord(
-            id=ev.id,
-            model_turns=turn.spec.index + (1 if generated else 0),
-            conversation_tokens=turn.spec.conversation_tokens + output_item_tokens,
-            instructions_tokens=turn.instructions_tokens,
-            conversation_key=turn.conversation_key,
-            call_id=ev.call_id,
-        )
-        turn.record = record
-        if turn.conn_cache is not None:
-            turn.conn_cache.put(turn.lane, record)
-        if turn.request.store:
-            self.store.put(record)
-        self.replicas.remember(turn.replica, turn.conversation_key)
-        self.metrics["responses" if generated else "warmups"] += 1
-
-
-async def _sleep_until(loop: asyncio.AbstractEventLoop, deadline: float, spin_s: float = 0.0) -> None:
-    """Wait until ``deadline`` on the loop clock.
-
-    The selector rounds its timeout up to whole milliseconds, so a plain sleep wakes up to ~1 ms late.
-    For the few deadlines that bound a turn's TTFT and end, sleep until ``spin_s`` before the deadline,
-    then yield to the loop (``sleep(0)``, other connections keep running) until it has passed: a
-    fraction of a millisecond of CPU per deadline, for sub-millisecond accuracy.
-    """
-    delay = deadline - loop.time()
-    if delay > spin_s:
-        await asyncio.sleep(delay - spin_s)
-    while loop.time() < deadline:
-        await asyncio.sleep(0)
 
 
 def _conversation_key(request: CreateRequest) -> str:

@@ -1,7 +1,8 @@
 """Seeded fault injection for experiments: dropped connections, stalls, cache evictions, failed turns.
 
-Every decision is drawn from one ``random.Random(seed)`` in request arrival order, so a run with the
-same requests in the same order sees the same faults.
+One owner: :class:`FaultInjector` draws every fault of a turn at once (a :class:`TurnFaults`), in request
+arrival order from one ``random.Random(seed)``, so a run with the same requests in the same order sees the
+same faults; the engine asks that object, and nothing else, whether to evict, stall, fail or cut.
 """
 
 from __future__ import annotations
@@ -9,9 +10,12 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from labkit.wire.protocol import ProtocolError
+
+if TYPE_CHECKING:
+    from collections.abc import MutableMapping
 
 
 class DropConnection(Exception):
@@ -19,7 +23,7 @@ class DropConnection(Exception):
 
 
 def injected_failure() -> ProtocolError:
-    """The 500 that an injected turn failure answers with, on either transport."""
+    """The 500 that an injected turn failure answers with (a non-streaming HTTP request)."""
     return ProtocolError(
         "server_error",
         "The server had an error while processing your request (injected fault).",
@@ -43,8 +47,8 @@ class Faults:
     stall_s: float = 0.0
     #: Chance that the connection cache is emptied just before a request is looked up in it.
     evict_rate: float = 0.0
-    #: Chance that a response fails with a 5xx (HTTP 500, ``response.failed`` over SSE, an ``error``
-    #: event with status 500 over WebSocket) after its pre-inference stages.
+    #: Chance that a response fails with a 5xx after its pre-inference stages: ``response.failed`` over
+    #: WebSocket and SSE (the error inside ``response.error``), HTTP 500 without streaming.
     fail_rate: float = 0.0
 
     def __post_init__(self) -> None:
@@ -76,6 +80,71 @@ class FaultPlan(NamedTuple):
 NO_FAULTS = FaultPlan()
 
 
+class EventCounter:
+    """Events sent on one connection (WebSocket) or one request (HTTP): what ``drop_after_events`` counts."""
+
+    __slots__ = ("sent",)
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+
+class _Clearable(Protocol):
+    def clear(self) -> None: ...
+
+
+class TurnFaults:
+    """Every fault of one turn, decided once; the engine applies them through these methods only."""
+
+    __slots__ = ("_counter", "_drop_after", "_metrics", "_sent", "plan")
+
+    def __init__(
+        self, plan: FaultPlan, drop_after: int | None, counter: EventCounter, metrics: MutableMapping[str, float]
+    ) -> None:
+        self.plan = plan
+        self._drop_after = drop_after
+        self._counter = counter
+        self._metrics = metrics
+        self._sent = 0
+
+    def before_lookup(self, cache: _Clearable | None) -> None:
+        """An injected eviction empties the connection cache just before the request is looked up."""
+        if self.plan.evict and cache is not None:
+            self._metrics["faults_evicted"] += 1
+            cache.clear()
+
+    def stall_s(self) -> float:
+        if self.plan.stall_s:
+            self._metrics["faults_stalled"] += 1
+        return self.plan.stall_s
+
+    def fail(self) -> bool:
+        if self.plan.fail:
+            self._metrics["faults_failed"] += 1
+        return self.plan.fail
+
+    def admit(self, n: int, final: bool, stream: bool = True) -> int:
+        """How many of the next ``n`` events may go out; fewer than ``n`` means cut after them.
+
+        ``stream=False`` (one JSON answer): ``drop_after_events`` counts messages on the wire, and a JSON
+        answer is one, so only a random drop point can cut it.
+        """
+        allowed = n
+        drop_at = self.plan.drop_at_event
+        if drop_at is not None:
+            allowed = min(allowed, max(0, drop_at - self._sent))
+            if final:
+                # A drop point beyond the response's last event (it has fewer than drawn) cuts before it.
+                allowed = min(allowed, n - 1)
+        if self._drop_after is not None and stream:
+            allowed = min(allowed, max(0, self._drop_after - self._counter.sent))
+        self._sent += allowed
+        self._counter.sent += allowed
+        if allowed < n:
+            self._metrics["faults_dropped"] += 1
+        return allowed
+
+
 class FaultInjector:
     def __init__(self, faults: Faults) -> None:
         self.faults = faults
@@ -96,3 +165,7 @@ class FaultInjector:
             evict=u_evict < f.evict_rate,
             fail=u_fail < f.fail_rate,
         )
+
+    def for_turn(self, expected_events: int, counter: EventCounter, metrics: MutableMapping[str, float]) -> TurnFaults:
+        """The one fault decision of a turn (drops, 5xx, stalls, evictions), counted in ``metrics``."""
+        return TurnFaults(self.draw(expected_events), self.faults.drop_after_events, counter, metrics)

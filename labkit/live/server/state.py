@@ -10,6 +10,7 @@ import random
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 from labkit.model import Routing
 
@@ -27,8 +28,8 @@ class ResponseRecord:
     instructions_tokens: int
     #: Identity of the conversation, for replica routing of its rendered-token cache.
     conversation_key: str
-    #: ``call_id`` of the function call this response made, if any.
-    call_id: str | None = None
+    #: ``call_id`` of every function call this response made: a continuation owes an output for each.
+    call_ids: tuple[str, ...] = ()
 
 
 class Store:
@@ -52,11 +53,46 @@ class Store:
         while len(self._records) > self.capacity:
             self._records.popitem(last=False)
 
+    def delete(self, response_id: str) -> bool:
+        return self._records.pop(response_id, None) is not None
+
     def __len__(self) -> int:
         return len(self._records)
 
     def __contains__(self, response_id: object) -> bool:
         return response_id in self._records
+
+
+class Bodies:
+    """Stored responses as clients read them back (``GET /v1/responses/{id}``, ``/input_items``).
+
+    Separate from :class:`Store` and smaller: a body holds texts, and a long soak run must not grow the
+    server's memory with them. Least recently stored first out; a response older than the last
+    ``capacity`` can still be continued from (its record) but no longer read back.
+    """
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        if capacity < 0:
+            raise ValueError("max_stored_bodies: must be >= 0")
+        self.capacity = capacity
+        self._bodies: OrderedDict[str, tuple[dict[str, Any], tuple[dict[str, Any], ...]]] = OrderedDict()
+
+    def put(self, response: dict[str, Any], input_items: tuple[dict[str, Any], ...]) -> None:
+        if self.capacity == 0:
+            return
+        self._bodies[response["id"]] = (response, input_items)
+        self._bodies.move_to_end(response["id"])
+        while len(self._bodies) > self.capacity:
+            self._bodies.popitem(last=False)
+
+    def get(self, response_id: str) -> tuple[dict[str, Any], tuple[dict[str, Any], ...]] | None:
+        return self._bodies.get(response_id)
+
+    def delete(self, response_id: str) -> bool:
+        return self._bodies.pop(response_id, None) is not None
+
+    def __len__(self) -> int:
+        return len(self._bodies)
 
 
 class Replicas:

@@ -1,0 +1,148 @@
+"""What the simulated model outputs: sizes and texts of a response's items (the wire carries them, this sizes them).
+
+The wire protocol (:mod:`labkit.wire.protocol`) knows event shapes only; the decision of how much a turn says,
+in which items, belongs to the simulator. Sizes come from the turn's :class:`~labkit.model.TurnSpec`:
+
+- ``reasoning_tokens`` become a ``reasoning`` item (decoded before the first visible delta: the plan's
+  ``reasoning`` stage); its summary (only when ``reasoning.summary`` is requested) streams during that stage;
+- ``output_tokens`` become one ``message`` (the final turn) or ``tool_calls`` ``function_call`` items
+  (parallel calls; one when the request sets ``parallel_tool_calls: false``), the tokens split among them;
+- ``max_output_tokens`` bounds reasoning plus visible output, as on the API; a cut response ends
+  ``incomplete`` (``reason: max_output_tokens``).
+
+Texts are deterministic filler of exactly the planned estimated tokens (:func:`labkit.wire.tokens.filler_text`),
+so a client that counts them sees the workload's sizes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from typing import Literal
+
+from labkit.wire.protocol import function_arguments, split_tokens
+from labkit.wire.tokens import filler_text
+
+ItemKind = Literal["reasoning", "message", "function_call"]
+
+#: Reasoning tokens when a request asks for reasoning but the workload has none (simulator defaults by
+#: ``reasoning.effort``; ``none`` turns reasoning off whatever the workload says).
+EFFORT_TOKENS = {"none": 0, "minimal": 16, "low": 64, "medium": 256, "high": 1024, "xhigh": 2048}
+#: A reasoning summary is about one token per this many reasoning tokens, at most ``SUMMARY_MAX_TOKENS``.
+SUMMARY_RATIO = 8
+SUMMARY_MAX_TOKENS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class ItemPlan:
+    """One output item: its kind and the chunks its deltas carry (one estimated token each)."""
+
+    kind: ItemKind
+    tokens: tuple[str, ...]
+    name: str | None = None
+    summary: bool = False
+    encrypted_content: str | None = None
+    #: ``max_output_tokens`` cut this item short.
+    truncated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OutputPlan:
+    """A response's output: an optional reasoning item, then the visible items in order."""
+
+    reasoning: ItemPlan | None
+    items: tuple[ItemPlan, ...]
+    reasoning_tokens: int
+    #: ``max_output_tokens`` cut the output: the response ends ``incomplete``.
+    truncated: bool
+
+    @property
+    def visible_tokens(self) -> int:
+        return sum(len(i.tokens) for i in self.items)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "reasoning_tokens": self.reasoning_tokens,
+            "items": [{"kind": i.kind, "tokens": len(i.tokens), "name": i.name} for i in self.items],
+            "truncated": self.truncated,
+        }
+
+
+def output_text(kind: Literal["message", "function_call"], n_tokens: int, salt: int = 0) -> str:
+    """The simulated model's output: a message text or function arguments of exactly ``n_tokens``."""
+    if kind == "message":
+        return filler_text(max(1, n_tokens), salt)
+    return function_arguments(n_tokens, filler_text(max(0, n_tokens - 2), salt))
+
+
+def reasoning_tokens_for(workload_tokens: int, reasoning: dict[str, object] | None) -> int:
+    """The turn's reasoning tokens: the workload's, unless the request turns reasoning off or asks for it."""
+    effort = (reasoning or {}).get("effort")
+    if effort == "none":
+        return 0
+    if workload_tokens:
+        return workload_tokens
+    if reasoning is None:
+        return 0
+    return EFFORT_TOKENS.get(str(effort or "medium"), EFFORT_TOKENS["medium"])
+
+
+def _encrypted(n_tokens: int, salt: int) -> str:
+    # Opaque like the API's: a stable digest, so a replayed item is byte-identical.
+    digest = hashlib.sha256(f"{n_tokens}:{salt}".encode()).digest()
+    return "gAAAAA" + base64.urlsafe_b64encode(digest * 2).decode()
+
+
+def plan_output(
+    *,
+    kind: Literal["message", "function_call"],
+    output_tokens: int,
+    reasoning_tokens: int = 0,
+    tool_names: tuple[str, ...] = (),
+    tool_calls: int = 1,
+    summary: bool = False,
+    encrypted: bool = False,
+    max_output_tokens: int | None = None,
+    salt: int = 0,
+) -> OutputPlan:
+    """Size a response's items; ``max_output_tokens`` counts reasoning and visible tokens, as on the API."""
+    budget = max_output_tokens if max_output_tokens is not None else None
+    r = reasoning_tokens if budget is None else min(reasoning_tokens, budget)
+    reasoning = None
+    if r > 0:
+        s = min(SUMMARY_MAX_TOKENS, max(1, r // SUMMARY_RATIO)) if summary else 0
+        reasoning = ItemPlan(
+            "reasoning",
+            tuple(split_tokens(filler_text(s, salt + 3))) if s else (),
+            summary=summary,
+            encrypted_content=_encrypted(r, salt) if encrypted else None,
+            truncated=r < reasoning_tokens,
+        )
+    left = None if budget is None else budget - r
+    want = max(1, output_tokens)
+    items: list[ItemPlan] = []
+    if kind == "message":
+        n = want if left is None else min(want, left)
+        if n > 0:
+            items.append(ItemPlan("message", tuple(split_tokens(output_text("message", n, salt))), truncated=n < want))
+    else:
+        if not tool_names:
+            raise ValueError("tool_names: a function-call turn needs at least one tool")
+        calls = max(1, tool_calls)
+        # Split the turn's output among its calls; each call's arguments are at least "{}" (one token).
+        sizes = [max(1, want // calls + (1 if i < want % calls else 0)) for i in range(calls)]
+        for i, size in enumerate(sizes):
+            n = size if left is None else min(size, left)
+            if n <= 0:
+                break
+            text = tuple(split_tokens(output_text("function_call", size, salt + i)))[:n]
+            items.append(ItemPlan("function_call", text, name=tool_names[i % len(tool_names)], truncated=n < size))
+            if left is not None:
+                left -= n
+    truncated = (reasoning is not None and reasoning.truncated) or any(i.truncated for i in items)
+    if kind == "function_call" and len(items) < max(1, tool_calls):
+        truncated = True
+    if kind == "message" and not items:
+        truncated = True
+    return OutputPlan(reasoning, tuple(items), r, truncated)
