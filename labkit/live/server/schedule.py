@@ -178,7 +178,7 @@ class Pacer:
     def _reasoned(self, now: float, start: float, duration: float) -> None:
         # Steered mid-reasoning: only the share of the stage that passed was decoded (and is billed).
         r = self.output.reasoning_tokens
-        share = 1.0 if duration <= 0 else min(1.0, max(0.0, (now - start) / duration))
+        share = 1.0 if duration <= 0 or now >= start + duration - 1e-9 else max(0.0, (now - start) / duration)
         self.reasoning_decoded = r if share >= 1.0 else int(r * share)
 
     def _decode(self, t_first: float) -> Generator[float, float, None]:
