@@ -20,23 +20,28 @@ import pandas as pd
 from labkit.model import Profile, Workload, load_profile, load_workload, published_facts
 from labkit.sim.analytic import forecast
 
-#: API-service time parameters scaled together by ``api_scale`` (network and inference stay put).
-API_TIME_PARAMS = (
+#: API-service time parameters paid once per request, whatever its size (scaled by ``api_scale``).
+FIXED_API_PARAMS = (
     "validate_s",
-    "validate_per_1k_s",
     "state_load_s",
-    "state_load_per_1k_s",
-    "render_per_1k_s",
     "config_load_s",
     "config_cached_s",
     "safety_in_s",
-    "safety_in_per_1k_s",
     "safety_out_s",
-    "safety_out_per_1k_s",
     "hop_latency_s",
     "persist_s",
     "postprocess_s",
 )
+#: API-service time parameters paid per 1,000 tokens of what a stage reads (scaled by ``per_token_scale``).
+PER_TOKEN_API_PARAMS = (
+    "validate_per_1k_s",
+    "state_load_per_1k_s",
+    "render_per_1k_s",
+    "safety_in_per_1k_s",
+    "safety_out_per_1k_s",
+)
+#: Every API-service time parameter (network and inference stay put).
+API_TIME_PARAMS = FIXED_API_PARAMS + PER_TOKEN_API_PARAMS
 SAFETY_PARAMS = ("safety_in_s", "safety_in_per_1k_s", "safety_out_s")
 
 
@@ -61,8 +66,13 @@ def bisect(f: Callable[[float], float], lo: float, hi: float, tol: float = 1e-6,
     return (lo + hi) / 2
 
 
-def scaled(profile: Profile, api_scale: float) -> Profile:
-    return profile.with_(**{k: getattr(profile, k) * api_scale for k in API_TIME_PARAMS})
+def scaled(profile: Profile, api_scale: float, per_token_scale: float | None = None) -> Profile:
+    """The profile with its fixed API costs times ``api_scale`` and its per-token API costs times
+    ``per_token_scale`` (default: ``api_scale`` too, so every API-service time scales together)."""
+    k = api_scale if per_token_scale is None else per_token_scale
+    changes = {f: getattr(profile, f) * api_scale for f in FIXED_API_PARAMS}
+    changes.update({f: getattr(profile, f) * k for f in PER_TOKEN_API_PARAMS})
+    return profile.with_(**changes)
 
 
 def reductions(
@@ -108,7 +118,11 @@ def e2e_family(
     for tm in tool_medians_s:
         w = w0.with_(tool_time_median_s=tm)
         try:
-            scale = bisect(lambda s, w=w: reductions(w, tps, s)["e2e_reduction"] - target, 0.01, 100.0)
+
+            def gap(s: float, w: Workload = w, target: float = float(target)) -> float:
+                return reductions(w, tps, s)["e2e_reduction"] - target
+
+            scale = bisect(gap, 0.01, 100.0)
         except ValueError:
             rows.append({"tool_time_median_s": tm, "api_scale": float("nan"), "consistent": False})
             continue
