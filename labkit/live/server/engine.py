@@ -369,9 +369,12 @@ class Engine:
         """What this turn outputs: the workload's turn ``index`` (its last beyond the end), as the request allows."""
         w = specs[min(index, len(specs) - 1)]
         extra = request.extra
-        tools = [str(t["name"]) for t in request.tools if t.get("type") == "function" and t.get("name")]
+        functions = [t for t in request.tools if t.get("type") == "function" and t.get("name")]
         if extra.get("tool_choice") == "none":
-            tools = []
+            functions = []
+        # The turn's calls go to the tools in rotation, starting with the turn's index.
+        rotated = [functions[(index + i) % len(functions)] for i in range(len(functions))]
+        tools = [str(t["name"]) for t in rotated]
         final = index >= self.workload.turns - 1 or not tools
         out = w.output_tokens
         if w.steered and self.workload.steer_at > 0:
@@ -385,7 +388,8 @@ class Engine:
             kind="message" if final else "function_call",
             output_tokens=out,
             reasoning_tokens=reasoning_tokens_for(w.reasoning_tokens, reasoning) if request.generate else 0,
-            tool_names=tuple(tools[(index + i) % len(tools)] for i in range(len(tools))) if tools else (),
+            tool_names=tuple(tools),
+            tool_parameters=tuple(t.get("parameters") for t in rotated),
             tool_calls=calls,
             summary=bool(reasoning and (reasoning.get("summary") or reasoning.get("generate_summary"))),
             encrypted="reasoning.encrypted_content" in include,

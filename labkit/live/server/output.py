@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from labkit.wire.protocol import function_arguments, split_tokens
 from labkit.wire.tokens import filler_text
@@ -76,6 +77,54 @@ def output_text(kind: Literal["message", "function_call"], n_tokens: int, salt: 
     return function_arguments(n_tokens, filler_text(max(0, n_tokens - 2), salt))
 
 
+def _value(schema: Any, depth: int = 0) -> Any:
+    """A small value valid for a JSON Schema (the subset tools use): its default, first enum, or by type."""
+    if not isinstance(schema, dict) or depth > 4:
+        return ""
+    if "default" in schema:
+        return schema["default"]
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        return schema["enum"][0]
+    if "const" in schema:
+        return schema["const"]
+    for key in ("anyOf", "oneOf"):
+        if isinstance(schema.get(key), list) and schema[key]:
+            return _value(schema[key][0], depth + 1)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties") or {}
+        return {name: _value(sub, depth + 1) for name, sub in props.items()}
+    if kind == "array":
+        return []
+    if kind in ("integer", "number"):
+        return max(1, int(schema.get("minimum", 1))) if kind == "integer" else 1
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    return ""
+
+
+def tool_arguments(parameters: Any, n_tokens: int, salt: int = 0) -> str:
+    """Function-call arguments valid for the tool's ``parameters`` schema, about ``n_tokens`` long.
+
+    Every property gets a value of its type (so an agent framework that validates arguments runs the tool);
+    the first string property carries filler to reach the planned size. Without a schema with string
+    properties the arguments are ``{"q": ...}`` of exactly ``n_tokens``.
+    """
+    args = _value(parameters) if isinstance(parameters, dict) and parameters.get("properties") else None
+    if not isinstance(args, dict) or not args:
+        return output_text("function_call", n_tokens, salt)
+    pad = next((k for k, v in args.items() if isinstance(v, str)), None)
+    if pad is None:
+        return json.dumps(args, separators=(",", ":"))
+    base = len(json.dumps(args, separators=(",", ":")).encode())
+    args[pad] = filler_text(max(0, (4 * n_tokens - base) // 4), salt).rstrip() or "x"
+    return json.dumps(args, separators=(",", ":"))
+
+
 def reasoning_tokens_for(workload_tokens: int, reasoning: dict[str, object] | None) -> int:
     """The turn's reasoning tokens: the workload's, unless the request turns reasoning off or asks for it."""
     effort = (reasoning or {}).get("effort")
@@ -100,13 +149,17 @@ def plan_output(
     output_tokens: int,
     reasoning_tokens: int = 0,
     tool_names: tuple[str, ...] = (),
+    tool_parameters: tuple[Any, ...] = (),
     tool_calls: int = 1,
     summary: bool = False,
     encrypted: bool = False,
     max_output_tokens: int | None = None,
     salt: int = 0,
 ) -> OutputPlan:
-    """Size a response's items; ``max_output_tokens`` counts reasoning and visible tokens, as on the API."""
+    """Size a response's items; ``max_output_tokens`` counts reasoning and visible tokens, as on the API.
+
+    ``tool_parameters`` are the JSON Schemas of ``tool_names`` (in the same order): arguments follow them.
+    """
     budget = max_output_tokens if max_output_tokens is not None else None
     r = reasoning_tokens if budget is None else min(reasoning_tokens, budget)
     reasoning = None
@@ -136,8 +189,11 @@ def plan_output(
             n = size if left is None else min(size, left)
             if n <= 0:
                 break
-            text = tuple(split_tokens(output_text("function_call", size, salt + i)))[:n]
-            items.append(ItemPlan("function_call", text, name=tool_names[i % len(tool_names)], truncated=n < size))
+            k = i % len(tool_names)
+            params = tool_parameters[k] if k < len(tool_parameters) else None
+            chunks = tuple(split_tokens(tool_arguments(params, size, salt + i)))
+            text = chunks[:n]
+            items.append(ItemPlan("function_call", text, name=tool_names[k], truncated=n < len(chunks)))
             if left is not None:
                 left -= n
     truncated = (reasoning is not None and reasoning.truncated) or any(i.truncated for i in items)
