@@ -1,43 +1,77 @@
-"""The SimPy discrete-event model of agent rollouts.
+"""The SimPy discrete-event model of agent rollouts: events only where rollouts share something.
 
-Each agent is a SimPy process that runs rollouts turn by turn: it asks :func:`labkit.model.plan_turn`
-for the stages of its request (with the cache state its connection, replica and store give it), holds an
-API worker of its replica through the pre-inference stages, an inference slot through queue/prefill/decode,
-the API worker again through post-processing, then runs its tool. Without finite resources the stages of a
-phase are laid out arithmetically and one timeout covers the phase: processes only interact at resource
-boundaries, so extra events would cost time without changing a single span.
+Each agent is a SimPy process that runs rollouts turn by turn: it asks :func:`labkit.model.plan_turn` for the
+stages of its request (with the cache state its connection, replica and store give it). A request's stages
+fall in four phases: the network (``connect``, ``upload``), then the API work before inference (an API
+worker of its replica held), inference (``queue`` .. ``decode``, an inference slot held), the API work after
+it (a worker again); then the client runs its tool.
+
+**Events only where something is shared.** An agent carries its own clock and lays its stages out
+arithmetically; it meets SimPy's clock (one ``timeout`` to catch up) only where it touches something other
+agents touch too: a pool of API workers or inference slots (:class:`Pool`), or a replica's connection-cache
+memory under a byte budget (:class:`~labkit.model.cache.CachePolicy`), and where a fault frees memory. With
+no finite pool and no budget, rollouts never interact, so a run schedules one event per agent, whatever its
+length; with pools, four per turn (arrive, hand over to inference, back to the API, release) plus the waits.
+Spans stay per stage: each request is recorded once as a *segment* (its plan, durations and phase starts)
+and expanded into one row per stage with numpy at the end. ``record="stream"`` keeps no spans at all, only
+the aggregates of :mod:`labkit.sim.streaming`.
 
 Randomness uses common random numbers: every (seed, rollout) gets its own stream, drawn in a fixed layout
-(per turn: one multiplier per stage, then the drop and eviction draws), so two transports compared with the
-same seed see the same tool times, token counts, jitter and faults.
+(per turn: one multiplier per stage, then the drop, eviction and routing draws), so two transports compared
+with the same seed see the same tool times, token counts, jitter and faults. Draws nothing uses (no jitter,
+no faults, sticky routing) are not made.
 """
 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict, deque
 from collections.abc import Generator
 from dataclasses import dataclass
+from itertools import chain
+from operator import itemgetter
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import simpy
 
-from labkit.model import STAGES, CacheState, Profile, TurnSpec, Workload, plan_turn
-from labkit.model.spans import SpanColumns
-from labkit.sim.analytic import cache_state
+from labkit.model import STAGES, CacheState, Profile, TurnSpec, plan_turn
+from labkit.model.cache import CachePolicy, entry_bytes, turn_entry_tokens
+from labkit.model.spans import SPAN_COLUMNS, spans_frame
+from labkit.sim.streaming import ByteSeries, FleetMetrics, LogHistogram
 from labkit.util.gctools import paused_gc
 
-_N_STAGES = len(STAGES)
-_PRE = frozenset({"connect", "upload", "validate", "load_state", "render", "config", "safety_in", "hops"})
-_INFERENCE = frozenset({"queue", "prefill", "reasoning", "download", "decode"})
+#: The plan's stages (every stage but the client's tool), in plan order.
+PLAN_STAGES: tuple[str, ...] = tuple(s for s in STAGES if s != "tool")
+_N = len(PLAN_STAGES)
+_IX = {name: i for i, name in enumerate(PLAN_STAGES)}
+# Phase boundaries in plan order: network [0, _A), API before inference [_A, _B), inference [_B, _C), API after.
+_A, _B, _C = _IX["validate"], _IX["queue"], _IX["safety_out"]
+_DEC = _IX["decode"]
+assert _IX["upload"] < _A and _B < _IX["prefill"] < _DEC < _C, "plan stages out of the phase order"
+_PHASE = np.array([0 if i < _A else 1 if i < _B else 2 if i < _C else 3 for i in range(_N)])
+# Zero-length stages are left out of the spans, except prefill and decode (TTFT is read from decode's start).
+_ALWAYS = np.zeros(_N, dtype=bool)
+_ALWAYS[[_IX["prefill"], _DEC]] = True
+# A request the server refused (previous_response_not_found) got as far as validation.
+_CUT_EVICT = _IX["validate"] + 1
 # Column layout of the per-turn random draws (common random numbers across compared transports).
-_COL_DROP = _N_STAGES
-_COL_DROP_AT = _N_STAGES + 1
-_COL_EVICT = _N_STAGES + 2
-_COL_REPLICA = _N_STAGES + 3
-_N_DRAWS = _N_STAGES + 4
+_COL_DROP = _N
+_COL_DROP_AT = _N + 1
+_COL_EVICT = _N + 2
+_COL_REPLICA = _N + 3
+_N_DRAWS = _N + 4
 #: Multipliers are clamped so one draw never stretches or shrinks a stage absurdly (as llm-d-inference-sim).
 JITTER_CLAMP = (0.3, 3.0)
+# Row order within one attempt of a turn: stages by plan position, each wait just before its phase, tool last.
+_SEQ = np.array([i + (0 if i < _A else 1 if i < _B else 2 if i < _C else 3) for i in range(_N)])
+_SEQ_API_WAIT_PRE, _SEQ_INF_WAIT, _SEQ_API_WAIT_POST, _SEQ_TOOL = _A, _B + 1, _C + 2, _N + 3
+_STAGE_NAMES = np.array([*PLAN_STAGES, "tool", "api_queue", "queue"], dtype=object)
+_COLS = np.arange(_N)
+_ROW_SEQ = np.array([*_SEQ, _SEQ_TOOL, _SEQ_API_WAIT_PRE, _SEQ_INF_WAIT])
+_TOOL_ID, _API_WAIT_ID, _INF_WAIT_ID = _N, _N + 1, _IX["queue"]
+_new = tuple.__new__
 
 
 @dataclass(frozen=True)
@@ -72,46 +106,139 @@ class Fleet:
     def __post_init__(self) -> None:
         for name in ("api_workers", "inference_slots"):
             v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or v < 1):
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
                 raise ValueError(f"{name}: must be an integer >= 1 or None, got {v!r}")
 
 
 class Pool:
-    """A ``simpy.Resource`` that also integrates the number of requests in it (waiting + served) over time.
+    """``capacity`` servers shared first come, first served; integrates the number in system over time.
 
-    The integral gives the time-average number in system L independently of the spans, so Little's law
-    (L = lambda * W) can be checked against sojourn times measured from the spans.
+    A free server is taken without any event (:meth:`enter` returns ``None``); a request that must wait gets
+    an event that :meth:`leave` triggers when a server is handed over to it. The integral gives the
+    time-average number in system L independently of the spans, so Little's law (L = lambda * W) can be
+    checked against sojourn times measured from the spans.
     """
 
+    __slots__ = ("_last_t", "area", "arrivals", "busy", "capacity", "env", "in_system", "waiting")
+
     def __init__(self, env: simpy.Environment, capacity: int) -> None:
+        if not isinstance(capacity, int) or capacity < 1:
+            raise ValueError(f"capacity: must be an integer >= 1, got {capacity!r}")
         self.env = env
-        self.resource = simpy.Resource(env, capacity)
+        self.capacity = capacity
+        self.busy = 0
+        self.waiting: deque[simpy.Event] = deque()
         self.in_system = 0
         self._last_t = 0.0
         self.area = 0.0
         self.arrivals = 0
 
-    def _tick(self, delta: int) -> None:
+    def enter(self) -> simpy.Event | None:
+        """Ask for a server at ``env.now``: ``None`` if one was free, else an event to wait for."""
         now = self.env.now
         self.area += self.in_system * (now - self._last_t)
         self._last_t = now
-        self.in_system += delta
-
-    def enter(self) -> simpy.Event:
-        self._tick(+1)
+        self.in_system += 1
         self.arrivals += 1
-        return self.resource.request()
+        if self.busy < self.capacity:
+            self.busy += 1
+            return None
+        ev = self.env.event()
+        self.waiting.append(ev)
+        return ev
 
-    def leave(self, req: simpy.Event) -> None:
-        self.resource.release(req)
-        self._tick(-1)
+    def leave(self) -> None:
+        """Give a server back at ``env.now``: straight to the longest waiting request, if any."""
+        now = self.env.now
+        self.area += self.in_system * (now - self._last_t)
+        self._last_t = now
+        self.in_system -= 1
+        if self.waiting:
+            self.waiting.popleft().succeed()
+        else:
+            self.busy -= 1
 
     def time_average(self, until: float) -> float:
         return (self.area + self.in_system * (until - self._last_t)) / until if until > 0 else 0.0
 
 
-def _rollout_specs(workload: Workload, seed: int, rollout: int) -> tuple[TurnSpec, ...]:
-    return workload.turn_specs(seed * 1_000_003 + rollout + workload.seed)
+class ReplicaCache:
+    """One replica's connection caches under a :class:`~labkit.model.cache.CachePolicy` (one entry per
+    connection, least recently used first). Every call happens at the simulated time ``now``, in time order.
+    """
+
+    __slots__ = ("budget", "entries", "evictions", "expirations", "hits", "misses", "series", "total", "ttl")
+
+    def __init__(self, policy: CachePolicy, series: ByteSeries | None = None) -> None:
+        self.budget = policy.budget_bytes
+        self.ttl = policy.ttl_s if policy.policy == "ttl" else math.inf
+        self.entries: OrderedDict[int, tuple[int, float]] = OrderedDict()
+        self.total = 0
+        self.series = series
+        self.hits = self.misses = self.evictions = self.expirations = 0
+
+    def _expire(self, now: float) -> None:
+        # One TTL for all and a refresh on every use: the expired entries are the least recently used ones.
+        entries = self.entries
+        while entries:
+            key, (n, last) = next(iter(entries.items()))
+            if now - last <= self.ttl:
+                break
+            del entries[key]
+            self.total -= n
+            self.expirations += 1
+
+    def _changed(self, now: float) -> None:
+        if self.series is not None:
+            self.series.set(now, self.total)
+
+    def lookup(self, key: int, now: float) -> bool:
+        """A continuation names its parent: a hit refreshes the entry; a miss is a fallback."""
+        before = self.total
+        if self.ttl < math.inf:
+            self._expire(now)
+        entry = self.entries.get(key)
+        if entry is None:
+            self.misses += 1
+            hit = False
+        else:
+            self.entries[key] = (entry[0], now)
+            self.entries.move_to_end(key)
+            self.hits += 1
+            hit = True
+        if self.total != before:
+            self._changed(now)
+        return hit
+
+    def put(self, key: int, nbytes: int, now: float) -> None:
+        """A response completed: it replaces its connection's entry; least recently used entries leave while
+        the budget is exceeded (the new entry itself, if it alone exceeds the budget)."""
+        entries = self.entries
+        if self.ttl < math.inf:
+            self._expire(now)
+        old = entries.pop(key, None)
+        if old is not None:
+            self.total -= old[0]
+        entries[key] = (nbytes, now)
+        self.total += nbytes
+        if self.budget is not None:
+            while self.total > self.budget and entries:
+                _, (n, _) = entries.popitem(last=False)
+                self.total -= n
+                self.evictions += 1
+        self._changed(now)
+
+    def discard(self, key: int, now: float) -> None:
+        """The connection closed (or the server dropped its cache): its bytes are freed."""
+        old = self.entries.pop(key, None)
+        if old is not None:
+            self.total -= old[0]
+            self._changed(now)
+
+
+def _rollout_specs(workload: Any, seed: int, rollout: int) -> tuple[TurnSpec, ...]:
+    # Any workload object with ``turn_specs(seed)`` (a Workload, a trace): its own seed only if it has one.
+    return workload.turn_specs(seed * 1_000_003 + rollout + int(getattr(workload, "seed", 0) or 0))
 
 
 def _draws(seed: int, rollout: int, turns: int, jitter: float) -> np.ndarray:
@@ -121,26 +248,156 @@ def _draws(seed: int, rollout: int, turns: int, jitter: float) -> np.ndarray:
     with and without jitter, and every transport sees the same multiplier for the same stage.
     """
     rng = np.random.default_rng(np.random.SeedSequence([seed, rollout, 0x51D]))
-    z = rng.standard_normal((turns, _N_STAGES))
-    u = rng.random((turns, _N_DRAWS - _N_STAGES))
+    z = rng.standard_normal((turns, _N))
+    u = rng.random((turns, _N_DRAWS - _N))
     mult = np.clip(np.exp(jitter * z - jitter**2 / 2), *JITTER_CLAMP) if jitter > 0 else np.ones_like(z)
     return np.hstack([mult, u])
 
 
+# -- recorders ----------------------------------------------------------------------------------------
+
+
+class SpanTable:
+    """Spans as numpy columns (``SPAN_COLUMNS`` order), one row per stage; :meth:`frame` gives the DataFrame."""
+
+    def __init__(self, source: str, scenario: str, columns: dict[str, np.ndarray]) -> None:
+        self.source = source
+        self.scenario = scenario
+        self.columns = columns
+
+    def __len__(self) -> int:
+        return len(self.columns["rollout"])
+
+    def frame(self) -> pd.DataFrame:
+        """The spans as a DataFrame, sorted by rollout, turn, attempt and time."""
+        n = len(self)
+        c = self.columns
+        order = np.lexsort((_ROW_SEQ[c["stage"]], c["end_s"], c["start_s"], c["attempt"], c["turn"], c["rollout"]))
+        c = {k: v[order] for k, v in c.items()}
+        data = {
+            "source": np.full(n, self.source, dtype=object),
+            "scenario": np.full(n, self.scenario, dtype=object),
+            "rollout": c["rollout"],
+            "turn": c["turn"],
+            "stage": _STAGE_NAMES[c["stage"]],
+            "start_s": c["start_s"],
+            "end_s": c["end_s"],
+            "tokens": c["tokens"],
+            "bytes": c["bytes"],
+            "cache_hit": c["cache_hit"],
+            "attempt": c["attempt"],
+        }
+        assert list(data) == list(SPAN_COLUMNS)
+        return spans_frame(data)
+
+
+class _SpanRecorder:
+    """Keeps each request as one segment; expands segments into per-stage rows once, with numpy."""
+
+    stream = False
+
+    def __init__(self) -> None:
+        # (rollout, turn, attempt, plan, durations, t_net, t_api, t_inf, t_post, upto, stages kept)
+        self.segments: list[tuple] = []
+        # (rollout, turn, attempt, stage id, seq, start, end)
+        self.extra: list[tuple] = []
+
+    def segment(self, *seg: Any) -> None:
+        self.segments.append(seg)
+
+    def wait(self, rollout: int, turn: int, attempt: int, stage: int, seq: int, t0: float, t1: float) -> None:
+        if t1 > t0:
+            self.extra.append((rollout, turn, attempt, stage, seq, t0, t1))
+
+    def table(self, source: str, scenario: str) -> SpanTable:
+        segs = self.segments
+        s = len(segs)
+        n = s * _N
+        cat = chain.from_iterable
+        # fromiter over C-level iterators: one pass per field, no Python-level loop per stage.
+        d = np.fromiter(cat(map(itemgetter(4), segs)), np.float64, n).reshape(s, _N)
+        plans = list(cat(map(itemgetter(3), segs)))
+        tokens = np.fromiter(map(itemgetter(2), plans), np.int64, n)
+        nbytes = np.fromiter(map(itemgetter(3), plans), np.int64, n)
+        hits = np.fromiter(map(itemgetter(4), plans), np.bool_, n)
+        meta = np.fromiter(cat(map(itemgetter(0, 1, 2, 10), segs)), np.int64, 4 * s).reshape(s, 4)
+        times = np.fromiter(cat(map(itemgetter(5, 6, 7, 8, 9), segs)), np.float64, 5 * s).reshape(s, 5)
+        # Start of every stage: its phase's start plus the stages before it in the same phase.
+        cum = np.cumsum(d, axis=1)
+        start = times[:, _PHASE] + (cum - d)
+        start[:, _A:_B] -= cum[:, _A - 1 : _A]
+        start[:, _B:_C] -= cum[:, _B - 1 : _B]
+        start[:, _C:] -= cum[:, _C - 1 : _C]
+        keep = ((d > 0) | _ALWAYS) & (meta[:, 3:4] > _COLS) & (start < times[:, 4:5])
+        end = np.minimum(start + d, times[:, 4:5])
+        flat = np.flatnonzero(keep)
+        seg_ix = flat // _N
+        col = flat - seg_ix * _N
+        cols = {
+            "rollout": meta[seg_ix, 0],
+            "turn": meta[seg_ix, 1],
+            "attempt": meta[seg_ix, 2],
+            "stage": col,
+            "start_s": start.ravel()[flat],
+            "end_s": end.ravel()[flat],
+            "tokens": tokens[flat],
+            "bytes": nbytes[flat],
+            "cache_hit": hits[flat],
+        }
+        if self.extra:
+            x = np.array(self.extra, dtype=np.float64)
+            m = len(x)
+            add = {
+                "rollout": x[:, 0].astype(np.int64),
+                "turn": x[:, 1].astype(np.int64),
+                "attempt": x[:, 2].astype(np.int64),
+                "stage": x[:, 3].astype(np.int64),
+                "start_s": x[:, 5],
+                "end_s": x[:, 6],
+                "tokens": np.zeros(m, np.int64),
+                "bytes": np.zeros(m, np.int64),
+                "cache_hit": np.zeros(m, bool),
+            }
+            cols = {k: np.concatenate([cols[k], add[k]]) for k in cols}
+        return SpanTable(source, scenario, cols)
+
+
+class _StreamRecorder:
+    """Aggregates per turn and per rollout; keeps no spans (see :mod:`labkit.sim.streaming`)."""
+
+    stream = True
+
+    def __init__(self, rollouts: int) -> None:
+        self.e2e = np.zeros(rollouts)
+        self.ttft = LogHistogram()
+        self.api_wait = LogHistogram()
+        self.inference_wait = LogHistogram()
+
+    def segment(self, *seg: Any) -> None:
+        pass
+
+    def wait(self, *args: Any) -> None:
+        pass
+
+
+# -- the simulation -----------------------------------------------------------------------------------
+
+
 class _Run:
-    """One simulation: environment, shared pools, parameters and the span buffer."""
+    """One simulation: environment, shared pools and caches, parameters and the recorder."""
 
     def __init__(
         self,
         profile: Profile,
-        workload: Workload,
+        workload: Any,
         *,
         seed: int,
         jitter: float,
         faults: Faults,
         fleet: Fleet,
-        scenario: str,
-        source: str,
+        cache: CachePolicy | None,
+        recorder: _SpanRecorder | _StreamRecorder,
+        sample_s: float,
     ) -> None:
         self.env = simpy.Environment()
         self.profile = profile
@@ -148,162 +405,257 @@ class _Run:
         self.seed = seed
         self.jitter = jitter
         self.faults = faults
-        self.scenario = scenario
-        self.source = source
-        self.spans = SpanColumns()
+        self.rec = recorder
         self.api = [Pool(self.env, fleet.api_workers) for _ in range(profile.replicas)] if fleet.api_workers else None
         self.inference = Pool(self.env, fleet.inference_slots) if fleet.inference_slots else None
         self.persistent = profile.transport == "websocket" or profile.keep_alive
+        self.chained = profile.chaining == "connection"
+        # The memory of connection caches is shared only when it is bounded (or its bytes are tracked).
+        self.caches = (
+            [ReplicaCache(cache, ByteSeries(sample_s)) for _ in range(profile.replicas)]
+            if cache is not None and self.chained
+            else None
+        )
+        self.cache_model = cache.model if cache is not None else None
+        self.need_draws = (
+            jitter > 0
+            or faults.drop_rate > 0
+            or faults.evict_rate > 0
+            or (profile.routing == "random" and profile.replicas > 1)
+        )
+        self.end = 0.0
+        self.turns = self.requests = self.fallbacks = 0
 
-    # -- recording ---------------------------------------------------------------------------------
-
-    def _lay_out(self, stages, mult, start: float, rollout: int, turn: int, attempt: int, upto: float = math.inf):
-        """Record ``stages`` back to back from ``start`` (cut at ``upto``); returns the end time."""
+    def agent(self, rollouts: list[int], start: float) -> Generator[simpy.Event, None, None]:
         t = start
-        append = self.spans.rows.append
-        src, scen = self.source, self.scenario
-        for name, duration, tokens, nbytes, hit in stages:
-            d = duration * mult[_STAGE_COL[name]]
-            if d <= 0.0 and name != "decode" and name != "prefill":
-                continue
-            end = t + d
-            if end >= upto:  # the connection dropped inside this stage
-                append((src, scen, rollout, turn, name, t, upto, tokens, nbytes, hit, attempt))
-                return upto
-            append((src, scen, rollout, turn, name, t, end, tokens, nbytes, hit, attempt))
-            t = end
-        return t
-
-    # -- processes ---------------------------------------------------------------------------------
-
-    def agent(self, rollouts: list[int], start_delay: float = 0.0) -> Generator[simpy.Event, None, None]:
-        if start_delay > 0:
-            yield self.env.timeout(start_delay)
         for rollout in rollouts:
-            yield from self.rollout(rollout)
+            t = yield from self.rollout(rollout, t)
+        if t > self.end:
+            self.end = t
 
-    def rollout(self, rollout: int) -> Generator[simpy.Event, None, None]:
+    def rollout(self, rollout: int, t: float) -> Generator[simpy.Event, None, float]:
         env = self.env
         p = self.profile
+        rec = self.rec
+        stream = rec.stream
+        faults = self.faults
         specs = _rollout_specs(self.workload, self.seed, rollout)
-        # Python floats: numpy scalar arithmetic in the per-stage loop costs more than the rest of it.
-        draws = _draws(self.seed, rollout, len(specs), self.jitter).tolist()
+        draws = _draws(self.seed, rollout, len(specs), self.jitter).tolist() if self.need_draws else None
+        jitter = self.jitter > 0
         replicas = p.replicas
+        random_routing = p.routing == "random"
+        websocket = p.transport == "websocket"
+        persistent = self.persistent
+        chained = self.chained
+        pooled = self.api is not None or self.inference is not None
+        caches = self.caches
         # The replica that holds this conversation's replica-local caches (none before the first turn).
         holder = -1
         connected_at = -math.inf
         connected = False
         sticky_replica = rollout % replicas
         conn_replica = sticky_replica
-        for spec in specs:
-            d = draws[spec.index]
-            mult = d
+        store = caches[conn_replica] if caches is not None else None
+        rollout_start = t
+        last = len(specs) - 1
+        for k, spec in enumerate(specs):
+            row = draws[k] if draws is not None else None
+            mult = row if jitter else None
             attempt = 0
             # WebSocket mode's lifetime limit: the server closed the socket after the last response.
-            if connected and env.now - connected_at >= self.faults.connection_limit_s:
+            if connected and t - connected_at >= faults.connection_limit_s:
                 connected = False
+                if store is not None:
+                    if t > env.now:
+                        yield env.timeout(t - env.now)
+                    store.discard(rollout, env.now)
             fresh = not connected
+            turn_start = t
+            index = spec.index
             while True:
-                if p.transport == "websocket":
+                if websocket:
                     if fresh:
-                        conn_replica = int(d[_COL_REPLICA] * replicas) if p.routing == "random" else sticky_replica
+                        conn_replica = int(row[_COL_REPLICA] * replicas) if random_routing and row else sticky_replica
+                        store = caches[conn_replica] if caches is not None else None
                     replica = conn_replica
                 else:
-                    replica = int(d[_COL_REPLICA] * replicas) if p.routing == "random" else sticky_replica
-                    if attempt:
+                    replica = int(row[_COL_REPLICA] * replicas) if random_routing and row else sticky_replica
+                    if attempt and random_routing:
                         # A retry is a new request: route it again with a fresh draw from the same stream.
-                        replica = (replica + attempt) % replicas if p.routing == "random" else replica
-                # A retry on turn 0 always follows a drop (nothing is cached to evict yet), so `fresh`
-                # says all that the attempt number would.
-                cache = cache_state(p, spec, replica_hit=(replica == holder), reconnected=fresh)
-                evicted = attempt == 0 and cache.connection_cache_hit and d[_COL_EVICT] < self.faults.evict_rate
-                dropped = attempt == 0 and not evicted and d[_COL_DROP] < self.faults.drop_rate
+                        replica = (replica + attempt) % replicas
+                # The cache state of labkit.sim.analytic.cache_state, built inline (this runs once a turn).
+                first = index == 0 or fresh
+                cache = _new(
+                    CacheState, (persistent and not first, chained and not first, replica == holder and index > 0)
+                )
                 plan = plan_turn(p, spec, cache)
+                d = [s[1] * m for s, m in zip(plan, mult, strict=False)] if mult else [s[1] for s in plan]
+                self.requests += 1
+                evicted = dropped = False
+                if attempt == 0 and cache[1]:
+                    if row is not None and row[_COL_EVICT] < faults.evict_rate:
+                        evicted = True  # the server lost the parent (a fault): the cache is gone
+                        if store is not None:
+                            t_look = t + d[0] + d[1]
+                            if t_look > env.now:
+                                yield env.timeout(t_look - env.now)
+                            store.discard(rollout, env.now)
+                    elif store is not None:
+                        # The request reaches the server, which looks its parent up in the shared memory.
+                        t_look = t + d[0] + d[1]
+                        if t_look > env.now:
+                            yield env.timeout(t_look - env.now)
+                        evicted = not store.lookup(rollout, env.now)
+                if not evicted and attempt == 0 and row is not None and row[_COL_DROP] < faults.drop_rate:
+                    dropped = True
                 if fresh:
-                    connected_at = env.now
+                    connected_at = t
                 if evicted:
                     # previous_response_not_found arrives after the server looked the parent up: the client
                     # lost the upload and validation, then re-sends the full history on the same socket.
-                    cut = [s for s in plan if s.name in ("connect", "upload", "validate")]
-                    end = self._lay_out(cut, mult, env.now, rollout, spec.index, attempt)
-                    yield env.timeout(end - env.now)
+                    end = t + d[0] + d[1] + d[2]
+                    if not stream:
+                        rec.segment(
+                            rollout, index, attempt, plan, d, t, t + d[0] + d[1], end, end, math.inf, _CUT_EVICT
+                        )
+                    t = end
                     attempt += 1
                     fresh = False
                     holder = -1
-                    # Re-plan with the cache gone (the connection stays open).
                     connected = True
-                    plan = plan_turn(p, spec, CacheState(True, False, False))
-                    yield from self._serve(plan, mult, rollout, spec, attempt, replica)
-                    holder = replica
-                    break
-                if dropped:
-                    total = sum(s.duration_s * mult[_STAGE_COL[s.name]] for s in plan)
-                    cut_at = env.now + d[_COL_DROP_AT] * total
-                    end = self._lay_out(plan, mult, env.now, rollout, spec.index, attempt, upto=cut_at)
-                    yield env.timeout(end - env.now)
+                    cache = CacheState(True, False, False)
+                    plan = plan_turn(p, spec, cache)
+                    d = [s[1] * m for s, m in zip(plan, mult, strict=False)] if mult else [s[1] for s in plan]
+                    self.requests += 1
+                elif dropped:
+                    total = sum(d)
+                    cut_at = t + row[_COL_DROP_AT] * total  # type: ignore[index]
+                    if not stream:
+                        t1 = t + d[0] + d[1]
+                        t2 = t1 + sum(d[_A:_B])
+                        rec.segment(rollout, index, attempt, plan, d, t, t1, t2, t2 + sum(d[_B:_C]), cut_at, _N)
+                    t = cut_at
                     attempt += 1
                     fresh = True
                     connected = False
-                    if p.transport == "websocket":
+                    if websocket:
                         holder = -1  # the connection-scoped cache died with the socket
+                        if store is not None:
+                            if t > env.now:
+                                yield env.timeout(t - env.now)
+                            store.discard(rollout, env.now)
                     continue
-                yield from self._serve(plan, mult, rollout, spec, attempt, replica)
-                connected = self.persistent
+                # Serve the request: arithmetic unless a pool is in the way.
+                if pooled:
+                    t, decode_at = yield from self._serve_pooled(plan, d, rollout, index, attempt, replica, t)
+                else:
+                    t1 = t + d[0] + d[1]
+                    t2 = t1 + sum(d[_A:_B])
+                    t3 = t2 + sum(d[_B:_C])
+                    if not stream:
+                        rec.segment(rollout, index, attempt, plan, d, t, t1, t2, t3, math.inf, _N)
+                    decode_at = t2 + sum(d[_B:_DEC])
+                    t = t3 + sum(d[_C:])
+                if not evicted:
+                    connected = persistent
                 holder = replica
                 break
+            self.turns += 1
+            self.fallbacks += attempt
+            if store is not None:
+                # The completed response replaces the connection's entry; after the last one the client closes.
+                if t > env.now:
+                    yield env.timeout(t - env.now)
+                tokens = turn_entry_tokens(spec.context_tokens, spec.new_input_tokens, spec.output_tokens)
+                store.put(rollout, entry_bytes(tokens, self.cache_model), env.now)  # type: ignore[arg-type]
+                if k == last:
+                    store.discard(rollout, env.now)
+            if stream:
+                rec.ttft.add(decode_at - turn_start)  # type: ignore[union-attr]
             if not spec.final and spec.tool_s > 0:
-                t = env.now
-                self.spans.add(self.source, self.scenario, rollout, spec.index, "tool", t, t + spec.tool_s)
-                yield env.timeout(spec.tool_s)
+                if not stream:
+                    rec.wait(rollout, index, 0, _TOOL_ID, _SEQ_TOOL, t, t + spec.tool_s)
+                t += spec.tool_s
+        if stream:
+            rec.e2e[rollout] = t - rollout_start  # type: ignore[union-attr]
+        return t
 
-    def _serve(self, plan, mult, rollout: int, spec: TurnSpec, attempt: int, replica: int):
-        """Run one request's stages, holding shared resources where the fleet has them."""
+    def _serve_pooled(
+        self, plan: Any, d: list[float], rollout: int, turn: int, attempt: int, replica: int, t: float
+    ) -> Generator[simpy.Event, None, tuple[float, float]]:
+        """One request through the pools: catch up with the shared clock only at the phase boundaries."""
         env = self.env
-        if self.api is None and self.inference is None:
-            end = self._lay_out(plan, mult, env.now, rollout, spec.index, attempt)
-            yield env.timeout(end - env.now)
-            return
-        pre = [s for s in plan if s.name in _PRE]
-        inf = [s for s in plan if s.name in _INFERENCE]
-        post = [s for s in plan if s.name not in _PRE and s.name not in _INFERENCE]
-        yield from self._phase(self.api[replica] if self.api else None, "api_queue", pre, mult, rollout, spec, attempt)
-        yield from self._phase(self.inference, "queue", inf, mult, rollout, spec, attempt)
-        yield from self._phase(self.api[replica] if self.api else None, "api_queue", post, mult, rollout, spec, attempt)
-
-    def _phase(self, pool: Pool | None, wait_stage: str, stages, mult, rollout, spec, attempt):
-        env = self.env
-        if pool is None:
-            end = self._lay_out(stages, mult, env.now, rollout, spec.index, attempt)
-            yield env.timeout(end - env.now)
-            return
-        t0 = env.now
-        req = pool.enter()
-        yield req
-        if env.now > t0:
-            self.spans.add(
-                self.source, self.scenario, rollout, spec.index, wait_stage, t0, env.now, 0, 0, False, attempt
-            )
-        end = self._lay_out(stages, mult, env.now, rollout, spec.index, attempt)
-        yield env.timeout(end - env.now)
-        pool.leave(req)
-
-
-_STAGE_COL = {name: i for i, name in enumerate(STAGES)}
+        rec = self.rec
+        api = self.api[replica] if self.api is not None else None
+        inf = self.inference
+        api_wait = inf_wait = 0.0
+        t1 = t + d[0] + d[1]  # the request has arrived
+        if api is not None:
+            if t1 > env.now:
+                yield env.timeout(t1 - env.now)
+            ev = api.enter()
+            if ev is not None:
+                yield ev
+                api_wait += env.now - t1
+                rec.wait(rollout, turn, attempt, _API_WAIT_ID, _SEQ_API_WAIT_PRE, t1, env.now)
+                t1 = env.now
+        t2 = t1 + sum(d[_A:_B])
+        if api is not None or inf is not None:
+            if t2 > env.now:
+                yield env.timeout(t2 - env.now)
+            if api is not None:
+                api.leave()
+            if inf is not None:
+                ev = inf.enter()
+                if ev is not None:
+                    yield ev
+                    inf_wait += env.now - t2
+                    rec.wait(rollout, turn, attempt, _INF_WAIT_ID, _SEQ_INF_WAIT, t2, env.now)
+                    t2 = env.now
+        t3 = t2 + sum(d[_B:_C])
+        if t3 > env.now:
+            yield env.timeout(t3 - env.now)
+        if inf is not None:
+            inf.leave()
+        if api is not None:
+            ev = api.enter()
+            if ev is not None:
+                yield ev
+                api_wait += env.now - t3
+                rec.wait(rollout, turn, attempt, _API_WAIT_ID, _SEQ_API_WAIT_POST, t3, env.now)
+                t3 = env.now
+        t4 = t3 + sum(d[_C:])
+        if api is not None:
+            if t4 > env.now:
+                yield env.timeout(t4 - env.now)
+            api.leave()
+        if rec.stream:
+            rec.api_wait.add(api_wait)  # type: ignore[union-attr]
+            rec.inference_wait.add(inf_wait)  # type: ignore[union-attr]
+        else:
+            rec.segment(rollout, turn, attempt, plan, d, t, t1, t2, t3, math.inf, _N)
+        return t4, t2 + sum(d[_B:_DEC])
 
 
 @dataclass
 class SimResult:
-    """The spans of a run plus the pools' own occupancy integrals (for Little's law)."""
+    """A run's spans (``record="spans"``) or streamed metrics (``record="stream"``), plus the pools' own
+    occupancy integrals (for Little's law)."""
 
-    spans: pd.DataFrame
+    spans: pd.DataFrame | None
     until: float
     inference_time_average: float | None
     inference_arrivals: int | None
+    metrics: FleetMetrics | None = None
+    table: SpanTable | None = None
+    #: Connection-cache counters summed over replicas (``hits``, ``misses``, ``evictions``, ``expirations``,
+    #: ``peak_bytes`` of the fullest replica); empty without a cache policy.
+    cache: dict[str, int] | None = None
 
 
 def run(
     profile: Profile,
-    workload: Workload,
+    workload: Any,
     *,
     rollouts: int = 1,
     agents: int | None = None,
@@ -311,53 +663,130 @@ def run(
     jitter: float = 0.0,
     faults: Faults | None = None,
     fleet: Fleet | None = None,
+    cache: CachePolicy | None = None,
     stagger_s: float = 0.0,
     scenario: str | None = None,
     source: str = "sim",
+    record: Literal["spans", "stream"] = "spans",
+    sample_s: float = 1.0,
     as_frame: bool = True,
-) -> SimResult | SpanColumns:
+) -> SimResult:
     """Simulate ``rollouts`` rollouts run by ``agents`` concurrent agents (default: all at once).
 
     Agent ``i`` runs rollouts ``i, i + agents, ...`` back to back (a closed system) and starts after
-    ``i * stagger_s``. Returns a :class:`SimResult`, or the raw :class:`SpanColumns` with ``as_frame=False``.
+    ``i * stagger_s``. ``workload`` is a :class:`~labkit.model.Workload` or any object with ``name`` and
+    ``turn_specs(seed)``. ``cache`` bounds each replica's connection-cache memory (WebSocket mode): a
+    continuation whose entry was evicted falls back to the full context. ``record="stream"`` keeps no spans
+    (``metrics`` holds the aggregates, cache bytes sampled every ``sample_s``); with ``as_frame=False`` the
+    spans stay numpy columns (``table``) and no DataFrame is built.
     """
-    if not isinstance(rollouts, int) or rollouts < 1:
+    if not isinstance(rollouts, int) or isinstance(rollouts, bool) or rollouts < 1:
         raise ValueError(f"rollouts: must be an integer >= 1, got {rollouts!r}")
     agents = rollouts if agents is None else agents
-    if not isinstance(agents, int) or agents < 1:
+    if not isinstance(agents, int) or isinstance(agents, bool) or agents < 1:
         raise ValueError(f"agents: must be an integer >= 1, got {agents!r}")
-    if not (jitter >= 0 and math.isfinite(jitter)):
+    if not (isinstance(jitter, int | float) and jitter >= 0 and math.isfinite(jitter)):
         raise ValueError(f"jitter: must be >= 0, got {jitter!r}")
-    if stagger_s < 0:
+    if not stagger_s >= 0:
         raise ValueError(f"stagger_s: must be >= 0, got {stagger_s!r}")
+    if record not in ("spans", "stream"):
+        raise ValueError(f"record: must be 'spans' or 'stream', got {record!r}")
+    if not (sample_s > 0 and math.isfinite(sample_s)):
+        raise ValueError(f"sample_s: must be > 0, got {sample_s!r}")
+    if not callable(getattr(workload, "turn_specs", None)):
+        raise ValueError(f"workload: needs a turn_specs(seed) method, got {type(workload).__name__}")
+    fleet = fleet or Fleet()
+    recorder: _SpanRecorder | _StreamRecorder = _SpanRecorder() if record == "spans" else _StreamRecorder(rollouts)
     sim = _Run(
         profile,
         workload,
         seed=seed,
-        jitter=jitter,
+        jitter=float(jitter),
         faults=faults or Faults(),
-        fleet=fleet or Fleet(),
-        scenario=scenario or profile.name,
-        source=source,
+        fleet=fleet,
+        cache=cache,
+        recorder=recorder,
+        sample_s=sample_s,
     )
     for i in range(min(agents, rollouts)):
         sim.env.process(sim.agent(list(range(i, rollouts, agents)), i * stagger_s))
+    # The cycle collector stays off while the run allocates its many small objects, and until the span
+    # segments are expanded and freed (by reference counting): a collection pass over them would cost more
+    # than making them.
     with paused_gc(collect=False):
         sim.env.run()
-    if not as_frame:
-        return sim.spans
-    until = sim.env.now
-    pool = sim.inference
-    return SimResult(
-        spans=sim.spans.frame(),
-        until=until,
-        inference_time_average=pool.time_average(until) if pool else None,
-        inference_arrivals=pool.arrivals if pool else None,
+        until = max(sim.end, sim.env.now)
+        pool = sim.inference
+        result = SimResult(
+            spans=None,
+            until=until,
+            inference_time_average=pool.time_average(until) if pool else None,
+            inference_arrivals=pool.arrivals if pool else None,
+        )
+        if sim.caches is not None:
+            result.cache = {
+                "hits": sum(c.hits for c in sim.caches),
+                "misses": sum(c.misses for c in sim.caches),
+                "evictions": sum(c.evictions for c in sim.caches),
+                "expirations": sum(c.expirations for c in sim.caches),
+                "peak_bytes": max(c.series.peak for c in sim.caches if c.series is not None),
+            }
+        if isinstance(recorder, _SpanRecorder):
+            table = recorder.table(source, scenario or profile.name)
+            recorder.segments.clear()
+            recorder.extra.clear()
+            result.table = table
+            if as_frame:
+                result.spans = table.frame()
+        else:
+            result.metrics = _metrics(
+                sim,
+                recorder,
+                agents=min(agents, rollouts),
+                rollouts=rollouts,
+                until=until,
+                fleet=fleet,
+                sample_s=sample_s,
+            )
+        del sim
+    return result
+
+
+def _metrics(
+    sim: _Run, rec: _StreamRecorder, *, agents: int, rollouts: int, until: float, fleet: Fleet, sample_s: float
+) -> FleetMetrics:
+    caches = sim.caches or []
+    for c in caches:
+        if c.series is not None:
+            c.series.close(until)
+    return FleetMetrics(
+        agents=agents,
+        rollouts=rollouts,
+        turns=sim.turns,
+        requests=sim.requests,
+        fallbacks=sim.fallbacks,
+        until_s=until,
+        e2e_s=rec.e2e,
+        ttft=rec.ttft.frozen(),
+        api_wait=rec.api_wait.frozen(),
+        inference_wait=rec.inference_wait.frozen(),
+        api_busy=tuple(p.time_average(until) for p in sim.api) if sim.api else (),
+        inference_busy=(sim.inference.time_average(until),) if sim.inference else (),
+        api_workers=fleet.api_workers,
+        inference_slots=fleet.inference_slots,
+        cache_hits=sum(c.hits for c in caches),
+        cache_misses=sum(c.misses for c in caches),
+        cache_evictions=sum(c.evictions for c in caches),
+        cache_expirations=sum(c.expirations for c in caches),
+        cache_peak_bytes=tuple(c.series.peak for c in caches if c.series is not None),
+        cache_mean_bytes=tuple(c.series.area / until if until > 0 else 0.0 for c in caches if c.series is not None),
+        cache_series=tuple(tuple(c.series.samples) for c in caches if c.series is not None),
+        sample_s=sample_s,
     )
 
 
-def simulate(profile: Profile, workload: Workload, **kwargs) -> pd.DataFrame:
+def simulate(profile: Profile, workload: Any, **kwargs: Any) -> pd.DataFrame:
     """Spans of simulated rollouts (see :func:`run` for the keyword arguments)."""
     result = run(profile, workload, **kwargs)
-    assert isinstance(result, SimResult)
+    assert result.spans is not None
     return result.spans

@@ -48,10 +48,11 @@ def simulate_mmc(
     def customer(i: int) -> Generator[simpy.Event, None, None]:
         t0 = env.now
         req = pool.enter()
-        yield req
+        if req is not None:  # no server free: wait to be handed one
+            yield req
         waits[i] = env.now - t0
         yield env.timeout(services[i])
-        pool.leave(req)
+        pool.leave()
         sojourns[i] = env.now - t0
 
     def source() -> Generator[simpy.Event, None, None]:
