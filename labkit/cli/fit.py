@@ -23,6 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--base", default=None, help="preset or profile file the unfitted values come from (default: by transport)"
     )
     parser.add_argument("--name", default="fitted", help="name of the fitted profile (default 'fitted')")
+    parser.add_argument(
+        "--rtt-from-connect",
+        action="store_true",
+        help="derive rtt_s as half the connection set-up (a measurement over a real network, not loopback)",
+    )
     parser.add_argument("--boot", type=int, default=200, help="bootstrap resamples (default 200)")
     parser.add_argument(
         "--measure",
@@ -99,12 +104,19 @@ def run(args: argparse.Namespace) -> int:
         if args.spans_out:
             spans.to_csv(args.spans_out, index=False)
         fit = fit_spans(
-            spans, base=args.base, name=args.name, source=args.spans_out or "labkit fit --measure", n_boot=args.boot
+            spans,
+            base=args.base,
+            name=args.name,
+            source=args.spans_out or "labkit fit --measure",
+            n_boot=args.boot,
+            rtt_from_connect=args.rtt_from_connect,
         )
     else:
         if not args.spans:
             raise ValueError("spans: give a spans file, or --measure, --recovery N or --cost")
-        fit = fit_file(args.spans, base=args.base, name=args.name, n_boot=args.boot)
+        fit = fit_file(
+            args.spans, base=args.base, name=args.name, n_boot=args.boot, rtt_from_connect=args.rtt_from_connect
+        )
     if args.out:
         write_profile(fit, args.out)
     if args.json:

@@ -15,8 +15,13 @@ how each depends on the profile and on the turn's sizes, so turns of different s
   ``prefill_tokens_per_s = 1 / u`` and ``prefix_cache_hit_share = 1 - v / u``;
 - ``safety_out_s`` and ``safety_out_per_1k_s``: the complete span is the output classifier (fixed + per
   output token), plus persistence and billing when they are on the critical path (base values);
-- ``connect_s``: the median connection set-up of turns that opened a connection; ``rtt_s`` is derived as half
-  of it (TCP handshake plus the TLS or WebSocket upgrade round trip, the calibration's own derivation);
+- ``connect_s``: the median connection set-up of turns that opened a connection;
+- ``rtt_s``: a round trip adds to every request's TTFT exactly as a fixed server cost does (half on the way up,
+  half down), so TTFT alone cannot tell them apart. By default the fit sets ``rtt_s = 0`` (assumed) and the
+  fixed cost carries the round trip; with ``rtt_from_connect=True`` (a measurement over a real network, where
+  the handshake is network-bound) ``rtt_s`` is derived as half the connection set-up (TCP handshake plus the
+  TLS or WebSocket upgrade round trip, the calibration's own derivation) and taken out of the fixed cost. On
+  loopback the set-up is the two programs' own work, not a round trip, so the default is right there;
 - the tool time (a workload parameter, reported under ``workload``): median and lognormal sigma.
 
 What the data cannot separate keeps the base preset's value with provenance ``assumed``: the fixed costs inside
@@ -220,6 +225,7 @@ def fit_spans(
     n_boot: int = 200,
     seed: int = 0,
     resolution_s: float = 0.001,
+    rtt_from_connect: bool = False,
 ) -> FitResult:
     """Fit the identifiable parameters of a profile to a spans table (see the module docstring)."""
     if n_boot < 20:
@@ -262,12 +268,16 @@ def fit_spans(
         cb = np.array([np.median(fresh[rng.integers(0, len(fresh), len(fresh))]) for _ in range(n_boot)])
         lo, hi = _percentile_ci(cb, resolution_s)
         params["connect_s"] = FitParameter(c_med, max(0.0, lo), hi, "fitted", src, f"median of {len(fresh)} set-ups")
-        params["rtt_s"] = FitParameter(
-            c_med / 2, max(0.0, lo) / 2, hi / 2, "derived", src, "connect_s / 2 (handshake + upgrade round trips)"
-        )
+    rtt = 0.0
+    if rtt_from_connect and len(fresh):
         rtt = c_med / 2
+        params["rtt_s"] = FitParameter(
+            rtt, max(0.0, lo) / 2, hi / 2, "derived", src, "connect_s / 2 (handshake + upgrade round trips)"
+        )
     else:
-        rtt = base_prof.rtt_s
+        params["rtt_s"] = FitParameter(
+            0.0, None, None, "assumed", src, "not separable from the fixed TTFT cost, which carries it"
+        )
     fit_prof = base_prof.with_(rtt_s=rtt, upload_bytes_per_s=math.inf, decode_tps=tps)
 
     # -- TTFT: what the base says besides prefill, then fixed + u * new + v * context -----------------------------

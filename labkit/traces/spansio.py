@@ -5,8 +5,8 @@ Perfetto exporters and :mod:`labkit.traces.fit`. Live spans carry coarse stages 
 reasoning, decode, complete, tool``), simulated spans fine ones (``connect, upload, ..., prefill, reasoning,
 download, decode, ...``); both keep the same boundaries:
 
-- the request's tokens are the ``request`` stage's (live) or the ``upload`` stage's (simulated): what the
-  client *sent*, and ``cache_hit`` on that row says the request was chained (only new items travelled);
+- the request's tokens are the ``request`` stage's (live) or the ``upload`` (else ``validate``) stage's
+  (simulated): what the client *sent*, and ``cache_hit`` on that row says the request was chained (only new items travelled);
 - the conversation a turn's request stands for is rebuilt from them: a chained request adds its new items to
   the previous turn's conversation and output, an unchained one sends it all. ``new`` is what the request
   added, ``context`` the rest (what a WebSocket connection cache or a prefix cache can already hold);
@@ -106,7 +106,8 @@ def turn_table(spans: pd.DataFrame) -> pd.DataFrame:
             by_stage = {s: r for s, r in last.groupby("stage")}
             work = g[g["stage"] != "tool"]
             tools = g[g["stage"] == "tool"]
-            req = by_stage.get("request", by_stage.get("upload"))
+            # Simulated spans may leave out zero-length stages: validation carries the same tokens as the upload.
+            req = next((by_stage[k] for k in ("request", "upload", "validate") if k in by_stage), None)
             sent = int(req["tokens"].iloc[0]) if req is not None else 0
             chained = bool(req["cache_hit"].iloc[0]) if req is not None and int(turn) > 0 else False
             conv = conv_prev + out_prev + sent if chained else sent
@@ -147,9 +148,8 @@ def turn_table(spans: pd.DataFrame) -> pd.DataFrame:
                     "output_tokens": out,
                     "reasoning_tokens": reasoning,
                     "decode_s": float((dec["end_s"] - dec["start_s"]).iloc[0]) if dec is not None else 0.0,
-                    "complete_s": float((by_stage["complete"]["end_s"] - by_stage["complete"]["start_s"]).iloc[0])
-                    if "complete" in by_stage
-                    else 0.0,
+                    # Last delta to the end of the request: live ``complete``, simulated safety_out..postprocess.
+                    "complete_s": float(lw["end_s"].max()) - float(dec["end_s"].iloc[0]) if dec is not None else 0.0,
                     "tool_s": float((tools["end_s"] - tools["start_s"]).max()) if len(tools) else 0.0,
                     "tool_calls": len(tools),
                     "attempts": int(g["attempt"].max()) + 1,
