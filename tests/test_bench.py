@@ -61,8 +61,16 @@ def test_des_bench_cli_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     _check_record(rec, "des")
     assert rec["quick"] is True
     assert rec["events_per_repeat"] > rec["rollouts_per_repeat"] * rec["turns_per_rollout"]
+    assert [p["name"] for p in rec["parts"]] == ["spans", "stream", "pools"]
+    assert rec["ratio"] == max(rec["parts"][0]["ratio"], rec["parts"][1]["ratio"])
+    assert 0 < rec["model_share_of_stream"] < 1.5
+    # The load before and after the run is recorded, with the verdict of the load rule.
+    assert rec["load"]["cores"] >= 1 and rec["load"]["after"] is not None
+    assert rec["under_load"] == (rec["load"]["per_core"] > runner.LOAD_PER_CORE_LIMIT)
     stored = json.loads((tmp_path / "des.json").read_text())
     assert stored["ratio"] == rec["ratio"] and stored["machine"] == rec["machine"]
+    typed = runner.load_results(tmp_path)[0]
+    assert isinstance(typed, runner.BenchRecord) and typed.to_dict() == stored
 
 
 def test_unknown_benchmark_is_a_value_error() -> None:
@@ -78,25 +86,55 @@ def test_failing_benchmark_is_recorded(tmp_path: Path, monkeypatch: pytest.Monke
 
     monkeypatch.setattr(des_bench, "run", boom)
     rec = runner.run_benchmark("des", out_dir=tmp_path)
-    assert rec["met"] is False and "no engine" in rec["error"]
+    assert rec.met is False and rec.error is not None and "no engine" in rec.error
     assert json.loads((tmp_path / "des.json").read_text())["ratio"] is None  # NaN is written as null
+
+
+def _stored(tmp_path: Path, rec: dict, per_core: float) -> None:
+    rec.update(
+        command=f"labkit bench {rec['name']}",
+        machine=runner.machine_info(),
+        load=runner.load_mark(per_core * 2, per_core * 2, 2),
+    )
+    (tmp_path / f"{rec['name']}.json").write_text(runner.dumps(runner.BenchRecord.from_dict(rec)))
 
 
 def test_table_and_readme_roundtrip(tmp_path: Path) -> None:
     rec = runner.result(
         "des", 1.5, "<=", 2.0, ratio_means="m", parts=[runner.result("p", 1.1, "<=", 1.5, ratio_means="q")]
     )
-    rec.update(command="labkit bench des", machine=runner.machine_info())
-    (tmp_path / "des.json").write_text(json.dumps(rec))
-    table = runner.render_table(runner.load_results(tmp_path))
-    assert "| des | 1.5 |  | <= 2 | yes | m |  | `labkit bench des` |" in table
-    assert "| des: p | 1.1 |  | <= 1.5 | yes | q |" in table
+    _stored(tmp_path, rec, 0.2)
+    _stored(tmp_path, runner.result("server", 1.2, "<=", 1.5, ratio_means="s", raw_figure=3), 0.9)
+    loaded = runner.load_results(tmp_path)
+    assert [r.name for r in loaded] == ["des", "server"]
+    assert not loaded[0].under_load and loaded[1].under_load
+    assert loaded[1].figures["raw_figure"] == 3 and loaded[0].parts[0].name == "p"
+    table = runner.render_table(loaded)
+    assert "| des | 1.5 |  | <= 2 | yes | 0.20/core | m |  | `labkit bench des` |" in table
+    assert "| des: p | 1.1 |  | <= 1.5 | yes |  | q |" in table
+    assert "| server | 1.2 |  | <= 1.5 | yes | **under load** (0.90/core) | s |" in table
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{runner.TABLE_BEGIN}\nold\n{runner.TABLE_END}\noutro\n")
     assert runner.update_readme(readme, tmp_path)
     text = readme.read_text()
     assert "old" not in text and "| des | 1.5 |" in text and text.endswith("outro\n")
     assert not runner.update_readme(tmp_path / "des.json", tmp_path)
+
+
+def test_bench_record_is_typed_and_round_trips() -> None:
+    rec = runner.BenchRecord.from_dict(
+        {"name": "x", "ratio": None, "goal": "<= 1", "met": False, "error": "E", "extra_figure": [1, 2]}
+    )
+    assert math.isnan(rec.ratio) and rec.error == "E" and rec.figures == {"extra_figure": [1, 2]}
+    assert rec.load_per_core is None and not rec.under_load
+    again = runner.BenchRecord.from_dict(json.loads(runner.dumps(rec)))
+    assert again.error == "E" and again.figures == rec.figures and math.isnan(again.ratio)
+    with pytest.raises(ValueError, match="^name"):
+        runner.BenchRecord.from_dict({"ratio": 1.0})
+    with pytest.raises(AttributeError):
+        rec.ratio = 2.0  # type: ignore[misc]
+    mark = runner.load_mark(0.4, 1.4, 2)
+    assert mark["per_core"] == pytest.approx(0.7)
 
 
 @pytest.mark.parametrize("name", ["widgets", "server", "capacity", "pacing", "export"])
@@ -117,6 +155,7 @@ def test_every_benchmark_runs_at_tiny_size(name: str, tmp_path: Path, capsys: py
         assert rec["parts"] and all({"name", "ratio", "goal", "met"} <= set(p) for p in rec["parts"])
     if name == "capacity":
         assert rec["levels"] and rec["levels"][0]["agents"] >= 1
-        assert rec["agents_held"] == rec["ratio"] * rec["goal_agents"]
+        assert {lv["server"] for lv in rec["levels"]} == {"labkit", "raw"}
+        assert rec["raw_held"] > 0 and rec["ratio"] == rec["labkit_held"] / rec["raw_held"]
     if name == "widgets":
         assert rec["slider_to_redraw_ms"]["n"] > 0

@@ -1,9 +1,16 @@
 """Benchmark runner: statistics, result records, machine information, JSON files and the README table.
 
 Every benchmark module in :mod:`labkit.bench` exposes ``run(quick: bool = False) -> dict`` and returns a
-record built with :func:`result`. The runner adds the command and the machine's description and writes
-``data/bench/NAME.json``. Results are ratios against a raw baseline measured in the same run (or achieved
-against configured), because absolute times on a shared machine say little.
+record built with :func:`result`. The runner turns it into a typed :class:`BenchRecord`, adds the command, the
+machine's description and its load average before and after the run, and writes ``data/bench/NAME.json``
+(:meth:`BenchRecord.to_dict`); the table renderer reads the files back with :meth:`BenchRecord.from_dict`.
+Results are ratios against a raw baseline measured in the same run (or achieved against configured),
+because absolute times on a shared machine say little.
+
+**The load rule.** A result is marked *under load* when the 1-minute load average, before or after the run,
+exceeds ``LOAD_PER_CORE_LIMIT`` (0.5) per usable core: other work then took turns with the benchmark and its
+ratio says as much about the neighbours as about labkit. The table shows the mark; the docs quote only
+unmarked results.
 """
 
 from __future__ import annotations
@@ -18,7 +25,8 @@ import os
 import platform
 import statistics
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +59,8 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     # "within value of 1": achieved / configured ratios that may miss in either direction.
     "±": lambda ratio, value: abs(ratio - 1.0) <= value,
 }
+#: Load average per usable core above which a result is marked as taken under load.
+LOAD_PER_CORE_LIMIT = 0.5
 TABLE_BEGIN = "<!-- BEGIN bench-table -->"
 TABLE_END = "<!-- END bench-table -->"
 
@@ -115,6 +125,115 @@ def result(
     return rec
 
 
+_FIELDS = (
+    "name",
+    "ratio",
+    "goal",
+    "goal_op",
+    "goal_value",
+    "met",
+    "ratio_means",
+    "summary",
+    "ratio_stats",
+    "parts",
+    "command",
+    "quick",
+    "started_utc",
+    "seconds",
+    "load",
+    "machine",
+    "error",
+    "traceback",
+)
+
+
+@dataclass(frozen=True)
+class BenchRecord:
+    """One benchmark result (or one part of it): the ratio, its goal, how it was measured and under what load.
+
+    ``figures`` holds the raw figures behind the ratio (written at the top level of the JSON, next to the
+    typed fields, so the files stay flat to read).
+    """
+
+    name: str
+    ratio: float
+    goal: str = ""
+    goal_op: str = ""
+    goal_value: float = math.nan
+    met: bool = False
+    ratio_means: str = ""
+    summary: str = ""
+    ratio_stats: Mapping[str, float] | None = None
+    parts: tuple[BenchRecord, ...] = ()
+    command: str = ""
+    quick: bool = False
+    started_utc: str = ""
+    seconds: float | None = None
+    #: ``{"before": 1-min load average, "after": ..., "cores": usable cores, "per_core": max / cores}``.
+    load: Mapping[str, Any] = field(default_factory=dict)
+    machine: Mapping[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    traceback: str | None = None
+    figures: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("name: a benchmark record needs a name")
+
+    @property
+    def load_per_core(self) -> float | None:
+        v = self.load.get("per_core") if self.load else None
+        return float(v) if v is not None else None
+
+    @property
+    def under_load(self) -> bool:
+        """Taken while the machine was busy (see the module docstring's load rule)."""
+        v = self.load_per_core
+        return v is not None and v > LOAD_PER_CORE_LIMIT
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "ratio": self.ratio, "goal": self.goal}
+        for key in _FIELDS[3:]:
+            value = getattr(self, key)
+            if key == "parts":
+                if value:
+                    out["parts"] = [p.to_dict() for p in value]
+            elif value is not None and value != {} and not (key == "goal_value" and math.isnan(value)):
+                out[key] = dict(value) if isinstance(value, Mapping) else value
+        if self.load:
+            out["under_load"] = self.under_load
+        out.update({k: v for k, v in self.figures.items() if k not in out})
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BenchRecord:
+        known = {k: data[k] for k in _FIELDS if k in data}
+        if "name" not in known:
+            raise ValueError("name: a benchmark record needs a name")
+        known["ratio"] = math.nan if known.get("ratio") is None else float(known["ratio"])
+        known["parts"] = tuple(cls.from_dict(p) for p in data.get("parts") or ())
+        if known.get("goal_value") is None:
+            known.pop("goal_value", None)
+        figures = {k: v for k, v in data.items() if k not in _FIELDS and k != "under_load"}
+        return cls(**known, figures=figures)
+
+
+def load_mark(before: float | None, after: float | None, cores: int) -> dict[str, Any]:
+    """The load figures of a run: both 1-minute load averages and the larger per usable core."""
+    worst = max((v for v in (before, after) if v is not None), default=None)
+    return {
+        "before": before,
+        "after": after,
+        "cores": cores,
+        "per_core": worst / cores if worst is not None and cores else None,
+        "limit_per_core": LOAD_PER_CORE_LIMIT,
+    }
+
+
+def _loadavg() -> float | None:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
 def _version(pkg: str) -> str | None:
     try:
         return importlib.metadata.version(pkg)
@@ -156,24 +275,24 @@ def _module(name: str) -> Any:
     return importlib.import_module(f"labkit.bench.{name}")
 
 
-def run_benchmark(name: str, *, quick: bool = False, out_dir: Path | None = BENCH_DIR) -> dict[str, Any]:
-    """Run one benchmark, add the command and machine info, write ``out_dir/NAME.json`` (unless None).
+def run_benchmark(name: str, *, quick: bool = False, out_dir: Path | None = BENCH_DIR) -> BenchRecord:
+    """Run one benchmark, add the command, machine info and load, write ``out_dir/NAME.json`` (unless None).
 
     A benchmark that cannot run (e.g. no Chromium for the export benchmark) yields a record with
     ``met: false`` and an ``error`` string, so ``labkit bench all`` still writes every other file.
     """
     mod = _module(name)
     started = _dt.datetime.now(_dt.UTC)
-    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    load_before = _loadavg()
     from labkit.bench.pinning import boost, restore
 
     nice = boost()
     boosted = nice is not None
     restore(nice)
     try:
-        rec = mod.run(quick=quick)
+        raw = mod.run(quick=quick)
     except Exception as exc:  # a benchmark's failure is a result to record, not a crash of the run
-        rec = {
+        raw = {
             "name": name,
             "ratio": math.nan,
             "goal": getattr(mod, "GOAL", ""),
@@ -181,17 +300,23 @@ def run_benchmark(name: str, *, quick: bool = False, out_dir: Path | None = BENC
             "error": f"{type(exc).__name__}: {exc}",
             "traceback": traceback.format_exc(limit=6),
         }
-    rec["command"] = f"labkit bench {name}" + (" --quick" if quick else "")
-    rec["quick"] = quick
-    rec["started_utc"] = started.isoformat(timespec="seconds")
-    rec["seconds"] = round((_dt.datetime.now(_dt.UTC) - started).total_seconds(), 2)
+    load_after = _loadavg()
     machine = machine_info()
     machine["load_avg_1m_before"] = load_before
     machine["priority_boost"] = boosted
-    rec["machine"] = machine
+    data = dict(_jsonable(raw))
+    data.update(
+        command=f"labkit bench {name}" + (" --quick" if quick else ""),
+        quick=quick,
+        started_utc=started.isoformat(timespec="seconds"),
+        seconds=round((_dt.datetime.now(_dt.UTC) - started).total_seconds(), 2),
+        load=load_mark(load_before, load_after, machine["usable_cores"] or 1),
+        machine=machine,
+    )
+    rec = BenchRecord.from_dict(data)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / f"{name}.json").write_text(json.dumps(_jsonable(rec), indent=2, sort_keys=False) + "\n")
+        (out_dir / f"{name}.json").write_text(dumps(rec, indent=2) + "\n")
     return rec
 
 
@@ -208,54 +333,70 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def dumps(rec: dict[str, Any]) -> str:
-    return json.dumps(_jsonable(rec), sort_keys=False)
+def dumps(rec: BenchRecord | Mapping[str, Any], indent: int | None = None) -> str:
+    data = rec.to_dict() if isinstance(rec, BenchRecord) else dict(rec)
+    return json.dumps(_jsonable(data), sort_keys=False, indent=indent)
 
 
 # -- the README table ---------------------------------------------------------------------------------
 
 
-def load_results(out_dir: Path = BENCH_DIR) -> list[dict[str, Any]]:
+def load_results(out_dir: Path = BENCH_DIR) -> list[BenchRecord]:
     """The stored results, in the benchmarks' canonical order."""
     order = {n: i for i, n in enumerate((*NAMES, *EXTRA_NAMES))}
-    recs = [json.loads(p.read_text()) for p in sorted(out_dir.glob("*.json"))]
-    return sorted(recs, key=lambda r: order.get(r.get("name", ""), len(order)))
+    recs = [BenchRecord.from_dict(json.loads(p.read_text())) for p in sorted(out_dir.glob("*.json"))]
+    return sorted(recs, key=lambda r: order.get(r.name, len(order)))
 
 
 def _fmt(x: Any) -> str:
-    if x is None:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
         return "n/a"
     if isinstance(x, float):
         return f"{x:.3g}" if abs(x) < 1000 else f"{x:,.0f}"
     return str(x)
 
 
-def render_table(results: Sequence[dict[str, Any]]) -> str:
-    """A Markdown table: one row per benchmark (and per part), with its ratio, goal, verdict and command."""
+def _load_cell(rec: BenchRecord) -> str:
+    v = rec.load_per_core
+    if v is None:
+        before = rec.machine.get("load_avg_1m_before") if rec.machine else None
+        return "not recorded" if before is None else f"{before:.2f} before (after not recorded)"
+    cell = f"{v:.2f}/core"
+    return f"**under load** ({cell})" if rec.under_load else cell
+
+
+def render_table(results: Sequence[BenchRecord]) -> str:
+    """A Markdown table: one row per benchmark (and per part), with its ratio, goal, verdict, load and command.
+
+    Results taken under load (see the load rule) are marked in the ``load`` column: quote only unmarked ones.
+    """
     lines = [
-        "| benchmark | ratio | spread (n) | goal | met | what the ratio is | figures behind it | command |",
-        "|---|---|---|---|---|---|---|---|",
+        "| benchmark | ratio | spread (n) | goal | met | load | what the ratio is | figures behind it | command |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for rec in results:
-        cmd = f"`{rec.get('command', 'labkit bench ' + rec['name'])}`"
-        rows = [rec, *rec.get("parts", [])] if rec.get("parts") else [rec]
+        cmd = f"`{rec.command or 'labkit bench ' + rec.name}`"
+        rows = [rec, *rec.parts]
         for i, row in enumerate(rows):
-            name = rec["name"] if i == 0 else f"{rec['name']}: {row['name']}"
-            met = "yes" if row.get("met") else "no"
-            means = row.get("ratio_means") or row.get("error", "")
-            stats = row.get("ratio_stats") or {}
+            name = rec.name if i == 0 else f"{rec.name}: {row.name}"
+            met = "yes" if row.met else "no"
+            means = row.ratio_means or row.error or ""
+            stats = row.ratio_stats or {}
             spread = f"{stats['spread']:.0%} ({stats['n']})" if stats.get("spread") is not None else ""
+            load = _load_cell(rec) if i == 0 else ""
             lines.append(
-                f"| {name} | {_fmt(row.get('ratio'))} | {spread} | {row.get('goal', '')} | {met} | {means} | "
-                f"{row.get('summary', '')} | {cmd if i == 0 else ''} |"
+                f"| {name} | {_fmt(row.ratio)} | {spread} | {row.goal} | {met} | {load} | {means} | "
+                f"{row.summary} | {cmd if i == 0 else ''} |"
             )
-    machine = results[0].get("machine", {}) if results else {}
+    machine = results[0].machine if results else {}
     if machine:
         lines.append("")
         lines.append(
             f"Machine: {machine.get('cores')} cores ({machine.get('cpu_model', '')}), Python "
-            f"{machine.get('python')}; full figures, spreads, package versions and the machine's load "
-            "average during each run in `data/bench/*.json`."
+            f"{machine.get('python')}; full figures, spreads and package versions in `data/bench/*.json`. "
+            f"Load: the larger 1-minute load average before and after the run, per usable core; above "
+            f"{LOAD_PER_CORE_LIMIT:g} the result is marked **under load** (other work shared the cores) and "
+            "is not quoted."
         )
     return "\n".join(lines)
 

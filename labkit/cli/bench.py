@@ -41,13 +41,15 @@ def run(args: argparse.Namespace) -> int:
             if not args.json:
                 print(f"labkit bench {name}: running ...", flush=True)
             rec = runner.run_benchmark(name, quick=args.quick, out_dir=args.out)
-            failed |= "error" in rec
+            failed |= rec.error is not None
             if args.json:
                 print(runner.dumps(rec), flush=True)
             else:
-                verdict = "met" if rec["met"] else "NOT met"
-                extra = f" ({rec['error']})" if "error" in rec else ""
-                print(f"  ratio {rec['ratio']:.3g}, goal {rec['goal']}: {verdict}{extra}", flush=True)
+                verdict = "met" if rec.met else "NOT met"
+                extra = f" ({rec.error})" if rec.error else ""
+                load = rec.load_per_core
+                mark = "" if load is None else f"; load {load:.2f}/core" + (" (UNDER LOAD)" if rec.under_load else "")
+                print(f"  ratio {rec.ratio:.3g}, goal {rec.goal}: {verdict}{extra}{mark}", flush=True)
         if not args.json:
             print(runner.render_table(runner.load_results(args.out)))
         if failed:
