@@ -33,6 +33,7 @@ NOTEBOOKS: tuple[str, ...] = (
     "04_caching_strategies",
     "05_failures",
     "06_fleet",
+    "07_your_agent",
 )
 #: The figure of each notebook shown in the README tour (``docs/<notebook>.png``).
 TOUR: dict[str, str] = {
@@ -42,6 +43,7 @@ TOUR: dict[str, str] = {
     "04_caching_strategies": "speedup_heatmap",
     "05_failures": "drop_breakeven",
     "06_fleet": "queueing_vs_erlang_c",
+    "07_your_agent": "whatif",
 }
 TOUR_SIZE = (900, 500)
 FIGURE_FORMATS: tuple[str, ...] = ("html", "png", "svg", "pdf")
