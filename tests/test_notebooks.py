@@ -23,6 +23,7 @@ EXPECTED = {
     "04_caching_strategies": {"speedup_heatmap", "routing_effect", "routing_effect_p95"},
     "05_failures": {"drops_all_transports", "drop_breakeven", "evictions", "fallback_turn_cost", "connection_limit"},
     "06_fleet": {"queueing_vs_erlang_c", "tail_latency", "queueing_by_agents", "cache_memory"},
+    "07_your_agent": {"session_calls", "tool_times", "replay_65", "replay_1000", "whatif", "fit_parameters"},
 }
 
 
