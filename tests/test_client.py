@@ -390,7 +390,7 @@ async def test_ws_steer_is_accepted_and_the_successor_is_followed():
         ScriptedApi(lambda b: Script([Item("message", 200)]), successor=Script([Item("message", 7)])) as api,
         WebSocketClient(api.base_url) as client,
     ):
-        ex = await client.create(body(), steer=Steer(steering, after_deltas=3))
+        ex = await client.create(body(), steer=Steer(steering, after_tokens=3))
         nxt = await client.follow(input=steering)
         sent = [m for m in api.received if m["type"] == "response.steer"]
     assert ex.ok and ex.steered and ex.steer_outcome == "accepted" and ex.t_steer_sent is not None

@@ -366,11 +366,15 @@ def replay_item(item: dict[str, Any]) -> dict[str, Any] | None:
     """An item of the history as input for a new chain; ``None`` for items that cannot be replayed.
 
     Output items are re-sent without their server ids: the ids belong to the lost chain (and to no store
-    when ``store=false``). Assistant messages become plain role/content messages. A reasoning item is
+    when ``store=false``). Assistant messages become plain role/content messages. A function call cut short
+    (``status: incomplete``, a steered response) is left out: it is owed no output. A reasoning item is
     replayable only with its ``encrypted_content`` (asked for with ``include``); without it, it is left out.
     """
     kind = item.get("type", "message")
     if kind == "function_call":
+        if item.get("status") == "incomplete":
+            # Cut short (a steered response): no output is owed for it, so a replay must not leave it pending.
+            return None
         return {k: item[k] for k in ("type", "call_id", "name", "arguments") if k in item}
     if kind == "function_call_output":
         return {k: item[k] for k in ("type", "call_id", "output") if k in item}
@@ -498,20 +502,20 @@ class Rollout:
     def _after_steer(self, spec: TurnSpec, nxt: TurnSpec, ex: Exchange, calls: list[dict[str, Any]]) -> None:
         """The user's steering input becomes the next turn's input.
 
-        An accepted steer (WebSocket mode) is the server's: after a steered (or a call-free completed)
-        response the successor starts by itself with it; after a response with calls it stays queued and is
-        prepended to the next request, which then carries only the calls' outputs. Not accepted (refused,
-        unanswered, or another transport): the next request carries it.
+        An accepted steer (WebSocket mode) is the server's. After a steered response (it owes no tool output)
+        or a call-free one, the successor starts by itself with it. After a response that completed with calls
+        it stays queued and is prepended to the next request, which then carries only the calls' outputs.
+        Not accepted (refused, unanswered, or another transport): the next request carries it.
         """
         items = self._steer_items(nxt)
         # Calls the model made anyway are answered (empty outputs): the API rejects a request that leaves one.
         answers = [function_call_output(str(c.get("call_id", "")), "") for c in calls]
         if ex.steer_outcome in ("accepted", "pending") and isinstance(self.client, WebSocketClient):
             self.transcript.extend(items)
-            if calls:
-                self._add_input(answers)
-            else:
+            if ex.steered or not calls:
                 self.successor = items
+            else:
+                self._add_input(answers)
             return
         self._add_input([*answers, *items])
 
@@ -594,7 +598,8 @@ class Rollout:
         if isinstance(cli, WebSocketClient):
             steer = None
             if spec.steered and not spec.final:
-                steer = Steer(tuple(self._steer_items(self.specs[spec.index + 1])))
+                # The user steers once the turn's output (the tokens decoded before steering took effect) is in.
+                steer = Steer(tuple(self._steer_items(self.specs[spec.index + 1])), after_tokens=spec.output_tokens)
             return await cli.create(body, steer=steer)
         return await cli.create(body)
 

@@ -265,10 +265,18 @@ class Exchange:
     @property
     def steer_outcome(self) -> str | None:
         """What became of this exchange's steering: ``accepted``, ``pending``, ``failed`` (the last
-        ``response.steer.*`` event), ``unanswered`` (sent, no answer yet) or ``None`` (none sent)."""
-        if self.steer_events:
-            return str(self.steer_events[-1].get("type", "")).removeprefix("response.steer.")
-        return "unanswered" if self.t_steer_sent is not None else None
+        ``response.steer.*`` event about this response), ``unanswered`` (sent, no answer) or ``None`` (none
+        sent)."""
+        if self.t_steer_sent is None:
+            return None
+        rid = self.response_id
+        for event in reversed(self.steer_events):
+            steer = event.get("steer")
+            target = steer.get("previous_response_id") if isinstance(steer, dict) else None
+            # An answer about another response (a late one for an earlier steer) says nothing of this one.
+            if target is None or rid is None or target == rid:
+                return str(event.get("type", "")).removeprefix("response.steer.")
+        return "unanswered"
 
     @property
     def steered(self) -> bool:

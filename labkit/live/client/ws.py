@@ -20,8 +20,9 @@ from labkit.live.client.config import (
     resolve_base_url,
     websocket_url,
 )
-from labkit.live.client.record import Exchange, dumps, request_input_tokens
+from labkit.live.client.record import STEER_TYPES, Exchange, dumps, request_input_tokens
 from labkit.wire.protocol import parse_server_event
+from labkit.wire.tokens import BYTES_PER_TOKEN
 
 #: Handshake headers whose values never reach a log.
 SECRET_HEADERS = frozenset({"authorization", "openai-organization", "openai-project", "cookie"})
@@ -41,20 +42,23 @@ _LOGGER = _RedactingLogger(logging.getLogger("websockets.client"), {})
 
 @dataclass(frozen=True, slots=True)
 class Steer:
-    """User input to steer a streaming response with (``response.steer``), sent once ``after_deltas`` output
-    deltas of it have arrived. The server answers ``response.steer.accepted`` (or ``.failed``); an accepted
-    steer ends the response ``incomplete`` (reason ``steered``) and a successor starts by itself: read it with
-    :meth:`WebSocketClient.follow`."""
+    """User input to steer a streaming response with (``response.steer``), sent once ``after_tokens`` visible
+    output tokens of it have arrived (estimated from the deltas' text; 0: at ``response.created``). The server
+    answers ``response.steer.accepted`` (or ``.failed``); an accepted steer ends the response ``incomplete``
+    (reason ``steered``) and a successor starts by itself: read it with :meth:`WebSocketClient.follow`."""
 
     input: tuple[dict[str, Any], ...]
-    after_deltas: int = 1
+    after_tokens: int = 1
 
     def __post_init__(self) -> None:
         if not self.input:
             raise ValueError("input: steering needs at least one input item")
-        if not isinstance(self.after_deltas, int) or self.after_deltas < 0:
-            raise ValueError(f"after_deltas: must be an integer >= 0, got {self.after_deltas!r}")
+        if not isinstance(self.after_tokens, int) or self.after_tokens < 0:
+            raise ValueError(f"after_tokens: must be an integer >= 0, got {self.after_tokens!r}")
 
+
+#: Seconds to wait, after a steered response ended, for the server's answer to the steer.
+STEER_ANSWER_TIMEOUT_S = 2.0
 
 #: Large enough for a full-context fallback of a long rollout (the real API's limit is not published).
 DEFAULT_MAX_SIZE = 256 * 1024 * 1024
@@ -177,6 +181,8 @@ class WebSocketClient:
         limit = self.timeout if timeout is None else timeout
         response_id: str | None = None
         steer_sent = steer is None
+        # Visible output bytes so far, to time a steer in tokens (4 bytes each) without re-joining the deltas.
+        seen_bytes = counted = 0
         try:
             async with asyncio.timeout(limit):
                 if message is not None:
@@ -191,10 +197,17 @@ class WebSocketClient:
                         # Recorded as an unknown event: a measurement never dies on one bad frame.
                         event = {"type": "?"}
                     if ex.on_event(t, event, len(raw)):
+                        if steer_sent and not ex.steer_events:
+                            await self._await_steer_answer(ws, ex)
                         break
                     if response_id is None:
                         response_id = _response_id(event)
-                    if not steer_sent and steer is not None and response_id and len(ex.delta_t) >= steer.after_deltas:
+                    if steer_sent or steer is None:
+                        continue
+                    while counted < len(ex.delta_text):
+                        seen_bytes += len(ex.delta_text[counted].encode())
+                        counted += 1
+                    if response_id and -(-seen_bytes // BYTES_PER_TOKEN) >= steer.after_tokens:
                         # The running response's id is the steer's target; the lane follows from it.
                         steer_sent = True
                         frame = {
@@ -213,6 +226,26 @@ class WebSocketClient:
             # The response may still be running: the only way back to a known state is a new socket.
             await self.close()
         return ex
+
+    async def _await_steer_answer(self, ws: ClientConnection, ex: Exchange) -> None:
+        """The response ended before the server answered its steer: wait for the answer (the server sends one
+        for every steer, and before any successor's events), so the caller knows whether the input is the
+        server's now (never to be sent again) or still its own. Without an answer in time it stays
+        ``unanswered``."""
+        try:
+            async with asyncio.timeout(STEER_ANSWER_TIMEOUT_S):
+                while not ex.steer_events:
+                    raw = await ws.recv(decode=False)
+                    try:
+                        event = parse_server_event(raw)
+                    except ValueError:
+                        event = {"type": "?"}
+                    ex.events.append((time.perf_counter(), str(event.get("type"))))
+                    ex.received_bytes += len(raw)
+                    if event.get("type") in STEER_TYPES:
+                        ex.steer_events.append(event)
+        except TimeoutError:
+            pass
 
     async def close(self) -> None:
         ws, self._ws = self._ws, None
