@@ -23,7 +23,10 @@ import psutil
 from labkit.bench.pinning import pinned
 from labkit.bench.runner import result, summarize
 
-GOAL = "<= 1.5"
+#: WebSocket: labkit / raw websockets server CPU per event; SSE: labkit / hand-written handler CPU per request.
+WS_GOAL = 1.5
+SSE_GOAL = 1.2
+GOAL = f"websocket <= {WS_GOAL}, sse <= {SSE_GOAL}"
 _TERMINAL = ("response.completed", '"error"', "response.failed")
 
 
@@ -179,7 +182,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         "websocket",
         summarize(ws["ratio"])["median"],
         "<=",
-        1.5,
+        WS_GOAL,
         ratio_means="server CPU per streamed event: labkit (instant) / raw websockets server",
         ratio_stats=summarize(ws["ratio"]),
         summary=(
@@ -195,7 +198,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         "sse",
         summarize(sse["ratio"])["median"],
         "<=",
-        1.5,
+        SSE_GOAL,
         ratio_means="server CPU per HTTP/SSE request: labkit (instant) / hand-written asyncio SSE handler",
         ratio_stats=summarize(sse["ratio"]),
         summary=(
@@ -208,13 +211,14 @@ def run(quick: bool = False) -> dict[str, Any]:
         concurrent_clients=conns,
         requests_per_client=sse_requests,
     )
-    worst = max(ws_part["ratio"], sse_part["ratio"])
+    # The parts have different goals: the record's ratio is the worse part's ratio over its goal.
+    worst = max(ws_part["ratio"] / WS_GOAL, sse_part["ratio"] / SSE_GOAL)
     return result(
         "server",
         worst,
         "<=",
-        1.5,
-        ratio_means="worst of the two parts (server CPU, labkit / raw)",
+        1.0,
+        ratio_means=f"worst part's ratio over its goal (websocket <= {WS_GOAL}, sse <= {SSE_GOAL}; labkit / raw CPU)",
         parts=[ws_part, sse_part],
         repeats=repeats,
     )
