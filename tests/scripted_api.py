@@ -199,8 +199,10 @@ class ScriptedApi:
         async def answer(body: dict[str, Any]) -> None:
             rid = new_id("resp")
             current["id"] = rid
+            current.pop("done", None)
             steer.clear()
             await player.play(self.scripter(body), response_id=rid, steer=steer)
+            current["done"] = rid
             if steer.is_set():
                 # The successor starts by itself with the accepted steering input.
                 await player.play(self.successor, previous_response_id=rid)
@@ -215,14 +217,18 @@ class ScriptedApi:
                     await running
                 running = asyncio.create_task(answer(obj))
             elif obj.get("type") == "response.steer":
-                ok = obj.get("previous_response_id") == current.get("id")
+                ok = obj.get("previous_response_id") == current.get("id") and "done" not in current
                 if ok:
                     steer.set()
                     await player.emit("response.steer.accepted", steer={"id": new_id("steer"), **obj})
                 else:
                     await player.emit(
                         "response.steer.failed",
-                        error={"code": "response_not_found", "message": "no such response", "type": "x"},
+                        error={
+                            "code": "response_not_active",
+                            "message": "not running",
+                            "type": "invalid_request_error",
+                        },
                         steer=obj,
                     )
         if running is not None:

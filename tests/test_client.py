@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from scripted_api import Item, Script, ScriptedApi
@@ -400,6 +402,24 @@ async def test_ws_steer_is_accepted_and_the_successor_is_followed():
     assert nxt.request_tokens == 5 and nxt.t_sent == nxt.t_start
     with pytest.raises(ValueError, match="^input"):
         Steer(())
+
+
+async def test_a_steer_the_response_outran_is_answered_before_the_exchange_ends():
+    # One token, unpaced: the response is over before the steer reaches the server, which refuses it.
+    steering = ({"type": "message", "role": "user", "content": "late"},)
+    async with (
+        ScriptedApi(lambda b: Script([Item("message", 1)])) as api,
+        WebSocketClient(api.base_url) as client,
+    ):
+        ex = await client.create(body(), steer=Steer(steering, after_tokens=1))
+        t = time.perf_counter()
+        plain = await client.create(body())
+        elapsed = time.perf_counter() - t
+    # The answer was awaited, so the outcome is known (never "unanswered"), and it is not the next exchange's.
+    assert ex.steer_outcome in ("failed", "accepted") and ex.t_steer_sent is not None
+    assert plain.steer_outcome is None and plain.steer_events == []
+    # An exchange without a steer never waits for one.
+    assert plain.ok and elapsed < 1.0
 
 
 async def test_follow_without_a_socket_is_a_dropped_exchange():

@@ -197,7 +197,7 @@ class WebSocketClient:
                         # Recorded as an unknown event: a measurement never dies on one bad frame.
                         event = {"type": "?"}
                     if ex.on_event(t, event, len(raw)):
-                        if steer_sent and not ex.steer_events:
+                        if ex.t_steer_sent is not None and not ex.steer_events:
                             await self._await_steer_answer(ws, ex)
                         break
                     if response_id is None:
