@@ -145,8 +145,8 @@ def run(quick: bool = False) -> dict[str, Any]:
     sse_requests = 5 if quick else 50
     ws_msg = _create(websocket=True)
     sse_body = _create(websocket=False).encode()
-    ws = {"labkit_us": [], "raw_us": [], "ratio": []}
-    sse = {"labkit_us": [], "raw_us": [], "ratio": []}
+    ws: dict[str, list[float]] = {"labkit_us": [], "raw_us": [], "ratio": []}
+    sse: dict[str, list[float]] = {"labkit_us": [], "raw_us": [], "ratio": []}
     events_per_ws_request = events_per_sse_request = 0.0
     with (
         ServerProcess("labkit") as lab,
