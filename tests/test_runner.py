@@ -523,3 +523,44 @@ async def test_resume_chain_retries_the_same_continuation_when_the_store_has_the
     for te in r.exchanges:
         if te.turn > 0:
             assert te.exchange.chained
+
+
+# -- the simulator's richer responses: reasoning, parallel calls, steering ------------------------------
+
+RICH = WORKLOAD.with_(reasoning_tokens=40, parallel_tool_calls=2.5, steer_rate=0.3)
+
+
+@pytest.mark.parametrize("transport", ["ws", "http", "http-chained"])
+async def test_reasoning_parallel_calls_and_steering_against_the_simulator(transport):
+    specs = RICH.turn_specs(0)
+    assert any(s.steered for s in specs) and any(s.tool_calls > 1 for s in specs)
+    # Paced (not instant), so a steer reaches the server while the response still streams.
+    async with SimServer(profile=PROFILE[transport], workload=RICH, tps=4000) as server:
+        r = await run_rollout(transport, RICH, base_url=server.base_url)
+        metrics = server.metrics
+    assert r.finished and r.turns == RICH.turns and r.fallbacks == []
+    spans = validate_spans(r.spans)
+    assert list(spans[spans["stage"] == "reasoning"]["tokens"]) == [s.reasoning_tokens for s in specs]
+    by_turn = {te.turn: te.exchange for te in r.exchanges}
+    for spec in specs:
+        if not spec.final and not spec.steered:
+            # Every call of a parallel turn came in one response and got its own output.
+            assert len(by_turn[spec.index].function_calls) == spec.tool_calls
+    calls = {i["call_id"] for i in r.transcript if i.get("type") == "function_call" and i.get("status") != "incomplete"}
+    outputs = [i["call_id"] for i in r.transcript if i.get("type") == "function_call_output"]
+    assert sorted(outputs) == sorted(calls)
+    steered = [s for s in specs if s.steered]
+    if transport == "ws":
+        # Steered over WebSocket mode: cut where the user steered, and the successor ran without a request.
+        assert metrics["steers_accepted"] == len(steered)
+        for spec in steered:
+            ex = by_turn[spec.index]
+            assert ex.steered and ex.steer_outcome == "accepted"
+            assert spec.output_tokens <= ex.output_tokens <= spec.output_tokens + 8
+            assert by_turn[spec.index + 1].request_bytes == 0
+    else:
+        # No steering over HTTP: the steering message goes with the next request instead.
+        assert metrics.get("steers_accepted", 0) == 0
+        for spec in steered:
+            nxt = by_turn[spec.index + 1]
+            assert nxt.request_tokens >= specs[spec.index + 1].new_input_tokens
