@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from labkit.live.server.state import ResponseRecord
+from labkit.model.cache import CacheModel, entry_bytes
 
 
 class CacheBudget:
     """A server-wide byte budget for every connection's cache: least recently used entries go first.
 
     Sizes are the modelled bytes of the cached conversation (tokens x ``bytes_per_token``): what a real
-    server's connection cache would hold. An evicted connection's next continuation gets
+    server's connection cache would hold, by :func:`labkit.model.cache.entry_bytes` with
+    :meth:`~labkit.model.cache.CacheModel.text_only`, the formula the DES sizes its entries with. An evicted connection's next continuation gets
     ``previous_response_not_found`` and its client falls back to the full context. Evictions are counted
     in the engine's ``cache_evictions`` metric.
     """
@@ -21,13 +23,14 @@ class CacheBudget:
             raise ValueError(f"max_cached_bytes: must be an integer >= 0 or None, got {max_bytes!r}")
         self.max_bytes = max_bytes
         self.bytes_per_token = bytes_per_token
+        self.model = CacheModel.text_only(bytes_per_token)
         self.metrics = metrics
         self.total = 0
         # (id(cache), lane) -> (cache, lane, bytes), oldest first.
         self._entries: OrderedDict[tuple[int, str | None], tuple[LaneCache, str | None, int]] = OrderedDict()
 
     def size(self, record: ResponseRecord) -> int:
-        return int(record.conversation_tokens * self.bytes_per_token)
+        return entry_bytes(record.conversation_tokens, self.model)
 
     def add(self, cache: LaneCache, lane: str | None, record: ResponseRecord) -> None:
         self.discard(cache, lane)
