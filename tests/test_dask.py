@@ -45,3 +45,34 @@ def test_local_cluster_equals_in_process() -> None:
     # The seeds matter: different seeds give different DES results, so equality above is not vacuous.
     by_seed = expected.groupby("seed")["e2e_s"].sum()
     assert by_seed.loc[0] != by_seed.loc[7]
+
+
+def test_sharded_fleet_on_a_local_cluster_equals_in_process() -> None:
+    from labkit.model import load_workload
+    from labkit.model.cache import CachePolicy
+    from labkit.sim.fleet import fleet_spec, run_fleet
+
+    spec = fleet_spec(
+        "websocket",
+        load_workload("codex_bugfix", turns=6),
+        agents=40,
+        replicas=4,
+        api_workers=3,
+        inference_slots=5,
+        cache=CachePolicy(1_500_000),
+        seed=3,
+    )
+    local = run_fleet(spec)
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        remote = run_fleet(spec, client.get_executor(), "dask")
+    a, b = local.to_dict(), remote.to_dict()
+    for key in ("wall_s", "peak_rss_mb", "executor", "shard_seconds_max"):
+        a.pop(key), b.pop(key)
+    assert a == b
+    assert (local.metrics.e2e_s == remote.metrics.e2e_s).all()
+    assert local.metrics.cache_evictions > 0 and local.metrics.api_wait.total > 0  # the shards did share work
