@@ -33,9 +33,11 @@ Each regression is fitted twice: turns whose residual is beyond five robust stan
 deviation) are left out of the second fit and counted in ``residuals[...]["outliers"]`` (a turn delayed by
 something outside the model, such as another process on a shared machine, must not tilt the fit).
 
-Intervals: 95% percentile bootstrap over turns (``n_boot`` resamples), widened for the fixed-time parameters by
-``resolution_s`` (default 1 ms): a live measurement's event-loop wake-ups and socket reads shift every fixed time
-by up to about that, which no amount of resampling reveals.
+Intervals: 95% percentile bootstrap over turns (``n_boot`` resamples), widened by the clock resolution
+``resolution_s`` (default 1 ms): a live measurement's event-loop wake-ups and socket reads shift every time by up
+to about that, which no amount of resampling reveals. A fixed time's interval widens by ``resolution_s``, a
+slope's by ``resolution_s`` over the range of sizes it was fitted on (a per-token cost whose whole effect over
+the measured sizes is below the resolution cannot be told from zero).
 """
 
 from __future__ import annotations
@@ -256,9 +258,10 @@ def fit_spans(
     db = np.empty(n_boot)
     for b in range(n_boot):
         i = rng.integers(0, len(dsec), len(dsec))
-        s = _ols(xd[i], dsec[i])[1] if np.ptp(tok[i]) > 0 else np.nan
-        db[b] = 1.0 / s if s > 0 else np.nan
-    lo, hi = _percentile_ci(db)
+        db[b] = _ols(xd[i], dsec[i])[1] if np.ptp(tok[i]) > 0 else np.nan
+    # The interval of the slope (seconds per token), widened by the clock resolution over the tokens' range.
+    s_lo, s_hi = _percentile_ci(db, resolution_s / float(np.ptp(tok)))
+    lo, hi = 1.0 / s_hi, (1.0 / s_lo if s_lo > 0 else math.inf)
     params["decode_tps"] = FitParameter(tps, lo, hi, "fitted", src, "slope of decode seconds on decoded tokens")
 
     # -- connection set-up -------------------------------------------------------------------------------------
@@ -320,15 +323,15 @@ def fit_spans(
     share = base_prof.prefix_cache_hit_share
     if use_new and u > 0:
         ptps = 1.0 / u
-        with np.errstate(divide="ignore", invalid="ignore"):
-            pb = np.where(boots[:, 1] > 0, 1.0 / boots[:, 1], np.inf)
-        lo, hi = _percentile_ci(pb)
+        u_lo, u_hi = _percentile_ci(boots[:, 1], resolution_s / float(np.ptp(x[:, 1])))
+        lo, hi = 1.0 / u_hi, (1.0 / u_lo if u_lo > 0 else math.inf)
         params["prefill_tokens_per_s"] = FitParameter(ptps, lo, hi, "fitted", src, "1 / per-token cost of new input")
         if use_ctx:
             share = min(1.0, max(0.0, 1.0 - v / u))
             with np.errstate(divide="ignore", invalid="ignore"):
                 sb = np.clip(1.0 - boots[:, 2] / boots[:, 1], 0.0, 1.0)
-            lo, hi = _percentile_ci(sb)
+            lo, hi = _percentile_ci(sb, resolution_s / float(np.ptp(x[:, 2])) / u)
+            lo, hi = max(0.0, lo), min(1.0, hi)
             params["prefix_cache_hit_share"] = FitParameter(
                 share, lo, hi, "fitted", src, "1 - per-token cost of context / of new input"
             )
@@ -347,8 +350,8 @@ def fit_spans(
         cb2 = np.array([_ols(xc[ix], comp[ix]) for ix in rng.integers(0, len(comp), size=(n_boot, len(comp)))])
         lo, hi = _percentile_ci(cb2[:, 0], resolution_s)
         params["safety_out_s"] = FitParameter(max(0.0, c0), max(0.0, lo), hi, "fitted", src, "intercept of complete")
-        lo, hi = _percentile_ci(cb2[:, 1])
-        params["safety_out_per_1k_s"] = FitParameter(max(0.0, c1), lo, hi, "fitted", src, "slope of complete")
+        lo, hi = _percentile_ci(cb2[:, 1], resolution_s / float(np.ptp(xc[:, 1])))
+        params["safety_out_per_1k_s"] = FitParameter(max(0.0, c1), max(0.0, lo), hi, "fitted", src, "slope of complete")
         fit_prof = fit_prof.with_(safety_out_s=max(0.0, c0), safety_out_per_1k_s=max(0.0, c1))
     params["upload_bytes_per_s"] = FitParameter(
         math.inf, None, None, "assumed", src, "not separable from per-token costs: absorbed by the prefill fit"
