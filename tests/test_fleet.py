@@ -54,7 +54,8 @@ def test_streaming_metrics_equal_the_span_path(fleet: Fleet) -> None:
         assert m.api_wait.total == pytest.approx(float(dur[spans.stage == "api_queue"].sum()), rel=1e-9)
         assert m.inference_wait.total == pytest.approx(float(dur[spans.stage == "queue"].sum()), rel=1e-9)
         assert m.api_wait.total > 0 and m.inference_wait.total > 0
-        assert res.inference_time_average == pytest.approx(m.inference_busy[0], rel=1e-12)
+        assert res.inference_time_average == pytest.approx(m.inference_in_system[0], rel=1e-12)
+        assert 0 < m.inference_busy[0] <= 1 and 0 < m.api_busy[0] <= 1
     else:
         assert m.api_wait.n == 0 and not (spans.stage == "api_queue").any()
 
@@ -247,6 +248,7 @@ def test_pool_hands_servers_over_in_arrival_order() -> None:
     assert order == [0, 1, 2, 3] and env.now == 4.0
     assert pool.time_average(4.0) == pytest.approx((4 + 3 + 2 + 1) / 4)
     assert math.isclose(pool.area, 10.0) and pool.busy == 0
+    assert pool.utilisation(4.0) == 1.0 and pool.utilisation(8.0) == 0.5
 
 
 def test_fleet_sweep_table_still_builds() -> None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from labkit.analysis.profiles import as_profiles as _profiles
 from labkit.model import Profile, Workload
-from labkit.model.spans import SpanColumns
 
 
 def erlang_check(
@@ -80,8 +80,8 @@ def fleet_sweep(
             res = run(
                 p, workload, rollouts=int(a) * rollouts_per_agent, agents=int(a), seed=seed, jitter=jitter, fleet=fleet
             )
-            assert not isinstance(res, SpanColumns)
             spans = res.spans
+            assert spans is not None
             rm, tm = rollout_metrics(spans), turn_metrics(spans)
             dur = spans["end_s"] - spans["start_s"]
             turns = len(tm)
@@ -139,3 +139,161 @@ def cache_memory(workload: Workload, bytes_per_token: float, connections: Sequen
         for n in connections:
             rows.append((spec.index, held, int(n), held * bytes_per_token * int(n) / 2**20))
     return pd.DataFrame(rows, columns=["turn", "cached_tokens", "connections", "cache_mib"])
+
+
+# -- the fleet at scale (streamed metrics, one replica per shard) ---------------------------------------
+
+
+def scale_sweep(
+    profiles: Iterable[str | Profile],
+    workload: Any,
+    agents_per_replica: Sequence[int],
+    *,
+    api_workers: int | None,
+    inference_slots: int | None,
+    rollouts_per_agent: int = 1,
+    seed: int = 0,
+    jitter: float = 0.2,
+    cache: Any = None,
+) -> pd.DataFrame:
+    """One replica with ``a`` agents for each ``a`` in ``agents_per_replica``, per profile (streamed, no spans).
+
+    Replicas share nothing (agents are pinned), so a fleet of N agents on N / a replicas has this replica's
+    distribution: one row per (scenario, agents_per_replica) with end to end mean/p50/p95, TTFT p95, mean
+    queueing per request (``api_wait_s``, ``inference_wait_s``), utilisations and the cache hit rate.
+    """
+    from labkit.sim.fleet import FleetSpec, run_shard
+
+    rows = []
+    for p in _profiles(profiles):
+        for a in agents_per_replica:
+            spec = FleetSpec(
+                profile=p,
+                workload=workload,
+                agents=int(a),
+                rollouts_per_agent=rollouts_per_agent,
+                api_workers=api_workers,
+                inference_slots=inference_slots,
+                cache=cache,
+                seed=seed,
+                jitter=jitter,
+            )
+            m = run_shard(spec, 0).metrics
+            d = m.to_dict()
+            rows.append(
+                {
+                    "scenario": p.name,
+                    "agents_per_replica": int(a),
+                    "e2e_s": d["e2e_mean_s"],
+                    "e2e_p50_s": d["e2e_p50_s"],
+                    "e2e_p95_s": d["e2e_p95_s"],
+                    "ttft_p95_s": d["ttft_p95_s"],
+                    "api_wait_s": d["api_wait_mean_s"],
+                    "inference_wait_s": d["inference_wait_mean_s"],
+                    "api_utilisation": d.get("api_utilisation", math.nan),
+                    "inference_utilisation": d.get("inference_utilisation", math.nan),
+                    "cache_hit_rate": d["cache_hit_rate"],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def replicas_needed(df: pd.DataFrame, agents: int, target_p95_s: float, column: str = "e2e_p95_s") -> pd.DataFrame:
+    """Per scenario of a :func:`scale_sweep`: the most agents per replica whose ``column`` meets the target,
+    and the replicas ``agents`` concurrent agents then need (``NaN`` when no tried load meets it)."""
+    if not target_p95_s > 0:
+        raise ValueError(f"target_p95_s: must be > 0, got {target_p95_s!r}")
+    rows = []
+    for name, g in df.sort_values("agents_per_replica").groupby("scenario", sort=False):
+        ok = g[g[column] <= target_p95_s]
+        per = int(ok["agents_per_replica"].max()) if len(ok) else None
+        rows.append(
+            {
+                "scenario": name,
+                "max_agents_per_replica": per,
+                "replicas": math.ceil(agents / per) if per else math.nan,
+                f"{column}_at_max": float(ok[column].iloc[-1]) if len(ok) else math.nan,
+            }
+        )
+    return pd.DataFrame(rows).set_index("scenario")
+
+
+def gain_under_load(df: pd.DataFrame, baseline: str, candidate: str, column: str = "e2e_p95_s") -> pd.DataFrame:
+    """The candidate's gain over the baseline at each load: ``baseline column / candidate column``."""
+    b = df[df["scenario"] == baseline].set_index("agents_per_replica")[column]
+    c = df[df["scenario"] == candidate].set_index("agents_per_replica")[column]
+    if b.empty or c.empty:
+        raise ValueError(f"scenario: need rows for both {baseline!r} and {candidate!r}")
+    out = (b / c).rename("gain").dropna().reset_index()
+    return out.assign(scenario=candidate, baseline=baseline, metric=column)
+
+
+def cache_budget_sweep(
+    profile: Profile,
+    workload: Any,
+    agents: int,
+    budgets: Sequence[int],
+    *,
+    policies: Sequence[str] = ("lru", "ttl"),
+    ttl_s: float = 5.0,
+    model: Any = None,
+    seed: int = 0,
+    jitter: float = 0.2,
+    api_workers: int | None = None,
+    inference_slots: int | None = None,
+) -> pd.DataFrame:
+    """One replica's connection-cache memory budget against hit rate, fallbacks and end to end, per policy.
+
+    One row per (policy, budget): ``budget_mib``, ``hit_rate``, ``fallbacks_per_rollout``, ``e2e_s`` (mean),
+    ``e2e_p95_s``, ``peak_mib`` and ``mean_mib`` (what the caches actually held).
+    """
+    from labkit.model.cache import CacheModel, CachePolicy
+    from labkit.sim.fleet import FleetSpec, run_shard
+
+    model = model or CacheModel.for_profile(profile)
+    rows = []
+    for policy in policies:
+        for b in budgets:
+            spec = FleetSpec(
+                profile=profile,
+                workload=workload,
+                agents=int(agents),
+                api_workers=api_workers,
+                inference_slots=inference_slots,
+                cache=CachePolicy(int(b), policy=policy, ttl_s=ttl_s, model=model),  # type: ignore[arg-type]
+                seed=seed,
+                jitter=jitter,
+            )
+            m = run_shard(spec, 0).metrics
+            rows.append(
+                {
+                    "policy": policy if policy == "lru" else f"ttl {ttl_s:g} s",
+                    "budget_mib": int(b) / 2**20,
+                    "hit_rate": m.hit_rate,
+                    "fallbacks_per_rollout": m.fallbacks / m.rollouts,
+                    "e2e_s": float(np.mean(m.e2e_s)),
+                    "e2e_p95_s": m.e2e_quantile(0.95),
+                    "peak_mib": max(m.cache_peak_bytes) / 2**20,
+                    "mean_mib": float(np.mean(m.cache_mean_bytes)) / 2**20,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def cache_footprint(workload: Any, model: Any, agents_per_replica: int, seed: int | None = None) -> pd.DataFrame:
+    """Bytes one connection's cache entry holds at its largest (the last turn), per component, and what
+    ``agents_per_replica`` such connections need on one replica (no eviction)."""
+    from labkit.model.cache import entry_bytes, turn_entry_tokens
+
+    specs = workload.turn_specs(seed)
+    peak = max(turn_entry_tokens(s.context_tokens, s.new_input_tokens, s.output_tokens) for s in specs)
+    parts = model.components(peak)
+    rows = [
+        {"component": k, "bytes_per_connection": v, "mib_per_replica": v * agents_per_replica / 2**20}
+        for k, v in parts.items()
+    ]
+    total = entry_bytes(peak, model)
+    rows.append(
+        {"component": "total", "bytes_per_connection": total, "mib_per_replica": total * agents_per_replica / 2**20}
+    )
+    return pd.DataFrame(rows).assign(peak_tokens=peak)

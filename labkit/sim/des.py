@@ -119,7 +119,7 @@ class Pool:
     checked against sojourn times measured from the spans.
     """
 
-    __slots__ = ("_last_t", "area", "arrivals", "busy", "capacity", "env", "in_system", "waiting")
+    __slots__ = ("_last_t", "area", "arrivals", "busy", "busy_area", "capacity", "env", "in_system", "waiting")
 
     def __init__(self, env: simpy.Environment, capacity: int) -> None:
         if not isinstance(capacity, int) or capacity < 1:
@@ -131,12 +131,14 @@ class Pool:
         self.in_system = 0
         self._last_t = 0.0
         self.area = 0.0
+        self.busy_area = 0.0
         self.arrivals = 0
 
     def enter(self) -> simpy.Event | None:
         """Ask for a server at ``env.now``: ``None`` if one was free, else an event to wait for."""
         now = self.env.now
         self.area += self.in_system * (now - self._last_t)
+        self.busy_area += self.busy * (now - self._last_t)
         self._last_t = now
         self.in_system += 1
         self.arrivals += 1
@@ -151,6 +153,7 @@ class Pool:
         """Give a server back at ``env.now``: straight to the longest waiting request, if any."""
         now = self.env.now
         self.area += self.in_system * (now - self._last_t)
+        self.busy_area += self.busy * (now - self._last_t)
         self._last_t = now
         self.in_system -= 1
         if self.waiting:
@@ -159,7 +162,13 @@ class Pool:
             self.busy -= 1
 
     def time_average(self, until: float) -> float:
+        """Time-average number in system (waiting + served) over ``[0, until]``."""
         return (self.area + self.in_system * (until - self._last_t)) / until if until > 0 else 0.0
+
+    def utilisation(self, until: float) -> float:
+        """Time-average share of the servers busy over ``[0, until]``."""
+        busy = self.busy_area + self.busy * (until - self._last_t)
+        return busy / until / self.capacity if until > 0 else 0.0
 
 
 class ReplicaCache:
@@ -770,8 +779,10 @@ def _metrics(
         ttft=rec.ttft.frozen(),
         api_wait=rec.api_wait.frozen(),
         inference_wait=rec.inference_wait.frozen(),
-        api_busy=tuple(p.time_average(until) for p in sim.api) if sim.api else (),
-        inference_busy=(sim.inference.time_average(until),) if sim.inference else (),
+        api_busy=tuple(p.utilisation(until) for p in sim.api) if sim.api else (),
+        inference_busy=(sim.inference.utilisation(until),) if sim.inference else (),
+        api_in_system=tuple(p.time_average(until) for p in sim.api) if sim.api else (),
+        inference_in_system=(sim.inference.time_average(until),) if sim.inference else (),
         api_workers=fleet.api_workers,
         inference_slots=fleet.inference_slots,
         cache_hits=sum(c.hits for c in caches),

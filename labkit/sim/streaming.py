@@ -181,9 +181,12 @@ class FleetMetrics:
     ttft: Histogram
     api_wait: Histogram
     inference_wait: Histogram
-    #: Time-average requests in system and arrivals, per pool (API pools per replica, then inference).
+    #: Per pool (API pools per replica; inference): time-average share of servers busy, and time-average
+    #: requests in system (waiting + served, for Little's law).
     api_busy: tuple[float, ...] = ()
     inference_busy: tuple[float, ...] = ()
+    api_in_system: tuple[float, ...] = ()
+    inference_in_system: tuple[float, ...] = ()
     api_workers: int | None = None
     inference_slots: int | None = None
     cache_hits: int = 0
@@ -219,10 +222,12 @@ class FleetMetrics:
 
     def utilisation(self) -> dict[str, float]:
         out: dict[str, float] = {}
-        if self.api_busy and self.api_workers:
-            out["api_utilisation"] = float(np.mean(self.api_busy)) / self.api_workers
-        if self.inference_busy and self.inference_slots:
-            out["inference_utilisation"] = float(np.mean(self.inference_busy)) / self.inference_slots
+        if self.api_busy:
+            out["api_utilisation"] = float(np.mean(self.api_busy))
+            out["api_in_system"] = float(np.mean(self.api_in_system))
+        if self.inference_busy:
+            out["inference_utilisation"] = float(np.mean(self.inference_busy))
+            out["inference_in_system"] = float(np.mean(self.inference_in_system))
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -276,6 +281,8 @@ def merge(parts: Sequence[FleetMetrics]) -> FleetMetrics:
         inference_wait=inf,
         api_busy=tuple(x for p in parts for x in p.api_busy),
         inference_busy=tuple(x for p in parts for x in p.inference_busy),
+        api_in_system=tuple(x for p in parts for x in p.api_in_system),
+        inference_in_system=tuple(x for p in parts for x in p.inference_in_system),
         api_workers=first.api_workers,
         inference_slots=first.inference_slots,
         cache_hits=sum(p.cache_hits for p in parts),
