@@ -258,19 +258,9 @@ class Engine:
             self._evict_parent(conn_cache, request.stream_id, parent)
             raise
         replica, cache = self._route(transport, position, conn_replica, source)
-        spec = TurnSpec(
-            position.turn,
-            position.context,
-            position.new,
-            max(1, output.visible_tokens),
-            0.0,
-            output.items[0].kind == "message" if output.items else True,
-            output.reasoning_tokens,
-            sum(1 for i in output.items if i.kind == "function_call"),
-        )
+        spec = _spec(position, output)
         plan = plan_turn(self.profile_for(source), spec, cache)
-        prefill = next(s for s in plan if s.name == "prefill")
-        cached_input = spec.conversation_tokens - prefill.tokens
+        cached_input = spec.conversation_tokens - next(s for s in plan if s.name == "prefill").tokens
         events = events or ResponseEvents(request, stream_id=request.stream_id)
         pacer = self._pacer(request, events, output, plan, faults, t0, spec, cached_input, paced)
         return Turn(
@@ -629,6 +619,20 @@ class Engine:
                 pacer.t_last,
             )
         )
+
+
+def _spec(position: _Position, output: OutputPlan) -> TurnSpec:
+    """The turn as the latency model sees it: what the server will actually output (sizes, kind, calls)."""
+    return TurnSpec(
+        position.turn,
+        position.context,
+        position.new,
+        max(1, output.visible_tokens),
+        0.0,
+        output.items[0].kind == "message" if output.items else True,
+        output.reasoning_tokens,
+        sum(1 for i in output.items if i.kind == "function_call"),
+    )
 
 
 def _conversation_key(request: CreateRequest) -> str:
