@@ -100,3 +100,53 @@ async def test_thousand_rollouts_survive_faults() -> None:
     assert codes["timeout"] > 0, summary
     assert sum(codes[c] for c in ("connection_closed", "stream_ended")) > 0, summary
     assert all(by_transport[t] > 0 for t, _ in PLAN), summary
+
+
+#: Parallel calls, reasoning and steered turns: the responses a real agent gets (instant, so every steer is
+#: outrun by its response and goes with the next request instead).
+RICH = WORKLOAD.with_(turns=6, output_tokens=40, reasoning_tokens=8, parallel_tool_calls=2.5, steer_rate=0.3)
+RICH_PLAN = (("ws", 120), ("http", 80), ("http-chained", 50))
+
+
+def _check_rich(res: RolloutResult) -> None:
+    """Every call the conversation keeps is answered exactly once, every turn of the specs ran, and the
+    transcript holds every steering message and the final answer."""
+    specs = RICH.turn_specs(res.seed)
+    items = res.transcript
+    calls = [i["call_id"] for i in items if i.get("type") == "function_call" and i.get("status") != "incomplete"]
+    outputs = [i["call_id"] for i in items if i.get("type") == "function_call_output"]
+    assert sorted(outputs) == sorted(calls) and len(set(calls)) == len(calls)
+    users = [i for i in items if i.get("type") == "message" and i.get("role") == "user"]
+    assert len(users) == 1 + sum(s.steered for s in specs)
+    assert items[-1].get("role") == "assistant"
+    assert set(res.spans["turn"]) == set(range(RICH.turns))
+
+
+async def test_parallel_calls_reasoning_and_steering_survive_faults() -> None:
+    async with SimServer("websocket", RICH, instant=True, faults=FAULTS, seed=0) as server:
+        groups = await asyncio.wait_for(
+            asyncio.gather(
+                *(
+                    run_rollouts(
+                        t,
+                        RICH,
+                        rollouts=n,
+                        concurrency=CONCURRENCY,
+                        base_url=server.base_url,
+                        max_attempts=MAX_ATTEMPTS,
+                        timeout=CLIENT_TIMEOUT_S,
+                        ping_interval=None,
+                    )
+                    for t, n in RICH_PLAN
+                )
+            ),
+            timeout=240,
+        )
+    results = [r for g in groups for r in g]
+    assert len(results) == sum(n for _, n in RICH_PLAN)
+    fallbacks = 0
+    for res in results:
+        assert res.finished, f"{res.transport} rollout {res.rollout} did not finish"
+        _check_rich(res)
+        fallbacks += len(res.fallbacks)
+    assert fallbacks > 0

@@ -477,7 +477,8 @@ class Rollout:
                 self.response_ids.append(ex.response_id)
             self.prev_id = ex.response_id if cfg.chaining else None
             self.pending = []
-            calls = ex.function_calls
+            # A call cut short (max_output_tokens, steering) is owed no output: the API rejects one for it.
+            calls = [c for c in ex.function_calls if c.get("status") != "incomplete"]
             if spec.final:
                 self.finished = not calls
                 break
@@ -486,8 +487,8 @@ class Rollout:
                 self._after_steer(spec, nxt, ex, calls)
                 continue
             if not calls:
-                # The model answered before the script's last turn: the rollout is over.
-                self.finished = True
+                # The model answered before the script's last turn (or ran out of output): the rollout is over.
+                self.finished = ex.status == "completed"
                 break
             await self._run_tools(spec, nxt, calls)
         return self.result()
