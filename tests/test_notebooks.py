@@ -22,7 +22,7 @@ EXPECTED = {
     "03_websocket_live": {"gantt", "ttft_ecdf", "latency_ecdf", "prediction_vs_measurement"},
     "04_caching_strategies": {"speedup_heatmap", "routing_effect", "routing_effect_p95"},
     "05_failures": {"drops_all_transports", "drop_breakeven", "evictions", "fallback_turn_cost", "connection_limit"},
-    "06_fleet": {"queueing_vs_erlang_c", "tail_latency", "queueing_by_agents", "cache_memory"},
+    "06_fleet": {"queueing_vs_erlang_c", "replica_load", "gain_under_load", "cache_budget"},
     "07_your_agent": {"session_calls", "tool_times", "replay_65", "replay_1000", "whatif", "fit_parameters"},
 }
 
