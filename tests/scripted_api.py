@@ -34,6 +34,8 @@ class Item:
     type: str
     tokens: int = 4
     name: str = "run_shell"
+    #: A function call cut short (``status: incomplete``).
+    cut: bool = False
 
 
 @dataclass
@@ -107,7 +109,7 @@ class Player:
                     await self.emit(
                         "response.function_call_arguments.delta", p, output_index=index, delta=text[k : k + 4]
                     )
-                item = {**item, "arguments": text, "status": "completed"}
+                item = {**item, "arguments": text, "status": "incomplete" if spec.cut else "completed"}
                 await self.emit("response.output_item.done", p, output_index=index, item=item)
             else:
                 text = filler_text(spec.tokens)

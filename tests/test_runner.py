@@ -421,6 +421,30 @@ async def test_response_done_ends_a_turn(transport):
     assert r.finished and r.turns == 3 and r.fallbacks == []
 
 
+async def test_a_call_cut_short_is_not_answered():
+    trace = _trace({"calls": 2}, {})
+    scripts = iter(
+        [
+            Script(
+                [Item("function_call", 6), Item("function_call", 6, cut=True)],
+                terminal="response.incomplete",
+                incomplete_reason="max_output_tokens",
+            ),
+            Script([Item("message", 6)]),
+        ]
+    )
+    async with ScriptedApi(lambda body: next(scripts)) as api:
+        r = await run_rollout("ws", trace, base_url=api.base_url)
+        second = _creates(api)[1]
+    assert r.finished and r.exchanges[0].exchange.status == "incomplete"
+    kept = r.exchanges[0].exchange.function_calls[0]["call_id"]
+    # Only the completed call is answered, and it carries the whole next input.
+    assert [(i["type"], i["call_id"]) for i in second["input"]] == [("function_call_output", kept)]
+    assert item_tokens(second["input"][0]) == trace.specs[1].new_input_tokens
+    # A full-history replay leaves the cut call out too.
+    assert replay_item(r.exchanges[0].exchange.function_calls[1]) is None
+
+
 async def test_a_tool_runner_replaces_the_scripted_tools():
     seen = []
 
