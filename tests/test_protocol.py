@@ -385,3 +385,28 @@ def test_reasoning_parallel_calls_terminals_and_steer_events_parse_in_the_sdk() 
     assert done["response"]["incomplete_details"] == {"reason": "steered"}
     Response.model_validate(done["response"])
     TypeAdapter(ResponsesServerEvent).validate_python(P.steer_failed("response_not_found", "gone", "resp_1", "x"))
+
+
+def test_the_wire_imports_only_the_standard_library_and_itself() -> None:
+    # The wire protocol is shared by the server and the clients; sizing simulated output is the server's.
+    import ast
+    import sys
+    from pathlib import Path
+
+    for module in (P, sys.modules["labkit.wire.tokens"]):
+        tree = ast.parse(Path(str(module.__file__)).read_text())
+        imported = {
+            (node.module if isinstance(node, ast.ImportFrom) else alias.name).split(".")[0]
+            + (
+                ""
+                if not (isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("labkit"))
+                else "." + node.module.split(".")[1]
+            )
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import | ast.ImportFrom)
+            for alias in node.names
+        }
+        labkit = {name for name in imported if name.startswith("labkit")}
+        assert labkit <= {"labkit.wire"}, labkit
+        assert all(name.split(".")[0] in sys.stdlib_module_names or name.startswith("labkit") for name in imported)
+    assert not hasattr(P, "output_text")

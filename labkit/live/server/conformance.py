@@ -473,7 +473,7 @@ class Scenario:
 
     @property
     def doc(self) -> str:
-        return (self.run.__doc__ or "").strip().splitlines()[0]
+        return (self.run.__doc__ or "").strip().splitlines()[0].replace("``", "`")
 
 
 SCENARIOS: tuple[Scenario, ...] = (
