@@ -31,7 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated formats (default: html,png,svg,pdf)",
     )
     parser.add_argument("--fast", action="store_true", help="each notebook's small parameter set (as the tests)")
-    parser.add_argument("--jobs", type=int, default=1, help="notebooks run at the same time (default: 1)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="notebooks run at the same time (default: one per core, at most 4; live notebooks run alone)",
+    )
     parser.add_argument(
         "--keep-notebooks",
         type=Path,
