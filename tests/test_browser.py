@@ -2,9 +2,15 @@
 
 JupyterLab runs on loopback with a token and its own temporary config, runtime, settings, workspace and
 IPython folders, on a copy of the notebook (so autosave never touches the repository). Headless Debian
-Chromium is driven through Playwright for Python with ``executable_path`` (no browser download). The test
-checks that moving the first slider (decode TPS) redraws the plot shown in the page: the ``d`` attribute of
-the plot's trace paths changes. It saves screenshots under the test's temporary folder.
+Chromium is driven through Playwright for Python with ``executable_path`` (no browser download), at 1280x800
+with JupyterLab's default left sidebar open.
+
+The test checks that moving the first slider (decode TPS) redraws the plots shown in the page, that nothing of
+the dashboard is clipped or overlaps, and that a drag (continuous update) ends on the plot of the final value.
+Timing is taken inside the page (``performance.now()``): a key press, the comm messages to and from the kernel
+(a wrapped ``WebSocket``) and the first and last change of a plot's trace paths (a ``MutationObserver``), so
+the test's own polling adds nothing to the numbers. It prints median and p95 of key press to redrawn plot over
+20 steps and where the time goes, and saves the dashboard's screenshot as ``docs/img/dashboard.png``.
 """
 
 from __future__ import annotations
@@ -48,6 +54,87 @@ PATHS_JS = """() => Array.from(document.querySelectorAll(
 CHANGED_JS = f"(before) => JSON.stringify(({PATHS_JS})()) !== JSON.stringify(before)"
 #: Extra slider steps after the first one, timed for the report.
 STEPS = 19
+VIEWPORT = {"width": 1280, "height": 800}
+SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "img" / "dashboard.png"
+#: Generous bound on the p95 redraw (the issue's target is 100 ms; a loaded 2-core machine is noisy).
+P95_BOUND_S = 0.5
+# Installed before the page loads: timestamps of key presses, of kernel comm messages each way (bytes too),
+# and of every change of a plot's trace paths.
+INSTRUMENT_JS = """(() => {
+  const lk = window.__lk = {keys: [], sends: [], recvs: [], muts: []};
+  document.addEventListener('keydown', () => lk.keys.push(performance.now()), true);
+  const dec = new TextDecoder('utf-8', {fatal: false});
+  const text = d => typeof d === 'string' ? d : (d instanceof ArrayBuffer ? dec.decode(d) : '');
+  const size = d => typeof d === 'string' ? d.length : (d && d.byteLength) || 0;
+  const isComm = t => t.includes('"comm_msg"');
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (d) {
+    if (isComm(text(d))) lk.sends.push([performance.now(), size(d)]);
+    return send.call(this, d);
+  };
+  const WS = window.WebSocket;
+  window.WebSocket = function (...args) {
+    const ws = new WS(...args);
+    ws.addEventListener('message', e => {
+      if (isComm(text(e.data))) lk.recvs.push([performance.now(), size(e.data)]);
+    });
+    return ws;
+  };
+  window.WebSocket.prototype = WS.prototype;
+  Object.assign(window.WebSocket, {CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3});
+  const watch = () => new MutationObserver(ms => {
+    const t = performance.now();
+    for (const m of ms) {
+      const el = m.target.nodeType === 1 ? m.target : m.target.parentElement;
+      if (el && el.closest && el.closest('.js-plotly-plot')) { lk.muts.push(t); return; }
+    }
+  }).observe(document.body, {subtree: true, attributes: true, childList: true, characterData: true});
+  if (document.body) watch(); else document.addEventListener('DOMContentLoaded', watch);
+})()"""
+# Everything of the dashboard that must stay inside its box, and pairs of controls that must not overlap.
+LAYOUT_JS = """() => {
+  const dash = document.querySelector('.lk-dashboard');
+  if (!dash) return {error: 'no .lk-dashboard in the page'};
+  const area = dash.closest('.jp-OutputArea-output') || dash;
+  const box = area.getBoundingClientRect();
+  const r = el => el.getBoundingClientRect();
+  const inside = (a, b, tol = 1.5) => a.left >= b.left - tol && a.right <= b.right + tol
+    && a.top >= b.top - tol && a.bottom <= b.bottom + tol;
+  const overlap = (a, b) => Math.min(a.right, b.right) - Math.max(a.left, b.left) > 1
+    && Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top) > 1;
+  const problems = [];
+  const name = el => (el.getAttribute('data-unformatted') || el.textContent || el.className || el.tagName)
+    .toString().slice(0, 40);
+  dash.querySelectorAll('.js-plotly-plot').forEach((plot, i) => {
+    const svg = plot.querySelector('.main-svg');
+    if (!svg) return;
+    const pr = r(svg);
+    if (!inside(pr, box)) problems.push(`plot ${i} (${Math.round(pr.width)} px wide) leaves the output area`);
+    if (pr.width < 0.9 * box.width) problems.push(`plot ${i} is ${Math.round(pr.width)} px wide in a `
+      + `${Math.round(box.width)} px output area: it did not size itself to it`);
+    plot.querySelectorAll('.legend, text').forEach(el => {
+      const er = r(el);
+      if (er.width === 0 && er.height === 0) return;
+      if (!inside(er, pr)) problems.push(`plot ${i}: "${name(el)}" is clipped`);
+    });
+  });
+  const controls = Array.from(dash.querySelectorAll(
+    '.widget-label, .widget-readout, .widget-slider .slider-container, .widget-dropdown select, '
+    + '.widget-checkbox input, .widget-toggle-buttons .widget-toggle-button'))
+    .filter(el => r(el).width > 0);
+  controls.forEach(el => {
+    if (!inside(r(el), box)) problems.push(`control "${name(el)}" leaves the output area `
+      + `(${Math.round(r(el).left)}-${Math.round(r(el).right)} of ${Math.round(box.left)}-${Math.round(box.right)})`);
+    if (el.classList.contains('widget-label') && el.scrollWidth > el.clientWidth + 1)
+      problems.push(`label "${name(el)}" is cut off`);
+  });
+  for (let i = 0; i < controls.length; i++)
+    for (let j = i + 1; j < controls.length; j++)
+      if (!controls[i].contains(controls[j]) && !controls[j].contains(controls[i])
+          && overlap(r(controls[i]), r(controls[j])))
+        problems.push(`"${name(controls[i])}" overlaps "${name(controls[j])}"`);
+  return {problems, width: box.width, plots: dash.querySelectorAll('.js-plotly-plot').length};
+}"""
 
 
 def _chromium() -> str | None:
@@ -140,26 +227,67 @@ def test_dashboard_slider_redraws_plot_in_browser(lab: tuple[str, Path], tmp_pat
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_FLAGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport=VIEWPORT)
+            page.add_init_script(INSTRUMENT_JS)
             try:
-                redraw_s, before_value, after_value, missing_x = _run_and_move(page, base, nb_path, tmp_path)
+                report = _run_and_move(page, base, nb_path, tmp_path)
             except Exception:
                 page.screenshot(path=str(tmp_path / "failure.png"))
                 raise
         finally:
             browser.close()
 
-    assert after_value != before_value, "the TPS slider's readout did not move"
-    print(f"TPS {before_value} -> {after_value}: plot redrawn in the page after {redraw_s:.3f} s")
-    assert not missing_x, f"traces drawn without their x data in the page: {missing_x}"
-    assert (tmp_path / "after_slider.png").stat().st_size > 10_000
+    assert report["after_value"] != report["before_value"], "the TPS slider's readout did not move"
+    assert not report["missing_x"], f"traces drawn without their x data in the page: {report['missing_x']}"
+    assert report["layout"].get("plots", 0) >= 3, report["layout"]
+    assert report["layout"]["problems"] == [], "\n".join(report["layout"]["problems"])
+    assert report["drag_final_ok"], "after a drag the plots did not settle on the slider's final value"
+    assert SCREENSHOT.stat().st_size > 20_000
+    assert report["p95_s"] <= P95_BOUND_S, f"p95 redraw {report['p95_s']:.3f} s"
 
 
-def _run_and_move(page, base: str, nb_path: Path, tmp_path: Path) -> tuple[float, str, str, list[str]]:
-    """Open the notebook, run all, press PageUp on the first slider.
+def _settled(page, since: float, quiet_ms: float = 250.0, timeout_ms: float = 15_000) -> None:
+    """Wait until a plot changed after ``since`` (page clock) and nothing changed for ``quiet_ms``."""
+    page.wait_for_function(
+        """([since, quiet]) => { const m = window.__lk.muts.filter(t => t > since);
+            return m.length > 0 && performance.now() - m[m.length - 1] > quiet; }""",
+        arg=[since, quiet_ms],
+        timeout=timeout_ms,
+        polling=50,
+    )
 
-    Returns the seconds until the plot redrew, the slider's readout before and after, and the names of
-    traces shown without x data."""
+
+def _step_timings(page, since: float) -> dict[str, float]:
+    """Where one key press's time went, from the page's own timestamps (ms)."""
+    return page.evaluate(
+        """(since) => {
+            const lk = window.__lk;
+            const key = lk.keys.filter(t => t >= since)[0];
+            const sends = lk.sends.filter(([t]) => t >= key);
+            const recvs = lk.recvs.filter(([t]) => t >= key);
+            const muts = lk.muts.filter(t => t >= key);
+            const first = a => a.length ? a[0][0] : NaN;
+            return {
+                key_to_send: first(sends) - key,
+                send_to_reply: first(recvs) - first(sends),
+                reply_to_plot: muts[0] - first(recvs),
+                first_plot: muts[0] - key,
+                last_plot: muts[muts.length - 1] - key,
+                msgs_out: sends.length, bytes_out: sends.reduce((a, [, b]) => a + b, 0),
+                msgs_in: recvs.length, bytes_in: recvs.reduce((a, [, b]) => a + b, 0),
+            };
+        }""",
+        since,
+    )
+
+
+def _pct(values: list[float], q: float) -> float:
+    v = sorted(values)
+    return v[min(len(v) - 1, round(q * (len(v) - 1)))]
+
+
+def _run_and_move(page, base: str, nb_path: Path, tmp_path: Path) -> dict:
+    """Open the notebook, run all, check the layout, time key steps and a drag of the first slider."""
     page.goto(f"{base}/lab/tree/{nb_path.as_posix()}?token={TOKEN}", timeout=60_000)
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
     # "idle" shows before a kernel exists: also wait for the kernel's name in the toolbar.
@@ -178,41 +306,97 @@ def _run_and_move(page, base: str, nb_path: Path, tmp_path: Path) -> tuple[float
             const prompts = Array.from(document.querySelectorAll('.jp-InputArea-prompt'));
             const busy = prompts.some(p => p.textContent.includes('*'));
             const done = prompts.filter(p => /\\[\\d+\\]/.test(p.textContent)).length;
-            return !busy && done > 0 && document.querySelector('.widget-slider .noUi-handle')
-                && document.querySelectorAll('.js-plotly-plot .trace path').length > 0;
+            return !busy && done > 0 && document.querySelector('.lk-dashboard .widget-slider .noUi-handle')
+                && document.querySelectorAll('.lk-dashboard .js-plotly-plot .trace path').length > 0;
         }""",
         timeout=180_000,
         polling=250,
     )
-    page.screenshot(path=str(tmp_path / "after_run_all.png"), full_page=False)
     errors = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]')
     assert errors.count() == 0, errors.first.inner_text()
+    sidebar_open = page.evaluate("() => !!document.querySelector('#jp-left-stack:not(.lm-mod-hidden)')")
 
-    readout = page.locator(".widget-slider .widget-readout").first
+    dash = page.locator(".lk-dashboard").first
+    dash.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)  # let autosized plots settle to the output area's width
+    layout = page.evaluate(LAYOUT_JS)
+    # The notebook scrolls inside its panel, so the whole dashboard is shot in a taller window of the same width
+    # (widths, and so every wrap and size, stay those of 1280x800); then the window goes back to 800 px.
+    height = int(dash.bounding_box()["height"]) + 400  # type: ignore[index]
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], height)})
+    page.wait_for_timeout(500)
+    dash.scroll_into_view_if_needed()
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    dash.screenshot(path=str(SCREENSHOT))
+    page.set_viewport_size(VIEWPORT)
+    page.wait_for_timeout(300)
+
+    readout = dash.locator(".widget-slider .widget-readout").first
     before_value = readout.inner_text()
-    before_paths = page.evaluate(PATHS_JS)
-    handle = page.locator(".widget-slider .noUi-handle").first
+    handle = dash.locator(".widget-slider .noUi-handle").first
     handle.scroll_into_view_if_needed()
     handle.focus()
-    t0 = time.perf_counter()
-    page.keyboard.press("PageUp")
-    page.wait_for_function(CHANGED_JS, arg=before_paths, timeout=30_000, polling=20)
-    redraw_s = time.perf_counter() - t0
-    after_value = readout.inner_text()
-    handle.scroll_into_view_if_needed()
-    page.screenshot(path=str(tmp_path / "after_slider.png"), full_page=False)
+    steps = []
+    for k in range(STEPS + 1):
+        since = page.evaluate("() => performance.now()")
+        page.keyboard.press("PageUp" if k % 2 == 0 else "PageDown")
+        _settled(page, since)
+        steps.append(_step_timings(page, since))
+        if k == 0:
+            after_value = readout.inner_text()
     missing_x = page.evaluate(MISSING_X_JS)
-    # More steps, back and forth, to report the key-press-to-redrawn-plot time (printed, never asserted:
-    # this is a shared, noisy machine; the widgets benchmark owns the speed target).
-    times = [redraw_s]
-    for k in range(STEPS):
-        before = page.evaluate(PATHS_JS)
-        t0 = time.perf_counter()
-        page.keyboard.press("PageDown" if k % 2 == 0 else "PageUp")
-        page.wait_for_function(CHANGED_JS, arg=before, timeout=30_000, polling=20)
-        times.append(time.perf_counter() - t0)
-    times.sort()
-    p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
-    median = times[len(times) // 2]
-    print(f"slider to redrawn plot in the page, {len(times)} steps: median {median:.3f} s, p95 {p95:.3f} s")
-    return redraw_s, before_value, after_value, missing_x
+
+    # A drag: many value changes while the mouse moves; the plots must end on the final value.
+    box = handle.bounding_box()
+    assert box is not None
+    x0, y0 = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    for dx in range(1, 21):
+        page.mouse.move(x0 - 6 * dx, y0)
+        page.wait_for_timeout(16)
+    page.mouse.up()
+    since = page.evaluate("() => performance.now()")
+    page.wait_for_timeout(100)
+    page.wait_for_timeout(1000)
+    # The decode speed the plot is drawn for: the x of its "current TPS" line, in the page's own plot data.
+    drawn = page.evaluate(
+        """() => { for (const p of document.querySelectorAll('.lk-dashboard .js-plotly-plot')) {
+            const t = (p.data || []).find(t => t.name === 'current TPS'); if (t) return t.x[0]; } return null; }"""
+    )
+    settled_at = page.evaluate(
+        "(since) => { const m = window.__lk.muts.filter(t => t > since); return m.length ? m.at(-1) - since : 0; }",
+        since,
+    )
+    readout_final = readout.inner_text()
+    drag_final_ok = drawn is not None and abs(float(drawn) - float(readout_final.replace(",", ""))) <= 0.5
+
+    first = [s["first_plot"] / 1e3 for s in steps]
+    last = [s["last_plot"] / 1e3 for s in steps]
+    med = {k: _pct([s[k] for s in steps], 0.5) for k in steps[0]}
+    print(
+        f"\nload average {os.getloadavg()[0]:.2f}; viewport {VIEWPORT['width']}x{VIEWPORT['height']}, "
+        f"sidebar {'open' if sidebar_open else 'closed'}; output area {layout.get('width', 0):.0f} px wide"
+    )
+    print(
+        f"slider to redrawn plot in the page, {len(steps)} steps: median {_pct(first, 0.5):.3f} s, "
+        f"p95 {_pct(first, 0.95):.3f} s (all plots redrawn: median {_pct(last, 0.5):.3f} s, "
+        f"p95 {_pct(last, 0.95):.3f} s)"
+    )
+    print(
+        "where it goes (median ms): key to comm message {key_to_send:.0f}, kernel round trip {send_to_reply:.0f}, "
+        "reply to first plot change {reply_to_plot:.0f}; per step {msgs_out:.0f} messages out ({bytes_out:.0f} B), "
+        "{msgs_in:.0f} in ({bytes_in:.0f} B)".format(**med)
+    )
+    print(
+        f"drag: last plot change {settled_at:.0f} ms after release; slider at {readout_final}, "
+        f"plot drawn for {drawn} tokens/s"
+    )
+    return {
+        "before_value": before_value,
+        "after_value": after_value,
+        "missing_x": missing_x,
+        "layout": layout,
+        "p95_s": _pct(first, 0.95),
+        "drag_final_ok": drag_final_ok,
+    }

@@ -351,3 +351,59 @@ def test_unknown_groups_never_share_a_colour():
     mixed = template.colors_for(["websocket", "mystery", "http_baseline"])
     assert mixed["websocket"] == template.color("websocket")
     assert mixed["mystery"] not in {template.color("websocket"), template.color("http_baseline")}
+
+
+def test_stage_breakdown_keeps_empty_stages_by_uid(forecasts):
+    fig = viz.stage_breakdown(forecasts, keep_empty=True)
+    assert [t.uid for t in fig.data] == list(STAGES)
+    empty = {t.uid for t in fig.data if not t.showlegend}
+    assert empty == {"reasoning"}  # fast_test has no reasoning tokens: kept as a trace, out of the legend
+    assert {t.uid for t in viz.stage_breakdown(forecasts).data} == set(STAGES) - {
+        t.uid for t in fig.data if not any(v > 1e-12 for v in t.y)
+    }
+
+
+def test_e2e_by_transport_horizontal_keeps_labels_room(forecasts):
+    fig = viz.e2e_by_transport(forecasts, horizontal=True)
+    bar = fig.data[0]
+    assert bar.orientation == "h" and bar.uid == "e2e_s"
+    assert fig.layout.xaxis.range[1] >= max(bar.x) * 1.25  # room for the outside labels
+    assert fig.layout.yaxis.autorange == "reversed"
+
+
+def test_speedup_over_tps_lines_current_speed_and_marks(work):
+    df = forecast_sweep([*PRESETS, "ideal"], work, baseline="http_baseline", tps=[20, 100, 1000, 4000])
+    fig = viz.speedup_over_tps(df, current_tps=1000, highlight="websocket")
+    uids = [t.uid for t in fig.data]
+    assert uids[:5] == [*PRESETS, "ideal"] and uids[-2:] == ["current_tps", "at_current_tps"]
+    marks = fig.data[-1]
+    ws = df[(df.scenario == "websocket") & (df.tps == 1000)]["speedup"].iloc[0]
+    assert marks.y[uids.index("websocket")] == pytest.approx(ws)
+    assert [t for t in marks.text if t] == [f"{ws:.2f}×"]
+    assert fig.layout.xaxis.type == "log" and "(×)" in fig.layout.yaxis.title.text
+
+
+def test_gain_by_mechanism_stacks_to_the_reduction():
+    from labkit.analysis.attribution import attribution_over_tps
+
+    df = attribution_over_tps("websocket", [65, 1000])
+    fig = viz.gain_by_mechanism(df)
+    at_1000 = sum(t.y[list(t.x).index(1000)] for t in fig.data)
+    c = forecast(load_profile("websocket", decode_tps=1000), load_workload("codex_bugfix"))
+    b = forecast(load_profile("http_baseline", decode_tps=1000), load_workload("codex_bugfix"))
+    assert at_1000 == pytest.approx((1 - c.e2e_s / b.e2e_s) * 100)
+    assert {t.uid for t in fig.data} == set(df["mechanism"])
+
+
+def test_gap_closed_and_claims_region():
+    from labkit.analysis.attribution import gap_to_ideal
+    from labkit.analysis.claims import claims_region, realistic_sessions
+
+    fig = viz.gap_closed(gap_to_ideal(["http_baseline", "websocket", "ideal"]))
+    assert list(fig.data[0].y)[0] == 0 and list(fig.data[0].y)[-1] == pytest.approx(100)
+    region = claims_region([0.5, 1.0], [1.0, 20.0], sessions=realistic_sessions()[:2])
+    fig = viz.claims_region(region)
+    heat = [t for t in fig.data if t.type == "heatmap"]
+    assert len(heat) == 1 and np.nanmax(np.asarray(heat[0].z, dtype=float)) <= 4
+    marks = [t for t in fig.data if t.type == "scatter"][0]
+    assert len(marks.x) == int(region["all_hold"].sum()) >= 1

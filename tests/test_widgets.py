@@ -10,9 +10,21 @@ import plotly.graph_objects as go
 import pytest
 
 from labkit.model import load_profile, load_workload
+from labkit.model.profile import MECHANISMS
 from labkit.sim.analytic import forecast
 from labkit.viz import find_browser
-from labkit.viz.dashboard import TPS_MAX, TPS_MIN, Dashboard, scenario_profiles, speedup_curve, what_if
+from labkit.viz.dashboard import (
+    CONTROLS,
+    TPS_MAX,
+    TPS_MIN,
+    Dashboard,
+    cache_hit_share,
+    mechanisms_of,
+    scenario_profiles,
+    speedup_curve,
+    strategy_profile,
+    what_if,
+)
 
 
 def _data(fig: go.FigureWidget) -> str:
@@ -53,21 +65,36 @@ def test_layout_tps_slider_first_and_one_plot_per_figure(dash):
     assert callable(dash._ipython_display_)
 
 
+def _trace(d: Dashboard, fig: str, uid: str):
+    return d._uids[fig][uid]
+
+
 def test_tps_slider_redraws_in_place(dash):
     figs = dict(dash.figures)
     before = _snapshot(dash)
-    decode_before = next(t for t in dash.figures["breakdown"].data if t.name == "decode").y
+    decode_before = _trace(dash, "breakdown", "decode").y
     dash.controls["tps"].value = 100.0
     assert {n: id(f) for n, f in dash.figures.items()} == {n: id(f) for n, f in figs.items()}
     after = _snapshot(dash)
     assert after["speedup"] != before["speedup"]
     assert after["breakdown"] != before["breakdown"]
     assert after["e2e"] != before["e2e"]
-    decode_after = next(t for t in dash.figures["breakdown"].data if t.name == "decode").y
+    decode_after = _trace(dash, "breakdown", "decode").y
     # Ten times slower decoding: ten times the decode time per rollout.
-    assert np.asarray(decode_after) == pytest.approx(np.asarray(decode_before) * 10)
-    line = dash.figures["speedup"].data[len(dash.base_profiles)]
-    assert list(line.x) == [100.0, 100.0]
+    assert np.asarray(decode_after) == pytest.approx(np.asarray(decode_before) * 10, rel=1e-4)
+    assert list(_trace(dash, "speedup", "current_tps").x) == [100.0, 100.0]
+    assert "100" in dash.finding.value
+
+
+def test_controls_are_one_table():
+    names = [c.name for c in CONTROLS]
+    assert len(names) == len(set(names))
+    assert {m.name for m in MECHANISMS} <= set(names)
+    assert all(c.target for c in CONTROLS)
+    d = what_if(workload="fast_test")
+    assert set(names) | {"strategy", "workload"} == set(d.controls)
+    for c in CONTROLS:
+        assert c.target in d.controls[c.name].tooltip
 
 
 @pytest.mark.parametrize(
@@ -77,8 +104,12 @@ def test_tps_slider_redraws_in_place(dash):
         ("hops", 9),
         ("tool_s", 2.0),
         ("turns", 12),
-        ("context_tokens", 40_000),
+        ("context_k", 40),
         ("strategy", "http_chained"),
+        ("api_scale", 2.0),
+        ("engine_pinning", True),
+        ("config_cache", False),
+        ("workload", "codex_realistic"),
     ],
 )
 def test_every_control_changes_the_figures(dash, name, value):
@@ -101,17 +132,67 @@ def test_replicas_matter_with_random_routing_only(dash):
 
 
 def test_figures_hold_the_closed_form(dash):
-    dash.set(tps=250.0, hop_latency_ms=20.0, hops=3, turns=4, context_tokens=5000, tool_s=0.5)
+    dash.set(tps=250.0, hop_latency_ms=20.0, hops=3, turns=4, context_k=5, tool_s=0.5)
     w = load_workload("fast_test", turns=4, initial_context_tokens=5000, tool_time_median_s=0.5)
     ws = load_profile("websocket")
     expected_ws = forecast(ws.with_(decode_tps=250.0, hop_latency_s=0.02, hops=min(ws.hops, 3)), w)
     expected_base = forecast(load_profile("http_baseline", decode_tps=250.0, hop_latency_s=0.02, hops=3), w)
-    bar = dash.figures["e2e"].data[0]
+    bar = _trace(dash, "e2e", "e2e_s")
     names = list(dash.base_profiles)
-    assert bar.y[names.index("websocket")] == pytest.approx(expected_ws.e2e_s)
-    assert bar.y[names.index("http_baseline")] == pytest.approx(expected_base.e2e_s)
-    marks = dash.figures["speedup"].data[len(names) + 1]
-    assert marks.y[names.index("websocket")] == pytest.approx(expected_base.e2e_s / expected_ws.e2e_s)
+    assert bar.x[names.index("websocket")] == pytest.approx(expected_ws.e2e_s, rel=1e-4)
+    assert bar.x[names.index("http_baseline")] == pytest.approx(expected_base.e2e_s, rel=1e-4)
+    marks = _trace(dash, "speedup", "at_current_tps")
+    assert marks.y[names.index("websocket")] == pytest.approx(expected_base.e2e_s / expected_ws.e2e_s, rel=1e-4)
+
+
+def test_presets_are_sets_of_mechanisms():
+    d = what_if(workload="fast_test")
+    for name, p in d.base_profiles.items():
+        assert strategy_profile(name, mechanisms_of(p, d.base_profiles), d.base_profiles) is p
+    ws = d.base_profiles["websocket"]
+    proto = strategy_profile("websocket", mechanisms_of(ws, d.base_profiles) | {"sampling_loop"}, d.base_profiles)
+    assert proto.with_(name="websocket_prototype") == d.base_profiles["websocket_prototype"]
+
+
+def test_checkboxes_follow_the_strategy_and_make_a_custom_one(dash):
+    dash.set(strategy="http_optimized")
+    assert not dash.controls["connection_cache"].value and dash.controls["config_cache"].value
+    assert "custom" not in dash.forecasts
+    dash.set(connection_cache=True, incremental_input=True, post_off_critical_path=True)
+    # http_optimized with WebSocket mode's mechanisms switched on is WebSocket mode.
+    assert dash.forecasts["custom"].e2e_s == pytest.approx(dash.forecasts["websocket"].e2e_s)
+    assert _trace(dash, "speedup", "custom").visible is True
+    assert "custom strategy" in dash.finding.value
+    dash.set(strategy="websocket")
+    assert "custom" not in dash.forecasts and _trace(dash, "speedup", "custom").visible is False
+
+
+def test_memory_budget_evicts_connection_caches(dash):
+    ws = dash.forecasts["websocket"].e2e_s
+    chained = dash.forecasts["http_chained"].e2e_s
+    dash.set(memory_gb=0.01, sockets=100_000.0)
+    assert dash.forecasts["websocket"].e2e_s > ws
+    assert dash.forecasts["http_chained"].e2e_s == pytest.approx(chained)  # HTTP holds no connection cache
+    w = load_workload("fast_test")
+    p = load_profile("websocket")
+    assert cache_hit_share(w, p, 1e12, 10) == 1.0
+    assert 0 < cache_hit_share(w, p, 1e6, 100) < 1
+
+
+def test_an_imported_session_is_a_workload(tmp_path):
+    class Session:
+        name = "imported"
+
+        def turn_specs(self, seed=None):
+            return load_workload("fast_test").turn_specs()
+
+    d = what_if(workload=Session(), export_dir=tmp_path)
+    assert d.values.workload == "imported" and d.controls["turns"].disabled
+    assert d.forecasts["websocket"].workload == "imported"
+    expect = forecast(load_profile("websocket"), load_workload("fast_test")).e2e_s
+    assert d.forecasts["websocket"].e2e_s == pytest.approx(expect)
+    d.set(workload="quick_edit")
+    assert not d.controls["turns"].disabled and d.values.turns == 6
 
 
 def test_set_is_one_redraw_and_validates(dash):
@@ -131,9 +212,9 @@ def test_set_is_one_redraw_and_validates(dash):
 
 
 def test_speedup_curve_matches_full_forecasts():
-    w = load_workload("fast_test")
+    w = load_workload("codex_realistic")  # reasoning tokens too depend on the decode speed
     base = {n: load_profile(n) for n in ("http_baseline", "websocket")}
-    v = what_if(workload=w).values
+    v = what_if(workload="fast_test").values
     profiles = scenario_profiles(base, v)
     f = {n: forecast(p, w) for n, p in profiles.items()}
     grid = np.array([20.0, 137.0, 4000.0])
@@ -199,5 +280,6 @@ def test_widget_state_carries_the_data_a_new_view_starts_from(dash):
     # ...and be brought up to date when the dashboard is displayed after changes.
     dash.set(tps=40.0)
     dash._repr_mimebundle_()
-    state = dash.figures["speedup"]._widget_data[len(dash.base_profiles)]
+    index = list(dash._uids["speedup"]).index("current_tps")
+    state = dash.figures["speedup"]._widget_data[index]
     assert list(state["x"]) == [40.0, 40.0]

@@ -2,7 +2,8 @@
 
 Each sample sets one control of :func:`labkit.viz.dashboard.what_if` the way a slider does (assigning the
 widget's ``value``, whose observer recomputes the closed forms and updates every figure in place), and
-times the assignment. Controls cycle through decode speed, hops, tool time, turns, context and strategy.
+times the assignment. Controls cycle through decode speed, hops, tool time, turns, context, strategy and a
+mechanism checkbox.
 For where the time goes, the closed-form part alone (``Dashboard.compute``) is timed as well. The
 browser's own drawing is outside this measure (see the browser test). Ratio = p95 / 100 ms.
 """
@@ -31,12 +32,14 @@ def _changes() -> itertools.cycle:
             ("hops", 1),
             ("turns", 40),
             ("tool_s", 0.2),
-            ("context_tokens", 30_000),
+            ("context_k", 30),
             ("turns", 25),
             ("strategy", "http_chained"),
-            ("context_tokens", 12_000),
+            ("context_k", 12),
             ("strategy", "websocket"),
+            ("engine_pinning", True),
             ("tps", 250.0),
+            ("engine_pinning", False),
         ]
     )
 

@@ -1,10 +1,14 @@
-"""Interactive what-if dashboards: ipywidgets 8 controls over plotly ``FigureWidget``s.
+"""The what-if dashboard: ipywidgets 8 controls over plotly ``FigureWidget``s drawn by the :mod:`labkit.viz` builders.
 
-Every control change recomputes the closed form (:func:`labkit.sim.analytic.forecast`, about a millisecond
-per profile) and updates the existing figures in place with ``batch_update``: no figure is ever rebuilt,
-because a new FigureWidget ships its ~5 MB front end over the comm again.
+The controls are a table (:data:`CONTROLS`): one declaration per control names its widget kind, its range and
+the model parameter it sets. A strategy is a preset plus mechanism checkboxes (one per mechanism of
+:data:`labkit.model.profile.MECHANISMS`), so a user can switch single mechanisms on or off. Every change recomputes
+the closed form (:func:`labkit.sim.analytic.forecast`, about a millisecond per profile) and updates the existing
+figures in place, addressing traces by ``uid``; only traces whose values changed are touched, so a decode-speed
+step re-sends the few traces that depend on it. No figure is ever rebuilt.
 
-Callbacks are synchronous and call only the fast path, so they need no event loop.
+Callbacks are synchronous and call only the fast path, so they need no event loop. A control drag sends a value
+per step; each redraw is a few milliseconds of Python, so the kernel keeps up and the last value wins.
 """
 
 from __future__ import annotations
@@ -14,47 +18,265 @@ import html
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
 
+import anywidget
 import ipywidgets as W
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
+import traitlets
 
-from labkit.model import STAGES, Profile, Workload, load_profile, load_workload, preset_names
+from labkit.analysis.calibrate import scaled
+from labkit.model import STAGES, Profile, TurnSpec, Workload, load_profile, load_workload, preset_names, workload_names
+from labkit.model.profile import MECHANISMS, Mechanism
 from labkit.sim.analytic import RolloutForecast, forecast
 from labkit.viz.export import FORMATS, NO_BROWSER_MESSAGE, export_many, find_browser
-from labkit.viz.template import TEMPLATE, axis_title, color, label
+from labkit.viz.figures import e2e_by_transport, speedup_over_tps, stage_breakdown
+from labkit.viz.template import label
 
 BASELINE = "http_baseline"
-TPS_MIN, TPS_MAX = 20.0, 4000.0
+CUSTOM = "custom"
+# The log slider's ends sit on its 0.01 grid, so 1,000 (10**3) is reachable exactly; the ends are about 20 and 4,074.
+TPS_MIN, TPS_MAX = 10**1.3, 10**3.61
 #: Decode speeds of the speedup curve (log spaced over the slider's range).
 CURVE_TPS = np.geomspace(TPS_MIN, TPS_MAX, 48)
-# Two bar charts side by side plus margins fit a default JupyterLab notebook column (~960 px).
-_FIG_W, _FIG_H = 450, 420
+#: Bytes a connection cache holds per token of conversation: the text and its rendered int32 ids.
+CACHE_BYTES_PER_TOKEN_RENDERED = 4
+
+
+class WorkloadLike(Protocol):
+    """What the dashboard needs of a workload: a name and its turns (presets, imported sessions)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def turn_specs(self, seed: int | None = None) -> tuple[TurnSpec, ...]: ...
+
+
+# -- the controls, declared ---------------------------------------------------------------------------------------
+
+Kind = Literal["log", "float", "int", "choice", "toggle", "check"]
+
+
+@dataclass(frozen=True)
+class Control:
+    """One control: its widget kind, range, and the model parameter it sets (``target``, for the docs and tooltip).
+
+    ``scale`` converts the widget's unit to the model's (``hop latency (ms)`` -> seconds: 1e-3).
+    """
+
+    name: str
+    kind: Kind
+    description: str
+    target: str
+    lo: float = 0.0
+    hi: float = 1.0
+    step: float = 1.0
+    scale: float = 1.0
+    fmt: str = ".0f"
+    options: tuple[tuple[str, str], ...] = ()
+    tooltip: str = ""
+    group: str = "speed"
+
+    def widget(self, value: Any) -> W.ValueWidget:
+        tip = f"{self.tooltip} (sets {self.target})" if self.tooltip else f"sets {self.target}"
+        common: dict[str, Any] = {"description": self.description, "tooltip": tip}
+        full = W.Layout(width="auto", min_width="0")
+        style = {"description_width": "112px"}
+        if self.kind == "log":
+            return W.FloatLogSlider(
+                value=value,
+                base=10,
+                min=math.log10(self.lo),
+                max=math.log10(self.hi),
+                step=self.step,
+                readout_format=self.fmt,
+                style=style,
+                layout=full,
+                **common,
+            )
+        if self.kind == "float":
+            return W.FloatSlider(
+                value=value,
+                min=self.lo,
+                max=self.hi,
+                step=self.step,
+                readout_format=self.fmt,
+                style=style,
+                layout=full,
+                **common,
+            )
+        if self.kind == "int":
+            return W.IntSlider(
+                value=value, min=int(self.lo), max=int(self.hi), step=int(self.step), style=style, layout=full, **common
+            )
+        if self.kind == "choice":
+            return W.Dropdown(options=list(self.options), value=value, style=style, layout=full, **common)
+        if self.kind == "toggle":
+            return W.ToggleButtons(
+                options=list(self.options),
+                value=value,
+                style={**style, "button_width": "72px"},
+                layout=full,
+                **common,
+            )
+        return W.Checkbox(value=bool(value), indent=False, layout=W.Layout(width="auto"), **common)
+
+    def check(self, value: Any) -> None:
+        """``ValueError`` naming the control when ``value`` is outside its range (a slider would clamp it)."""
+        if self.kind in ("choice", "toggle"):
+            names = [v for _, v in self.options]
+            if value not in names:
+                raise ValueError(f"{self.name}: must be one of {', '.join(names)}, got {value!r}")
+        elif self.kind == "check":
+            if not isinstance(value, bool):
+                raise ValueError(f"{self.name}: must be True or False, got {value!r}")
+        elif not isinstance(value, int | float) or isinstance(value, bool) or not self.lo <= value <= self.hi:
+            raise ValueError(f"{self.name}: must be a number within [{self.lo:g}, {self.hi:g}], got {value!r}")
+
+
+def _mechanism_control(m: Mechanism) -> Control:
+    return Control(m.name, "check", m.label, "Profile." + ", ".join(m.fields), tooltip=m.doc, group="mechanisms")
+
+
+#: Every control of the dashboard: name, kind, range, and the model parameter it sets.
+CONTROLS: tuple[Control, ...] = (
+    # The TPS slider comes first in the DOM: the browser test finds it as the first slider.
+    Control(
+        "tps", "log", "decode TPS", "Profile.decode_tps", TPS_MIN, TPS_MAX, 0.01, tooltip="decode speed, log scale"
+    ),
+    Control("api_scale", "float", "API cost ×", "Profile API-service times", 0.0, 3.0, 0.05, fmt=".2f"),
+    Control("hop_latency_ms", "float", "hop latency (ms)", "Profile.hop_latency_s", 0.0, 150.0, 1.0, 1e-3),
+    Control("hops", "int", "internal hops", "Profile.hops (the baseline's)", 0, 12),
+    Control("tool_s", "float", "tool time (s)", "Workload.tool_time_median_s", 0.0, 5.0, 0.01, fmt=".2f", group="work"),
+    Control("turns", "int", "model calls", "Workload.turns", 1, 300, group="work"),
+    Control("context_k", "int", "context (k tok)", "Workload.initial_context_tokens", 0, 150, 1, 1000.0, group="work"),
+    Control(
+        "memory_gb",
+        "log",
+        "cache GB/replica",
+        "connection-cache budget per API replica",
+        0.01,
+        256.0,
+        0.05,
+        fmt=".2f",
+        tooltip="memory one API replica gives to connection caches",
+        group="fleet",
+    ),
+    Control(
+        "sockets",
+        "log",
+        "sockets/replica",
+        "open WebSocket connections per API replica",
+        10.0,
+        100_000.0,
+        0.05,
+        fmt=".0f",
+        group="fleet",
+    ),
+    Control("replicas", "int", "replicas", "Profile.replicas (HTTP)", 1, 16, group="fleet"),
+    Control(
+        "routing",
+        "choice",
+        "routing",
+        "Profile.routing (HTTP)",
+        options=(("sticky", "sticky"), ("random", "random")),
+        group="fleet",
+    ),
+    *(_mechanism_control(m) for m in MECHANISMS),
+)
+CONTROL_BY_NAME: dict[str, Control] = {c.name: c for c in CONTROLS}
 
 
 @dataclass(frozen=True)
 class WhatIf:
-    """The dashboard's inputs, in model units (the sliders show ms and tokens where that reads better)."""
+    """The dashboard's inputs, in model units."""
 
     tps: float
+    api_scale: float
     hop_latency_s: float
     hops: int
     tool_s: float
     turns: int
     context_tokens: int
-    strategy: str
+    memory_bytes: float
+    sockets: float
     replicas: int
     routing: str
+    strategy: str
+    mechanisms: frozenset[str] = field(default_factory=frozenset)
+    workload: str = ""
+
+
+# -- strategies as sets of mechanisms ----------------------------------------------------------------------------
+
+
+#: The preset each mechanism's "on" values come from (the story's first preset with it in the form the post shipped).
+ON_SOURCE: dict[str, str] = {
+    "rendered_token_cache": "http_optimized",
+    "config_cache": "http_optimized",
+    "fewer_hops": "http_optimized",
+    "faster_safety": "http_optimized",
+    "incremental_input": "websocket",
+    "connection_cache": "websocket",
+    "post_off_critical_path": "websocket",
+    "sampling_loop": "websocket_prototype",
+    "service_costs": "ideal",
+}
+
+
+def mechanism_values(m: Mechanism, presets: Mapping[str, Profile], on: bool) -> dict[str, Any]:
+    """The field values that switch ``m`` on (from its :data:`ON_SOURCE` preset, or ``True`` for a switch no
+    preset uses) or off (the baseline's; for a switch the baseline already has, its opposite)."""
+    base = presets[BASELINE]
+    if on:
+        src = ON_SOURCE.get(m.name)
+        if src is not None and src in presets:
+            return {f: getattr(presets[src], f) for f in m.fields}
+        return {f: True if isinstance(getattr(base, f), bool) else getattr(base, f) for f in m.fields}
+    off = {f: getattr(base, f) for f in m.fields}
+    if all(isinstance(v, bool) and v for v in off.values()):
+        off = {f: False for f in off}
+    return off
+
+
+def mechanisms_of(profile: Profile, presets: Mapping[str, Profile]) -> frozenset[str]:
+    """The mechanisms ``profile`` has in some form: a field differs from the off-values (the connection cache
+    only with ``chaining='connection'``: store chaining is not it)."""
+    out = set()
+    for m in MECHANISMS:
+        if m.name == "connection_cache":
+            has = profile.chaining == "connection"
+        else:
+            has = any(getattr(profile, f) != v for f, v in mechanism_values(m, presets, False).items())
+        if has:
+            out.add(m.name)
+    return frozenset(out)
+
+
+def strategy_profile(preset: str, mechanisms: frozenset[str], presets: Mapping[str, Profile]) -> Profile:
+    """The preset with the mechanisms whose checkbox differs from it switched on or off."""
+    p = presets[preset]
+    have = mechanisms_of(p, presets)
+    changes: dict[str, Any] = {}
+    for m in MECHANISMS:
+        want = m.name in mechanisms
+        if want != (m.name in have):
+            changes.update(mechanism_values(m, presets, want))
+    if not changes:
+        return p
+    # A connection cache without a WebSocket cannot exist: its group carries the transport.
+    return p.with_(name=CUSTOM, **changes)
 
 
 def scenario_profiles(base: Mapping[str, Profile], v: WhatIf) -> dict[str, Profile]:
-    """Every preset under the dashboard's inputs.
+    """Every profile under the dashboard's inputs.
 
-    ``hops`` is the baseline's hop count; a preset that removed hops keeps its smaller count (never more
-    than the slider). Replicas and routing apply to HTTP profiles only: a WebSocket stays on one replica.
+    ``hops`` is the baseline's hop count; a preset that removed hops keeps its smaller count (never more than
+    the slider). Replicas and routing apply to HTTP profiles only: a WebSocket stays on one replica.
     """
     ref_hops = base[BASELINE].hops if BASELINE in base else max(p.hops for p in base.values())
     out = {}
@@ -63,187 +285,262 @@ def scenario_profiles(base: Mapping[str, Profile], v: WhatIf) -> dict[str, Profi
         kw: dict[str, Any] = {"decode_tps": v.tps, "hop_latency_s": v.hop_latency_s, "hops": hops}
         if p.transport == "http":
             kw.update(replicas=v.replicas, routing=v.routing)
-        out[name] = p.with_(**kw)
+        q = p.with_(**kw)
+        out[name] = scaled(q, v.api_scale) if v.api_scale != 1.0 else q
     return out
 
 
 def speedup_curve(fc: RolloutForecast, base: RolloutForecast, tps: float, grid: np.ndarray) -> np.ndarray:
     """End-to-end speedup of ``fc`` over ``base`` at every decode speed of ``grid``.
 
-    In the latency model only the ``decode`` stage depends on the decode speed, as (tokens - 1) / TPS, so
-    a forecast at one speed gives the whole curve exactly: decode time scales with tps / TPS. (A test
-    checks this against full forecasts, so a model change that breaks it is caught.)
+    In the latency model only the ``decode`` and ``reasoning`` stages depend on the decode speed, both as
+    tokens / TPS, so a forecast at one speed gives the whole curve exactly. (A test checks this against full
+    forecasts, so a model change that breaks it is caught.)
     """
     scale = tps / grid
-    e2e = fc.e2e_s - fc.stage_s["decode"] + fc.stage_s["decode"] * scale
-    e2e_base = base.e2e_s - base.stage_s["decode"] + base.stage_s["decode"] * scale
-    return e2e_base / e2e
+
+    def e2e(f: RolloutForecast) -> np.ndarray:
+        dep = f.stage_s["decode"] + f.stage_s["reasoning"]
+        return f.e2e_s - dep + dep * scale
+
+    return e2e(base) / e2e(fc)
 
 
-def _slider_style() -> dict[str, str]:
-    return {"description_width": "120px"}
+# -- connection-cache memory ---------------------------------------------------------------------------------------
+
+
+def cache_hit_share(workload: WorkloadLike, profile: Profile, budget_bytes: float, sockets: float) -> float:
+    """Chance a continuation finds its conversation in the connection cache when ``sockets`` connections share
+    ``budget_bytes`` of one replica: the share of the mean demand that fits (LRU under even use)."""
+    specs = workload.turn_specs()
+    held = float(np.mean([s.conversation_tokens + s.output_tokens for s in specs]))
+    demand = sockets * held * (profile.bytes_per_token + CACHE_BYTES_PER_TOKEN_RENDERED)
+    return 1.0 if demand <= 0 else float(min(1.0, budget_bytes / demand))
+
+
+def _evicted(profile: Profile) -> Profile:
+    """What a turn costs after ``previous_response_not_found``: the full context over the open socket."""
+    return profile.with_(chaining="none", sampling_loop=False, incremental_safety=False, rendered_token_cache=False)
+
+
+def _mix(hit: RolloutForecast, miss: RolloutForecast, p: float, extra_s: float) -> RolloutForecast:
+    """The expectation of a rollout whose continuations hit with probability ``p`` (every stage is linear in the
+    hit); a miss also costs ``extra_s`` in total for the error round trips (added to ``upload``)."""
+    stage = {k: p * hit.stage_s[k] + (1 - p) * miss.stage_s[k] for k in hit.stage_s}
+    stage["upload"] += (1 - p) * extra_s
+    ttft = tuple(p * a + (1 - p) * b for a, b in zip(hit.ttft_s, miss.ttft_s, strict=True))
+    lat = tuple(p * a + (1 - p) * b for a, b in zip(hit.turn_latency_s, miss.turn_latency_s, strict=True))
+    return RolloutForecast(hit.profile, hit.workload, stage, ttft, lat, sum(stage.values()))
+
+
+# -- the dashboard ---------------------------------------------------------------------------------------------------
+
+
+class FitWidth(anywidget.AnyWidget):  # type: ignore[misc]
+    """Tells the plots of its box to size themselves to the box whenever the box's width changes.
+
+    A plot draws at its container's width when it first renders; in JupyterLab that happens before the output is
+    attached, so plotly falls back to 700 px. The figures are ``responsive`` (they resize on a window ``resize``
+    event); this widget watches its box with a ``ResizeObserver`` and fires that event when the width changes.
+    """
+
+    _esm = traitlets.Unicode(
+        """
+export default { render({ el }) {
+  const box = () => el.closest('.lk-dashboard') || el.parentElement || el;
+  let last = 0;
+  const ro = new ResizeObserver(() => {
+    const w = box().getBoundingClientRect().width;
+    if (w > 0 && Math.abs(w - last) > 1) { last = w; window.dispatchEvent(new Event('resize')); }
+  });
+  requestAnimationFrame(() => ro.observe(box()));
+  return () => ro.disconnect();
+} }
+"""
+    ).tag(sync=True)
+
+
+# Readouts wide enough for "4000" or "100000" so a number never runs into the next control.
+_CSS = (
+    "<style>.lk-dashboard .widget-readout { min-width: 56px; }"
+    " .lk-dashboard .slider-container { flex: 1 1 60px; min-width: 60px; }</style>"
+)
 
 
 class Dashboard:
-    """The what-if dashboard: display ``.widget`` (or the object itself), move sliders, export figures.
+    """The what-if dashboard: display ``.widget`` (or the object itself), move controls, export figures.
 
-    ``set(tps=..., ...)`` changes several controls with one redraw and returns when the figures are
-    updated (for scripts and benchmarks). ``figures`` maps names to the live ``FigureWidget``s.
+    ``set(tps=..., ...)`` changes several controls with one redraw and returns its duration in seconds.
+    ``figures`` maps names to the live ``FigureWidget``s; ``controls`` names to widgets (see :data:`CONTROLS`).
     """
 
     def __init__(
         self,
-        workload: str | Workload = "codex_bugfix",
+        workload: str | WorkloadLike = "codex_bugfix",
         strategy: str = "websocket",
         tps: float = 1000.0,
         export_dir: str | Path = "figures/what_if",
         export_formats: Sequence[str] = FORMATS,
     ) -> None:
-        self.workload = load_workload(workload) if isinstance(workload, str) else workload
         self.base_profiles = {name: load_profile(name) for name in preset_names()}
         if BASELINE not in self.base_profiles:
             raise ValueError(f"profile: the presets must include {BASELINE!r}")
         if strategy not in self.base_profiles:
             raise ValueError(f"strategy: unknown preset {strategy!r}; known: {', '.join(self.base_profiles)}")
-        if not TPS_MIN <= tps <= TPS_MAX:
-            raise ValueError(f"tps: must be within [{TPS_MIN:g}, {TPS_MAX:g}], got {tps!r}")
+        CONTROL_BY_NAME["tps"].check(tps)
+        self.workloads: dict[str, WorkloadLike] = {n: load_workload(n) for n in workload_names()}
+        if isinstance(workload, str):
+            if workload not in self.workloads:
+                raise ValueError(f"workload: unknown {workload!r}; known: {', '.join(self.workloads)}")
+            wname = workload
+        else:
+            if not (hasattr(workload, "name") and callable(getattr(workload, "turn_specs", None))):
+                raise ValueError("workload: needs a name and turn_specs()")
+            wname = str(workload.name)
+            self.workloads[wname] = workload
         self.export_dir = Path(export_dir)
         self.export_formats = tuple(export_formats)
         self.redraws = 0
         self.last_redraw_s = math.nan
         self.forecasts: dict[str, RolloutForecast] = {}
         self._hold = False
-        base = self.base_profiles[BASELINE]
-        w = self.workload
+        self._sent: dict[tuple[str, str, str], Any] = {}
 
-        self.controls: dict[str, W.ValueWidget] = {
-            # The TPS slider comes first in the DOM: the browser test finds it as the first slider.
-            "tps": W.FloatLogSlider(
-                value=tps,
-                base=10,
-                min=math.log10(TPS_MIN),
-                max=math.log10(TPS_MAX),
-                step=0.01,
-                description="decode TPS",
-                readout_format=".0f",
-                tooltip="decode speed of the model, tokens per second (log scale)",
-                style=_slider_style(),
-            ),
-            "hop_latency_ms": W.FloatSlider(
-                value=base.hop_latency_s * 1e3,
-                min=0.0,
-                max=50.0,
-                step=0.5,
-                description="hop latency (ms)",
-                readout_format=".1f",
-                tooltip="latency of one internal service hop on the critical path",
-                style=_slider_style(),
-            ),
-            "hops": W.IntSlider(
-                value=base.hops,
-                min=0,
-                max=12,
-                description="internal hops",
-                tooltip="hops of the baseline; optimized presets keep their fewer hops (never more than this)",
-                style=_slider_style(),
-            ),
-            "tool_s": W.FloatSlider(
-                value=w.tool_time_median_s,
-                min=0.0,
-                max=5.0,
-                step=0.05,
-                description="tool time (s)",
-                readout_format=".2f",
-                tooltip="median client-side tool time per call",
-                style=_slider_style(),
-            ),
-            "turns": W.IntSlider(
-                value=w.turns,
-                min=1,
-                max=100,
-                description="turns",
-                tooltip="model calls per rollout (tool calls = turns - 1)",
-                style=_slider_style(),
-            ),
-            "context_tokens": W.IntSlider(
-                value=w.initial_context_tokens,
-                min=0,
-                max=100_000,
-                step=1000,
-                description="context (tokens)",
-                tooltip="tokens of the first request: instructions, tool definitions and the task",
-                style=_slider_style(),
-            ),
-            "strategy": W.Dropdown(
-                options=[(label(n), n) for n in self.base_profiles],
-                value=strategy,
-                description="strategy",
-                tooltip="transport and cache strategy compared with the HTTP baseline",
-                style=_slider_style(),
-            ),
-            "replicas": W.IntSlider(
-                value=base.replicas,
-                min=1,
-                max=16,
-                description="replicas",
-                tooltip="API replicas behind the load balancer (HTTP only)",
-                style=_slider_style(),
-            ),
-            "routing": W.ToggleButtons(
-                options=[("sticky", "sticky"), ("random", "random")],
-                value=base.routing,
-                description="routing",
-                tooltip="how HTTP requests of one conversation reach replicas",
-                style={**_slider_style(), "button_width": "80px"},
-            ),
+        base = self.base_profiles[BASELINE]
+        w0 = self.workloads[wname]
+        initial: dict[str, Any] = {
+            "tps": tps,
+            "api_scale": 1.0,
+            "hop_latency_ms": base.hop_latency_s * 1e3,
+            "hops": base.hops,
+            "memory_gb": 16.0,
+            "sockets": 1000.0,
+            "replicas": base.replicas,
+            "routing": base.routing,
+            **self._workload_values(w0),
         }
-        # Draw the first state into plain figures, then wrap them: a FigureWidget built from a complete
-        # figure carries its data in its initial state. Traces added to an empty FigureWidget travel as
-        # transient messages instead, and a front end that is not yet listening (JupyterLab still loading
-        # the widget's JavaScript) showed those traces without their x values.
-        self.figures: dict[str, Any] = {
-            "speedup": self._speedup_figure(),
-            "breakdown": self._breakdown_figure(),
-            "e2e": self._e2e_figure(),
+        have = mechanisms_of(self.base_profiles[strategy], self.base_profiles)
+        initial.update({m.name: m.name in have for m in MECHANISMS})
+        self.controls: dict[str, W.ValueWidget] = {c.name: c.widget(initial[c.name]) for c in CONTROLS}
+        self.controls["workload"] = W.Dropdown(
+            options=list(self.workloads),
+            value=wname,
+            description="workload",
+            tooltip="a workload preset or an imported session (anything with a name and turn_specs)",
+            style={"description_width": "112px"},
+            layout=W.Layout(width="auto", min_width="0"),
+        )
+        self.controls["strategy"] = W.Dropdown(
+            options=[(label(n), n) for n in self.base_profiles],
+            value=strategy,
+            description="strategy",
+            tooltip="a preset: a named set of mechanisms (the checkboxes show and change them)",
+            style={"description_width": "112px"},
+            layout=W.Layout(width="auto", min_width="0"),
+        )
+        self._sync_workload_controls()
+
+        v = self.values
+        fcs = self.compute(v)
+        self.forecasts = fcs
+        names = [n for n in self.base_profiles if n in fcs] + ([CUSTOM] if CUSTOM in fcs else [])
+        every = [*self.base_profiles, CUSTOM]
+        # Build every figure once with its builder, then wrap it: a FigureWidget built from a complete figure
+        # carries its data in its initial state (traces added later travel as messages a front end that is still
+        # loading may miss).
+        figs = {
+            "speedup": speedup_over_tps(
+                self._curve_frame(fcs, v, every), current_tps=v.tps, highlight=self._selected(names)
+            ),
+            "breakdown": stage_breakdown(self._breakdown_input(fcs, names), keep_empty=True),
+            "e2e": e2e_by_transport({n: fcs[n] for n in names}, horizontal=True),
         }
-        self._draw()
-        self.figures = {name: go.FigureWidget(fig) for name, fig in self.figures.items()}
+        for name, fig in figs.items():
+            self._fit(name, fig)
+        self.figures: dict[str, Any] = {name: go.FigureWidget(fig) for name, fig in figs.items()}
+        for fw in self.figures.values():
+            fw._config = {**fw._config, "responsive": True, "displaylogo": False}
+        # A FigureWidget gives its traces fresh uids; keep the builders' (stage, scenario, metric) as the address.
+        self._uids = {
+            name: dict(zip((t.uid for t in figs[name].data), self.figures[name].data, strict=True)) for name in figs
+        }
+        self.finding = W.HTML(value="")
+        self.finding.add_class("lk-finding")
+        self._draw(v, fcs)
+
         self.export_button = W.Button(
-            description="export figures",
-            icon="download",
-            tooltip="write the current figures as HTML, PNG, SVG and PDF",
+            description="export figures", icon="download", tooltip="write the current figures (HTML, PNG, SVG, PDF)"
         )
         self.export_output = W.HTML(value="")
         self.export_button.on_click(lambda _button: self.export())
         for control in self.controls.values():
             control.observe(self._on_change, names="value")
+        self.widget = self._layout()
 
+    # -- layout -------------------------------------------------------------------------------------------------
+
+    def _layout(self) -> W.Box:
         c = self.controls
-        box = W.Layout(width="420px")
-        controls = W.HBox(
-            [
-                W.VBox([c["tps"], c["hop_latency_ms"], c["hops"]], layout=box),
-                W.VBox([c["tool_s"], c["turns"], c["context_tokens"]], layout=box),
-                W.VBox([c["strategy"], c["replicas"], c["routing"]], layout=box),
-            ]
+        # Grids that wrap to the output area's width: nothing is cut off in a narrow notebook column.
+        sliders = W.GridBox(
+            [c[k.name] for k in CONTROLS if k.group != "mechanisms"] + [c["workload"], c["strategy"]],
+            layout=W.Layout(
+                width="100%", grid_template_columns="repeat(auto-fill, minmax(300px, 1fr))", grid_gap="2px 18px"
+            ),
+        )
+        checks = W.GridBox(
+            [c[m.name] for m in MECHANISMS],
+            layout=W.Layout(
+                width="100%", grid_template_columns="repeat(auto-fill, minmax(250px, 1fr))", grid_gap="0 12px"
+            ),
         )
         header = W.HTML(
-            value=(
-                f"<b>What if?</b> Closed-form model of one <code>{html.escape(self.workload.name)}</code> "
-                "rollout per strategy; every change redraws the figures below."
-            )
+            value=_CSS + "<b>What if?</b> Closed-form model of one rollout per strategy. A strategy is a preset or "
+            "your own set of mechanisms (checkboxes); every change redraws the figures below."
         )
-        self.widget = W.VBox(
+        box = W.VBox(
             [
                 header,
-                controls,
+                sliders,
+                W.HTML(value="<b>mechanisms of the selected strategy</b>"),
+                checks,
+                self.finding,
+                # One figure a row, each as wide as the output area: a plot autosizes to its container when
+                # it is first drawn, and a full-width row always has a width by then (a grid cell may not).
                 self.figures["speedup"],
-                W.HBox([self.figures["breakdown"], self.figures["e2e"]]),
+                self.figures["e2e"],
+                self.figures["breakdown"],
                 W.HBox([self.export_button, self.export_output]),
-            ]
+                FitWidth(),
+            ],
+            layout=W.Layout(width="100%"),
         )
+        box.add_class("lk-dashboard")
+        return box
 
-    # -- display ----------------------------------------------------------------------------------------
+    @staticmethod
+    def _fit(name: str, fig: go.Figure) -> None:
+        """Let the figure take its output area's width; keep legends and labels inside it."""
+        fig.update_layout(width=None, autosize=True, margin={"l": 64, "r": 16, "t": 48, "b": 40})
+        if name == "speedup":
+            fig.update_layout(
+                height=330,
+                legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0, "font": {"size": 12}},
+                title=None,
+                margin={"t": 56},
+            )
+        elif name == "breakdown":
+            fig.update_layout(
+                height=420,
+                title={"text": "Time per rollout by stage", "font": {"size": 15}},
+                legend={"font": {"size": 11}},
+            )
+        else:
+            fig.update_layout(height=300, title={"text": "End to end per strategy", "font": {"size": 15}})
+            fig.update_yaxes(tickfont={"size": 12})
+            fig.update_traces(textfont={"size": 12})
+
+    # -- display ------------------------------------------------------------------------------------------------
 
     def _sync_views(self) -> None:
         """Put each figure's current data into its widget state, as ``FigureWidget`` does when shown alone.
@@ -265,207 +562,255 @@ class Dashboard:
         self._sync_views()
         display(self.widget)
 
-    # -- inputs -------------------------------------------------------------------------------------------
+    # -- inputs -------------------------------------------------------------------------------------------------
+
+    @property
+    def workload(self) -> WorkloadLike:
+        return self.workloads[str(self.controls["workload"].value)]
+
+    @staticmethod
+    def _workload_values(w: WorkloadLike) -> dict[str, Any]:
+        if isinstance(w, Workload):
+            return {
+                "tool_s": min(5.0, w.tool_time_median_s),
+                "turns": min(300, w.turns),
+                "context_k": min(150, round(w.initial_context_tokens / 1000)),
+            }
+        specs = w.turn_specs()
+        return {
+            "tool_s": 0.0,
+            "turns": min(300, len(specs)),
+            "context_k": min(150, specs[0].conversation_tokens // 1000),
+        }
+
+    def _sync_workload_controls(self) -> None:
+        # An imported session is taken as it is: its size sliders only show it.
+        editable = isinstance(self.workload, Workload)
+        for name in ("tool_s", "turns", "context_k"):
+            self.controls[name].disabled = not editable
 
     @property
     def values(self) -> WhatIf:
-        c = self.controls
+        c = {k: w.value for k, w in self.controls.items()}
         return WhatIf(
-            tps=float(c["tps"].value),
-            hop_latency_s=float(c["hop_latency_ms"].value) / 1e3,
-            hops=int(c["hops"].value),
-            tool_s=float(c["tool_s"].value),
-            turns=int(c["turns"].value),
-            context_tokens=int(c["context_tokens"].value),
-            strategy=str(c["strategy"].value),
-            replicas=int(c["replicas"].value),
-            routing=str(c["routing"].value),
+            tps=float(c["tps"]),
+            api_scale=float(c["api_scale"]),
+            hop_latency_s=float(c["hop_latency_ms"]) * 1e-3,
+            hops=int(c["hops"]),
+            tool_s=float(c["tool_s"]),
+            turns=int(c["turns"]),
+            context_tokens=int(c["context_k"]) * 1000,
+            memory_bytes=float(c["memory_gb"]) * 1e9,
+            sockets=float(c["sockets"]),
+            replicas=int(c["replicas"]),
+            routing=str(c["routing"]),
+            strategy=str(c["strategy"]),
+            mechanisms=frozenset(m.name for m in MECHANISMS if c[m.name]),
+            workload=str(c["workload"]),
         )
 
     def set(self, **values: Any) -> float:
-        """Set controls by name (``tps``, ``hop_latency_ms``, ``hops``, ``tool_s``, ``turns``,
-        ``context_tokens``, ``strategy``, ``replicas``, ``routing``) with a single redraw.
+        """Set controls by name (see :data:`CONTROLS`, plus ``strategy`` and ``workload``) with a single redraw.
 
         Returns when the figures hold the new data, with the redraw's duration in seconds. Values outside a
-        slider's range raise ``ValueError`` (a slider would silently clamp them).
+        control's range raise ``ValueError`` (a slider would silently clamp them). Setting ``strategy`` sets the
+        mechanism checkboxes to the preset's, unless the same call sets them too.
         """
         for name, v in values.items():
-            if name not in self.controls:
-                raise ValueError(f"{name}: unknown control; known: {', '.join(self.controls)}")
-            control = self.controls[name]
-            if name == "tps":
-                lo, hi = TPS_MIN, TPS_MAX
-            elif hasattr(control, "min"):
-                lo, hi = control.min, control.max
-            else:
-                options = [o[1] if isinstance(o, tuple) else o for o in control.options]
+            if name in CONTROL_BY_NAME:
+                CONTROL_BY_NAME[name].check(v)
+            elif name in ("strategy", "workload"):
+                options = [o[1] if isinstance(o, tuple) else o for o in self.controls[name].options]
                 if v not in options:
                     raise ValueError(f"{name}: must be one of {', '.join(map(str, options))}, got {v!r}")
-                continue
-            if not isinstance(v, int | float) or isinstance(v, bool) or not lo <= v <= hi:
-                raise ValueError(f"{name}: must be a number within [{lo:g}, {hi:g}], got {v!r}")
+            else:
+                raise ValueError(f"{name}: unknown control; known: {', '.join(self.controls)}")
         self._hold = True
         try:
+            for name in ("workload", "strategy"):
+                if name in values:
+                    self.controls[name].value = values[name]
+                    self._follow(name)
             for name, v in values.items():
-                self.controls[name].value = v
+                if name not in ("workload", "strategy"):
+                    self.controls[name].value = v
         finally:
             self._hold = False
         return self.redraw()
 
-    def _on_change(self, _change: Mapping[str, Any]) -> None:
-        if not self._hold:
-            self.redraw()
+    def _follow(self, name: str) -> None:
+        """Controls that follow another: a preset sets its mechanisms, a workload its size sliders."""
+        if name == "strategy":
+            have = mechanisms_of(self.base_profiles[str(self.controls["strategy"].value)], self.base_profiles)
+            for m in MECHANISMS:
+                self.controls[m.name].value = m.name in have
+        elif name == "workload":
+            self._sync_workload_controls()
+            for k, v in self._workload_values(self.workload).items():
+                self.controls[k].value = v
 
-    # -- model ------------------------------------------------------------------------------------------------
+    def _on_change(self, change: Mapping[str, Any]) -> None:
+        if self._hold:
+            return
+        owner = change.get("owner")
+        name = next((k for k, w in self.controls.items() if w is owner), None)
+        if name in ("strategy", "workload"):
+            self._hold = True
+            try:
+                self._follow(name)
+            finally:
+                self._hold = False
+        self.redraw()
+
+    # -- model ----------------------------------------------------------------------------------------------------
+
+    def _work(self, v: WhatIf) -> WorkloadLike:
+        w = self.workloads.get(v.workload) or self.workload
+        if isinstance(w, Workload):
+            return w.with_(turns=v.turns, initial_context_tokens=v.context_tokens, tool_time_median_s=v.tool_s)
+        return w
+
+    def profiles(self, v: WhatIf | None = None) -> dict[str, Profile]:
+        """Every preset, and the selected strategy as switched by the checkboxes (``custom`` when it differs)."""
+        v = v or self.values
+        chosen = strategy_profile(v.strategy, v.mechanisms, self.base_profiles)
+        base = dict(self.base_profiles)
+        if chosen.name == CUSTOM:
+            base[CUSTOM] = chosen
+        return scenario_profiles(base, v)
 
     def compute(self, v: WhatIf | None = None) -> dict[str, RolloutForecast]:
-        """Closed-form forecasts of every preset under the inputs ``v`` (default: the controls')."""
+        """Closed-form forecasts of every profile under the inputs ``v`` (default: the controls'); connection
+        caches that do not fit the memory budget miss, and a miss resends the full context."""
         v = v or self.values
-        w = self.workload.with_(turns=v.turns, initial_context_tokens=v.context_tokens, tool_time_median_s=v.tool_s)
-        return {name: forecast(p, w) for name, p in scenario_profiles(self.base_profiles, v).items()}
+        w = self._work(v)
+        out = {}
+        for name, p in self.profiles(v).items():
+            fc = forecast(p, w)  # type: ignore[arg-type]
+            # The lower bound stays one: it pays no API cost, memory included.
+            if (p.chaining == "connection" or p.sampling_loop) and name != "ideal":
+                hit = cache_hit_share(w, p, v.memory_bytes, v.sockets)
+                if hit < 1.0:
+                    miss = forecast(_evicted(p), w)  # type: ignore[arg-type]
+                    fc = _mix(fc, miss, hit, p.rtt_s * (len(fc.ttft_s) - 1))
+            out[name] = fc
+        return out
 
-    # -- figures ------------------------------------------------------------------------------------------------
+    # -- figures ----------------------------------------------------------------------------------------------------
 
-    def _figure(self, title: str, x_title: str | None, y_title: str, width: int = _FIG_W) -> go.Figure:
-        fig = go.Figure()
-        fig.update_layout(
-            template=TEMPLATE,
-            title={"text": title},
-            width=width,
-            height=_FIG_H,
-            margin={"l": 70, "r": 20, "t": 60, "b": 50},
-        )
-        if x_title:
-            fig.update_xaxes(title_text=x_title)
-        fig.update_yaxes(title_text=y_title)
-        return fig
+    def _selected(self, names: Sequence[str]) -> str:
+        return CUSTOM if CUSTOM in names else str(self.controls["strategy"].value)
 
-    def _speedup_figure(self) -> go.Figure:
-        fig = self._figure(
-            "", axis_title("decode speed", "tokens/s"), axis_title("speedup vs HTTP baseline", "×"), 2 * _FIG_W
-        )
-        for name in self.base_profiles:
-            fig.add_scatter(
-                x=CURVE_TPS.tolist(),
-                y=[1.0] * len(CURVE_TPS),
-                mode="lines",
-                name=label(name),
-                line={"color": color(name), "width": 2.5, "dash": "dot" if name == BASELINE else "solid"},
-                hovertemplate=f"{label(name)}: %{{y:.2f}}× at %{{x:.0f}} tokens/s<extra></extra>",
-            )
-        # The current decode speed as a line trace (not a layout shape) so it redraws like the data does.
-        fig.add_scatter(
-            x=[1000.0, 1000.0],
-            y=[0.0, 1.0],
-            mode="lines",
-            name="current TPS",
-            line={"color": "#888888", "width": 1, "dash": "dash"},
-            hoverinfo="skip",
-        )
-        fig.add_scatter(
-            x=[],
-            y=[],
-            mode="markers+text",
-            name="at current TPS",
-            marker={"size": 9, "color": []},
-            textposition="middle right",
-            showlegend=False,
-            hovertemplate="%{text}<extra></extra>",
-        )
-        fig.update_xaxes(type="log", range=[math.log10(TPS_MIN), math.log10(TPS_MAX)])
-        ticks = [20, 50, 100, 200, 500, 1000, 2000, 4000]
-        fig.update_xaxes(tickvals=ticks, ticktext=[f"{t:,}" for t in ticks])
-        fig.update_yaxes(rangemode="tozero")
-        return fig
+    def _curve_frame(self, fcs: Mapping[str, RolloutForecast], v: WhatIf, names: Sequence[str]) -> pd.DataFrame:
+        base = fcs[BASELINE]
+        rows = []
+        for n in names:
+            fc = fcs.get(n, base)
+            for t, s in zip(CURVE_TPS, speedup_curve(fc, base, v.tps, CURVE_TPS), strict=True):
+                rows.append({"scenario": n, "tps": float(t), "speedup": float(s)})
+        return pd.DataFrame(rows)
 
-    def _breakdown_figure(self) -> go.Figure:
-        fig = self._figure("Time per rollout by stage", None, axis_title("time per rollout", "s"))
-        for stage in STAGES:
-            fig.add_bar(
-                x=[],
-                y=[],
-                name=label(stage),
-                marker_color=color(stage),
-                hovertemplate=f"{label(stage)}: %{{y:.2f}} s<extra>%{{x}}</extra>",
-            )
-        fig.update_layout(barmode="stack", legend={"traceorder": "reversed", "font": {"size": 11}})
-        return fig
-
-    def _e2e_figure(self) -> go.Figure:
-        fig = self._figure("End to end per transport", None, axis_title("end to end per rollout", "s"))
-        fig.update_layout(uniformtext={"mode": "show", "minsize": 12})
-        fig.add_bar(
-            # Two-line labels stay level under narrow bars instead of tilting.
-            x=[label(n).replace(" ", "<br>", 1) for n in self.base_profiles],
-            y=[0.0] * len(self.base_profiles),
-            marker={"color": [color(n) for n in self.base_profiles]},
-            textposition="outside",
-            cliponaxis=False,
-            showlegend=False,
-            hovertemplate="%{x}: %{y:.2f} s<extra></extra>",
-        )
-        fig.update_yaxes(rangemode="tozero")
-        return fig
+    def _breakdown_input(self, fcs: Mapping[str, RolloutForecast], names: Sequence[str]) -> dict[str, RolloutForecast]:
+        sel = self._selected(names)
+        shown = [BASELINE] if sel == BASELINE else [BASELINE, sel]
+        return {n: fcs.get(n, fcs[BASELINE]) for n in shown}
 
     def redraw(self) -> float:
         """Recompute and update every figure in place; returns the seconds it took."""
         t0 = time.perf_counter()
-        self._draw()
+        v = self.values
+        self._draw(v, self.compute(v))
         self.redraws += 1
         self.last_redraw_s = time.perf_counter() - t0
         return self.last_redraw_s
 
-    def _draw(self) -> None:
-        v = self.values
-        fcs = self.compute(v)
+    def _put(self, fig: str, uid: str, prop: str, value: Any) -> None:
+        """Assign a trace property only when it changed: unchanged traces send nothing to the page."""
+        key = (fig, uid, prop)
+        old = self._sent.get(key)
+        if old is not None and _same(old, value):
+            return
+        self._sent[key] = value
+        trace = self._uids[fig][uid]
+        if "." in prop:
+            outer, inner = prop.split(".", 1)
+            getattr(trace, outer)[inner] = value
+        else:
+            trace[prop] = value
+
+    def _draw(self, v: WhatIf, fcs: dict[str, RolloutForecast]) -> None:
+        custom = CUSTOM in fcs
         self.forecasts = fcs
         base = fcs[BASELINE]
-        names = list(fcs)
-        sel = v.strategy
+        names = [*self.base_profiles, CUSTOM]
+        sel = CUSTOM if custom else v.strategy
+        shown = [n for n in names if n in fcs]
 
         fig = self.figures["speedup"]
-        curves = {n: speedup_curve(fcs[n], base, v.tps, CURVE_TPS) for n in names}
-        now = {n: base.e2e_s / fcs[n].e2e_s for n in names}
-        top = max(float(np.max(c)) for c in curves.values()) * 1.08
+        now = {n: base.e2e_s / fcs[n].e2e_s for n in shown}
         with fig.batch_update():
-            for i, n in enumerate(names):
-                fig.data[i].y = curves[n].tolist()
-                fig.data[i].line.width = 4 if n == sel else 2
-            fig.data[len(names)].x = [v.tps, v.tps]
-            fig.data[len(names)].y = [0.0, top]
-            fig.data[len(names) + 1].x = [v.tps] * len(names)
-            fig.data[len(names) + 1].y = [now[n] for n in names]
-            fig.data[len(names) + 1].marker.color = [color(n) for n in names]
-            fig.data[len(names) + 1].text = [f"{now[n]:.2f}×" if n == sel else "" for n in names]
-            fig.layout.yaxis.range = [0, top]
-            fig.layout.title.text = (
-                f"{label(sel)}: {now[sel]:.2f}× faster end to end than {label(BASELINE)} "
-                f"at {v.tps:,.0f} tokens/s ({(1 - 1 / now[sel]) * 100:.0f}% less time)"
-            )
+            for n in names:
+                if n in fcs:
+                    self._put("speedup", n, "y", speedup_curve(fcs[n], base, v.tps, CURVE_TPS).round(5).tolist())
+                self._put("speedup", n, "visible", n in fcs)
+                self._put("speedup", n, "line.width", 4 if n == sel else 2)
+            top = max(3.0, math.ceil(max(now.values()) * 1.1))
+            self._put("speedup", "current_tps", "x", [v.tps, v.tps])
+            self._put("speedup", "current_tps", "y", [0.0, float(top)])
+            self._put("speedup", "at_current_tps", "x", [v.tps] * len(shown))
+            self._put("speedup", "at_current_tps", "y", [round(now[n], 5) for n in shown])
+            self._put("speedup", "at_current_tps", "marker.color", [_color(n) for n in shown])
+            self._put("speedup", "at_current_tps", "text", [f"{now[n]:.2f}×" if n == sel else "" for n in shown])
 
         fig = self.figures["breakdown"]
-        shown = [BASELINE] if sel == BASELINE else [BASELINE, sel]
-        xs = [label(n) for n in shown]
+        bars = [BASELINE] if sel == BASELINE else [BASELINE, sel]
+        xs = [label(n) for n in bars]
         with fig.batch_update():
-            for i, stage in enumerate(STAGES):
-                ys = [fcs[n].stage_s[stage] for n in shown]
-                trace = fig.data[i]
-                trace.x = xs
-                trace.y = ys
+            for stage in STAGES:
+                ys = [round(fcs[n].stage_s[stage], 6) for n in bars]
+                self._put("breakdown", stage, "x", xs)
+                self._put("breakdown", stage, "y", ys)
                 # Stages that cost nothing in either bar stay out of the legend.
-                trace.showlegend = any(y > 1e-12 for y in ys)
+                self._put("breakdown", stage, "showlegend", any(y > 1e-9 for y in ys))
 
         fig = self.figures["e2e"]
-        e2e = [fcs[n].e2e_s for n in names]
+        e2e = [fcs[n].e2e_s for n in shown]
         with fig.batch_update():
-            bar = fig.data[0]
-            bar.y = e2e
-            bar.text = [
-                f"{e:.1f} s" if n == BASELINE else f"{e:.1f} s<br>{(e / base.e2e_s - 1) * 100:+.0f}%"
-                for n, e in zip(names, e2e, strict=True)
-            ]
-            bar.marker.line = {"color": "#222222", "width": [3 if n == sel else 0 for n in names]}
-            fig.layout.yaxis.range = [0, max(e2e) * 1.15]
+            self._put("e2e", "e2e_s", "y", [label(n) for n in shown])
+            self._put("e2e", "e2e_s", "x", [round(e, 5) for e in e2e])
+            self._put(
+                "e2e",
+                "e2e_s",
+                "text",
+                [
+                    f"{e:.1f} s" if n == BASELINE else f"{e:.1f} s ({(e / base.e2e_s - 1) * 100:+.0f}%)"
+                    for n, e in zip(shown, e2e, strict=True)
+                ],
+            )
+            self._put("e2e", "e2e_s", "marker.color", [_color(n) for n in shown])
+            self._put(
+                "e2e", "e2e_s", "marker.line", {"color": "#222222", "width": [3 if n == sel else 0 for n in shown]}
+            )
+            # Room for the labels right of the bars, rounded up so small changes leave the axis (and its relayout)
+            # alone.
+            top = float(max(e2e) * 1.45)
+            mag = 10 ** math.floor(math.log10(top))
+            top = math.ceil(top / mag * 2) / 2 * mag
+            if fig.layout.xaxis.range is None or not math.isclose(fig.layout.xaxis.range[1], top):
+                fig.layout.xaxis.range = [0, top]
+
+        s = now[sel]
+        ideal = fcs.get("ideal")
+        closes = ""
+        if ideal is not None and base.e2e_s > ideal.e2e_s and sel != "ideal":
+            gap = (base.e2e_s - fcs[sel].e2e_s) / (base.e2e_s - ideal.e2e_s)
+            closes = f"; it closes {gap:.0%} of the gap to the lower bound ({label('ideal')})"
+        w = self._work(v)
+        self.finding.value = (
+            f"<b>{html.escape(label(sel))}</b> is <b>{s:.2f}×</b> as fast end to end as {label(BASELINE)} on "
+            f"<code>{html.escape(w.name)}</code> at <span class='lk-tps-now'>{v.tps:,.0f}</span> tokens/s "
+            f"({(1 - 1 / s) * 100:.0f}% less time){closes}."
+        )
 
     # -- export ---------------------------------------------------------------------------------------------------
 
@@ -476,7 +821,11 @@ class Dashboard:
         out = Path(out_dir) if out_dir is not None else self.export_dir
         fmts = tuple(formats) if formats is not None else self.export_formats
         self.export_output.value = "<i>exporting…</i>"
-        figs = [(go.Figure(fig), f"what_if_{name}") for name, fig in self.figures.items()]
+        figs = []
+        for name, fig in self.figures.items():
+            f = go.Figure(fig)
+            f.update_layout(width=None, height=None)  # the export helper sizes writeup figures
+            figs.append((f, f"what_if_{name}"))
         try:
             written = export_many(figs, fmts, out)
         except (OSError, ValueError) as exc:
@@ -495,8 +844,21 @@ class Dashboard:
         return written
 
 
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b) if not isinstance(a, list | np.ndarray) else bool(np.array_equal(a, b))
+    except (TypeError, ValueError):
+        return False
+
+
+def _color(name: str) -> str:
+    from labkit.viz.template import color
+
+    return color(name)
+
+
 def what_if(
-    workload: str | Workload = "codex_bugfix",
+    workload: str | WorkloadLike = "codex_bugfix",
     strategy: str = "websocket",
     tps: float = 1000.0,
     export_dir: str | Path = "figures/what_if",
@@ -506,4 +868,16 @@ def what_if(
     return Dashboard(workload, strategy, tps, export_dir, export_formats)
 
 
-__all__ = ["Dashboard", "WhatIf", "scenario_profiles", "speedup_curve", "what_if"]
+__all__ = [
+    "CONTROLS",
+    "Control",
+    "Dashboard",
+    "WhatIf",
+    "cache_hit_share",
+    "mechanism_values",
+    "mechanisms_of",
+    "scenario_profiles",
+    "speedup_curve",
+    "strategy_profile",
+    "what_if",
+]

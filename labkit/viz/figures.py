@@ -116,7 +116,7 @@ def _group_labels(df: pd.DataFrame) -> pd.Series:
 
 def _order(names: Iterable[str]) -> list[str]:
     """Presets in their story order (baseline first), then the rest as they come."""
-    story = ["http_baseline", "http_optimized", "http_chained", "websocket"]
+    story = ["http_baseline", "http_optimized", "http_chained", "websocket", "websocket_prototype", "ideal"]
     names = list(dict.fromkeys(names))
     first = [n for s in story for n in names if _scenario_of(n) == s]
     return list(dict.fromkeys([*first, *names]))
@@ -164,11 +164,15 @@ def _as_list(data: Any) -> list[RolloutForecast]:
     return [data] if isinstance(data, RolloutForecast) else list(data)
 
 
-def stage_breakdown(data: Any, by: str = "stage", title: str | None = None, share: bool = False) -> go.Figure:
+def stage_breakdown(
+    data: Any, by: str = "stage", title: str | None = None, share: bool = False, keep_empty: bool = False
+) -> go.Figure:
     """Stacked bars per scenario of the mean time per rollout in each stage (``by='stage'``) or category.
 
     ``data``: a spans table, :func:`labkit.analysis.metrics.stage_totals`, or RolloutForecast(s) (a mapping names
-    them). ``share=True`` stacks percentages of end to end instead of seconds.
+    them). ``share=True`` stacks percentages of end to end instead of seconds. Each trace's ``uid`` is its stage
+    (or category); ``keep_empty=True`` keeps every stage as a trace (hidden from the legend when it costs nothing),
+    so a dashboard can update them in place by ``uid``.
     """
     if by not in ("stage", "category"):
         raise ValueError(f"by: must be 'stage' or 'category', got {by!r}")
@@ -178,18 +182,22 @@ def stage_breakdown(data: Any, by: str = "stage", title: str | None = None, shar
     table = table.loc[groups]
     if share:
         table = table.div(table.sum(axis=1), axis=0) * 100
-    keys = [s for s in (STAGES if by == "stage" else CATEGORIES) if s in table.columns]
+    every = list(STAGES if by == "stage" else CATEGORIES)
+    keys = [s for s in every if s in table.columns or keep_empty]
     keys += [s for s in table.columns if s not in keys]
     fig = go.Figure()
     xs = [_tick(g) for g in groups]
     for key in keys:
-        vals = table[key].to_numpy(dtype=float)
-        if not np.any(vals > 1e-12):
+        vals = table[key].to_numpy(dtype=float) if key in table.columns else np.zeros(len(groups))
+        used = bool(np.any(vals > 1e-12))
+        if not used and not keep_empty:
             continue  # a stage that costs nothing anywhere only clutters the legend
         fig.add_bar(
             x=xs,
             y=vals,
             name=label(key),
+            uid=key,
+            showlegend=used,
             marker_color=color(key),
             hovertemplate=f"{label(key)}: %{{y:.3f}} {'%' if share else 's'}<extra>%{{x}}</extra>",
         )
@@ -912,10 +920,18 @@ def _metrics_table(data: Any, metric: str) -> pd.DataFrame:
     return pd.DataFrame({"mean": g.mean(), "ci": ci, "n": n}).loc[_order(g.mean().index)]
 
 
-def e2e_by_transport(data: Any, metric: str = "e2e_s", baseline: str = BASELINE, title: str | None = None) -> go.Figure:
+def e2e_by_transport(
+    data: Any,
+    metric: str = "e2e_s",
+    baseline: str = BASELINE,
+    title: str | None = None,
+    horizontal: bool = False,
+) -> go.Figure:
     """Bars of ``metric`` per scenario (95% CI over rollouts), each labelled with its change vs ``baseline``.
 
     ``data``: spans, :func:`labkit.analysis.metrics.rollout_metrics`, a sweep frame, or RolloutForecast(s).
+    ``horizontal=True`` lays the bars along x, baseline on top: long scenario names stay on one line in a
+    narrow figure.
     """
     t = _metrics_table(data, metric)
     axis, scale = column_axis(metric)
@@ -930,42 +946,276 @@ def e2e_by_transport(data: Any, metric: str = "e2e_s", baseline: str = BASELINE,
             texts.append(f"{m * scale:.3g}")
         else:
             texts.append(f"{m * scale:.3g} ({(m / ref - 1) * 100:+.0f}%)")
+    cats = [_tick(g) for g in t.index]
+    vals = t["mean"] * scale
+    err = {"type": "data", "array": (t["ci"] * scale).to_numpy(), "visible": bool((t["n"] > 1).any())}
+    bar: dict[str, Any] = (
+        {"y": [c.replace("<br>", " ") for c in cats], "x": vals, "orientation": "h", "error_x": err}
+        if horizontal
+        else {"x": cats, "y": vals, "error_y": err}
+    )
     fig = go.Figure(
         go.Bar(
-            x=[_tick(g) for g in t.index],
-            y=t["mean"] * scale,
+            **bar,
             marker_color=[palette[_scenario_of(g)] for g in t.index],
-            error_y={
-                "type": "data",
-                "array": (t["ci"] * scale).to_numpy(),
-                "visible": bool((t["n"] > 1).any()),
-            },
-            text=texts,
+            text=[x.replace(" (", "<br>(") if not horizontal else x for x in texts],
             textposition="outside",
             cliponaxis=False,
-            hovertemplate="%{x}: %{y:.3f}<extra></extra>",
+            hovertemplate=("%{y}: %{x:.3f}" if horizontal else "%{x}: %{y:.3f}") + "<extra></extra>",
             showlegend=False,
+            name=_qty(axis),
+            uid=metric,
         )
     )
-    fig.update_yaxes(rangemode="tozero")
+    # Room beyond the longest bar for its outside label (plotly's autorange does not count the text).
+    top = float(((t["mean"] + t["ci"]) * scale).max())
+    rng = [0, top * (1.3 if horizontal else 1.18)] if top > 0 else None
+    if horizontal:
+        fig.update_xaxes(range=rng, rangemode="tozero")
+        fig.update_yaxes(autorange="reversed")
+        return styled(fig, title or f"{_upper(_qty(axis))} by transport", axis, None)
+    fig.update_yaxes(range=rng, rangemode="tozero")
     return styled(fig, title or f"{_upper(_qty(axis))} by transport", None, axis)
+
+
+# -- speedup over decode speed ------------------------------------------------------------------------------
+
+_TPS_TICKS = (10, 20, 50, 100, 200, 500, 1000, 2000, 4000, 10000)
+
+
+def speedup_over_tps(
+    df: pd.DataFrame,
+    current_tps: float | None = None,
+    highlight: str | None = None,
+    baseline: str = BASELINE,
+    title: str | None = None,
+) -> go.Figure:
+    """End-to-end speedup over ``baseline`` against decode speed (log axis), one line per scenario.
+
+    ``df``: rows ``scenario, tps, speedup`` (a :func:`labkit.sim.sweep.forecast_sweep` over ``tps`` with a
+    baseline). With ``current_tps`` a dashed vertical line (``uid='current_tps'``) and a marker per scenario at that
+    speed (``uid='at_current_tps'``, the ``highlight`` one labelled) are drawn; every scenario's line has the
+    scenario as its ``uid``, so a dashboard can update any of them in place.
+    """
+    df = normalize(df)
+    need = {"scenario", "speedup"}
+    x = _x_column(df, "tps")
+    if missing := need - set(df.columns):
+        raise ValueError(f"df: missing column(s) {', '.join(sorted(missing))}")
+    scenarios = _order(df["scenario"].astype(str).unique())
+    palette = colors_for(scenarios)
+    fig = go.Figure()
+    for name in scenarios:
+        g = df[df["scenario"] == name].groupby(x, sort=True)["speedup"].mean()
+        fig.add_scatter(
+            x=g.index.to_numpy(dtype=float),
+            y=g.to_numpy(dtype=float),
+            mode="lines",
+            name=label(name),
+            uid=name,
+            line={
+                "color": palette[name],
+                "width": 4 if name == highlight else 2,
+                "dash": "dot" if name == baseline else "solid",
+            },
+            hovertemplate=f"{label(name)}: %{{y:.2f}}× at %{{x:.0f}} tokens/s<extra></extra>",
+        )
+    tps = df[x].to_numpy(dtype=float)
+    if current_tps is not None:
+        now = {n: float(np.interp(math.log(current_tps), *_log_curve(df, n, x))) for n in scenarios}
+        top = max(float(df["speedup"].max()), 1.0) * 1.08
+        fig.add_scatter(
+            x=[current_tps, current_tps],
+            y=[0.0, top],
+            mode="lines",
+            name="current TPS",
+            uid="current_tps",
+            line={"color": "#888888", "width": 1, "dash": "dash"},
+            hoverinfo="skip",
+            showlegend=False,
+        )
+        fig.add_scatter(
+            x=[current_tps] * len(scenarios),
+            y=[now[n] for n in scenarios],
+            mode="markers+text",
+            name="at current TPS",
+            uid="at_current_tps",
+            marker={"size": 9, "color": [palette[n] for n in scenarios]},
+            text=[f"{now[n]:.2f}×" if n == highlight else "" for n in scenarios],
+            textposition="middle right",
+            showlegend=False,
+            hovertemplate="%{y:.2f}×<extra></extra>",
+        )
+    ticks = [v for v in _TPS_TICKS if tps.min() <= v <= tps.max()]
+    fig.update_xaxes(type="log", tickvals=ticks, ticktext=[f"{v:,}" for v in ticks])
+    fig.update_yaxes(rangemode="tozero")
+    return styled(
+        fig,
+        title or f"End-to-end speedup over {label(baseline)}",
+        column_axis("decode_tps")[0],
+        axis_title(f"speedup vs {label(baseline)}", "×"),
+    )
+
+
+def _log_curve(df: pd.DataFrame, name: str, x: str) -> tuple[np.ndarray, np.ndarray]:
+    g = df[df["scenario"] == name].groupby(x, sort=True)["speedup"].mean()
+    return np.log(g.index.to_numpy(dtype=float)), g.to_numpy(dtype=float)
+
+
+# -- attribution -------------------------------------------------------------------------------------------------
+
+
+def gain_by_mechanism(df: pd.DataFrame, share: bool = True, title: str | None = None) -> go.Figure:
+    """Each mechanism's share of a strategy's end-to-end gain, stacked, over decode speed.
+
+    ``df``: :func:`labkit.analysis.attribution.attribution_over_tps` (rows ``tps, mechanism, label, share_s,
+    share_of_baseline``). ``share=True`` stacks each share as a percentage of the baseline's end to end (so the
+    stack's top is the reduction); else seconds saved per rollout.
+    """
+    need = {"tps", "mechanism", "label", "share_s", "share_of_baseline"}
+    if missing := need - set(df.columns):
+        raise ValueError(f"df: missing column(s) {', '.join(sorted(missing))}")
+    col, scale = ("share_of_baseline", 100.0) if share else ("share_s", 1.0)
+    order = list(dict.fromkeys(df["mechanism"]))
+    names = dict(zip(df["mechanism"], df["label"], strict=False))
+    palette = colors_for(order)
+    fig = go.Figure()
+    for m in order:
+        g = df[df["mechanism"] == m].sort_values("tps")
+        fig.add_scatter(
+            x=g["tps"],
+            y=g[col] * scale,
+            name=names[m],
+            uid=m,
+            mode="lines",
+            stackgroup="gain",
+            line={"color": palette[m], "width": 0.5},
+            fillcolor=palette[m],
+            hovertemplate=f"{names[m]}: %{{y:.1f}}{'%' if share else ' s'} at %{{x:.0f}} tokens/s<extra></extra>",
+        )
+    tps = df["tps"].to_numpy(dtype=float)
+    ticks = [v for v in _TPS_TICKS if tps.min() <= v <= tps.max()]
+    fig.update_xaxes(type="log", tickvals=ticks, ticktext=[f"{v:,}" for v in ticks])
+    fig.update_layout(legend={"traceorder": "reversed"})
+    cand = str(df["candidate"].iloc[0]) if "candidate" in df.columns and len(df) else "the strategy"
+    y = axis_title("end-to-end reduction", "% of baseline") if share else axis_title("time saved per rollout", "s")
+    return styled(fig, title or f"Where {label(cand)}'s gain comes from", column_axis("tps")[0], y)
+
+
+def gap_closed(df: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """Bars: the share of the gap from the baseline to the lower bound (``ideal``) each preset closes.
+
+    ``df``: :func:`labkit.analysis.attribution.gap_to_ideal` (rows ``scenario, gap_closed, gain_s, gap_s``).
+    """
+    if missing := {"scenario", "gap_closed", "gain_s"} - set(df.columns):
+        raise ValueError(f"df: missing column(s) {', '.join(sorted(missing))}")
+    names = _order(df["scenario"].astype(str))
+    d = df.set_index("scenario").loc[names]
+    palette = colors_for(names)
+    fig = go.Figure(
+        go.Bar(
+            x=[_tick(n) for n in names],
+            y=d["gap_closed"] * 100,
+            marker_color=[palette[n] for n in names],
+            text=[f"{v:.0%}<br>{g:.1f} s" for v, g in zip(d["gap_closed"], d["gain_s"], strict=True)],
+            textposition="outside",
+            cliponaxis=False,
+            uid="gap_closed",
+            name="gap closed",
+            showlegend=False,
+            hovertemplate="%{x}: %{y:.1f}% of the gap<extra></extra>",
+        )
+    )
+    fig.update_yaxes(range=[0, 125], tickvals=[0, 25, 50, 75, 100])
+    tps = f" at {float(df['tps'].iloc[0]):,.0f} tokens/s" if "tps" in df.columns else ""
+    return styled(
+        fig,
+        title or f"How much of the gap to the lower bound each preset closes{tps}",
+        None,
+        axis_title("gap closed", "%"),
+    )
+
+
+# -- claims ------------------------------------------------------------------------------------------------------
+
+
+def claims_region(df: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """Where the assumed parameters keep the published claims: claims held over (per-token cost scale, fixed
+    API-cost scale), one panel per tool-time scale, the cells where all hold outlined.
+
+    ``df``: :func:`labkit.analysis.claims.claims_region`.
+    """
+    need = {"api_scale", "per_token_scale", "tool_scale", "claims_held", "all_hold"}
+    if missing := need - set(df.columns):
+        raise ValueError(f"df: missing column(s) {', '.join(sorted(missing))}")
+    n_claims = len(df.attrs.get("claims", [])) or int(df["claims_held"].max())
+    tools = sorted(df["tool_scale"].unique())
+    fig = make_subplots(
+        rows=1,
+        cols=len(tools),
+        shared_yaxes=True,
+        horizontal_spacing=0.04,
+        subplot_titles=[f"tool time × {t:g}" for t in tools],
+    )
+    for i, t in enumerate(tools, start=1):
+        sub = df[df["tool_scale"] == t]
+        held = sub.pivot(index="api_scale", columns="per_token_scale", values="claims_held").sort_index()
+        fig.add_heatmap(
+            x=[f"{v:g}" for v in held.columns],
+            y=[f"{v:g}" for v in held.index],
+            z=held.to_numpy(),
+            zmin=0,
+            zmax=n_claims,
+            colorscale=[[0, "#f7f7f7"], [0.75, "#9ecae9"], [1, color("websocket")]],
+            showscale=i == 1,
+            colorbar={"title": {"text": "claims held"}, "dtick": 1},
+            uid=f"held_{t:g}",
+            name=f"tool × {t:g}",
+            hovertemplate="per-token × %{x}, fixed × %{y}: %{z} claims hold<extra></extra>",
+            row=1,
+            col=i,
+        )
+        ok = sub[sub["all_hold"]]
+        fig.add_scatter(
+            x=[f"{v:g}" for v in ok["per_token_scale"]],
+            y=[f"{v:g}" for v in ok["api_scale"]],
+            mode="markers",
+            marker={"symbol": "square-open", "size": 16, "color": INK_COLOR, "line": {"width": 2}},
+            name="all claims hold",
+            uid=f"all_{t:g}",
+            showlegend=i == 1 and len(ok) > 0,
+            hovertemplate="all claims hold<extra></extra>",
+            row=1,
+            col=i,
+        )
+        fig.update_xaxes(title_text=axis_title("per-token API cost", "× default"), type="category", row=1, col=i)
+    fig.update_yaxes(title_text=axis_title("fixed API cost", "× default"), type="category", row=1, col=1)
+    fig.update_layout(legend={"orientation": "h", "yanchor": "bottom", "y": 1.08, "x": 1, "xanchor": "right"})
+    return styled(fig, title or "Where every published claim holds at once")
+
+
+INK_COLOR = "#222222"
 
 
 __all__ = [
     "COLUMNS",
     "OPTIMISATIONS",
     "TEMPLATE",
+    "claims_region",
     "column_axis",
     "distribution",
     "e2e_by_transport",
     "fallback_cost",
     "fleet_queueing",
+    "gain_by_mechanism",
     "gantt",
+    "gap_closed",
     "line_chart",
     "overhead_vs_tps",
     "prediction_vs_measurement",
     "routing_effect",
     "speedup_heatmap",
+    "speedup_over_tps",
     "stage_breakdown",
     "ttft_waterfall",
 ]

@@ -35,6 +35,9 @@ SCENARIO_COLORS: dict[str, str] = {
     "http_optimized": "#E69F00",  # orange: the critical-path sprint
     "http_chained": "#0072B2",  # blue: previous_response_id with store=true
     "websocket": "#009E73",  # green: WebSocket mode
+    "websocket_prototype": "#56B4E9",  # sky blue: the prototype's live sampling loop
+    "ideal": "#000000",  # black: the lower bound (no API work)
+    "custom": "#882255",  # wine: a strategy switched mechanism by mechanism in the dashboard
     "http": "#D55E00",
     "http_stateless": "#D55E00",
     "sticky": "#0072B2",
@@ -88,6 +91,9 @@ LABELS: dict[str, str] = {
     "http_optimized": "HTTP optimized",
     "http_chained": "HTTP chained",
     "websocket": "WebSocket mode",
+    "websocket_prototype": "WebSocket prototype",
+    "ideal": "ideal (no API work)",
+    "custom": "custom strategy",
     "network": "network",
     "api": "API services",
     "inference": "inference",
