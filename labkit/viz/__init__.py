@@ -6,17 +6,21 @@
 
 from labkit.viz.export import FORMATS, export, export_many, find_browser, persistent_browser, publish
 from labkit.viz.figures import (
+    claims_region,
     column_axis,
     distribution,
     e2e_by_transport,
     fallback_cost,
     fleet_queueing,
+    gain_by_mechanism,
     gantt,
+    gap_closed,
     line_chart,
     overhead_vs_tps,
     prediction_vs_measurement,
     routing_effect,
     speedup_heatmap,
+    speedup_over_tps,
     stage_breakdown,
     ttft_waterfall,
 )
@@ -32,6 +36,7 @@ __all__ = [
     "TEMPLATE",
     "axis_title",
     "break_even",
+    "claims_region",
     "color",
     "column_axis",
     "distribution",
@@ -42,7 +47,9 @@ __all__ = [
     "find_browser",
     "fleet_queueing",
     "forecasts_frame",
+    "gain_by_mechanism",
     "gantt",
+    "gap_closed",
     "label",
     "line_chart",
     "overhead_vs_tps",
@@ -52,6 +59,7 @@ __all__ = [
     "publish",
     "routing_effect",
     "speedup_heatmap",
+    "speedup_over_tps",
     "stage_breakdown",
     "ttft_waterfall",
 ]
