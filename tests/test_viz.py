@@ -400,10 +400,10 @@ def test_gap_closed_and_claims_region():
     from labkit.analysis.claims import claims_region, realistic_sessions
 
     fig = viz.gap_closed(gap_to_ideal(["http_baseline", "websocket", "ideal"]))
-    assert list(fig.data[0].y)[0] == 0 and list(fig.data[0].y)[-1] == pytest.approx(100)
+    assert next(iter(fig.data[0].y)) == 0 and list(fig.data[0].y)[-1] == pytest.approx(100)
     region = claims_region([0.5, 1.0], [1.0, 20.0], sessions=realistic_sessions()[:2])
     fig = viz.claims_region(region)
     heat = [t for t in fig.data if t.type == "heatmap"]
     assert len(heat) == 1 and np.nanmax(np.asarray(heat[0].z, dtype=float)) <= 4
-    marks = [t for t in fig.data if t.type == "scatter"][0]
+    marks = next(t for t in fig.data if t.type == "scatter")
     assert len(marks.x) == int(region["all_hold"].sum()) >= 1
