@@ -254,6 +254,7 @@ def run_all(
     jobs: int | None = None,
     timeout: float = 600.0,
     log: Callable[[str], None] = print,
+    keep_dir: Path | None = None,
 ) -> list[NotebookRun]:
     """Run notebooks (default: all), print one line per notebook and per figure, write the index.
 
@@ -278,7 +279,7 @@ def run_all(
             log(f"      {run.name}/{fig}.{{{','.join(fmts)}}}")
 
     def one(p: Path) -> NotebookRun:
-        return run_one(p.stem, out_root, formats=formats, fast=fast, timeout=timeout)
+        return run_one(p.stem, out_root, formats=formats, fast=fast, timeout=timeout, keep_dir=keep_dir)
 
     shared = [p for p in paths if p.stem not in LIVE_NOTEBOOKS]
     alone = [p for p in paths if p.stem in LIVE_NOTEBOOKS]
