@@ -8,15 +8,13 @@ import pandas as pd
 
 from labkit.analysis.profiles import as_profiles as _profiles
 from labkit.model import Profile, Workload
+from labkit.model.profile import MECHANISMS
 from labkit.sim.analytic import RolloutForecast, forecast
 
-#: The four changes of the critical-path sprint, as the ``Profile`` fields each one touches.
-OPTIMISATIONS: dict[str, tuple[str, ...]] = {
-    "rendered-token cache": ("rendered_token_cache",),
-    "config cache": ("config_cache",),
-    "fewer hops": ("hops", "hop_latency_s"),
-    "faster safety": ("safety_in_s", "safety_in_per_1k_s", "safety_out_s", "safety_out_per_1k_s"),
-}
+#: The four changes of the critical-path sprint, as the ``Profile`` fields each one touches: the sprint's
+#: mechanisms of :data:`labkit.model.profile.MECHANISMS` (one source for both).
+SPRINT = ("rendered_token_cache", "config_cache", "fewer_hops", "faster_safety")
+OPTIMISATIONS: dict[str, tuple[str, ...]] = {m.label: m.fields for m in MECHANISMS if m.name in SPRINT}
 
 
 def _sprint_fields(baseline: Profile, optimized: Profile, groups: Mapping[str, tuple[str, ...]]) -> None:
