@@ -17,8 +17,8 @@ from labkit.report.notebooks import NOTEBOOK_DIR, NOTEBOOKS, TOUR, inject_parame
 
 # Figures each notebook must write (the README tour's one included): a renamed or lost figure fails here.
 EXPECTED = {
-    "01_bottleneck": {"overhead_share", "stage_breakdown"},
-    "02_critical_path": {"ttft_waterfall", "ttft_steps", "e2e_by_profile"},
+    "01_bottleneck": {"overhead_share", "stage_breakdown", "claims_region"},
+    "02_critical_path": {"ttft_waterfall", "ttft_steps", "e2e_by_profile", "gain_by_mechanism", "gap_closed"},
     "03_websocket_live": {"gantt", "ttft_ecdf", "latency_ecdf", "prediction_vs_measurement"},
     "04_caching_strategies": {"speedup_heatmap", "routing_effect", "routing_effect_p95"},
     "05_failures": {"drops_all_transports", "drop_breakeven", "evictions", "fallback_turn_cost", "connection_limit"},
