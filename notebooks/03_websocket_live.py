@@ -38,6 +38,9 @@ rollouts = 2  # repetitions per transport (same seed: one prediction fits all)
 transports = {"http": "http_optimized", "http-chained": "http_chained", "ws": "websocket"}
 
 # %%
+import pandas as pd
+from IPython.display import Markdown, display
+
 from labkit import viz
 from labkit.analysis.metrics import turn_metrics
 from labkit.live.runner import rollouts_spans, run_rollouts
@@ -75,7 +78,19 @@ results = {
 }
 measured = concat_spans(rollouts_spans(r) for r in results.values())
 predicted = concat_spans(predict_spans(p, workload, rollouts=n_rollouts)[0] for p in profiles.values())
-turn_metrics(measured).groupby("scenario")[["ttft_s", "latency_s"]].mean()
+live = turn_metrics(measured).groupby("scenario")[["ttft_s", "latency_s"]].mean()
+live
+
+# %%
+http, ws = profiles["http"].name, profiles["ws"].name
+display(
+    Markdown(
+        f"**Finding.** On the live socket WebSocket mode's mean turn takes {live.loc[ws, 'latency_s'] * 1e3:.0f} ms "
+        f"against {live.loc[http, 'latency_s'] * 1e3:.0f} ms over HTTP "
+        f"({live.loc[ws, 'latency_s'] / live.loc[http, 'latency_s'] - 1:+.0%}), and its mean TTFT "
+        f"{live.loc[ws, 'ttft_s'] * 1e3:.0f} ms against {live.loc[http, 'ttft_s'] * 1e3:.0f} ms."
+    )
+)
 
 # %% [markdown]
 # ## Result 1: per-turn timelines (first rollout of each transport)
@@ -96,6 +111,17 @@ figures["ttft_ecdf"]
 # %%
 figures["latency_ecdf"]
 
+# %%
+ttft = turn_metrics(both).groupby(["scenario", "source"])["ttft_s"].median().unstack()
+worst = (ttft["live"] - ttft["sim"]).abs().idxmax()
+display(
+    Markdown(
+        "**Finding.** Median TTFT live against predicted: "
+        + ", ".join(f"{n} {r['live'] * 1e3:.0f} vs {r['sim'] * 1e3:.0f} ms" for n, r in ttft.iterrows())
+        + f"; the widest gap is {worst}'s ({abs(ttft.loc[worst, 'live'] - ttft.loc[worst, 'sim']) * 1e3:.0f} ms)."
+    )
+)
+
 # %% [markdown]
 # ## Result 3: prediction vs measurement, with the error
 
@@ -104,14 +130,22 @@ figures["prediction_vs_measurement"] = viz.prediction_vs_measurement(predicted, 
 figures["prediction_vs_measurement"]
 
 # %%
-import pandas as pd
-
-pd.DataFrame(
+errors = pd.DataFrame(
     {
         t: error_summary(turn_errors(predicted[predicted.scenario == p.name], measured[measured.scenario == p.name]))
         for t, p in profiles.items()
     }
 ).T[["turns", "median_abs_error_s", "median_rel_error", "ttft_median_abs_error_s", "fallbacks"]]
+errors
+
+# %%
+display(
+    Markdown(
+        f"**Finding.** The model predicts each live turn's latency within a median "
+        f"{errors['median_abs_error_s'].max() * 1e3:.1f} ms ({errors['median_rel_error'].abs().max():.1%}) for every "
+        f"transport; that gap is the server's and client's own work per event, which the model leaves out."
+    )
+)
 
 # %% [markdown]
 # ## Caveats
