@@ -46,6 +46,8 @@ limit_tps = 65  # slow decoding makes the rollout long enough to meet the limit
 connection_limits_s = [60, 120, 300, 600, 3600]
 
 # %%
+from IPython.display import Markdown, display
+
 from labkit import viz
 from labkit.analysis import failures
 from labkit.model import load_profile, load_workload
@@ -80,6 +82,19 @@ figures["drops_all_transports"] = viz.fallback_cost(
 )
 figures["drops_all_transports"]
 
+# %%
+e2e = drops.groupby(["profile", "drop_rate"])["e2e_s"].mean().unstack(0)
+hi = e2e.index.max()
+growth = e2e.loc[hi] / e2e.loc[e2e.index.min()] - 1
+display(
+    Markdown(
+        f"**Finding.** From no drops to {hi:.0%} of turns dropped, a rollout grows by "
+        + ", ".join(f"{growth[p]:.0%} for {p}" for p in profiles)
+        + f"; WebSocket mode stays {'faster' if e2e.loc[hi, 'websocket'] < e2e.loc[hi, reference] else 'slower'} "
+        f"than {reference} under the same drops ({e2e.loc[hi, 'websocket']:.1f} s vs {e2e.loc[hi, reference]:.1f} s)."
+    )
+)
+
 # %% [markdown]
 # ## Result 2: the drop rate at which WebSocket mode stops paying off
 #
@@ -92,8 +107,18 @@ breakeven = viz.break_even(flat, "websocket", reference, "drop_rate")
 figures["drop_breakeven"] = viz.fallback_cost(
     flat, x="drop_rate", reference=reference, title="WebSocket mode with drops vs HTTP without"
 )
-print(f"WebSocket mode with drops matches drop-free {reference} at a drop rate of {breakeven:.1%} per turn")
 figures["drop_breakeven"]
+
+# %%
+display(
+    Markdown(
+        f"**Finding.** WebSocket mode with drops matches drop-free {reference} at a drop rate of **{breakeven:.1%} "
+        "per turn**: below it the socket pays off even though it is the one exposed to the drops."
+        if breakeven == breakeven  # NaN: no crossing in the swept range
+        else f"**Finding.** WebSocket mode stays ahead of drop-free {reference} over every drop rate swept "
+        f"(up to {max(drop_rates):.0%} per turn)."
+    )
+)
 
 # %% [markdown]
 # ## Result 3: evictions (`previous_response_not_found`) and what one fallback costs
@@ -120,6 +145,16 @@ figures["evictions"] = viz.line_chart(
 figures["evictions"]
 
 # %%
+ev = evictions.groupby("evict_rate")["e2e_s"].mean()
+display(
+    Markdown(
+        f"**Finding.** Evicting the cache on {ev.index.max():.0%} of turns takes a WebSocket rollout from "
+        f"{ev.iloc[0]:.1f} s to {ev.iloc[-1]:.1f} s ({ev.iloc[-1] / ev.iloc[0] - 1:+.0%}): a cache miss costs a "
+        "full-context turn, not the transport."
+    )
+)
+
+# %%
 cost = failures.fallback_turn_cost("websocket", workload)
 figures["fallback_turn_cost"] = viz.line_chart(
     cost.assign(scenario="websocket"),
@@ -130,6 +165,14 @@ figures["fallback_turn_cost"] = viz.line_chart(
     title="What one full-context fallback costs, by turn",
 )
 cost[["hit_s", "fallback_s", "extra_s"]].describe().loc[["mean", "min", "max"]]
+
+# %%
+display(
+    Markdown(
+        f"**Finding.** One fallback costs {cost['extra_s'].iloc[1] * 1e3:.0f} ms on the second turn and "
+        f"{cost['extra_s'].iloc[-1] * 1e3:.0f} ms on the last: the conversation it re-sends grows every turn."
+    )
+)
 
 # %% [markdown]
 # ## Result 4: the 60-minute limit
@@ -156,6 +199,16 @@ figures["connection_limit"] = viz.line_chart(
     title="Connection lifetime limit: full-context turns per rollout",
 )
 limits
+
+# %%
+at_hour = limits.set_index("connection_limit_s")["reconnects"]
+display(
+    Markdown(
+        f"**Finding.** With a {at_hour.index.min():.0f} s limit a `{limit_wl.name}` rollout at {limit_tps} tokens/s "
+        f"reconnects {at_hour.iloc[0]:.1f} times; with the real {at_hour.index.max() / 60:.0f}-minute limit "
+        f"{at_hour.iloc[-1]:.1f} times."
+    )
+)
 
 # %% [markdown]
 # ## Caveats
