@@ -18,17 +18,19 @@
 #
 # **Question.** Three ways to stop re-processing the conversation every turn: the critical-path caches on
 # HTTP (`http_optimized`), chaining with `previous_response_id` and `store=true` (`http_chained`), and
-# WebSocket mode's connection-scoped cache (`websocket`). Which one pays off at which decode speed and
-# rollout length? And what happens to HTTP chaining when requests spread over N API replicas?
+# WebSocket mode's connection-scoped cache (`websocket`); beside them the post's prototype, which kept the sampling
+# loop alive (`websocket_prototype`), and the lower bound with no API work (`ideal`). Which one pays off at which
+# decode speed and rollout length? And what happens to HTTP chaining when requests spread over N API replicas?
 #
-# **Method.** First a dashboard to explore by hand: every slider recomputes the closed form and redraws
-# the figures in place. Then two sweeps of the closed form: the end-to-end speedup against
-# `http_baseline` over (decode speed, turns) per strategy, and sticky vs random routing across replicas
-# (random routing finds the replica-local rendered-token cache with probability 1/N; the closed form
-# takes the expectation; the DES draws it, request by request, for the tail).
+# **Method.** First a dashboard to explore by hand: a strategy is a preset or any set of mechanisms (the
+# checkboxes), and every control recomputes the closed form and redraws the figures in place; the memory budget
+# shows what a connection cache that does not fit costs (a miss re-sends the full context). Then two sweeps of the
+# closed form: the end-to-end speedup against `http_baseline` over (decode speed, turns) per strategy, and sticky
+# vs random routing across replicas (random routing finds the replica-local rendered-token cache with probability
+# 1/N; the closed form takes the expectation; the DES draws it, request by request, for the tail).
 #
 # **Caveat up front.** All strategies here include the critical-path sprint; the speedups mix its gain and
-# the strategy's own. Notebook 02 separates the sprint.
+# the strategy's own. Notebook 02 separates them, mechanism by mechanism.
 
 # %% tags=["parameters"]
 fast = False  # small parameter set (the test suite uses it)
@@ -38,7 +40,7 @@ workload_name = "codex_bugfix"
 strategy = "websocket"  # the dashboard's initial strategy
 decode_tps = 1000  # the dashboard's initial decode speed (tokens/s)
 baseline = "http_baseline"
-strategies = ["http_optimized", "http_chained", "websocket"]
+strategies = ["http_optimized", "http_chained", "websocket", "websocket_prototype", "ideal"]
 heatmap_tps = [65, 200, 500, 1000, 2000, 4000]
 heatmap_turns = [2, 5, 10, 20, 40, 80]
 replicas = [1, 2, 4, 8, 16]
@@ -46,8 +48,10 @@ routing_profile = "http_chained"
 des_rollouts = 40  # seeded DES rollouts per routing point
 
 # %%
+from IPython.display import Markdown, display
+
 from labkit import viz
-from labkit.model import load_workload
+from labkit.model import load_profile, load_workload
 from labkit.sim.sweep import forecast_sweep, sweep
 from labkit.viz.dashboard import what_if
 
@@ -59,9 +63,10 @@ figures = {}
 # %% [markdown]
 # ## The what-if dashboard
 #
-# Decode TPS (log scale), hop latency, internal hops, tool time, turns, context size, the strategy, and
-# replicas with routing for HTTP chaining. The export button writes the current figures next to the
-# others.
+# Decode TPS (log scale), the API's cost scale, hop latency and hops, tool time, model calls and context size,
+# the connection-cache memory per replica and the sockets sharing it, replicas with routing for HTTP, the
+# workload and the strategy; below them one checkbox per mechanism of the selected strategy. The export button
+# writes the current figures next to the others.
 
 # %%
 dashboard = what_if(
@@ -78,7 +83,27 @@ figures["speedup_heatmap"] = viz.speedup_heatmap(grid, x="tps", y="turns")
 figures["speedup_heatmap"]
 
 # %%
-grid.pivot_table(index="turns", columns=["scenario", "tps"], values="speedup").round(2)
+table = grid.pivot_table(index="turns", columns=["scenario", "tps"], values="speedup").round(2)
+table
+
+# %%
+ws = grid[grid.scenario == "websocket"]
+lo, hi = ws.loc[ws["speedup"].idxmin()], ws.loc[ws["speedup"].idxmax()]
+by_tps = ws.groupby("tps")["speedup"].mean()
+by_turns = ws.groupby("turns")["speedup"].mean()
+display(
+    Markdown(
+        f"**Finding.** WebSocket mode's speedup over the baseline ranges from {lo.speedup:.2f}× ({lo.turns:.0f} calls "
+        f"at {lo.tps:,.0f} tokens/s) to {hi.speedup:.2f}× ({hi.turns:.0f} calls at {hi.tps:,.0f} tokens/s). Averaged "
+        f"over rollout lengths it spans {by_tps.min():.2f}× to {by_tps.max():.2f}× across decode speeds, but only "
+        f"{by_turns.min():.2f}× to {by_turns.max():.2f}× across lengths: "
+        + (
+            "decode speed decides, since the calibrated API costs are mostly per request, not per token."
+            if by_tps.max() - by_tps.min() > by_turns.max() - by_turns.min()
+            else "rollout length decides, since the conversation re-processed every turn grows with it."
+        )
+    )
+)
 
 # %% [markdown]
 # ## Result 2: HTTP chaining across N replicas, sticky vs random routing
@@ -89,6 +114,19 @@ routing = forecast_sweep(
 )
 figures["routing_effect"] = viz.routing_effect(routing, x="replicas", y="e2e_s")
 figures["routing_effect"]
+
+# %%
+r = routing.pivot_table(index="replicas", columns="routing", values="e2e_s")
+extra = r["random"].iloc[-1] / r["sticky"].iloc[-1] - 1
+render_ms = load_profile(routing_profile).render_per_1k_s * 1e3
+display(
+    Markdown(
+        f"**Finding.** With {r.index.max()} replicas, random routing makes an `{routing_profile}` rollout "
+        f"{extra:+.1%} longer than sticky routing ({r['random'].iloc[-1]:.1f} s vs {r['sticky'].iloc[-1]:.1f} s): a "
+        f"miss of the replica-local rendered-token cache re-renders the conversation at {render_ms:.2f} ms per 1k "
+        "tokens, " + ("a small cost under the calibrated defaults." if abs(extra) < 0.05 else "a real cost.")
+    )
+)
 
 # %% [markdown]
 # Random routing is random: the closed form above is its expectation. The DES draws the replica of every
@@ -112,12 +150,22 @@ figures["routing_effect_p95"] = viz.routing_effect(
 )
 figures["routing_effect_p95"]
 
+# %%
+p95 = routing_des.pivot_table(index="replicas", columns="routing", values="e2e_p95_s")
+display(
+    Markdown(
+        f"**Finding.** In the tail (p95 over {des_rollouts} seeded rollouts) random routing across "
+        f"{p95.index.max()} replicas costs {p95['random'].iloc[-1] - p95['sticky'].iloc[-1]:+.1f} s against sticky."
+    )
+)
+
 # %% [markdown]
 # ## Caveats
 #
 # - WebSocket mode pins a conversation to one replica by construction; the routing question is HTTP's.
-# - The heatmap's speedups grow with turns because every strategy saves work proportional to the
-#   conversation already sent; with very few turns there is nothing to cache.
+# - The heatmap's speedups grow with turns only as far as the saved work grows with the conversation: under the
+#   calibrated defaults most API cost is per request, so length matters less than decode speed. Raise the
+#   per-token costs (the dashboard's API cost scales both) and length matters more.
 # - Prefix (KV) caching on the inference side is held equal across strategies here
 #   (`prefix_cache_hit_share`); in practice routing also affects it.
 
