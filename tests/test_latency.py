@@ -190,3 +190,59 @@ def test_profile_files_work_wherever_a_preset_name_does(tmp_path):
         load_profile(str(bad))
     with pytest.raises(ValueError, match="no preset or file"):
         load_profile("missing/profile.toml")
+
+
+def _stages(plan) -> dict[str, float]:
+    return {s.name: s.duration_s for s in plan}
+
+
+def test_incremental_input_only_where_the_server_holds_the_conversation():
+    ws = load_profile("websocket")
+    assert request_tokens(ws, TURN, WARM) == TURN.new_input_tokens
+    full = ws.with_(incremental_input=False)
+    assert request_tokens(full, TURN, WARM) == TURN.conversation_tokens
+    # Without a server-held conversation the switch changes nothing.
+    base = load_profile("http_baseline")
+    assert request_tokens(base.with_(incremental_input=True), TURN, WARM) == TURN.conversation_tokens
+    # Sending everything costs validation and upload, but render and safety still read only the new items.
+    a, b = _stages(plan_turn(ws, TURN, WARM)), _stages(plan_turn(full, TURN, WARM))
+    assert b["validate"] > a["validate"] and b["upload"] > a["upload"]
+    assert b["render"] == a["render"] and b["safety_in"] == a["safety_in"]
+
+
+def test_sampling_loop_skips_per_turn_api_work_and_keeps_the_kv_state():
+    proto = load_profile("websocket_prototype")
+    assert proto.sampling_loop and not load_profile("websocket").sampling_loop
+    mid = _stages(plan_turn(proto, TURN, WARM))
+    for stage in ("validate", "load_state", "render", "config", "safety_in", "hops", "queue", "safety_out"):
+        assert mid[stage] == 0.0, stage
+    # Only the new items are prefilled: the loop's KV state holds the context.
+    assert mid["prefill"] == pytest.approx(
+        proto.prefill_overhead_s + TURN.new_input_tokens / proto.prefill_tokens_per_s
+    )
+    # The first turn pays the pre-inference work, the final one the post-inference work.
+    first = _stages(plan_turn(proto, TURN._replace(index=0, context_tokens=0), CacheState()))
+    assert first["safety_in"] > 0 and first["config"] > 0
+    last = _stages(plan_turn(proto, TURN._replace(final=True, tool_s=0.0), WARM))
+    assert last["safety_out"] > 0
+    assert mid["decode"] == pytest.approx(_stages(plan_turn(load_profile("websocket"), TURN, WARM))["decode"])
+
+
+def test_engine_pinning_raises_prefix_cache_hits():
+    base = load_profile("http_baseline")
+    pinned = base.with_(engine_pinning=True)
+    assert pinned.kv_hit_share() == base.pinned_prefix_cache_hit_share > base.prefix_cache_hit_share
+    assert _stages(plan_turn(pinned, TURN, WARM))["prefill"] < _stages(plan_turn(base, TURN, WARM))["prefill"]
+    with pytest.raises(ValueError, match="^pinned_prefix_cache_hit_share:"):
+        base.with_(pinned_prefix_cache_hit_share=1.5)
+
+
+def test_ideal_has_no_api_work_and_bounds_every_preset():
+    ideal = load_profile("ideal")
+    w = load_workload("codex_bugfix")
+    from labkit.sim.analytic import forecast
+
+    f = forecast(ideal, w)
+    assert f.api_s == 0.0
+    for name in preset_names():
+        assert forecast(load_profile(name), w).e2e_s >= f.e2e_s - 1e-9, name
