@@ -135,6 +135,11 @@ def test_bench_record_is_typed_and_round_trips() -> None:
         rec.ratio = 2.0  # type: ignore[misc]
     mark = runner.load_mark(0.4, 1.4, 2)
     assert mark["per_core"] == pytest.approx(0.7)
+    # Records from before the load rule carry the load in their machine info (taken after the run).
+    legacy = runner.BenchRecord.from_dict(
+        {"name": "old", "ratio": 1.0, "machine": {"load_avg_1m_before": 0.2, "load_avg_1m": 1.3, "usable_cores": 2}}
+    )
+    assert legacy.load_per_core == pytest.approx(0.65) and legacy.under_load
 
 
 @pytest.mark.parametrize("name", ["widgets", "server", "capacity", "pacing", "export"])

@@ -214,6 +214,12 @@ class BenchRecord:
         known["parts"] = tuple(cls.from_dict(p) for p in data.get("parts") or ())
         if known.get("goal_value") is None:
             known.pop("goal_value", None)
+        machine = known.get("machine") or {}
+        if not known.get("load") and machine.get("load_avg_1m") is not None:
+            # Records written before the load rule: the machine info was taken after the run.
+            known["load"] = load_mark(
+                machine.get("load_avg_1m_before"), machine["load_avg_1m"], machine.get("usable_cores") or 1
+            )
         figures = {k: v for k, v in data.items() if k not in _FIELDS and k != "under_load"}
         return cls(**known, figures=figures)
 
