@@ -313,6 +313,8 @@ def _agent(trace: Trace, reasoning: bool = False, terminal: str = "response.comp
             items.append(Item("message", spec.output_tokens))
         elif spec.steered:
             items.append(Item("message", 400))
+        elif spec.tool_calls == 0:
+            items.append(Item("message", spec.output_tokens))
         else:
             items += [Item("function_call", spec.output_tokens, name) for name in ["run_shell"] * spec.tool_calls]
         return Script(items, terminal=terminal, reasoning_tokens=spec.reasoning_tokens)
@@ -419,6 +421,28 @@ async def test_response_done_ends_a_turn(transport):
     async with ScriptedApi(_agent(trace, terminal="response.done")) as api:
         r = await run_rollout(transport, trace, base_url=api.base_url)
     assert r.finished and r.turns == 3 and r.fallbacks == []
+
+
+@pytest.mark.parametrize("transport", ["ws", "http-chained"])
+async def test_a_turn_without_calls_hands_back_to_the_user(transport):
+    # A trace's turn that issued no tool call and is not the last: the user's next message follows.
+    trace = _trace({"new": 30, "calls": 0}, {"new": 12}, {"new": 8})
+    async with ScriptedApi(_agent(trace)) as api:
+        r = await run_rollout(transport, trace, base_url=api.base_url, script_tool_choice=True)
+        bodies = _creates(api)
+    assert r.finished and r.turns == 3
+    kinds = [(i.get("type"), i.get("role")) for i in r.transcript]
+    assert kinds == [
+        ("message", "user"),
+        ("message", "assistant"),
+        ("message", "user"),
+        ("function_call", None),
+        ("function_call_output", None),
+        ("message", "assistant"),
+    ]
+    assert item_tokens(r.transcript[2]) == 12 and bodies[1]["input"] == [r.transcript[2]]
+    # The script asks a real model for no call on the hand-back turn, and for one on the tool turn.
+    assert [b["tool_choice"] for b in bodies] == ["none", "required", "none"]
 
 
 async def test_a_call_cut_short_is_not_answered():

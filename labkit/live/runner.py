@@ -7,7 +7,8 @@ with a ``tools`` list; each answer's ``function_call`` items (several: parallel 
 in parallel, for the turn's ``tool_s`` (the longest call; recorded as one ``tool`` span), and each call gets one
 ``function_call_output``, their sizes adding up to the next turn's new input; a steered turn (``spec.steered``)
 gets a user message mid-stream (``response.steer`` over WebSocket mode, the next request's input otherwise);
-the loop ends when the model answers with a message. Transports:
+a turn without tool calls hands back to the user, whose next message is the next turn's input; the loop ends
+when the model answers the last turn (or answers with a message where the script expected calls). Transports:
 
 - ``ws``: WebSocket mode, one socket, ``previous_response_id`` and only the new items each turn
   (``store=false``: the connection-scoped cache holds the chain);
@@ -486,6 +487,10 @@ class Rollout:
             if spec.steered or ex.steered:
                 self._after_steer(spec, nxt, ex, calls)
                 continue
+            if not calls and spec.tool_calls == 0:
+                # A hand-back (a trace's turn without tool calls): the user's next message is the next input.
+                self._add_input(self._user_items(nxt))
+                continue
             if not calls:
                 # The model answered before the script's last turn (or ran out of output): the rollout is over.
                 self.finished = ex.status == "completed"
@@ -497,7 +502,7 @@ class Rollout:
         self.transcript.extend(items)
         self.pending.extend(items)
 
-    def _steer_items(self, nxt: TurnSpec) -> list[dict[str, Any]]:
+    def _user_items(self, nxt: TurnSpec) -> list[dict[str, Any]]:
         return [user_message(filler_text(nxt.new_input_tokens, salt=self.seed + nxt.index))]
 
     def _after_steer(self, spec: TurnSpec, nxt: TurnSpec, ex: Exchange, calls: list[dict[str, Any]]) -> None:
@@ -508,7 +513,7 @@ class Rollout:
         it stays queued and is prepended to the next request, which then carries only the calls' outputs.
         Not accepted (refused, unanswered, or another transport): the next request carries it.
         """
-        items = self._steer_items(nxt)
+        items = self._user_items(nxt)
         # Calls the model made anyway are answered (empty outputs): the API rejects a request that leaves one.
         answers = [function_call_output(str(c.get("call_id", "")), "") for c in calls]
         if ex.steer_outcome in ("accepted", "pending") and isinstance(self.client, WebSocketClient):
@@ -600,7 +605,7 @@ class Rollout:
             steer = None
             if spec.steered and not spec.final:
                 # The user steers once the turn's output (the tokens decoded before steering took effect) is in.
-                steer = Steer(tuple(self._steer_items(self.specs[spec.index + 1])), after_tokens=spec.output_tokens)
+                steer = Steer(tuple(self._user_items(self.specs[spec.index + 1])), after_tokens=spec.output_tokens)
             return await cli.create(body, steer=steer)
         return await cli.create(body)
 
