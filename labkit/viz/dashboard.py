@@ -336,7 +336,7 @@ def _mix(hit: RolloutForecast, miss: RolloutForecast, p: float, extra_s: float) 
 # -- the dashboard ---------------------------------------------------------------------------------------------------
 
 
-class FitWidth(anywidget.AnyWidget):  # type: ignore[misc]
+class FitWidth(anywidget.AnyWidget):
     """Tells the plots of its box to size themselves to the box whenever the box's width changes.
 
     A plot draws at its container's width when it first renders; in JupyterLab that happens before the output is

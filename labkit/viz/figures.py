@@ -177,7 +177,7 @@ def stage_breakdown(
     if by not in ("stage", "category"):
         raise ValueError(f"by: must be 'stage' or 'category', got {by!r}")
     df = _stage_table(data)
-    table = df.groupby(["group", by], sort=False)["seconds"].sum().unstack(fill_value=0.0)
+    table = df.groupby(["group", by], sort=False)["seconds"].sum().unstack().fillna(0.0)
     groups = _order(table.index)
     table = table.loc[groups]
     if share:
@@ -616,7 +616,7 @@ def speedup_heatmap(
         raise ValueError(f"z: {z!r} not in the frame")
     zt, zscale = column_axis(z)
     xt, yt = column_axis(x)[0], column_axis(y)[0]
-    facets = _order(df[facet].astype(str).unique()) if facet else [None]
+    facets: list[str | None] = list(_order(df[facet].astype(str).unique())) if facet else [None]
     if facet and z == "speedup" and len(facets) > 1:
         facets = [f for f in facets if f != BASELINE] or facets  # the baseline against itself is all ones
     fig = make_subplots(
@@ -796,7 +796,7 @@ def fallback_cost(
         mean = g[y].mean()
         err = None
         if g.ngroups and g.size().max() > 1:
-            sem = g[y].std() / np.sqrt(g.size())
+            sem: pd.Series = g[y].std() / np.sqrt(g.size())
             err = {
                 "type": "data",
                 "array": (1.96 * sem.fillna(0) * ys).to_numpy(),
@@ -873,11 +873,11 @@ def fleet_queueing(
     yt, ys = column_axis(sim)
     fig = go.Figure()
     groups = list(df.groupby(by, sort=True)) if by else [(None, df)]
-    palette = colors_for(f"{by}={key}" for key, _ in groups) if by else {}
+    palette = colors_for(f"{by}={key!s}" for key, _ in groups) if by else {}
     for key, sub in groups:
         sub = sub.sort_values(x)
-        c = palette[f"{by}={key}"] if by else color("sim")
-        suffix = f" ({label(by)} {key})" if by else ""
+        c = palette[f"{by}={key!s}"] if by else color("sim")
+        suffix = f" ({label(by)} {key!s})" if by else ""
         fig.add_scatter(
             x=sub[x] * xs,
             y=sub[theory] * ys,
@@ -916,7 +916,7 @@ def _metrics_table(data: Any, metric: str) -> pd.DataFrame:
     df = df.assign(group=_group_labels(df))
     g = df.groupby("group", sort=False)[metric]
     n = g.count()
-    ci = (1.96 * g.std() / np.sqrt(n)).where(n > 1, 0.0).fillna(0.0)
+    ci: pd.Series = (1.96 * g.std() / np.sqrt(n)).where(n > 1, 0.0).fillna(0.0)
     return pd.DataFrame({"mean": g.mean(), "ci": ci, "n": n}).loc[_order(g.mean().index)]
 
 
@@ -938,7 +938,8 @@ def e2e_by_transport(
     means = t["mean"]
     palette = colors_for(_scenario_of(g) for g in t.index)
     texts = []
-    for g, m in means.items():
+    for key, m in means.items():
+        g = str(key)
         # Compare like with like: "websocket @ 1,000 tok/s" against "http_baseline @ 1,000 tok/s",
         # "websocket (live)" against "http_baseline (live)"; else against the plain baseline, if any.
         ref = means.get(baseline + g[len(_scenario_of(g)) :], means.get(baseline))
