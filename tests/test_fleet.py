@@ -257,3 +257,35 @@ def test_fleet_sweep_table_still_builds() -> None:
     df = fleet_sweep(["websocket"], load_workload("codex_bugfix", **SMALL), [1, 8], api_workers=2, inference_slots=2)
     assert isinstance(df, pd.DataFrame) and len(df) == 2
     assert df.loc[df.agents == 8, "api_queue_s"].iloc[0] > df.loc[df.agents == 1, "api_queue_s"].iloc[0]
+
+
+def test_figures_runner_runs_live_notebooks_alone_after_the_others(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    import threading
+    import time
+
+    from labkit.report import notebooks as nbrunner
+
+    active: set[str] = set()
+    log: list[tuple[str, set[str]]] = []
+    lock = threading.Lock()
+
+    def fake_run_one(name: str, out_root, **kw):
+        with lock:
+            active.add(name)
+            log.append((name, set(active)))
+        time.sleep(0.05)
+        with lock:
+            active.discard(name)
+        return nbrunner.NotebookRun(name, 0.05, {}, None)
+
+    monkeypatch.setattr(nbrunner, "run_one", fake_run_one)
+    monkeypatch.setattr(nbrunner, "write_tour", lambda *a, **k: {})
+    runs = nbrunner.run_all(out_root=tmp_path, docs_dir=None, jobs=2, log=lambda s: None)
+    assert [r.name for r in runs] == list(nbrunner.NOTEBOOKS)
+    live = [entry for entry in log if entry[0] in nbrunner.LIVE_NOTEBOOKS]
+    assert live and all(seen == {name} for name, seen in live)  # nothing else ran beside it
+    assert log[-len(live) :] == live  # and it ran last
+    assert max(len(seen) for _, seen in log) == 2  # the others did run two at a time
+    assert nbrunner.default_jobs() >= 1
+    with pytest.raises(ValueError, match="^jobs"):
+        nbrunner.run_all(out_root=tmp_path, docs_dir=None, jobs=0, log=lambda s: None)
