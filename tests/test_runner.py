@@ -184,6 +184,11 @@ async def test_several_rollouts_share_one_clock():
         assert s.metrics["connections"] == 3
     assert [r.rollout for r in results] == [0, 1, 2] and [r.seed for r in results] == [0, 1, 2]
     assert len({r.t0 for r in results}) == 1 and all(r.finished for r in results)
+    async with SimServer(profile="websocket", workload=WORKLOAD, instant=True) as s:
+        later = await run_rollouts("ws", WORKLOAD, rollouts=2, base_url=s.base_url, t0=results[0].t0)
+    # A given origin is shared with earlier rollouts: the new spans start after the old ones.
+    assert {r.t0 for r in later} == {results[0].t0}
+    assert later[0].spans["start_s"].min() > rollouts_spans(results)["end_s"].max()
     spans = rollouts_spans(results)
     assert sorted(spans["rollout"].unique()) == [0, 1, 2]
     assert len(rollout_metrics(spans)) == 3

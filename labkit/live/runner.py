@@ -686,21 +686,28 @@ class RolloutRunner:
                 await cli.close()
 
     async def run_many(
-        self, workload: WorkloadLike | str, *, rollouts: int = 1, concurrency: int = 1, seed: int = 0
+        self,
+        workload: WorkloadLike | str,
+        *,
+        rollouts: int = 1,
+        concurrency: int = 1,
+        seed: int = 0,
+        t0: float | None = None,
     ) -> list[RolloutResult]:
         """``rollouts`` rollouts (numbered 0..N-1, seeds ``seed + i``), at most ``concurrency`` at a time, on
-        one shared clock origin. Each rollout has its own client (its own WebSocket, or its own HTTP pool)."""
+        one shared clock origin (``t0``, default: now). Each rollout has its own client (its own WebSocket, or
+        its own HTTP pool)."""
         if not isinstance(rollouts, int) or rollouts < 1:
             raise ValueError(f"rollouts: must be an integer >= 1, got {rollouts!r}")
         if not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency: must be an integer >= 1, got {concurrency!r}")
         wl = load_workload(workload) if isinstance(workload, str) else workload
         gate = asyncio.Semaphore(concurrency)
-        t0 = time.perf_counter()
+        origin = time.perf_counter() if t0 is None else t0
 
         async def one(i: int) -> RolloutResult:
             async with gate:
-                return await self.run(wl, seed=seed + i, rollout=i, t0=t0)
+                return await self.run(wl, seed=seed + i, rollout=i, t0=origin)
 
         return list(await asyncio.gather(*(one(i) for i in range(rollouts))))
 
@@ -730,13 +737,13 @@ async def run_rollouts(
     seed: int = 0,
     **options: Any,
 ) -> list[RolloutResult]:
-    """:meth:`RolloutRunner.run_many` with ``RolloutConfig.from_options(transport, **options)``."""
+    """:meth:`RolloutRunner.run_many` with ``RolloutConfig.from_options(transport, **options)`` (``t0``, the
+    shared clock origin, goes to ``run_many``)."""
     if "client" in options:
         raise ValueError("client: run_rollouts opens one client per rollout")
-    if "t0" in options:
-        raise ValueError("t0: run_rollouts sets one clock origin for all its rollouts")
+    t0 = options.pop("t0", None)
     config = RolloutConfig.from_options(transport, **options)
-    return await RolloutRunner(config).run_many(workload, rollouts=rollouts, concurrency=concurrency, seed=seed)
+    return await RolloutRunner(config).run_many(workload, rollouts=rollouts, concurrency=concurrency, seed=seed, t0=t0)
 
 
 def rollouts_spans(results: Sequence[RolloutResult]) -> pd.DataFrame:
