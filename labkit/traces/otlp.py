@@ -333,7 +333,7 @@ def spans_to_otlp(
                 _kv("openai.api.type", "responses"),
                 _kv("openinference.span.kind", "LLM"),
                 _kv("gen_ai.usage.input_tokens", int(r.input_tokens)),
-                _kv("gen_ai.usage.output_tokens", int(r.output_tokens)),
+                _kv("gen_ai.usage.output_tokens", int(r.output_tokens) + int(r.reasoning_tokens)),
                 _kv("gen_ai.usage.reasoning.output_tokens", int(r.reasoning_tokens)),
                 _kv("labkit.turn", int(r.turn)),
                 _kv("labkit.attempts", int(r.attempts)),

@@ -6,13 +6,15 @@ reasoning, decode, complete, tool``), simulated spans fine ones (``connect, uplo
 download, decode, ...``); both keep the same boundaries:
 
 - the request's tokens are the ``request`` stage's (live) or the ``upload`` (else ``validate``) stage's
-  (simulated): what the client *sent*, and ``cache_hit`` on that row says the request was chained (only new items travelled);
+  (simulated): what the client *sent*, and ``cache_hit`` on that row says the request was chained (only new
+  items travelled);
 - the conversation a turn's request stands for is rebuilt from them: a chained request adds its new items to
   the previous turn's conversation and output, an unchained one sends it all. ``new`` is what the request
   added, ``context`` the rest (what a WebSocket connection cache or a prefix cache can already hold);
-- output tokens are the ``decode`` stage's plus one (the first token belongs to TTFT); reasoning tokens are
-  the ``reasoning`` stage's; cached input is known only for simulated spans (the conversation minus the
-  ``prefill`` stage's uncached tokens);
+- visible output tokens are the ``decode`` stage's plus one (the first token belongs to TTFT); reasoning tokens
+  are the ``reasoning`` stage's (a session's ``output_tokens`` is their sum, the usage object's convention);
+  cached input is known only for simulated spans (the conversation minus the ``prefill`` stage's uncached
+  tokens);
 - times use the last attempt (a fallback's earlier attempts are in the turn's start and end, as in
   :func:`labkit.analysis.metrics.turn_metrics`).
 """
@@ -180,7 +182,8 @@ def sessions_from_spans(spans: pd.DataFrame, source_name: str = "") -> list[Sess
                     index=int(r.turn),
                     input_tokens=int(r.input_tokens),
                     cached_input_tokens=int(r.cached_input_tokens),
-                    output_tokens=int(r.output_tokens),
+                    # The Trace convention: output includes reasoning (the spans keep them apart).
+                    output_tokens=int(r.output_tokens) + int(r.reasoning_tokens),
                     reasoning_tokens=int(r.reasoning_tokens),
                     start_s=float(r.start_s),
                     end_s=float(r.end_s),
