@@ -617,3 +617,21 @@ async def test_reasoning_parallel_calls_and_steering_against_the_simulator(trans
         for spec in steered:
             nxt = by_turn[spec.index + 1]
             assert nxt.request_tokens >= specs[spec.index + 1].new_input_tokens
+
+
+def test_a_full_history_replay_leaves_out_calls_nobody_answered():
+    from labkit.live.runner import Rollout
+
+    trace = _trace({}, {})
+    rollout = Rollout(RolloutConfig("ws"), trace, WebSocketClient("http://127.0.0.1:9/v1"), seed=0, rollout=0, t0=0.0)
+    call = {"type": "function_call", "call_id": "c1", "name": "run_shell", "arguments": "{}", "status": "completed"}
+    rollout.transcript = [
+        {"type": "message", "role": "user", "content": "task "},
+        call,
+        {"type": "function_call_output", "call_id": "c1", "output": "ok "},
+        # A steered response's call: completed, but the steer made its successor owe it no output.
+        {**call, "call_id": "c2"},
+        {"type": "message", "role": "user", "content": "steer"},
+    ]
+    replay = rollout._replay()
+    assert [i.get("call_id") for i in replay] == [None, "c1", "c1", None]

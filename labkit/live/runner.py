@@ -609,6 +609,19 @@ class Rollout:
             return await cli.create(body, steer=steer)
         return await cli.create(body)
 
+    def _replay(self) -> list[dict[str, Any]]:
+        """The retained history as a new chain's input. A call nobody answered (a steered response owes its
+        calls no output) is left out: replayed, it would be a pending call the API rejects."""
+        answered = {i.get("call_id") for i in self.transcript if i.get("type") == "function_call_output"}
+        out = []
+        for item in self.transcript:
+            if item.get("type") == "function_call" and item.get("call_id") not in answered:
+                continue
+            replayed = replay_item(item)
+            if replayed is not None:
+                out.append(replayed)
+        return out
+
     def _body(self, spec: TurnSpec) -> dict[str, Any]:
         cfg = self.config
         body: dict[str, Any] = {"model": cfg.model, "tools": [dict(t) for t in cfg.tools], "store": cfg.store_flag}
@@ -618,7 +631,7 @@ class Rollout:
             body["previous_response_id"] = self.prev_id
             body["input"] = list(self.pending)
         else:
-            body["input"] = [r for r in (replay_item(i) for i in self.transcript) if r is not None]
+            body["input"] = self._replay()
         if cfg.script_tool_choice:
             body["tool_choice"] = "none" if spec.final or spec.tool_calls == 0 else "required"
             body["parallel_tool_calls"] = self.parallel
