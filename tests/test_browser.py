@@ -61,7 +61,7 @@ P95_BOUND_S = 0.5
 # Installed before the page loads: timestamps of key presses, of kernel comm messages each way (bytes too),
 # and of every change of a plot's trace paths.
 INSTRUMENT_JS = """(() => {
-  const lk = window.__lk = {keys: [], sends: [], recvs: [], muts: []};
+  const lk = window.__lk = {keys: [], sends: [], recvs: [], muts: [], pmuts: []};
   document.addEventListener('keydown', () => lk.keys.push(performance.now()), true);
   const dec = new TextDecoder('utf-8', {fatal: false});
   const text = d => typeof d === 'string' ? d : (d instanceof ArrayBuffer ? dec.decode(d) : '');
@@ -86,7 +86,13 @@ INSTRUMENT_JS = """(() => {
     const t = performance.now();
     for (const m of ms) {
       const el = m.target.nodeType === 1 ? m.target : m.target.parentElement;
-      if (el && el.closest && el.closest('.js-plotly-plot')) { lk.muts.push(t); return; }
+      const plot = el && el.closest && el.closest('.js-plotly-plot');
+      if (plot) {
+        lk.muts.push(t);
+        const i = Array.from(document.querySelectorAll('.js-plotly-plot')).indexOf(plot);
+        lk.pmuts.push([t, i]);
+        return;
+      }
     }
   }).observe(document.body, {subtree: true, attributes: true, childList: true, characterData: true});
   if (document.body) watch(); else document.addEventListener('DOMContentLoaded', watch);
@@ -217,7 +223,12 @@ def _wait_for_server(proc: subprocess.Popen[bytes], runtime: Path, log: Path, ti
     raise RuntimeError(f"jupyter lab did not answer within {timeout} s:\n{log.read_text()[-3000:]}")
 
 
+LOAD_BEFORE = os.getloadavg()[0]
+
+
 def test_dashboard_slider_redraws_plot_in_browser(lab: tuple[str, Path], tmp_path: Path) -> None:
+    global LOAD_BEFORE
+    LOAD_BEFORE = os.getloadavg()[0]
     chromium = _chromium()
     if chromium is None:
         pytest.skip("no chromium on this machine (apt-get install chromium, or set BROWSER_PATH)")
@@ -267,7 +278,11 @@ def _step_timings(page, since: float) -> dict[str, float]:
             const recvs = lk.recvs.filter(([t]) => t >= key);
             const muts = lk.muts.filter(t => t >= key);
             const first = a => a.length ? a[0][0] : NaN;
+            const plots = {};
+            for (const [t, i] of lk.pmuts.filter(([t]) => t >= key)) if (!(i in plots)) plots[i] = t - key;
+            const at = i => (i in plots ? plots[i] : NaN);
             return {
+                plot_1: at(0), plot_2: at(1), plot_3: at(2),
                 key_to_send: first(sends) - key,
                 send_to_reply: first(recvs) - first(sends),
                 reply_to_plot: muts[0] - first(recvs),
@@ -375,7 +390,8 @@ def _run_and_move(page, base: str, nb_path: Path, tmp_path: Path) -> dict:
     last = [s["last_plot"] / 1e3 for s in steps]
     med = {k: _pct([s[k] for s in steps], 0.5) for k in steps[0]}
     print(
-        f"\nload average {os.getloadavg()[0]:.2f}; viewport {VIEWPORT['width']}x{VIEWPORT['height']}, "
+        f"\nload average {LOAD_BEFORE:.2f} before the run, {os.getloadavg()[0]:.2f} after; "
+        f"viewport {VIEWPORT['width']}x{VIEWPORT['height']}, "
         f"sidebar {'open' if sidebar_open else 'closed'}; output area {layout.get('width', 0):.0f} px wide"
     )
     print(
@@ -385,7 +401,8 @@ def _run_and_move(page, base: str, nb_path: Path, tmp_path: Path) -> dict:
     )
     print(
         "where it goes (median ms): key to comm message {key_to_send:.0f}, kernel round trip {send_to_reply:.0f}, "
-        "reply to first plot change {reply_to_plot:.0f}; per step {msgs_out:.0f} messages out ({bytes_out:.0f} B), "
+        "reply to first plot change {reply_to_plot:.0f}; first change of the 1st, 2nd, 3rd plot in the page "
+        "{plot_1:.0f}, {plot_2:.0f}, {plot_3:.0f}; per step {msgs_out:.0f} messages out ({bytes_out:.0f} B), "
         "{msgs_in:.0f} in ({bytes_in:.0f} B)".format(**med)
     )
     print(
