@@ -589,7 +589,7 @@ async def test_reasoning_parallel_calls_and_steering_against_the_simulator(trans
     specs = RICH.turn_specs(0)
     assert any(s.steered for s in specs) and any(s.tool_calls > 1 for s in specs)
     # Paced (not instant), so a steer reaches the server while the response still streams.
-    async with SimServer(profile=PROFILE[transport], workload=RICH, tps=4000) as server:
+    async with SimServer(profile=PROFILE[transport], workload=RICH, tps=1000) as server:
         r = await run_rollout(transport, RICH, base_url=server.base_url)
         metrics = server.metrics
     assert r.finished and r.turns == RICH.turns and r.fallbacks == []
@@ -610,7 +610,9 @@ async def test_reasoning_parallel_calls_and_steering_against_the_simulator(trans
         for spec in steered:
             ex = by_turn[spec.index]
             assert ex.steered and ex.steer_outcome == "accepted"
-            assert spec.output_tokens <= ex.output_tokens <= spec.output_tokens + 8
+            # At 1,000 tokens/s a late steer costs a token a millisecond; uncut, the output would be twice as long.
+            full = round(spec.output_tokens / RICH.steer_at)
+            assert spec.output_tokens <= ex.output_tokens <= spec.output_tokens + 20 < full
             assert by_turn[spec.index + 1].request_bytes == 0
     else:
         # No steering over HTTP: the steering message goes with the next request instead.
