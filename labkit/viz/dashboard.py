@@ -402,6 +402,7 @@ class Dashboard:
         self.export_formats = tuple(export_formats)
         self.redraws = 0
         self.last_redraw_s = math.nan
+        self.headline = ""
         self.forecasts: dict[str, RolloutForecast] = {}
         self._hold = False
         self._sent: dict[tuple[str, str, str], Any] = {}
@@ -806,6 +807,11 @@ class Dashboard:
             gap = (base.e2e_s - fcs[sel].e2e_s) / (base.e2e_s - ideal.e2e_s)
             closes = f"; it closes {gap:.0%} of the gap to the lower bound ({label('ideal')})"
         w = self._work(v)
+        # The export's title: the same sentence without markup.
+        self.headline = (
+            f"{label(sel)}: {s:.2f}× as fast end to end as {label(BASELINE)} at {v.tps:,.0f} tokens/s "
+            f"({(1 - 1 / s) * 100:.0f}% less time)"
+        )
         self.finding.value = (
             f"<b>{html.escape(label(sel))}</b> is <b>{s:.2f}×</b> as fast end to end as {label(BASELINE)} on "
             f"<code>{html.escape(w.name)}</code> at <span class='lk-tps-now'>{v.tps:,.0f}</span> tokens/s "
@@ -825,6 +831,10 @@ class Dashboard:
         for name, fig in self.figures.items():
             f = go.Figure(fig)
             f.update_layout(width=None, height=None)  # the export helper sizes writeup figures
+            if name == "speedup":
+                f.update_layout(
+                    title={"text": self.headline}, legend={"orientation": "v", "y": 1.0, "yanchor": "top", "x": 1.02}
+                )
             figs.append((f, f"what_if_{name}"))
         try:
             written = export_many(figs, fmts, out)
