@@ -1151,6 +1151,8 @@ def claims_region(df: pd.DataFrame, title: str | None = None) -> go.Figure:
         raise ValueError(f"df: missing column(s) {', '.join(sorted(missing))}")
     n_claims = len(df.attrs.get("claims", [])) or int(df["claims_held"].max())
     tools = sorted(df["tool_scale"].unique())
+    xs = [f"{v:g}" for v in sorted(df["per_token_scale"].unique())]
+    ys = [f"{v:g}" for v in sorted(df["api_scale"].unique())]
     fig = make_subplots(
         rows=1,
         cols=len(tools),
@@ -1170,7 +1172,7 @@ def claims_region(df: pd.DataFrame, title: str | None = None) -> go.Figure:
             colorscale=[[0, "#f7f7f7"], [0.75, "#9ecae9"], [1, color("websocket")]],
             showscale=i == 1,
             colorbar={"title": {"text": "claims held"}, "dtick": 1},
-            uid=f"held_{t:g}",
+            uid=f"held_{i}",  # plotly uses a uid in CSS selectors: no dots
             name=f"tool × {t:g}",
             hovertemplate="per-token × %{x}, fixed × %{y}: %{z} claims hold<extra></extra>",
             row=1,
@@ -1183,14 +1185,23 @@ def claims_region(df: pd.DataFrame, title: str | None = None) -> go.Figure:
             mode="markers",
             marker={"symbol": "square-open", "size": 16, "color": INK_COLOR, "line": {"width": 2}},
             name="all claims hold",
-            uid=f"all_{t:g}",
+            uid=f"all_{i}",
             showlegend=i == 1 and len(ok) > 0,
             hovertemplate="all claims hold<extra></extra>",
             row=1,
             col=i,
         )
-        fig.update_xaxes(title_text=axis_title("per-token API cost", "× default"), type="category", row=1, col=i)
-    fig.update_yaxes(title_text=axis_title("fixed API cost", "× default"), type="category", row=1, col=1)
+        fig.update_xaxes(
+            title_text=axis_title("per-token API cost", "× default"),
+            type="category",
+            categoryorder="array",
+            categoryarray=xs,
+            row=1,
+            col=i,
+        )
+    # One category order for every panel: the marker traces would otherwise add their values in their own order.
+    fig.update_yaxes(type="category", categoryorder="array", categoryarray=ys)
+    fig.update_yaxes(title_text=axis_title("fixed API cost", "× default"), row=1, col=1)
     fig.update_layout(legend={"orientation": "h", "yanchor": "bottom", "y": 1.08, "x": 1, "xanchor": "right"})
     return styled(fig, title or "Where every published claim holds at once")
 
