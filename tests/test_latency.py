@@ -246,3 +246,13 @@ def test_ideal_has_no_api_work_and_bounds_every_preset():
     assert f.api_s == 0.0
     for name in preset_names():
         assert forecast(load_profile(name), w).e2e_s >= f.e2e_s - 1e-9, name
+
+
+def test_sampling_loop_ends_with_the_connection_or_an_eviction():
+    proto = load_profile("websocket_prototype")
+    live = _stages(plan_turn(proto, TURN, WARM))
+    evicted = _stages(plan_turn(proto, TURN, WARM._replace(connection_cache_hit=False)))
+    reconnected = _stages(plan_turn(proto, TURN, CacheState()))
+    assert live["safety_in"] == 0.0
+    assert evicted["safety_in"] > 0 and reconnected["safety_in"] > 0
+    assert request_tokens(proto, TURN, WARM._replace(connection_cache_hit=False)) == TURN.conversation_tokens

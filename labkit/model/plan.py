@@ -43,10 +43,21 @@ TurnPlan = tuple[Stage, ...]
 _new = tuple.__new__
 
 
+def in_sampling_loop(profile: Profile, turn: TurnSpec, cache: CacheState) -> bool:
+    """The prototype's live sampling loop carries this turn: a continuation on the open connection whose state
+    survived (with a connection cache, only on a hit: an eviction or a reconnect ends the loop)."""
+    return (
+        profile.sampling_loop
+        and turn.index > 0
+        and cache.connection_open
+        and (profile.chaining != "connection" or cache.connection_cache_hit)
+    )
+
+
 def request_tokens(profile: Profile, turn: TurnSpec, cache: CacheState) -> int:
     """Tokens the client sends: only new items when the server already holds the conversation."""
     if turn.index > 0 and (
-        profile.sampling_loop
+        in_sampling_loop(profile, turn, cache)
         or (
             profile.incremental_input
             and ((profile.chaining == "connection" and cache.connection_cache_hit) or profile.chaining == "store")
@@ -65,8 +76,9 @@ def plan_turn(profile: Profile, turn: TurnSpec, cache: CacheState) -> TurnPlan:
     conv = turn.conversation_tokens
     new = turn.new_input_tokens
     continuing = turn.index > 0
-    # The prototype's live sampling loop: after the first turn there is no per-turn API work at all.
-    looping = p.sampling_loop and continuing
+    # The prototype's live sampling loop: after the first turn there is no per-turn API work at all, and the
+    # post-inference work waits for the rollout's last response.
+    looping = in_sampling_loop(p, turn, cache)
     pre = 0.0 if looping else 1.0
     post = 0.0 if p.sampling_loop and not turn.final else 1.0
     ws_hit = p.chaining == "connection" and cache.connection_cache_hit and continuing
