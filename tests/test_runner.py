@@ -544,6 +544,7 @@ def test_rollout_config_from_options():
     assert c.retry.max_attempts == 5 and c.retry.backoff_s == 0.2
     assert "sk-x" not in repr(c) and c.to_dict()["api_key"] == "[set]"
     assert RolloutConfig("http-chained").store_flag and not RolloutConfig("ws").store_flag
+    assert RolloutConfig.from_options("ws", retry=None).retry == RetryPolicy()
     with pytest.raises(ValueError, match="^colour"):
         RolloutConfig.from_options("ws", colour="blue")
     with pytest.raises(ValueError, match="^timeout"):

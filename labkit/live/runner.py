@@ -237,6 +237,8 @@ class RolloutConfig:
         unknown = sorted(set(options) - names - {"max_attempts", "retry_backoff_s"})
         if unknown:
             raise ValueError(f"{unknown[0]}: unknown rollout option (expected one of {', '.join(sorted(names))})")
+        if options.get("retry", RetryPolicy()) is None:
+            del options["retry"]  # None: the default policy
         retry_changes = {}
         if "max_attempts" in options:
             retry_changes["max_attempts"] = options.pop("max_attempts")
