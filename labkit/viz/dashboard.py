@@ -81,7 +81,9 @@ class Control:
     tooltip: str = ""
     group: str = "speed"
 
-    def widget(self, value: Any) -> W.ValueWidget:
+    def widget(self, value: Any, options: Sequence[tuple[str, str]] | None = None) -> W.ValueWidget:
+        """The control's widget, starting at ``value``; ``options`` fills a choice whose options are known only at
+        run time (the workloads, the presets)."""
         tip = f"{self.tooltip} (sets {self.target})" if self.tooltip else f"sets {self.target}"
         common: dict[str, Any] = {"description": self.description, "tooltip": tip}
         full = W.Layout(width="auto", min_width="0")
@@ -114,7 +116,8 @@ class Control:
                 value=value, min=int(self.lo), max=int(self.hi), step=int(self.step), style=style, layout=full, **common
             )
         if self.kind == "choice":
-            return W.Dropdown(options=list(self.options), value=value, style=style, layout=full, **common)
+            opts = list(options if options is not None else self.options)
+            return W.Dropdown(options=opts, value=value, style=style, layout=full, **common)
         if self.kind == "toggle":
             return W.ToggleButtons(
                 options=list(self.options),
@@ -125,10 +128,10 @@ class Control:
             )
         return W.Checkbox(value=bool(value), indent=False, layout=W.Layout(width="auto"), **common)
 
-    def check(self, value: Any) -> None:
+    def check(self, value: Any, options: Sequence[tuple[str, str]] | None = None) -> None:
         """``ValueError`` naming the control when ``value`` is outside its range (a slider would clamp it)."""
         if self.kind in ("choice", "toggle"):
-            names = [v for _, v in self.options]
+            names = [v for _, v in (options if options is not None else self.options)]
             if value not in names:
                 raise ValueError(f"{self.name}: must be one of {', '.join(names)}, got {value!r}")
         elif self.kind == "check":
@@ -186,8 +189,26 @@ CONTROLS: tuple[Control, ...] = (
         options=(("sticky", "sticky"), ("random", "random")),
         group="fleet",
     ),
+    Control(
+        "workload",
+        "choice",
+        "workload",
+        "the rollout's Workload",
+        tooltip="a workload preset or an imported session (anything with a name and turn_specs)",
+        group="fleet",
+    ),
+    Control(
+        "strategy",
+        "choice",
+        "strategy",
+        "the preset the mechanism checkboxes start from",
+        tooltip="a preset is a named set of mechanisms; the checkboxes show and change them",
+        group="fleet",
+    ),
     *(_mechanism_control(m) for m in MECHANISMS),
 )
+#: Controls that others follow: a preset sets its mechanisms, a workload its size sliders.
+LEADERS = ("workload", "strategy")
 CONTROL_BY_NAME: dict[str, Control] = {c.name: c for c in CONTROLS}
 
 
@@ -422,23 +443,14 @@ class Dashboard:
         }
         have = mechanisms_of(self.base_profiles[strategy], self.base_profiles)
         initial.update({m.name: m.name in have for m in MECHANISMS})
-        self.controls: dict[str, W.ValueWidget] = {c.name: c.widget(initial[c.name]) for c in CONTROLS}
-        self.controls["workload"] = W.Dropdown(
-            options=list(self.workloads),
-            value=wname,
-            description="workload",
-            tooltip="a workload preset or an imported session (anything with a name and turn_specs)",
-            style={"description_width": "112px"},
-            layout=W.Layout(width="auto", min_width="0"),
-        )
-        self.controls["strategy"] = W.Dropdown(
-            options=[(label(n), n) for n in self.base_profiles],
-            value=strategy,
-            description="strategy",
-            tooltip="a preset: a named set of mechanisms (the checkboxes show and change them)",
-            style={"description_width": "112px"},
-            layout=W.Layout(width="auto", min_width="0"),
-        )
+        initial.update(workload=wname, strategy=strategy)
+        self.options = {
+            "workload": [(n, n) for n in self.workloads],
+            "strategy": [(label(n), n) for n in self.base_profiles],
+        }
+        self.controls: dict[str, W.ValueWidget] = {
+            c.name: c.widget(initial[c.name], self.options.get(c.name)) for c in CONTROLS
+        }
         self._sync_workload_controls()
 
         v = self.values
@@ -484,7 +496,7 @@ class Dashboard:
         c = self.controls
         # Grids that wrap to the output area's width: nothing is cut off in a narrow notebook column.
         sliders = W.GridBox(
-            [c[k.name] for k in CONTROLS if k.group != "mechanisms"] + [c["workload"], c["strategy"]],
+            [c[k.name] for k in CONTROLS if k.group != "mechanisms"],
             layout=W.Layout(
                 width="100%", grid_template_columns="repeat(auto-fill, minmax(300px, 1fr))", grid_gap="2px 18px"
             ),
@@ -611,30 +623,23 @@ class Dashboard:
         )
 
     def set(self, **values: Any) -> float:
-        """Set controls by name (see :data:`CONTROLS`, plus ``strategy`` and ``workload``) with a single redraw.
+        """Set controls by name (see :data:`CONTROLS`) with a single redraw.
 
         Returns when the figures hold the new data, with the redraw's duration in seconds. Values outside a
         control's range raise ``ValueError`` (a slider would silently clamp them). Setting ``strategy`` sets the
         mechanism checkboxes to the preset's, unless the same call sets them too.
         """
         for name, v in values.items():
-            if name in CONTROL_BY_NAME:
-                CONTROL_BY_NAME[name].check(v)
-            elif name in ("strategy", "workload"):
-                options = [o[1] if isinstance(o, tuple) else o for o in self.controls[name].options]
-                if v not in options:
-                    raise ValueError(f"{name}: must be one of {', '.join(map(str, options))}, got {v!r}")
-            else:
+            if name not in CONTROL_BY_NAME:
                 raise ValueError(f"{name}: unknown control; known: {', '.join(self.controls)}")
+            CONTROL_BY_NAME[name].check(v, self.options.get(name))
         self._hold = True
         try:
-            for name in ("workload", "strategy"):
-                if name in values:
-                    self.controls[name].value = values[name]
+            # Leaders first, so a call that sets a preset and some of its checkboxes keeps the checkboxes it set.
+            for name in sorted(values, key=lambda k: k not in LEADERS):
+                self.controls[name].value = values[name]
+                if name in LEADERS:
                     self._follow(name)
-            for name, v in values.items():
-                if name not in ("workload", "strategy"):
-                    self.controls[name].value = v
         finally:
             self._hold = False
         return self.redraw()
@@ -655,7 +660,7 @@ class Dashboard:
             return
         owner = change.get("owner")
         name = next((k for k, w in self.controls.items() if w is owner), None)
-        if name in ("strategy", "workload"):
+        if name in LEADERS:
             self._hold = True
             try:
                 self._follow(name)
