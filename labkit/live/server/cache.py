@@ -13,9 +13,9 @@ class CacheBudget:
 
     Sizes are the modelled bytes of the cached conversation (tokens x ``bytes_per_token``): what a real
     server's connection cache would hold, by :func:`labkit.model.cache.entry_bytes` with
-    :meth:`~labkit.model.cache.CacheModel.text_only`, the formula the DES sizes its entries with. An evicted connection's next continuation gets
-    ``previous_response_not_found`` and its client falls back to the full context. Evictions are counted
-    in the engine's ``cache_evictions`` metric.
+    :meth:`~labkit.model.cache.CacheModel.text_only`, the formula the DES sizes its entries with. An evicted
+    connection's next continuation gets ``previous_response_not_found`` and its client falls back to the full
+    context. Evictions are counted in the engine's ``cache_evictions`` metric.
     """
 
     def __init__(self, max_bytes: int | None, bytes_per_token: float, metrics: dict[str, float]) -> None:
