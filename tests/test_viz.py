@@ -61,6 +61,12 @@ def test_every_preset_and_stage_has_a_fixed_distinct_colour():
     colours = [template.color(n) for n in preset_names()]
     assert len(set(colours)) == len(colours)
     assert all(s in template.STAGE_COLORS for s in STAGES)
+    # Within a category every stage has its own shade (a stacked bar would merge two stages otherwise).
+    from labkit.model import stage_category
+
+    for cat in {stage_category(s) for s in STAGES}:
+        shades = [template.STAGE_COLORS[s] for s in STAGES if stage_category(s) == cat]
+        assert len(set(shades)) == len(shades), cat
     assert template.color("websocket") == template.color("websocket")
     # Unknown names still get a stable colour from the palette.
     assert template.color("something_else") == template.color("something_else")

@@ -435,7 +435,7 @@ class Dashboard:
             "api_scale": 1.0,
             "hop_latency_ms": base.hop_latency_s * 1e3,
             "hops": base.hops,
-            "memory_gb": 16.0,
+            "memory_gb": 10.0,
             "sockets": 1000.0,
             "replicas": base.replicas,
             "routing": base.routing,

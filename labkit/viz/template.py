@@ -72,7 +72,7 @@ _STAGE_SHADES: dict[str, tuple[str, ...]] = {
         "#d65a31",
         "#a8431f",
     ),
-    "inference": ("#9ecae9", "#4E79A7", "#2c4f78"),
+    "inference": ("#c6dbef", "#4E79A7", "#2c4f78", "#6baed6"),
     "client": ("#59A14F",),
 }
 STAGE_COLORS: dict[str, str] = {}
