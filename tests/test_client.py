@@ -425,3 +425,25 @@ async def test_a_steer_the_response_outran_is_answered_before_the_exchange_ends(
 async def test_follow_without_a_socket_is_a_dropped_exchange():
     ex = await WebSocketClient("http://127.0.0.1:9/v1").follow()
     assert ex.status == "dropped" and ex.error_code == "connection_closed"
+
+
+async def test_ws_pipelined_creates_queue_on_the_default_lane():
+    profile = load_profile("websocket", decode_tps=4000.0)
+    async with SimServer(profile=profile, workload=WORKLOAD) as server, WebSocketClient(server.base_url) as client:
+        exs = await client.pipeline([body(), body(), body(model=""), body()])
+    first, second, bad, fourth = exs
+    assert [ex.status for ex in exs] == ["completed", "completed", "error", "completed"]
+    assert bad.error_code is not None and bad.error["param"] == "model" and bad.response is None
+    # FIFO: the first ran at once, the others waited in the lane's queue behind the ones before them.
+    assert not first.queued and second.queued and fourth.queued
+    assert first.t_end <= second.t_dequeued + 1e-3 and second.t_end <= fourth.t_dequeued + 1e-3
+    assert len({ex.response_id for ex in (first, second, fourth)}) == 3
+    # Each exchange got its own whole output (the sizes of the same first turn).
+    assert all(ex.output_tokens == first.output_tokens for ex in (second, fourth))
+    cols = SpanColumns()
+    second.add_spans(cols, t0=second.t_start, source="live", scenario="s", rollout=0, turn=1, attempt=0)
+    df = cols.frame()
+    assert list(df["stage"]) == ["connect", "queue", "request", "decode", "complete"] and _contiguous(df)
+    queue = df[df["stage"] == "queue"].iloc[0]
+    # It waited about as long as the first response took.
+    assert queue["end_s"] - queue["start_s"] >= 0.5 * first.latency_s

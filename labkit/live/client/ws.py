@@ -20,7 +20,7 @@ from labkit.live.client.config import (
     resolve_base_url,
     websocket_url,
 )
-from labkit.live.client.record import STEER_TYPES, Exchange, dumps, request_input_tokens
+from labkit.live.client.record import STEER_TYPES, Exchange, Status, dumps, request_input_tokens
 from labkit.wire.protocol import parse_server_event
 from labkit.wire.tokens import BYTES_PER_TOKEN
 
@@ -56,6 +56,9 @@ class Steer:
         if not isinstance(self.after_tokens, int) or self.after_tokens < 0:
             raise ValueError(f"after_tokens: must be an integer >= 0, got {self.after_tokens!r}")
 
+
+#: ``metadata`` key through which :meth:`WebSocketClient.pipeline` tells its creates' responses apart.
+PIPELINE_METADATA_KEY = "labkit_pipeline"
 
 #: Seconds to wait, after a steered response ended, for the server's answer to the steer.
 STEER_ANSWER_TIMEOUT_S = 2.0
@@ -152,6 +155,114 @@ class WebSocketClient:
             )
             ex.chained = bool(body.get("previous_response_id"))
             return await self._exchange(ex, message, timeout, steer)
+
+    async def pipeline(self, bodies: Sequence[dict[str, Any]], *, timeout: float | None = None) -> list[Exchange]:
+        """Send several ``response.create`` back to back on the default lane and read all their responses.
+
+        The server runs a lane's creates one after another (FIFO): the ones that wait get ``response.queued``
+        at once and ``response.created`` when they start, so each exchange's spans show its time in the queue.
+        Each create carries ``metadata.labkit_pipeline`` (its position), which the response object echoes:
+        lifecycle events are matched to their create by it, every other event goes to the response that is
+        running. An ``error`` names no request, so one without a response goes to the first create nothing
+        was matched to yet (exact when only the last creates are rejected, as the server answers in order).
+        ``timeout`` bounds the whole pipeline; a dropped socket or a timeout ends every unfinished exchange.
+        """
+        for body in bodies:
+            if "stream" in body or "background" in body:
+                raise ValueError("body: 'stream' and 'background' are not sent over WebSocket mode")
+        async with self._turn:
+            messages, exchanges = [], []
+            for k, body in enumerate(bodies):
+                tagged = {**body, "metadata": {**(body.get("metadata") or {}), PIPELINE_METADATA_KEY: str(k)}}
+                message = dumps({"type": "response.create", **tagged})
+                ex = Exchange(
+                    t_start=time.perf_counter(),
+                    request_bytes=len(message.encode()),
+                    request_tokens=request_input_tokens(body),
+                )
+                ex.chained = bool(body.get("previous_response_id"))
+                messages.append(message)
+                exchanges.append(ex)
+            if not exchanges:
+                return []
+            if self._ws is None:
+                try:
+                    await self._open()
+                except (OSError, ConnectionError, TimeoutError) as exc:
+                    for ex in exchanges:
+                        ex.fail(time.perf_counter(), "dropped", "connect_failed", str(exc))
+                    return exchanges
+                exchanges[0].t_connected = time.perf_counter()
+            await self._pipeline(exchanges, messages, timeout)
+            return exchanges
+
+    async def _pipeline(self, exchanges: list[Exchange], messages: list[str], timeout: float | None) -> None:
+        ws = self._ws
+        assert ws is not None
+        limit = self.timeout if timeout is None else timeout
+        n = len(exchanges)
+        matched: list[bool] = [False] * n  # received a lifecycle event (its tag)
+        done: list[bool] = [False] * n
+        running: int | None = None  # the response whose item events are arriving
+        # Errors name no request: held until the end, then given to the creates nothing else answered.
+        errors: list[tuple[float, dict[str, Any], int]] = []
+        try:
+            async with asyncio.timeout(limit):
+                for ex, message in zip(exchanges, messages, strict=True):
+                    ex.t_sent = time.perf_counter()
+                    await ws.send(message)
+                while sum(done) + len(errors) < n:
+                    raw = await ws.recv(decode=False)
+                    t = time.perf_counter()
+                    try:
+                        event = parse_server_event(raw)
+                    except ValueError:
+                        event = {"type": "?"}
+                    k = _pipeline_position(event, n)
+                    if k is not None:
+                        matched[k] = True
+                        if event.get("type") in ("response.created", "response.in_progress"):
+                            running = k
+                    elif event.get("type") == "error":
+                        errors.append((t, event, len(raw)))
+                        continue
+                    else:
+                        k = running if running is not None else next((j for j in range(n) if not done[j]), 0)
+                    if exchanges[k].on_event(t, event, len(raw)):
+                        done[k] = True
+        except ConnectionClosed as exc:
+            reason = f"code {exc.rcvd.code}: {exc.rcvd.reason}" if exc.rcvd else "no close frame"
+            self._settle(
+                exchanges, done, matched, errors, "dropped", "connection_closed", f"connection closed ({reason})"
+            )
+            self._ws = None
+            return
+        except TimeoutError:
+            self._settle(exchanges, done, matched, errors, "timeout", "timeout", f"no terminal event within {limit} s")
+            await self.close()
+            return
+        self._settle(exchanges, done, matched, errors, "dropped", "stream_ended", "no answer")
+
+    @staticmethod
+    def _settle(
+        exchanges: list[Exchange],
+        done: list[bool],
+        matched: list[bool],
+        errors: list[tuple[float, dict[str, Any], int]],
+        status: Status,
+        code: str,
+        message: str,
+    ) -> None:
+        """Give the held errors to the unfinished creates (those never started first, in send order) and
+        end the rest with ``status``."""
+        unfinished = [k for k in range(len(exchanges)) if not done[k]]
+        order = [k for k in unfinished if not matched[k]] + [k for k in unfinished if matched[k]]
+        for k, (t, event, nbytes) in zip(order, errors, strict=False):
+            exchanges[k].on_event(t, event, nbytes)
+            done[k] = True
+        for k in order:
+            if not done[k]:
+                exchanges[k].fail(time.perf_counter(), status, code, message)
 
     async def follow(self, *, timeout: float | None = None, input: Sequence[dict[str, Any]] = ()) -> Exchange:
         """Read the response the server started by itself (the successor of a steered response) without
@@ -265,3 +376,13 @@ def _response_id(event: dict[str, Any]) -> str | None:
     response = event.get("response")
     rid = response.get("id") if isinstance(response, dict) else None
     return rid if isinstance(rid, str) and rid else None
+
+
+def _pipeline_position(event: dict[str, Any], n: int) -> int | None:
+    """The position a pipelined create gave its response (``metadata.labkit_pipeline``), if the event says."""
+    response = event.get("response")
+    metadata = response.get("metadata") if isinstance(response, dict) else None
+    tag = metadata.get(PIPELINE_METADATA_KEY) if isinstance(metadata, dict) else None
+    if isinstance(tag, str) and tag.isdigit() and int(tag) < n:
+        return int(tag)
+    return None
