@@ -27,7 +27,6 @@ import ipywidgets as W
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-import traitlets
 
 from labkit.analysis.calibrate import scaled
 from labkit.model import STAGES, Profile, TurnSpec, Workload, load_profile, load_workload, preset_names, workload_names
@@ -365,8 +364,7 @@ class FitWidth(anywidget.AnyWidget):
     event); this widget watches its box with a ``ResizeObserver`` and fires that event when the width changes.
     """
 
-    _esm = traitlets.Unicode(
-        """
+    _esm = """
 export default { render({ el }) {
   const box = () => el.closest('.lk-dashboard') || el.parentElement || el;
   let last = 0;
@@ -378,7 +376,6 @@ export default { render({ el }) {
   return () => ro.disconnect();
 } }
 """
-    ).tag(sync=True)
 
 
 # Readouts wide enough for "4000" or "100000" so a number never runs into the next control.
