@@ -45,3 +45,9 @@ def test_every_guide_is_in_the_site_navigation():
     pages = sorted(p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs" / "guides").glob("*.md"))
     assert pages
     assert [p for p in pages if p not in nav] == []
+
+
+def test_readme_headline_is_what_labkit_headline_prints():
+    from labkit.analysis.headline import headline
+
+    assert headline().text() in README.read_text(), "paste `labkit headline` into the README"
