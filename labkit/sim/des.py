@@ -25,10 +25,10 @@ no faults, sticky routing) are not made.
 from __future__ import annotations
 
 import math
+from array import array
 from collections import OrderedDict, deque
 from collections.abc import Generator
 from dataclasses import dataclass
-from itertools import chain
 from operator import itemgetter
 from typing import Any, Literal
 
@@ -72,6 +72,7 @@ _COLS = np.arange(_N)
 _ROW_SEQ = np.array([*_SEQ, _SEQ_TOOL, _SEQ_API_WAIT_PRE, _SEQ_INF_WAIT])
 _TOOL_ID, _API_WAIT_ID, _INF_WAIT_ID = _N, _N + 1, _IX["queue"]
 _new = tuple.__new__
+_TOKENS, _BYTES, _HIT = itemgetter(2), itemgetter(3), itemgetter(4)
 
 
 @dataclass(frozen=True)
@@ -310,12 +311,18 @@ class _SpanRecorder:
     stream = False
 
     def __init__(self) -> None:
-        self.plans: list[Any] = []
-        self.durations: list[float] = []  # _N per segment
-        self.meta: list[int] = []  # rollout, turn, attempt, stages kept
-        self.times: list[float] = []  # phase starts (network, API, inference, post), cut time
+        # _N values per segment each: the plan's tokens, bytes and cache hits, and the stage durations. The
+        # plans themselves are not kept: read once while they are fresh, they are freed at once.
+        # Typed buffers (``array``): numbers are stored as C values on the way in, and become numpy arrays
+        # without a copy at the end.
+        self.tokens = array("q")
+        self.nbytes = array("q")
+        self.hits = array("b")
+        self.durations = array("d")
+        self.meta = array("q")  # rollout, turn, attempt, stages kept
+        self.times = array("d")  # phase starts (network, API, inference, post), cut time
         # Waits and tools: rollout, turn, attempt, stage id, start, end.
-        self.extra: list[float] = []
+        self.extra = array("d")
 
     def segment(
         self,
@@ -331,7 +338,9 @@ class _SpanRecorder:
         upto: float,
         kept: int,
     ) -> None:
-        self.plans.append(plan)
+        self.tokens.extend(map(_TOKENS, plan))
+        self.nbytes.extend(map(_BYTES, plan))
+        self.hits.extend(map(_HIT, plan))
         self.durations.extend(d)
         self.meta.extend((rollout, turn, attempt, kept))
         self.times.extend((t0, t1, t2, t3, upto))
@@ -341,20 +350,17 @@ class _SpanRecorder:
             self.extra.extend((rollout, turn, attempt, stage, t0, t1))
 
     def clear(self) -> None:
-        for buf in (self.plans, self.durations, self.meta, self.times, self.extra):
-            buf.clear()
+        for name in ("tokens", "nbytes", "hits", "durations", "meta", "times", "extra"):
+            setattr(self, name, array(getattr(self, name).typecode))
 
     def table(self, source: str, scenario: str) -> SpanTable:
-        s = len(self.plans)
-        n = s * _N
-        d = np.array(self.durations, dtype=np.float64).reshape(s, _N)
-        # fromiter over C-level iterators: one pass per field, no Python-level loop per stage.
-        stages = list(chain.from_iterable(self.plans))
-        tokens = np.fromiter(map(itemgetter(2), stages), np.int64, n)
-        nbytes = np.fromiter(map(itemgetter(3), stages), np.int64, n)
-        hits = np.fromiter(map(itemgetter(4), stages), np.bool_, n)
-        meta = np.array(self.meta, dtype=np.int64).reshape(s, 4)
-        times = np.array(self.times, dtype=np.float64).reshape(s, 5)
+        s = len(self.meta) // 4
+        d = np.frombuffer(self.durations, dtype=np.float64).reshape(s, _N)
+        tokens = np.frombuffer(self.tokens, dtype=np.int64)
+        nbytes = np.frombuffer(self.nbytes, dtype=np.int64)
+        hits = np.frombuffer(self.hits, dtype=np.int8).astype(np.bool_)
+        meta = np.frombuffer(self.meta, dtype=np.int64).reshape(s, 4)
+        times = np.frombuffer(self.times, dtype=np.float64).reshape(s, 5)
         # Start of every stage: its phase's start plus the stages before it in the same phase.
         cum = np.cumsum(d, axis=1)
         start = times[:, _PHASE] + (cum - d)
@@ -377,7 +383,7 @@ class _SpanRecorder:
             "cache_hit": hits[flat],
         }
         if self.extra:
-            x = np.array(self.extra, dtype=np.float64).reshape(-1, 6)
+            x = np.frombuffer(self.extra, dtype=np.float64).reshape(-1, 6)
             m = len(x)
             ints = x[:, :4].astype(np.int64)
             add = {
