@@ -25,7 +25,7 @@ def truth_and_spans():
 
 def test_fit_is_exact_on_noise_free_simulated_spans(truth_and_spans):
     truth, spans = truth_and_spans
-    result = fit_spans(spans, base="websocket", source="sim.csv")
+    result = fit_spans(spans, base="websocket", source="sim.csv", n_boot=50)
     cmp = compare_parameters(result, truth)
     assert set(cmp) == set(FITTED)
     for key, c in cmp.items():
@@ -40,11 +40,11 @@ def test_fit_is_exact_on_noise_free_simulated_spans(truth_and_spans):
 def test_rtt_from_connect_takes_the_round_trip_out_of_the_fixed_cost():
     truth = random_profile(8).with_(upload_bytes_per_s=math.inf)  # rtt 40 ms, connect 80 ms = 2 round trips
     spans = simulate(truth, load_workload("calibration"), rollouts=8, seed=8)
-    derived = fit_spans(spans, base="websocket", rtt_from_connect=True)
+    derived = fit_spans(spans, base="websocket", rtt_from_connect=True, n_boot=50)
     assert derived.parameters["rtt_s"].provenance == "derived"
     assert derived.parameters["rtt_s"].value == pytest.approx(truth.rtt_s, rel=1e-6)
     assert derived.parameters["prefill_overhead_s"].value == pytest.approx(truth.prefill_overhead_s, rel=1e-3)
-    carried = fit_spans(spans, base="websocket")
+    carried = fit_spans(spans, base="websocket", n_boot=50)
     assert carried.parameters["prefill_overhead_s"].value == pytest.approx(
         truth.prefill_overhead_s + truth.rtt_s, rel=1e-3
     )
@@ -60,7 +60,7 @@ def test_fit_draws_the_truth_from_non_default_ranges():
 
 def test_fitted_profile_file_loads_with_provenance(truth_and_spans, tmp_path):
     _, spans = truth_and_spans
-    result = fit_spans(spans, base="websocket", name="mine", source="sim.csv")
+    result = fit_spans(spans, base="websocket", name="mine", source="sim.csv", n_boot=50)
     path = write_profile(result, tmp_path / "mine.toml")
     prof = load_profile(path)
     assert prof.name == "mine" and prof.decode_tps == pytest.approx(result.profile.decode_tps)

@@ -126,6 +126,14 @@ def test_otlp_genai_import_single_object_and_collector_lines():
         load_trace(FIX / "otlp_not_traces.json", "otlp")
 
 
+def test_large_single_document_otlp_is_detected(sim_spans, tmp_path):
+    big = spans_to_otlp(pd.concat([sim_spans.assign(rollout=sim_spans["rollout"] + 2 * k) for k in range(80)]))
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(big, indent=1))
+    assert path.stat().st_size > 1 << 20
+    assert detect_format(path) == "otlp" and len(load_trace(path)) == 160
+
+
 def test_unknown_format_is_an_error(tmp_path):
     p = tmp_path / "x.jsonl"
     p.write_text('{"hello": 1}\n')

@@ -55,6 +55,11 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     if Path(p).suffix.lower() in _TABLE_SUFFIXES:
         return "labkit"
     objs = _first_objects(p)
+    if not objs:
+        # One JSON document larger than the sniffed head (an OTLP export of a long session): look for its key.
+        with open(p, encoding="utf-8", errors="replace") as fh:
+            if '"resourceSpans"' in fh.read(4096):
+                return "otlp"
     if otlp.looks_like(objs):
         return "otlp"
     if tracelab.looks_like(objs):
