@@ -286,3 +286,32 @@ def test_directory_of_sessions(tmp_path):
     (d / "rollout-b.jsonl").write_text((FIX / "codex_legacy.jsonl").read_text())
     trace = load_trace(tmp_path / "sessions")
     assert len(trace) == 2 and not math.isnan(summary(trace)["input_median"].iloc[0])
+
+
+def test_trace_figures_from_the_shipped_sessions():
+    from labkit.traces import calls_frame, replay_frame, tools_frame
+    from labkit.viz import traces as tviz
+
+    trace = shipped_trace()
+    codex = trace.sessions[1]
+    fig = tviz.session_calls(calls_frame(codex))
+    assert [t.name for t in fig.data] == [
+        "cached input",
+        "uncached input",
+        "reasoning",
+        "visible output",
+        "longest tool call",
+    ]
+    assert list(fig.data[-1].text[:1]) == ["3"]  # three tool calls answered in parallel in the first response
+    tools = pd.concat([tools_frame(s) for s in trace])
+    assert len(tviz.tool_time_ecdf(tools).data) == 2
+    frame = replay_frame(replay(trace, ["http_baseline", "websocket"], [65, 1000]))
+    bars = tviz.replay_bars(frame, 1000)
+    assert {t.name for t in bars.data} >= {"measured (as recorded)"}
+    assert len(tviz.whatif_curve(frame, codex.id).data) == 2
+    with pytest.raises(ValueError, match="tps: no replay at 300"):
+        tviz.replay_bars(frame, 300)
+    table = pd.DataFrame(
+        {"parameter": ["decode_tps"], "value": [990.0], "lo": [980.0], "hi": [1000.0], "reference": [1000.0]}
+    )
+    assert tviz.fit_parameters(table).data[0].x[0] == pytest.approx(0.99)
