@@ -67,6 +67,7 @@ def test_des_bench_cli_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     # The load before and after the run is recorded, with the verdict of the load rule.
     assert rec["load"]["cores"] >= 1 and rec["load"]["after"] is not None
     assert rec["under_load"] == (rec["load"]["per_core"] > runner.LOAD_PER_CORE_LIMIT)
+    assert rec["load"]["others_cpu_per_core"] is not None
     stored = json.loads((tmp_path / "des.json").read_text())
     assert stored["ratio"] == rec["ratio"] and stored["machine"] == rec["machine"]
     typed = runner.load_results(tmp_path)[0]
@@ -117,7 +118,7 @@ def test_table_and_readme_roundtrip(tmp_path: Path) -> None:
     readme.write_text(f"intro\n{runner.TABLE_BEGIN}\nold\n{runner.TABLE_END}\noutro\n")
     assert runner.update_readme(readme, tmp_path)
     text = readme.read_text()
-    assert "old" not in text and "| des | 1.5 |" in text and text.endswith("outro\n")
+    assert "\nold\n" not in text and "| des | 1.5 |" in text and text.endswith("outro\n")
     assert not runner.update_readme(tmp_path / "des.json", tmp_path)
 
 
@@ -135,6 +136,13 @@ def test_bench_record_is_typed_and_round_trips() -> None:
         rec.ratio = 2.0  # type: ignore[misc]
     mark = runner.load_mark(0.4, 1.4, 2)
     assert mark["per_core"] == pytest.approx(0.7)
+    # With the CPU others used during the run, the load after (which counts the benchmark itself) is ignored.
+    assert runner.load_mark(0.4, 1.9, 2, others_cpu=0.1)["per_core"] == pytest.approx(0.2)
+    assert runner.load_mark(0.4, 1.9, 2, others_cpu=0.8)["per_core"] == pytest.approx(0.8)
+    meter = runner.OthersCpu(2)
+    sum(i * i for i in range(200_000))  # our own work is not counted as others'
+    share = meter.share()
+    assert share is None or 0.0 <= share <= 1.0
     # Records from before the load rule carry the load in their machine info (taken after the run).
     legacy = runner.BenchRecord.from_dict(
         {"name": "old", "ratio": 1.0, "machine": {"load_avg_1m_before": 0.2, "load_avg_1m": 1.3, "usable_cores": 2}}
