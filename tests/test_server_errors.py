@@ -8,10 +8,10 @@ import json
 import httpx
 import pytest
 import websockets
-from test_server_support import create, ws_events
+from test_server_support import create, sse_events, ws_events
 
 from labkit.live.server import SimServer
-from labkit.model import load_workload
+from labkit.model import load_profile, load_workload
 
 pytestmark = pytest.mark.live
 
@@ -167,6 +167,37 @@ async def test_an_internal_bug_costs_one_response_not_the_connection(monkeypatch
         assert err["status"] == 500 and err["error"]["code"] == "server_error"
         assert "simulated bug" not in err["error"]["message"]
         assert (await ws_events(ws, create("x")))[-1]["type"] == "response.completed"
+
+
+async def test_an_internal_bug_mid_stream_ends_the_response_failed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from labkit.wire.protocol import ResponseEvents
+
+    real = ResponseEvents.close_item
+    calls = []
+
+    def broken(self, status="completed"):
+        calls.append(self)
+        if len(calls) == 1:
+            raise KeyError("simulated bug")
+        return real(self, status)
+
+    monkeypatch.setattr(ResponseEvents, "close_item", broken)
+    profile = load_profile("websocket", decode_tps=4000)
+    async with SimServer(profile, WL) as server, websockets.connect(server.ws_url) as ws:
+        events = await ws_events(ws, create("x"))
+        assert events[0]["type"] == "response.created" and events[-1]["type"] == "response.failed"
+        assert events[-1]["response"]["error"]["code"] == "server_error"
+        numbers = [e["sequence_number"] for e in events]
+        assert numbers == sorted(set(numbers))  # increasing (the batch the bug broke never went out)
+        assert (await ws_events(ws, create("x")))[-1]["type"] == "response.completed"
+    # Over SSE the same; without streaming a 500 with the API's error body.
+    calls.clear()
+    async with SimServer(profile, WL) as server, httpx.AsyncClient(base_url=server.base_url) as c:
+        events = await sse_events(c, {"model": "m", "input": "x"})
+        assert events[0]["type"] == "response.created" and events[-1]["type"] == "response.failed"
+        calls.clear()
+        r = await c.post("/responses", json={"model": "m", "input": "x"})
+        assert r.status_code == 500 and r.json()["error"]["code"] == "server_error"
 
 
 async def test_stop_during_an_sse_stream() -> None:

@@ -352,6 +352,13 @@ class SimServer:
                 return self._error_response(injected_failure())
             except DropConnection:
                 return self._abort(request)
+            except Exception:
+                log.exception("labkit server: response failed")
+                return self._error_response(
+                    ProtocolError(
+                        "server_error", "The server had an internal error.", None, status=500, type="server_error"
+                    )
+                )
             return web.json_response(events.response())
 
         resp = web.StreamResponse(
@@ -372,6 +379,13 @@ class SimServer:
             return self._abort(request, resp)
         except (ConnectionError, RuntimeError):
             return resp
+        except Exception:
+            # A bug costs this response only: a started stream ends response.failed, as over WebSocket.
+            log.exception("labkit server: response failed")
+            ev = turn.events
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                if not ev.terminal:
+                    await resp.write(sse_frame(ev.failed("server_error", "The server had an internal error.")))
         await resp.write_eof()
         return resp
 

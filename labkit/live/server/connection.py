@@ -215,14 +215,18 @@ class Connection:
             log.debug("websocket send failed: %s", type(exc).__name__)
             return None
         except Exception:
-            # A bug must cost one response, not the connection or the server.
+            # A bug must cost one response, not the connection or the server. A started response ends as the
+            # API ends one that fails mid-stream (response.failed); one that never started gets an error event.
             log.exception("labkit server: response failed")
-            await self.send_error(
-                ProtocolError(
-                    "server_error", "The server had an internal error.", None, status=500, type="server_error"
-                ),
-                stream_id=request.stream_id,
-            )
+            if turn.sent and not ev.terminal:
+                await self.send_event(ev.failed("server_error", "The server had an internal error."))
+            else:
+                await self.send_error(
+                    ProtocolError(
+                        "server_error", "The server had an internal error.", None, status=500, type="server_error"
+                    ),
+                    stream_id=request.stream_id,
+                )
             return None
         finally:
             self.inflight.pop(ev.id, None)

@@ -116,6 +116,8 @@ class Turn:
     record: ResponseRecord | None = None
     #: Accepted steering of this response: ``(steer id, request)`` in arrival order (WebSocket mode).
     steers: list[tuple[str, SteerRequest]] = field(default_factory=list)
+    #: Events of this response that went out on the wire.
+    sent: int = 0
     _waker: asyncio.Future[None] | None = None
 
     @property
@@ -505,6 +507,7 @@ class Engine:
             if allowed and emit is not None:
                 await emit(batch if allowed == len(batch) else batch[:allowed])
                 m["events_sent"] += allowed
+                turn.sent += allowed
             if allowed < len(batch):
                 raise DropConnection()
 
