@@ -36,6 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lifetime", type=float, default=3600.0, help="WebSocket connection lifetime, s")
     parser.add_argument("--max-message-bytes", type=int, default=16 * 1024 * 1024, help="largest request")
     parser.add_argument(
+        "--max-stored-bodies",
+        type=int,
+        default=10_000,
+        help="stored responses readable with GET /v1/responses/{id} (older ones can still be continued from)",
+    )
+    parser.add_argument(
         "--self-check",
         choices=("ws", "http"),
         default=None,
@@ -85,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         faults=faults,
         connection_lifetime_s=args.lifetime,
         max_message_bytes=args.max_message_bytes,
+        max_stored_bodies=args.max_stored_bodies,
     )
     if not is_loopback_host(args.host) and not args.api_key:
         print(

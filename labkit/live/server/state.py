@@ -72,8 +72,8 @@ class Bodies:
     """
 
     def __init__(self, capacity: int = 10_000) -> None:
-        if capacity < 0:
-            raise ValueError("max_stored_bodies: must be >= 0")
+        if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 0:
+            raise ValueError(f"max_stored_bodies: must be an integer >= 0, got {capacity!r}")
         self.capacity = capacity
         self._bodies: OrderedDict[str, tuple[dict[str, Any], tuple[dict[str, Any], ...]]] = OrderedDict()
 
