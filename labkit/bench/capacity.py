@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from labkit.bench.pinning import pinned
+from labkit.bench.pinning import cores, pinned
 from labkit.bench.rawpacing import RawPacingProcess, turn_plan
-from labkit.bench.runner import result
+from labkit.bench.runner import OthersCpu, result
 from labkit.bench.server import ServerProcess
 from labkit.model import load_workload
 
@@ -147,6 +147,8 @@ async def _level(ws_url: str, agents: int, turns: int) -> dict[str, Any]:
 def _try_level(kind: str, agents: int, turns: int, config: dict[str, Any], raw_config: dict[str, Any]) -> dict:
     # A fresh server per attempt, so one run's leftovers never burden the next.
     server_cm = ServerProcess("labkit", config) if kind == "labkit" else RawPacingProcess(raw_config)
+    # Other work during this level: a neighbour's burst on the server's core can fail a level on its own.
+    others = OthersCpu(len(cores()))
     with server_cm as server, pinned(1):
         url = server.urls[1] if kind == "labkit" else server.urls[0]
         cpu0, t0 = server.cpu(), time.perf_counter()
@@ -154,6 +156,7 @@ def _try_level(kind: str, agents: int, turns: int, config: dict[str, Any], raw_c
         fig["server_cpu_share"] = (server.cpu() - cpu0) / (time.perf_counter() - t0)
         fig["server_rss_mb"] = server.ps.memory_info().rss / 2**20
     fig["server"] = kind
+    fig["others_cpu_per_core"] = others.share()
     return fig
 
 
