@@ -315,3 +315,13 @@ def test_trace_figures_from_the_shipped_sessions():
         {"parameter": ["decode_tps"], "value": [990.0], "lo": [980.0], "hi": [1000.0], "reference": [1000.0]}
     )
     assert tviz.fit_parameters(table).data[0].x[0] == pytest.approx(0.99)
+
+
+def test_codex_version_with_last_usage_only():
+    (s,) = load_trace(FIX / "codex_last_only.jsonl")
+    assert [(c.input_tokens, c.output_tokens, c.reasoning_tokens) for c in s.calls] == [
+        (90000, 120, 20),
+        (90200, 80, 0),
+    ]
+    assert s.skipped == {"repeated token usage": 1}
+    assert s.calls[0].tool_calls[0].seconds == pytest.approx(0.3, abs=1e-6)

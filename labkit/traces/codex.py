@@ -8,7 +8,8 @@ The format is openai/codex's ``RolloutLine`` (``codex-rs/protocol``): one JSON o
   changed: the CLI writes the same totals more than once, and writes ``info: null`` for rate-limit-only
   updates. Its tokens are that line's ``info.last_token_usage`` (``input_tokens`` includes
   ``cached_input_tokens``, ``output_tokens`` includes ``reasoning_output_tokens``); when a version wrote no
-  ``last_token_usage`` (or an empty one) they are the difference of the totals;
+  ``last_token_usage`` (or an empty one) they are the difference of the totals, and when it wrote no totals a
+  usage repeated with nothing between is the same call;
 - tool calls are the ``response_item`` lines ``function_call``, ``custom_tool_call``, ``local_shell_call``,
   ``web_search_call`` written since the previous model call; each pairs with its output
   (``function_call_output``, ``custom_tool_call_output``) by ``call_id``, and runs from its own line's
@@ -76,6 +77,7 @@ def read_codex(path: str | Path) -> Session:
     model = ""
     calls: list[ModelCall] = []
     last_total: dict[str, int] | None = None
+    last_seen: dict[str, int] | None = None
     pending: list[dict[str, Any]] = []  # tool calls issued since the last model call
     tool_ends: dict[str, float | None] = {}
     tool_durations: dict[str, float] = {}
@@ -170,16 +172,24 @@ def read_codex(path: str | Path) -> Session:
                     if not isinstance(info, dict):
                         raise TraceError(p, n, "payload.info", f"expected an object, got {type(info).__name__}")
                     total = _usage(info.get("total_token_usage"), p, n, "payload.info.total_token_usage")
-                    if total is None:
-                        raise TraceError(p, n, "payload.info.total_token_usage", "missing")
-                    if total == last_total:
-                        count(skipped, "repeated token totals")
-                        continue
                     last = _usage(info.get("last_token_usage"), p, n, "payload.info.last_token_usage")
-                    if last is None:
-                        base = last_total or dict.fromkeys(USAGE_FIELDS, 0)
-                        last = {k: max(0, total[k] - base[k]) for k in USAGE_FIELDS}
-                    last_total = total
+                    if total is None and last is None:
+                        raise TraceError(p, n, "payload.info", "a token count with neither total nor last usage")
+                    if total is None:
+                        # Without totals a repeat shows as the same usage written again with nothing between.
+                        assert last is not None
+                        if last == last_seen and not pending and first_output is None:
+                            count(skipped, "repeated token usage")
+                            continue
+                        last_seen = last
+                    else:
+                        if total == last_total:
+                            count(skipped, "repeated token totals")
+                            continue
+                        if last is None:
+                            base = last_total or dict.fromkeys(USAGE_FIELDS, 0)
+                            last = {k: max(0, total[k] - base[k]) for k in USAGE_FIELDS}
+                        last_total = total
                     if last["cached_input_tokens"] > last["input_tokens"]:
                         raise TraceError(
                             p, n, "payload.info.last_token_usage.cached_input_tokens", "exceeds input_tokens"
