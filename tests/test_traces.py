@@ -329,3 +329,20 @@ def test_codex_version_with_last_usage_only():
     ]
     assert s.skipped == {"repeated token usage": 1}
     assert s.calls[0].tool_calls[0].seconds == pytest.approx(0.3, abs=1e-6)
+
+
+def test_turn_table_counts_fallbacks_and_keeps_the_last_attempts_sizes():
+    from labkit.sim.des import Faults
+    from labkit.traces import turn_table
+
+    spans = simulate(
+        load_profile("websocket"), load_workload("codex_bugfix"), rollouts=4, seed=2, faults=Faults(drop_rate=0.2)
+    )
+    t = turn_table(spans)
+    retried = t[t["attempts"] > 1]
+    assert len(retried) and len(t) == 4 * 25
+    for r in retried.itertuples():
+        g = spans[(spans["rollout"] == r.rollout) & (spans["turn"] == r.turn)]
+        assert r.start_s == g[g["stage"] != "tool"]["start_s"].min()  # the failed attempt's cost is in the turn
+        # A fallback re-sends the whole history as a new chain: the retry is not chained.
+        assert not r.chained and r.input_tokens == r.sent_tokens

@@ -91,76 +91,112 @@ def read_spans_file(path: str | Path) -> pd.DataFrame:
         raise TraceError(str(p), None, "spans", str(exc)) from None
 
 
+_KEYS = ["source", "scenario", "rollout", "turn"]
+
+
+def _rebuild_conversation(
+    rollout_ids: np.ndarray, turns: np.ndarray, sent: np.ndarray, chained: np.ndarray, outs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The conversation each request stands for and what it added (rows sorted by rollout, then turn)."""
+    conv = np.zeros(len(sent), dtype="int64")
+    new = np.zeros(len(sent), dtype="int64")
+    conv_prev = out_prev = 0
+    for i in range(len(sent)):
+        if i == 0 or rollout_ids[i] != rollout_ids[i - 1]:
+            conv_prev = out_prev = 0
+        if chained[i]:
+            c, added = conv_prev + out_prev + int(sent[i]), int(sent[i])
+        else:
+            c = int(sent[i])
+            added = max(0, c - conv_prev - out_prev) if turns[i] > 0 else c
+            if added == 0 and 0 < c < conv_prev + out_prev:
+                added = c  # a new conversation (compaction, a fresh chain): nothing of it was sent before
+        conv[i], new[i] = c, added
+        conv_prev, out_prev = c, int(outs[i])
+    return conv, new
+
+
 def turn_table(spans: pd.DataFrame) -> pd.DataFrame:
     """One row per model call of a spans table, columns ``TURN_COLUMNS`` (see the module docstring)."""
     validate_spans(spans)
-    rows = []
-    source: Any
-    scenario: Any
-    rollout: Any
-    turn: Any
-    keys = ["source", "scenario", "rollout"]
-    for (source, scenario, rollout), roll in spans.groupby(keys, sort=True):
-        conv_prev = 0
-        out_prev = 0
-        for turn, g in roll.groupby("turn", sort=True):
-            last = g[g["attempt"] == g["attempt"].max()]
-            by_stage = {s: r for s, r in last.groupby("stage")}
-            work = g[g["stage"] != "tool"]
-            tools = g[g["stage"] == "tool"]
-            # Simulated spans may leave out zero-length stages: validation carries the same tokens as the upload.
-            req = next((by_stage[k] for k in ("request", "upload", "validate") if k in by_stage), None)
-            sent = int(req["tokens"].iloc[0]) if req is not None else 0
-            chained = bool(req["cache_hit"].iloc[0]) if req is not None and int(turn) > 0 else False
-            conv = conv_prev + out_prev + sent if chained else sent
-            new = sent if chained else max(0, conv - conv_prev - out_prev) if int(turn) > 0 else conv
-            if not chained and new == 0 and conv > 0 and conv < conv_prev + out_prev:
-                new = conv  # a new conversation (compaction, a fresh chain): nothing of it was sent before
-            dec = by_stage.get("decode")
-            out = int(dec["tokens"].iloc[0]) + 1 if dec is not None else 0
-            reasoning = int(by_stage["reasoning"]["tokens"].sum()) if "reasoning" in by_stage else 0
-            prefill = by_stage.get("prefill")
-            cached = max(0, conv - int(prefill["tokens"].iloc[0])) if prefill is not None else 0
-            lw = last[last["stage"] != "tool"]
-            start = float(work["start_s"].min()) if len(work) else float(g["start_s"].min())
-            end = float(work["end_s"].max()) if len(work) else start
-            decode_start = float(dec["start_s"].iloc[0]) if dec is not None else np.nan
-            non_connect = lw[lw["stage"] != "connect"]
-            req_start = float(non_connect["start_s"].min()) if len(non_connect) else start
-            conn = by_stage.get("connect")
-            rows.append(
-                {
-                    "source": source,
-                    "scenario": scenario,
-                    "rollout": int(rollout),
-                    "turn": int(turn),
-                    "start_s": start,
-                    "end_s": end,
-                    "ttft_s": decode_start - start,
-                    "request_start_s": req_start,
-                    "request_ttft_s": decode_start - req_start,
-                    "connect_s": float((conn["end_s"] - conn["start_s"]).iloc[0]) if conn is not None else 0.0,
-                    "reused": bool(conn["cache_hit"].iloc[0]) if conn is not None else True,
-                    "sent_tokens": sent,
-                    "chained": chained,
-                    "input_tokens": conv,
-                    "new_tokens": new,
-                    "context_tokens": conv - new,
-                    "cached_input_tokens": cached,
-                    "output_tokens": out,
-                    "reasoning_tokens": reasoning,
-                    "decode_s": float((dec["end_s"] - dec["start_s"]).iloc[0]) if dec is not None else 0.0,
-                    # Last delta to the end of the request: live ``complete``, simulated safety_out..postprocess.
-                    "complete_s": float(lw["end_s"].max()) - float(dec["end_s"].iloc[0]) if dec is not None else 0.0,
-                    "tool_s": float((tools["end_s"] - tools["start_s"]).max()) if len(tools) else 0.0,
-                    "tool_calls": len(tools),
-                    "attempts": int(g["attempt"].max()) + 1,
-                }
-            )
-            conv_prev, out_prev = conv, out
-    if not rows:
+    if spans.empty:
         return pd.DataFrame(columns=list(TURN_COLUMNS))
-    return pd.DataFrame(rows, columns=list(TURN_COLUMNS))
+    df = spans.reset_index(drop=True)
+    by_turn = df.groupby(_KEYS, sort=True)
+    last = df[df["attempt"] == by_turn["attempt"].transform("max")]
+    is_tool = df["stage"] == "tool"
+    t = pd.DataFrame({"attempts": by_turn["attempt"].max() + 1, "any_start": by_turn["start_s"].min()})
+    work = df[~is_tool].groupby(_KEYS)
+    t["start_s"] = work["start_s"].min()
+    t["end_s"] = work["end_s"].max()
+    t["start_s"] = t["start_s"].fillna(t["any_start"])
+    t["end_s"] = t["end_s"].fillna(t["start_s"])
+    last_work = last[last["stage"] != "tool"]
+    t["last_end"] = last_work.groupby(_KEYS)["end_s"].max()
+    t["request_start_s"] = last_work[last_work["stage"] != "connect"].groupby(_KEYS)["start_s"].min()
+    t["request_start_s"] = t["request_start_s"].fillna(t["start_s"])
+
+    def first(stage: str, cols: list[str]) -> pd.DataFrame:
+        return last[last["stage"] == stage].groupby(_KEYS)[cols].first().add_prefix(stage + "_")
+
+    # Simulated spans may leave out zero-length stages: validation carries the same tokens as the upload.
+    req: pd.DataFrame | None = None
+    for stage in ("request", "upload", "validate"):
+        rows = last[last["stage"] == stage].groupby(_KEYS)[["tokens", "cache_hit"]].first()
+        req = rows if req is None else req.combine_first(rows)
+    assert req is not None
+    t = t.join(req.rename(columns={"tokens": "sent", "cache_hit": "request_hit"}))
+    t = t.join(first("decode", ["tokens", "start_s", "end_s"]))
+    t = t.join(first("prefill", ["tokens"]))
+    t = t.join(first("connect", ["start_s", "end_s", "cache_hit"]))
+    t["reasoning"] = last[last["stage"] == "reasoning"].groupby(_KEYS)["tokens"].sum()
+    tools = df[is_tool]
+    tool_s = (tools["end_s"] - tools["start_s"]).groupby([tools[k] for k in _KEYS])
+    t["tool_s"] = tool_s.max()
+    t["tool_calls"] = tool_s.size()
+    t = t.reset_index()
+
+    has_decode = t["decode_tokens"].notna().to_numpy()
+    sent = t["sent"].fillna(0).astype("int64").to_numpy()
+    turns = t["turn"].to_numpy()
+    chained = t["request_hit"].fillna(False).astype(bool).to_numpy() & (turns > 0)
+    outs = np.where(has_decode, t["decode_tokens"].fillna(0).to_numpy() + 1, 0).astype("int64")
+    rollout_ids = t[["source", "scenario", "rollout"]].astype(str).agg("/".join, axis=1).to_numpy()
+    conv, new = _rebuild_conversation(rollout_ids, turns, sent, chained, outs)
+    decode_start = t["decode_start_s"].to_numpy(float)
+    prefill = t["prefill_tokens"]
+    out = pd.DataFrame(
+        {
+            "source": t["source"],
+            "scenario": t["scenario"],
+            "rollout": t["rollout"].astype("int64"),
+            "turn": t["turn"].astype("int64"),
+            "start_s": t["start_s"].astype(float),
+            "end_s": t["end_s"].astype(float),
+            "ttft_s": decode_start - t["start_s"].to_numpy(float),
+            "request_start_s": t["request_start_s"].astype(float),
+            "request_ttft_s": decode_start - t["request_start_s"].to_numpy(float),
+            "connect_s": (t["connect_end_s"] - t["connect_start_s"]).fillna(0.0),
+            "reused": t["connect_cache_hit"].fillna(True).astype(bool),
+            "sent_tokens": sent,
+            "chained": chained,
+            "input_tokens": conv,
+            "new_tokens": new,
+            "context_tokens": conv - new,
+            "cached_input_tokens": np.where(prefill.notna(), np.maximum(0, conv - prefill.fillna(0)), 0).astype(
+                "int64"
+            ),
+            "output_tokens": outs,
+            "reasoning_tokens": t["reasoning"].fillna(0).astype("int64"),
+            "decode_s": (t["decode_end_s"] - t["decode_start_s"]).fillna(0.0),
+            # Last delta to the end of the request: live ``complete``, simulated safety_out..postprocess.
+            "complete_s": np.where(has_decode, t["last_end"] - t["decode_end_s"], 0.0),
+            "tool_s": t["tool_s"].fillna(0.0).astype(float),
+            "tool_calls": t["tool_calls"].fillna(0).astype("int64"),
+            "attempts": t["attempts"].astype("int64"),
+        }
+    )
+    return out[list(TURN_COLUMNS)]
 
 
 def sessions_from_spans(spans: pd.DataFrame, source_name: str = "") -> list[Session]:
