@@ -8,7 +8,9 @@ Levels go upward (100, 250, 500, 750, 1,000, 1,500, 2,000); at each level the ra
 back to back, so a busy moment of the machine hits both. A level holds when every rollout completes without
 a fallback and the per-agent achieved decode rate (output tokens after the first / first-to-last delta time,
 pooled over the agent's turns) stays within 5% of configured for 95% of the agents at both ends (p5 >= 0.95
-and p95 <= 1.05), in one of two tries. A server's search stops at its first level that does not hold.
+and p95 <= 1.05), in one of two tries; a missed try during which other processes used more than a quarter
+of the machine is marked ``disturbed`` and retried (four tries at most). A server's search stops at its
+first level that does not hold.
 
 Ratio = agents labkit held / agents the raw server held in the same run (goal >= 1): an absolute count
 moves with the machine's load; the ratio to a baseline beside it much less.
@@ -36,8 +38,12 @@ TPS = 1000.0
 TOLERANCE = 0.05
 STAGGER_S = 1.0
 #: A level gets a second try when the first misses: on a shared machine, a neighbour's burst on the
-#: server's core can spoil one run; both tries are recorded.
+#: server's core can spoil one run; every try is recorded.
 ATTEMPTS = 2
+#: A missed try during which other processes used more than this share of the machine (cores per core)
+#: does not count against the level: it is retried, up to ``MAX_TRIES`` tries in all.
+DISTURBED = 0.25
+MAX_TRIES = 4
 
 
 def _workload_overrides(turns: int) -> dict[str, Any]:
@@ -177,11 +183,17 @@ def run(quick: bool = False) -> dict[str, Any]:
         for kind in ("raw", "labkit"):
             if not searching[kind]:
                 continue
-            for attempt in range(ATTEMPTS):
+            counted = 0
+            for attempt in range(MAX_TRIES):
                 fig = _try_level(kind, agents, turns, config, raw_config)
                 fig["attempt"] = attempt
+                others = fig["others_cpu_per_core"]
+                fig["disturbed"] = bool(not fig["held"] and others is not None and others > DISTURBED)
                 figures.append(fig)
                 if fig["held"]:
+                    break
+                counted += not fig["disturbed"]
+                if counted >= ATTEMPTS:
                     break
             if fig["held"]:
                 held[kind] = agents
@@ -204,6 +216,8 @@ def run(quick: bool = False) -> dict[str, Any]:
         raw_held=held["raw"],
         levels_tried=list(levels),
         attempts_per_level=ATTEMPTS,
+        disturbed_above=DISTURBED,
+        max_tries_per_level=MAX_TRIES,
         turns=turns,
         levels=figures,
     )
