@@ -7,11 +7,12 @@ machine's description and its load average before and after the run, and writes 
 Results are ratios against a raw baseline measured in the same run (or achieved against configured),
 because absolute times on a shared machine say little.
 
-**The load rule.** A result is marked *under load* when the 1-minute load average before the run, or the CPU
-other processes used during it (:class:`OthersCpu`), exceeds ``LOAD_PER_CORE_LIMIT`` (0.5) per usable core:
-other work then took turns with the benchmark and its ratio says as much about the neighbours as about
-labkit. (The load average after a run is recorded too, but it counts the benchmark's own servers and load
-generators.) The table shows the mark; the docs quote only
+**The load rule.** A result is marked *under load* when the CPU other processes used during the run
+(:class:`OthersCpu`) exceeds ``LOAD_PER_CORE_LIMIT`` (0.5) per usable core: other work then took turns with
+the benchmark and its ratio says as much about the neighbours as about labkit. The 1-minute load averages
+before and after are recorded too (records without the others' CPU are judged by the larger of them), but
+they lag: the one before still carries what ran just before, the one after counts the benchmark's own
+servers and load generators. The table shows the mark; the docs quote only
 unmarked results.
 """
 
@@ -184,7 +185,16 @@ class BenchRecord:
 
     @property
     def load_per_core(self) -> float | None:
-        v = self.load.get("per_core") if self.load else None
+        """The number the load rule reads (see :func:`load_mark`; re-derived, so stored files follow the rule)."""
+        if not self.load:
+            return None
+        mark = load_mark(
+            self.load.get("before"),
+            self.load.get("after"),
+            self.load.get("cores") or 1,
+            self.load.get("others_cpu_per_core"),
+        )
+        v = mark["per_core"]
         return float(v) if v is not None else None
 
     @property
@@ -229,14 +239,13 @@ class BenchRecord:
 def load_mark(before: float | None, after: float | None, cores: int, others_cpu: float | None = None) -> dict[str, Any]:
     """The load figures of a run and the number the load rule reads (``per_core``).
 
-    ``before``/``after`` are 1-minute load averages. The one after a run counts the benchmark's own work too (a
-    server and a load generator keep both cores of a 2-core machine busy), so when ``others_cpu`` is known (the
-    CPU other processes used during the run, in cores per core) the rule reads the larger of it and the load
-    before; records without it fall back to the larger load average.
+    ``others_cpu`` is the CPU other processes used during the run, in cores per usable core: the direct
+    measure, used when known. The 1-minute load averages are recorded too, but the one before a run still
+    carries whatever ran just before it, and the one after counts the benchmark's own servers and load
+    generators; records without ``others_cpu`` fall back to the larger of the two.
     """
     if others_cpu is not None:
-        parts = [others_cpu, *([before / cores] if before is not None and cores else [])]
-        per_core: float | None = max(parts)
+        per_core: float | None = others_cpu
     else:
         worst = max((v for v in (before, after) if v is not None), default=None)
         per_core = worst / cores if worst is not None and cores else None
@@ -458,8 +467,8 @@ def render_table(results: Sequence[BenchRecord]) -> str:
         lines.append(
             f"Machine: {machine.get('cores')} cores ({machine.get('cpu_model', '')}), Python "
             f"{machine.get('python')}; full figures, spreads and package versions in `data/bench/*.json`. "
-            "Load: the larger of the 1-minute load average before the run and the CPU other processes used "
-            "during it, per usable core (older records: the larger load average before and after); above "
+            "Load: the CPU other processes used during the run, per usable core (older records: the larger "
+            "1-minute load average before and after, per core); above "
             f"{LOAD_PER_CORE_LIMIT:g} the result is marked **under load** (other work shared the cores) and "
             "is not quoted."
         )
