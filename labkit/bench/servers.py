@@ -64,7 +64,7 @@ async def _serve_raw_ws() -> tuple[str, Any]:
                 await ws.send(event)
 
     server = await serve(handler, "127.0.0.1", 0, compression=None, max_size=1 << 20)
-    port = server.sockets[0].getsockname()[1]
+    port = next(iter(server.sockets)).getsockname()[1]
     return f"ws://127.0.0.1:{port}/", server.close
 
 
@@ -90,7 +90,7 @@ async def _serve_raw_sse() -> tuple[str, Any]:
             writer.close()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
+    port = next(iter(server.sockets)).getsockname()[1]
     return f"http://127.0.0.1:{port}/v1/responses", server.close
 
 
