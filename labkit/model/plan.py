@@ -14,7 +14,11 @@ start of ``decode``: TTFT = sum of the stages before ``decode``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from itertools import chain
 from typing import NamedTuple
+
+import numpy as np
 
 from labkit.model.profile import Profile
 from labkit.model.workload import TurnSpec
@@ -41,6 +45,7 @@ class Stage(NamedTuple):
 
 TurnPlan = tuple[Stage, ...]
 _new = tuple.__new__
+_SPEC_FIELDS = len(TurnSpec._fields)
 
 
 def in_sampling_loop(profile: Profile, turn: TurnSpec, cache: CacheState) -> bool:
@@ -132,6 +137,66 @@ def plan_turn(profile: Profile, turn: TurnSpec, cache: CacheState) -> TurnPlan:
         _new(Stage, ("persist", persist, 0, 0, False)),
         _new(Stage, ("postprocess", postprocess, 0, 0, False)),
     )
+
+
+def plan_rollout(
+    profile: Profile, specs: Sequence[TurnSpec], cache_states: Sequence[CacheState] | np.ndarray
+) -> np.ndarray:
+    """The stage durations of :func:`plan_turn` for every turn of a rollout at once: a (turn x stage) array.
+
+    Row ``i`` equals ``[s.duration_s for s in plan_turn(profile, specs[i], cache_states[i])]`` exactly (the same
+    operations in the same order, on float64). ``cache_states`` is one :class:`CacheState` per turn, or an
+    (turns x 3) boolean array in its field order. For simulators that need durations only: one numpy pass per
+    rollout instead of sixteen ``Stage`` objects per turn.
+    """
+    p = profile
+    n = len(specs)
+    if n == 0:
+        return np.zeros((0, 16))
+    # One C-level pass over the whole rollout (``fromiter`` over the flattened fields is several times cheaper
+    # than ``np.array`` of the tuples). Token counts are integers far below 2**53: float64 holds them exactly,
+    # and every product and quotient below rounds as Python's int-with-float arithmetic does.
+    t = np.fromiter(chain.from_iterable(specs), np.float64, n * _SPEC_FIELDS).reshape(n, _SPEC_FIELDS)
+    index, ctx, new, output, reasoning_tokens = t[:, 0], t[:, 1], t[:, 2], t[:, 3], t[:, 6]
+    conv = ctx + new
+    c = np.asarray(cache_states, dtype=bool).reshape(n, 3)
+    conn_open, conn_hit, replica_hit = c[:, 0], c[:, 1], c[:, 2]
+    continuing = index > 0
+    chain_conn = p.chaining == "connection"
+    looping = continuing & conn_open & (conn_hit | (not chain_conn)) if p.sampling_loop else np.zeros(n, dtype=bool)
+    pre = np.where(looping, 0.0, 1.0)
+    post = np.where(t[:, 5] > 0, 1.0, 0.0) if p.sampling_loop else np.ones(n)
+    ws_hit = conn_hit & continuing if chain_conn else np.zeros(n, dtype=bool)
+    incremental = p.incremental_input and (chain_conn or p.chaining == "store")
+    incr_hit = (conn_hit if chain_conn else np.ones(n, dtype=bool)) if incremental else np.zeros(n, dtype=bool)
+    sent = np.where(continuing & (looping | incr_hit), new, conv)
+    sent_bytes = np.trunc(sent * p.bytes_per_token)
+
+    d = np.empty((n, 16))
+    d[:, 0] = np.where(conn_open, 0.0, p.connect_s)
+    d[:, 1] = p.rtt_s / 2 + (sent_bytes / p.upload_bytes_per_s if math.isfinite(p.upload_bytes_per_s) else 0.0)
+    d[:, 2] = pre * (p.validate_s + p.validate_per_1k_s * sent / 1000)
+    stored = continuing & ~looping if p.chaining == "store" else np.zeros(n, dtype=bool)
+    d[:, 3] = np.where(stored, p.state_load_s + p.state_load_per_1k_s * ctx / 1000, 0.0)
+    render_hit = ws_hit | (continuing & replica_hit) if p.rendered_token_cache else ws_hit
+    rendered = np.where(looping, 0.0, np.where(render_hit, new, conv))
+    d[:, 4] = p.render_per_1k_s * rendered / 1000
+    d[:, 5] = pre * (p.config_cached_s if p.config_cache else p.config_load_s)
+    classified = np.where(looping, 0.0, np.where(ws_hit, new, conv) if p.incremental_safety else conv)
+    d[:, 6] = pre * (p.safety_in_s + p.safety_in_per_1k_s * classified / 1000)
+    d[:, 7] = pre * p.hops * p.hop_latency_s
+    d[:, 8] = pre * p.queue_s
+    kv_cached = np.where(looping, ctx, np.trunc(p.kv_hit_share() * ctx))
+    uncached = conv - kv_cached
+    d[:, 9] = p.prefill_overhead_s + (uncached / p.prefill_tokens_per_s if math.isfinite(p.prefill_tokens_per_s) else 0)
+    out = np.maximum(1.0, output)
+    d[:, 10] = reasoning_tokens / p.decode_tps
+    d[:, 11] = p.rtt_s / 2
+    d[:, 12] = (out - 1) / p.decode_tps
+    d[:, 13] = post * (p.safety_out_s + p.safety_out_per_1k_s * out / 1000)
+    d[:, 14] = 0.0 if p.post_off_critical_path else post * p.persist_s
+    d[:, 15] = 0.0 if p.post_off_critical_path else post * p.postprocess_s
+    return d
 
 
 def plan_ttft_s(plan: TurnPlan) -> float:

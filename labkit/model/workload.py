@@ -12,6 +12,8 @@ import numpy as np
 
 from labkit.model.profile import _check, _replace
 
+_new = tuple.__new__
+
 
 class TurnSpec(NamedTuple):
     """One model call of a rollout, as the latency model needs it."""
@@ -120,7 +122,8 @@ class Workload:
 # Bounded: the DES asks for one seed per simulated rollout, so an unbounded cache would grow with every run.
 @lru_cache(maxsize=4096)
 def _turn_specs(w: Workload, seed: int) -> tuple[TurnSpec, ...]:
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x7A5C]))
+    # default_rng's own construction, without its argument dispatch (the DES makes one per rollout).
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, 0x7A5C])))
     n = w.turns
 
     def tokens(mean: int, size: int) -> np.ndarray:
@@ -156,17 +159,37 @@ def _turn_specs(w: Workload, seed: int) -> tuple[TurnSpec, ...]:
             if w.tool_output_tokens:
                 tool_outs[j] += int(tokens(w.tool_output_tokens, extra).sum())
     steered = rng.random(n) < w.steer_rate if w.steer_rate > 0 else np.zeros(n, dtype=bool)
+    # Python numbers in one call per column (tolist), not one numpy scalar conversion per field and turn.
+    outs_l, tools_l, tool_outs_l = outs.tolist(), tools.tolist(), tool_outs.tolist()
+    reasoning_l, calls_l, steered_l = reasoning.tolist(), calls.tolist(), steered.tolist()
     specs: list[TurnSpec] = []
     context = 0
     new: int = w.initial_context_tokens
+    steer_at = w.steer_at
+    last = n - 1
     for i in range(n):
-        final = i == n - 1
-        steer = bool(steered[i]) and not final
-        out = max(1, round(int(outs[i]) * w.steer_at)) if steer else int(outs[i])
-        tool_s = 0.0 if final or steer else float(tools[i])
-        n_calls = 0 if final or steer else int(calls[i])
-        specs.append(TurnSpec(i, context, int(new), out, tool_s, final, int(reasoning[i]), n_calls, steer))
-        context += int(new) + out
+        final = i == last
+        steer = steered_l[i] and not final
+        out = max(1, round(outs_l[i] * steer_at)) if steer else outs_l[i]
+        skip = final or steer
+        # tuple.__new__: the same TurnSpec without NamedTuple's Python-level __new__.
+        specs.append(
+            _new(
+                TurnSpec,
+                (
+                    i,
+                    context,
+                    new,
+                    out,
+                    0.0 if skip else tools_l[i],
+                    final,
+                    reasoning_l[i],
+                    0 if skip else calls_l[i],
+                    steer,
+                ),
+            )
+        )
+        context += new + out
         # A steered turn's successor carries the user's steering message (sized like a tool output).
-        new = int(tool_outs[i])
+        new = tool_outs_l[i]
     return tuple(specs)

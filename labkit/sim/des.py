@@ -38,6 +38,7 @@ import simpy
 
 from labkit.model import STAGES, CacheState, Profile, TurnSpec, plan_turn
 from labkit.model.cache import CachePolicy, entry_bytes, turn_entry_tokens
+from labkit.model.plan import plan_rollout
 from labkit.model.spans import SPAN_COLUMNS, spans_frame
 from labkit.sim.streaming import ByteSeries, FleetMetrics, LogHistogram
 from labkit.util.gctools import paused_gc
@@ -73,6 +74,9 @@ _ROW_SEQ = np.array([*_SEQ, _SEQ_TOOL, _SEQ_API_WAIT_PRE, _SEQ_INF_WAIT])
 _TOOL_ID, _API_WAIT_ID, _INF_WAIT_ID = _N, _N + 1, _IX["queue"]
 _new = tuple.__new__
 _TOKENS, _BYTES, _HIT = itemgetter(2), itemgetter(3), itemgetter(4)
+#: Rollouts whose plans are computed in one :func:`~labkit.model.plan.plan_rollout` call (numpy's per-call cost
+#: is paid once per tile instead of once per turn).
+PLAN_TILE = 64
 
 
 @dataclass(frozen=True)
@@ -437,6 +441,8 @@ class _Run:
         cache: CachePolicy | None,
         recorder: _SpanRecorder | _StreamRecorder,
         sample_s: float,
+        rollouts: int,
+        agents: int,
     ) -> None:
         self.env = simpy.Environment()
         self.profile = profile
@@ -464,6 +470,22 @@ class _Run:
         )
         self.end = 0.0
         self.turns = self.requests = self.fallbacks = 0
+        self.rollouts = rollouts
+        self.agents = agents
+        # The cache state every turn gets when nothing goes wrong (no drop, eviction, reconnect or re-routing):
+        # the first turn's, then every continuation's (same replica, the connection kept if the transport
+        # keeps it). Their plans are computed ahead, a tile of rollouts at a time; a turn whose actual state
+        # differs gets its own plan_turn. Spans need each stage's tokens, bytes and hits: plan_turn there.
+        later = self.persistent
+        self.expected = (CacheState(False, False, False), CacheState(later, self.chained and later, True))
+        self.tiled = recorder.stream
+        rounds = -(-rollouts // agents)
+        # A tile is a block of (agents x rounds) whose rollouts run close together in time, so few tiles are
+        # held at once: along one agent's own rollouts when it runs many (it runs them back to back), across
+        # neighbouring agents when each runs few.
+        self.tile_rounds = min(rounds, PLAN_TILE)
+        self.tile_agents = max(1, PLAN_TILE // self.tile_rounds)
+        self.planned: dict[int, tuple[tuple[TurnSpec, ...], np.ndarray]] = {}
 
     def agent(self, rollouts: list[int], start: float) -> Generator[simpy.Event, None, None]:
         t = start
@@ -472,13 +494,43 @@ class _Run:
         if t > self.end:
             self.end = t
 
+    def _plan_tile(self, rollout: int) -> None:
+        """Turn specs and expected-state plans of the tile that holds ``rollout``, kept until each is run."""
+        agents = self.agents
+        agent0 = rollout % agents // self.tile_agents * self.tile_agents
+        round0 = rollout // agents // self.tile_rounds * self.tile_rounds
+        members = [
+            a + r * agents
+            for r in range(round0, round0 + self.tile_rounds)
+            for a in range(agent0, min(agent0 + self.tile_agents, agents))
+            if a + r * agents < self.rollouts
+        ]
+        specs = [_rollout_specs(self.workload, self.seed, m) for m in members]
+        flat = [spec for ss in specs for spec in ss]
+        first, later = self.expected
+        states = np.array([later if spec.index else first for spec in flat], dtype=bool).reshape(len(flat), 3)
+        plans = plan_rollout(self.profile, flat, states)
+        at = 0
+        # Views into one array: it is freed when the tile's last rollout has taken its rows.
+        for m, ss in zip(members, specs, strict=True):
+            self.planned[m] = (ss, plans[at : at + len(ss)])
+            at += len(ss)
+
     def rollout(self, rollout: int, t: float) -> Generator[simpy.Event, None, float]:
         env = self.env
         p = self.profile
         rec = self.rec
         stream = rec.stream
         faults = self.faults
-        specs = _rollout_specs(self.workload, self.seed, rollout)
+        rows: list[list[float]] | None = None
+        if self.tiled:
+            if rollout not in self.planned:
+                self._plan_tile(rollout)
+            specs, tile_rows = self.planned.pop(rollout)
+            rows = tile_rows.tolist()
+        else:
+            specs = _rollout_specs(self.workload, self.seed, rollout)
+        expected_first, expected_later = self.expected
         draws = _draws(self.seed, rollout, len(specs), self.jitter).tolist() if self.need_draws else None
         jitter = self.jitter > 0
         replicas = p.replicas
@@ -527,8 +579,12 @@ class _Run:
                 cache = _new(
                     CacheState, (persistent and not first, chained and not first, replica == holder and index > 0)
                 )
-                plan = plan_turn(p, spec, cache)
-                d = [s[1] * m for s, m in zip(plan, mult, strict=False)] if mult else [s[1] for s in plan]
+                if rows is not None and cache == (expected_later if index else expected_first):
+                    plan = None
+                    d = [x * m for x, m in zip(rows[k], mult, strict=False)] if mult else rows[k]
+                else:
+                    plan = plan_turn(p, spec, cache)
+                    d = [s[1] * m for s, m in zip(plan, mult, strict=False)] if mult else [s[1] for s in plan]
                 self.requests += 1
                 evicted = dropped = False
                 if attempt == 0 and cache[1]:
@@ -746,6 +802,8 @@ def run(
         cache=cache,
         recorder=recorder,
         sample_s=sample_s,
+        rollouts=rollouts,
+        agents=min(agents, rollouts),
     )
     for i in range(min(agents, rollouts)):
         sim.env.process(sim.agent(list(range(i, rollouts, agents)), i * stagger_s))
