@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from labkit.model import CacheState, load_profile, load_workload, plan_turn, preset_names, workload_names
-from labkit.model.plan import plan_rollout
+from labkit.model.plan import plan_rollout, plan_rollout_stages
 from labkit.model.workload import Workload
 
 ALL_STATES = [CacheState(*bits) for bits in itertools.product((False, True), repeat=3)]
@@ -121,3 +121,21 @@ def test_turn_specs_unchanged(name):
         assert [tuple(s) for s in new] == old
         # Same Python types as before: ints, floats and bools, not numpy scalars.
         assert all(type(a) is type(b) for s, o in zip(new, old, strict=True) for a, b in zip(s, o, strict=True))
+
+
+@pytest.mark.parametrize(("label", "profile"), list(_profiles()))
+def test_plan_rollout_stages_equal_plan_turn(label, profile):
+    rng = np.random.default_rng(11)
+    for w in WORKLOADS:
+        specs = w.turn_specs(5)
+        for states in [
+            *([s] * len(specs) for s in ALL_STATES),
+            [ALL_STATES[int(i)] for i in rng.integers(0, 8, len(specs))],
+        ]:
+            d, tokens, nbytes, hits = plan_rollout_stages(profile, specs, states)
+            for i, (spec, cache) in enumerate(zip(specs, states, strict=True)):
+                plan = plan_turn(profile, spec, cache)
+                assert d[i].tolist() == [s.duration_s for s in plan]
+                assert tokens[i].tolist() == [s.tokens for s in plan], (label, w.name, spec, cache)
+                assert nbytes[i].tolist() == [s.bytes for s in plan]
+                assert hits[i].tolist() == [bool(s.cache_hit) for s in plan]

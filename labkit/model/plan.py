@@ -149,10 +149,28 @@ def plan_rollout(
     (turns x 3) boolean array in its field order. For simulators that need durations only: one numpy pass per
     rollout instead of sixteen ``Stage`` objects per turn.
     """
+    return _plan_rollout(profile, specs, cache_states, counts=False)[0]
+
+
+def plan_rollout_stages(
+    profile: Profile, specs: Sequence[TurnSpec], cache_states: Sequence[CacheState] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every field of :func:`plan_turn`'s stages for a rollout at once, as (turn x stage) arrays: durations
+    (float64), tokens and bytes (int64), cache hits (bool); see :func:`plan_rollout`."""
+    d, tokens, nbytes, hits = _plan_rollout(profile, specs, cache_states, counts=True)
+    assert tokens is not None and nbytes is not None and hits is not None
+    return d, tokens, nbytes, hits
+
+
+def _plan_rollout(
+    profile: Profile, specs: Sequence[TurnSpec], cache_states: Sequence[CacheState] | np.ndarray, *, counts: bool
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    # Mirrors plan_turn line by line; the stage columns are in plan order (connect = 0 .. postprocess = 15).
     p = profile
     n = len(specs)
     if n == 0:
-        return np.zeros((0, 16))
+        empty = np.zeros((0, 16), dtype=np.int64)
+        return np.zeros((0, 16)), empty, empty, empty.astype(bool)
     # One C-level pass over the whole rollout (``fromiter`` over the flattened fields is several times cheaper
     # than ``np.array`` of the tuples). Token counts are integers far below 2**53: float64 holds them exactly,
     # and every product and quotient below rounds as Python's int-with-float arithmetic does.
@@ -196,7 +214,29 @@ def plan_rollout(
     d[:, 13] = post * (p.safety_out_s + p.safety_out_per_1k_s * out / 1000)
     d[:, 14] = 0.0 if p.post_off_critical_path else post * p.persist_s
     d[:, 15] = 0.0 if p.post_off_critical_path else post * p.postprocess_s
-    return d
+    if not counts:
+        return d, None, None, None
+    tokens = np.zeros((n, 16), dtype=np.int64)
+    nbytes = np.zeros((n, 16), dtype=np.int64)
+    hits = np.zeros((n, 16), dtype=bool)
+    tokens[:, 1] = tokens[:, 2] = sent
+    nbytes[:, 1] = sent_bytes
+    hits[:, 0] = conn_open
+    hits[:, 1] = hits[:, 2] = sent < conv
+    tokens[:, 3] = np.where(stored, ctx, 0)
+    tokens[:, 4] = rendered
+    hits[:, 4] = render_hit
+    hits[:, 5] = p.config_cache
+    tokens[:, 6] = classified
+    hits[:, 6] = classified < conv
+    tokens[:, 9] = uncached
+    hits[:, 9] = kv_cached > 0
+    tokens[:, 10] = reasoning_tokens
+    tokens[:, 11] = 1
+    tokens[:, 12] = out - 1
+    nbytes[:, 12] = np.trunc(out * p.bytes_per_token)
+    tokens[:, 13] = out
+    return d, tokens, nbytes, hits
 
 
 def plan_ttft_s(plan: TurnPlan) -> float:

@@ -38,7 +38,7 @@ import simpy
 
 from labkit.model import STAGES, CacheState, Profile, TurnSpec, plan_turn
 from labkit.model.cache import CachePolicy, entry_bytes, turn_entry_tokens
-from labkit.model.plan import plan_rollout
+from labkit.model.plan import plan_rollout, plan_rollout_stages
 from labkit.model.spans import SPAN_COLUMNS, spans_frame
 from labkit.sim.streaming import ByteSeries, FleetMetrics, LogHistogram
 from labkit.util.gctools import paused_gc
@@ -327,6 +327,20 @@ class _SpanRecorder:
         self.times = array("d")  # phase starts (network, API, inference, post), cut time
         # Waits and tools: rollout, turn, attempt, stage id, start, end.
         self.extra = array("d")
+        # Plans computed a tile at a time (plan_rollout_stages) are kept as the tile's arrays: a segment names
+        # its row there (``src`` >= 0) instead of copying sixteen values of each field; a segment planned on
+        # its own (src = -1 - k) has its values in the flat buffers above, as the k-th such segment.
+        self.src = array("q")
+        self.tiles: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.tile_rows = 0
+        self.own = 0
+
+    def add_tile(self, tokens: np.ndarray, nbytes: np.ndarray, hits: np.ndarray) -> int:
+        """Keep a tile's per-stage tokens, bytes and hits; returns the global row of its first turn."""
+        base = self.tile_rows
+        self.tiles.append((tokens, nbytes, hits))
+        self.tile_rows += len(tokens)
+        return base
 
     def segment(
         self,
@@ -342,9 +356,14 @@ class _SpanRecorder:
         upto: float,
         kept: int,
     ) -> None:
-        self.tokens.extend(map(_TOKENS, plan))
-        self.nbytes.extend(map(_BYTES, plan))
-        self.hits.extend(map(_HIT, plan))
+        if plan.__class__ is int:
+            self.src.append(plan)
+        else:
+            self.src.append(-1 - self.own)
+            self.own += 1
+            self.tokens.extend(map(_TOKENS, plan))
+            self.nbytes.extend(map(_BYTES, plan))
+            self.hits.extend(map(_HIT, plan))
         self.durations.extend(d)
         self.meta.extend((rollout, turn, attempt, kept))
         self.times.extend((t0, t1, t2, t3, upto))
@@ -354,15 +373,28 @@ class _SpanRecorder:
             self.extra.extend((rollout, turn, attempt, stage, t0, t1))
 
     def clear(self) -> None:
-        for name in ("tokens", "nbytes", "hits", "durations", "meta", "times", "extra"):
+        for name in ("tokens", "nbytes", "hits", "durations", "meta", "times", "extra", "src"):
             setattr(self, name, array(getattr(self, name).typecode))
+        self.tiles = []
+        self.tile_rows = self.own = 0
+
+    def _field(self, own: array, dtype: Any, which: int) -> np.ndarray:
+        """One per-stage field (tokens, bytes or hits) of every segment, flat in segment order."""
+        src = np.frombuffer(self.src, dtype=np.int64)
+        out = np.empty((len(src), _N), dtype=dtype)
+        tiled = src >= 0
+        if self.tiles:
+            out[tiled] = np.concatenate([t[which] for t in self.tiles])[src[tiled]]
+        if self.own:
+            out[~tiled] = np.frombuffer(own, dtype=dtype).reshape(self.own, _N)
+        return out.reshape(-1)
 
     def table(self, source: str, scenario: str) -> SpanTable:
         s = len(self.meta) // 4
         d = np.frombuffer(self.durations, dtype=np.float64).reshape(s, _N)
-        tokens = np.frombuffer(self.tokens, dtype=np.int64)
-        nbytes = np.frombuffer(self.nbytes, dtype=np.int64)
-        hits = np.frombuffer(self.hits, dtype=np.int8).astype(np.bool_)
+        tokens = self._field(self.tokens, np.int64, 0)
+        nbytes = self._field(self.nbytes, np.int64, 1)
+        hits = self._field(self.hits, np.int8, 2).astype(np.bool_)
         meta = np.frombuffer(self.meta, dtype=np.int64).reshape(s, 4)
         times = np.frombuffer(self.times, dtype=np.float64).reshape(s, 5)
         # Start of every stage: its phase's start plus the stages before it in the same phase.
@@ -475,17 +507,17 @@ class _Run:
         # The cache state every turn gets when nothing goes wrong (no drop, eviction, reconnect or re-routing):
         # the first turn's, then every continuation's (same replica, the connection kept if the transport
         # keeps it). Their plans are computed ahead, a tile of rollouts at a time; a turn whose actual state
-        # differs gets its own plan_turn. Spans need each stage's tokens, bytes and hits: plan_turn there.
+        # differs gets its own plan_turn.
         later = self.persistent
         self.expected = (CacheState(False, False, False), CacheState(later, self.chained and later, True))
-        self.tiled = recorder.stream
         rounds = -(-rollouts // agents)
         # A tile is a block of (agents x rounds) whose rollouts run close together in time, so few tiles are
         # held at once: along one agent's own rollouts when it runs many (it runs them back to back), across
         # neighbouring agents when each runs few.
         self.tile_rounds = min(rounds, PLAN_TILE)
         self.tile_agents = max(1, PLAN_TILE // self.tile_rounds)
-        self.planned: dict[int, tuple[tuple[TurnSpec, ...], np.ndarray]] = {}
+        # Rollout -> its turn specs, its plans' durations and the recorder's row of its first turn.
+        self.planned: dict[int, tuple[tuple[TurnSpec, ...], np.ndarray, int]] = {}
 
     def agent(self, rollouts: list[int], start: float) -> Generator[simpy.Event, None, None]:
         t = start
@@ -509,12 +541,19 @@ class _Run:
         flat = [spec for ss in specs for spec in ss]
         first, later = self.expected
         states = np.array([later if spec.index else first for spec in flat], dtype=bool).reshape(len(flat), 3)
-        plans = plan_rollout(self.profile, flat, states)
-        at = 0
+        rec = self.rec
+        if isinstance(rec, _SpanRecorder):
+            # Spans carry each stage's tokens, bytes and hits too: the recorder keeps them per tile.
+            plans, tokens, nbytes, hits = plan_rollout_stages(self.profile, flat, states)
+            at = rec.add_tile(tokens, nbytes, hits)
+        else:
+            plans = plan_rollout(self.profile, flat, states)
+            at = 0
+        start = 0
         # Views into one array: it is freed when the tile's last rollout has taken its rows.
         for m, ss in zip(members, specs, strict=True):
-            self.planned[m] = (ss, plans[at : at + len(ss)])
-            at += len(ss)
+            self.planned[m] = (ss, plans[start : start + len(ss)], at + start)
+            start += len(ss)
 
     def rollout(self, rollout: int, t: float) -> Generator[simpy.Event, None, float]:
         env = self.env
@@ -522,14 +561,10 @@ class _Run:
         rec = self.rec
         stream = rec.stream
         faults = self.faults
-        rows: list[list[float]] | None = None
-        if self.tiled:
-            if rollout not in self.planned:
-                self._plan_tile(rollout)
-            specs, tile_rows = self.planned.pop(rollout)
-            rows = tile_rows.tolist()
-        else:
-            specs = _rollout_specs(self.workload, self.seed, rollout)
+        if rollout not in self.planned:
+            self._plan_tile(rollout)
+        specs, tile_rows, row0 = self.planned.pop(rollout)
+        rows: list[list[float]] = tile_rows.tolist()
         expected_first, expected_later = self.expected
         draws = _draws(self.seed, rollout, len(specs), self.jitter).tolist() if self.need_draws else None
         jitter = self.jitter > 0
@@ -579,8 +614,9 @@ class _Run:
                 cache = _new(
                     CacheState, (persistent and not first, chained and not first, replica == holder and index > 0)
                 )
-                if rows is not None and cache == (expected_later if index else expected_first):
-                    plan = None
+                plan: Any
+                if cache == (expected_later if index else expected_first):
+                    plan = row0 + k  # the recorder's row of this plan's tokens, bytes and hits
                     d = [x * m for x, m in zip(rows[k], mult, strict=False)] if mult else rows[k]
                 else:
                     plan = plan_turn(p, spec, cache)
