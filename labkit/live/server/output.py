@@ -17,6 +17,7 @@ so a client that counts them sees the workload's sizes.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -143,6 +144,27 @@ def _encrypted(n_tokens: int, salt: int) -> str:
     return "gAAAAA" + base64.urlsafe_b64encode(digest * 2).decode()
 
 
+# A server plans every turn's output, and agents ask for the same sizes turn after turn: the chunks of a
+# (size, salt, schema) are built once. Bounded, and the chunks are immutable tuples of strings.
+@functools.lru_cache(maxsize=4096)
+def _message_chunks(n_tokens: int, salt: int) -> tuple[str, ...]:
+    return tuple(split_tokens(output_text("message", n_tokens, salt)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_argument_chunks(schema: str | None, n_tokens: int, salt: int) -> tuple[str, ...]:
+    return tuple(split_tokens(tool_arguments(None if schema is None else json.loads(schema), n_tokens, salt)))
+
+
+def _argument_chunks(parameters: Any, n_tokens: int, salt: int) -> tuple[str, ...]:
+    # Keyed by the schema's JSON text in its own key order (the order decides which property is padded).
+    try:
+        schema = None if parameters is None else json.dumps(parameters, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return tuple(split_tokens(tool_arguments(parameters, n_tokens, salt)))
+    return _cached_argument_chunks(schema, n_tokens, salt)
+
+
 def plan_output(
     *,
     kind: Literal["message", "function_call"],
@@ -178,7 +200,7 @@ def plan_output(
     if kind == "message":
         n = want if left is None else min(want, left)
         if n > 0:
-            items.append(ItemPlan("message", tuple(split_tokens(output_text("message", n, salt))), truncated=n < want))
+            items.append(ItemPlan("message", _message_chunks(n, salt), truncated=n < want))
     else:
         if not tool_names:
             raise ValueError("tool_names: a function-call turn needs at least one tool")
@@ -191,7 +213,7 @@ def plan_output(
                 break
             k = i % len(tool_names)
             params = tool_parameters[k] if k < len(tool_parameters) else None
-            chunks = tuple(split_tokens(tool_arguments(params, size, salt + i)))
+            chunks = _argument_chunks(params, size, salt + i)
             text = chunks[:n]
             items.append(ItemPlan("function_call", text, name=tool_names[k], truncated=n < len(chunks)))
             if left is not None:

@@ -183,12 +183,17 @@ class Pacer:
 
     def _decode(self, t_first: float) -> Generator[float, float, None]:
         ev, items, tps = self.events, self.output.items, self.timing.tps
-        flat = [(i, tok) for i, item in enumerate(items) for tok in item.tokens]
-        n = len(flat)
+        # Token k is found by walking item boundaries, not through a per-token list: a list of (item, token)
+        # pairs per response was hundreds of objects that lived for the whole decode, and under many
+        # concurrent streams the garbage collector spent a large share of the server's CPU walking them.
+        sizes = [len(item.tokens) for item in items]
+        n = sum(sizes)
         finite = math.isfinite(tps)
         if n:
             self.planned_last = t_first + ((n - 1) / tps if finite else 0.0)
         k = 0
+        i = 0  # the item holding token k
+        base = 0  # global index of items[i]'s first token
         while k < n:
             self.spin = k == 0
             now = yield (t_first + k / tps) if finite else t_first
@@ -204,21 +209,20 @@ class Pacer:
                 self.t_first = now
             self.t_last = now
             # Walk the due tokens item by item: open, one delta (or one per token), close at its last token.
-            j = k
-            while j <= last:
-                i = flat[j][0]
+            while k <= last:
+                while k >= base + sizes[i]:  # past this item (or it is empty): the next one
+                    base += sizes[i]
+                    i += 1
                 item = items[i]
                 if not ev.has_open_item:
                     self._batch.extend(ev.open_item(item.kind, name=item.name))
-                end = j
-                while end + 1 <= last and flat[end + 1][0] == i:
-                    end += 1
-                self._deltas([tok for _, tok in flat[j : end + 1]])
-                if end + 1 == n or flat[end + 1][0] != i:
+                item_last = base + sizes[i] - 1
+                end = min(last, item_last)
+                self._deltas(item.tokens[k - base : end - base + 1])
+                if end == item_last:
                     self._batch.extend(ev.close_item("incomplete" if item.truncated else "completed"))
-                j = end + 1
-            self.decoded = last + 1
-            k = last + 1
+                k = end + 1
+            self.decoded = k
 
     def _deltas(self, tokens: list[str] | tuple[str, ...], visible: bool = True) -> None:
         ev = self.events
