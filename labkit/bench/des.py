@@ -12,8 +12,8 @@ are reused):
 
 Ratio = labkit seconds per simulated stage / raw seconds per timeout, worst of ``spans`` and ``stream``
 (goal <= 0.5); ``pools`` has its own goal (<= 1). ``model_share`` is the part of labkit's time spent in the
-latency model itself (``Workload.turn_specs`` and ``plan_turn``, timed alone on the same calls): the floor
-below which no engine change can go.
+latency model itself (``Workload.turn_specs`` and ``plan_rollout``, a tile of rollouts at a time as the DES
+calls them, timed alone on the same calls): the floor below which no engine change can go.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ import simpy
 
 from labkit.bench.pinning import pinned
 from labkit.bench.runner import result, summarize
-from labkit.model import CacheState, load_profile, load_workload, plan_turn
+from labkit.model import CacheState, load_profile, load_workload
+from labkit.model.plan import plan_rollout
 from labkit.sim import des
 
 GOAL = "<= 0.5"
@@ -68,13 +69,18 @@ def labkit_rollouts(rollouts: int, seed: int, mode: str) -> tuple[float, int]:
 
 
 def model_seconds(rollouts: int, seed: int) -> float:
-    """Seconds the latency model alone takes for the calls a run makes (turn specs, one plan per turn)."""
+    """Seconds the latency model alone takes for the calls a run makes (turn specs, plans a tile at a time)."""
     profile = load_profile(PROFILE)
     workload = load_workload(WORKLOAD)
+    first, later = CacheState(False, False, False), CacheState(True, True, True)
     t0 = time.perf_counter()
-    for r in range(rollouts):
-        for spec in workload.turn_specs(seed * 1_000_003 + r + workload.seed):
-            plan_turn(profile, spec, CacheState(spec.index > 0, spec.index > 0, False))
+    for start in range(0, rollouts, des.PLAN_TILE):
+        specs = [
+            spec
+            for r in range(start, min(start + des.PLAN_TILE, rollouts))
+            for spec in workload.turn_specs(seed * 1_000_003 + r + workload.seed)
+        ]
+        plan_rollout(profile, specs, [later if spec.index else first for spec in specs]).tolist()
     return time.perf_counter() - t0
 
 
