@@ -23,25 +23,38 @@ assert 0.4 < h["ttft_reduction"] < 0.5 and 0.35 < h["e2e_reduction_at_1000_tps"]
 print(f"wheel-check: labkit headline --json: TTFT -{h['ttft_reduction']:.1%}, e2e -{h['e2e_reduction_at_1000_tps']:.1%}")
 PY
 "$work/venv/bin/labkit" compare http_baseline websocket --tps 1000
-"$work/venv/bin/python" - <<'PY'
+cat > check_cluster.py <<'PY'
 import pathlib
 import sys
 
-import labkit
 from dask.distributed import Client, LocalCluster
 
+import labkit
 from labkit.sim.sweep import sweep
 
-site = pathlib.Path(labkit.__file__).resolve()
-assert ".venv" not in site.parts or "site-packages" in site.parts, site
-grid = {"profile": ["http_baseline", "websocket"], "method": "des", "rollouts": 3, "decode_tps": [65, 1000], "seed": 7}
-local = sweep(grid)
-with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-    with Client(cluster) as client:
-        where = set(client.run(lambda: __import__("labkit").__file__).values())
-        remote = sweep(grid, executor=client.get_executor())
-assert all("site-packages" in w for w in where), where
-assert remote.equals(local), (local, remote)
-print(f"wheel-check: DES sweep of {len(local)} points on a LocalCluster equals in-process; workers import {where.pop()}")
+
+def where_labkit_is() -> str:
+    return str(pathlib.Path(__import__("labkit").__file__).resolve())
+
+
+def main() -> None:
+    here = where_labkit_is()
+    assert here.startswith(sys.prefix), f"labkit imported from {here}, not from the fresh environment"
+    grid = {"profile": ["http_baseline", "websocket"], "method": "des", "rollouts": 3, "decode_tps": [65, 1000], "seed": 7}
+    local = sweep(grid)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with Client(cluster) as client:
+            workers = set(client.run(where_labkit_is).values())
+            remote = sweep(grid, executor=client.get_executor())
+    assert workers == {here}, workers
+    assert remote.equals(local), (local, remote)
+    print(f"wheel-check: a DES sweep of {len(local)} points on a 2-worker LocalCluster equals the in-process one")
+    print(f"wheel-check: labkit {labkit.__version__} imported from the wheel's environment, here and on the workers")
+
+
+# Dask starts its workers with multiprocessing's spawn: they re-import this file, so the work sits behind a guard.
+if __name__ == "__main__":
+    main()
 PY
+"$work/venv/bin/python" check_cluster.py
 echo "wheel-check: ok"
