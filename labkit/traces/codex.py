@@ -26,11 +26,20 @@ is not a JSON object, or a token count with a malformed usage, is a :class:`Trac
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
-from labkit.traces.model import ModelCall, Session, ToolCall, TraceError, as_int, count, parse_time, rebase
+from labkit.traces.model import (
+    ModelCall,
+    Session,
+    ToolCall,
+    TraceError,
+    as_int,
+    count,
+    json_lines,
+    parse_time,
+    rebase,
+)
 
 FORMAT = "codex"
 TOOL_ITEMS = frozenset({"function_call", "custom_tool_call", "local_shell_call", "web_search_call"})
@@ -88,150 +97,139 @@ def read_codex(path: str | Path) -> Session:
     seen_any = False
     first_ts: float | None = None
 
-    with open(p, encoding="utf-8") as fh:
-        for n, text in enumerate(fh, start=1):
-            if not text.strip():
+    for n, obj in json_lines(p):
+        seen_any = True
+        ts_raw = obj.get("timestamp")
+        ts = parse_time(ts_raw, p, n, "timestamp") if ts_raw is not None else None
+        if first_ts is None and ts is not None:
+            first_ts = ts
+        kind = obj.get("type")
+        payload = obj.get("payload")
+        if "payload" not in obj:
+            if kind in BARE_ITEMS:
+                kind, payload = "response_item", obj
+            elif "record_type" in obj or ("id" in obj and "instructions" in obj):
+                # The first versions: a session header and state snapshots, no timings or tokens.
+                if "id" in obj and isinstance(obj.get("id"), str):
+                    session_id = obj["id"]
+                count(skipped, "legacy state line")
                 continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise TraceError(p, n, "line", f"not JSON ({exc.msg})") from None
-            if not isinstance(obj, dict):
-                raise TraceError(p, n, "line", f"expected a JSON object, got {type(obj).__name__}")
-            seen_any = True
-            ts_raw = obj.get("timestamp")
-            ts = parse_time(ts_raw, p, n, "timestamp") if ts_raw is not None else None
-            if first_ts is None and ts is not None:
-                first_ts = ts
-            kind = obj.get("type")
-            payload = obj.get("payload")
-            if "payload" not in obj:
-                if kind in BARE_ITEMS:
-                    kind, payload = "response_item", obj
-                elif "record_type" in obj or ("id" in obj and "instructions" in obj):
-                    # The first versions: a session header and state snapshots, no timings or tokens.
-                    if "id" in obj and isinstance(obj.get("id"), str):
-                        session_id = obj["id"]
-                    count(skipped, "legacy state line")
-                    continue
-                else:
-                    count(skipped, f"unknown line type {kind!r}")
-                    continue
-            if kind not in KNOWN_LINES:
+            else:
                 count(skipped, f"unknown line type {kind!r}")
                 continue
-            if not isinstance(payload, dict):
-                raise TraceError(p, n, "payload", f"expected an object, got {type(payload).__name__}")
-            ptype = payload.get("type")
-            if kind == "session_meta":
-                meta = payload.get("meta", payload)  # some versions nest it
-                if isinstance(meta, dict) and isinstance(meta.get("id"), str):
-                    session_id = meta["id"]
-                if isinstance(meta, dict) and isinstance(meta.get("model"), str):
-                    model = meta["model"]
-            elif kind == "turn_context":
-                if isinstance(payload.get("model"), str):
-                    model = payload["model"]
+        if kind not in KNOWN_LINES:
+            count(skipped, f"unknown line type {kind!r}")
+            continue
+        if not isinstance(payload, dict):
+            raise TraceError(p, n, "payload", f"expected an object, got {type(payload).__name__}")
+        ptype = payload.get("type")
+        if kind == "session_meta":
+            meta = payload.get("meta", payload)  # some versions nest it
+            if isinstance(meta, dict) and isinstance(meta.get("id"), str):
+                session_id = meta["id"]
+            if isinstance(meta, dict) and isinstance(meta.get("model"), str):
+                model = meta["model"]
+        elif kind == "turn_context":
+            if isinstance(payload.get("model"), str):
+                model = payload["model"]
+            last_input = ts if ts is not None else last_input
+        elif kind == "compacted":
+            count(skipped, "compacted history")
+        elif kind == "response_item":
+            if ptype in TOOL_ITEMS:
+                call_id = str(payload.get("call_id") or payload.get("id") or f"line{n}")
+                args = payload.get("arguments", payload.get("input"))
+                pending.append(
+                    {
+                        "name": str(payload.get("name") or ptype),
+                        "call_id": call_id,
+                        "start": ts,
+                        "input_chars": len(args) if isinstance(args, str) else None,
+                    }
+                )
+                if ptype == "web_search_call":
+                    tool_ends.setdefault(call_id, ts)  # answered inside the response, no output line
+            if ptype in TOOL_OUTPUTS:
+                call_id = str(payload.get("call_id", ""))
+                out = payload.get("output")
+                tool_ends[call_id] = ts
+                if isinstance(out, str):
+                    tool_out_chars[call_id] = len(out)
                 last_input = ts if ts is not None else last_input
-            elif kind == "compacted":
-                count(skipped, "compacted history")
-            elif kind == "response_item":
-                if ptype in TOOL_ITEMS:
-                    call_id = str(payload.get("call_id") or payload.get("id") or f"line{n}")
-                    args = payload.get("arguments", payload.get("input"))
-                    pending.append(
-                        {
-                            "name": str(payload.get("name") or ptype),
-                            "call_id": call_id,
-                            "start": ts,
-                            "input_chars": len(args) if isinstance(args, str) else None,
-                        }
-                    )
-                    if ptype == "web_search_call":
-                        tool_ends.setdefault(call_id, ts)  # answered inside the response, no output line
-                if ptype in TOOL_OUTPUTS:
-                    call_id = str(payload.get("call_id", ""))
-                    out = payload.get("output")
-                    tool_ends[call_id] = ts
-                    if isinstance(out, str):
-                        tool_out_chars[call_id] = len(out)
-                    last_input = ts if ts is not None else last_input
-                elif ptype in OUTPUT_ITEMS or (ptype == "message" and payload.get("role") == "assistant"):
-                    if first_output is None:
-                        first_output = ts
-                elif ptype == "message" and payload.get("role") in ("user", "developer"):
-                    last_input = ts if ts is not None else last_input
-                elif ptype not in ("message",) and ptype not in TOOL_OUTPUTS:
-                    count(skipped, f"unknown response item {ptype!r}")
-            elif kind == "event_msg":
-                if ptype == "token_count":
-                    info = payload.get("info")
-                    if info is None:
-                        count(skipped, "token_count without info")
+            elif ptype in OUTPUT_ITEMS or (ptype == "message" and payload.get("role") == "assistant"):
+                if first_output is None:
+                    first_output = ts
+            elif ptype == "message" and payload.get("role") in ("user", "developer"):
+                last_input = ts if ts is not None else last_input
+            elif ptype not in ("message",) and ptype not in TOOL_OUTPUTS:
+                count(skipped, f"unknown response item {ptype!r}")
+        elif kind == "event_msg":
+            if ptype == "token_count":
+                info = payload.get("info")
+                if info is None:
+                    count(skipped, "token_count without info")
+                    continue
+                if not isinstance(info, dict):
+                    raise TraceError(p, n, "payload.info", f"expected an object, got {type(info).__name__}")
+                total = _usage(info.get("total_token_usage"), p, n, "payload.info.total_token_usage")
+                last = _usage(info.get("last_token_usage"), p, n, "payload.info.last_token_usage")
+                if total is None and last is None:
+                    raise TraceError(p, n, "payload.info", "a token count with neither total nor last usage")
+                if total is None:
+                    # Without totals a repeat shows as the same usage written again with nothing between.
+                    assert last is not None
+                    if last == last_seen and not pending and first_output is None:
+                        count(skipped, "repeated token usage")
                         continue
-                    if not isinstance(info, dict):
-                        raise TraceError(p, n, "payload.info", f"expected an object, got {type(info).__name__}")
-                    total = _usage(info.get("total_token_usage"), p, n, "payload.info.total_token_usage")
-                    last = _usage(info.get("last_token_usage"), p, n, "payload.info.last_token_usage")
-                    if total is None and last is None:
-                        raise TraceError(p, n, "payload.info", "a token count with neither total nor last usage")
-                    if total is None:
-                        # Without totals a repeat shows as the same usage written again with nothing between.
-                        assert last is not None
-                        if last == last_seen and not pending and first_output is None:
-                            count(skipped, "repeated token usage")
-                            continue
-                        last_seen = last
-                    else:
-                        if total == last_total:
-                            count(skipped, "repeated token totals")
-                            continue
-                        if last is None:
-                            base = last_total or dict.fromkeys(USAGE_FIELDS, 0)
-                            last = {k: max(0, total[k] - base[k]) for k in USAGE_FIELDS}
-                        last_total = total
-                    if last["cached_input_tokens"] > last["input_tokens"]:
-                        raise TraceError(
-                            p, n, "payload.info.last_token_usage.cached_input_tokens", "exceeds input_tokens"
-                        )
-                    mark = first_output if first_output is not None else ts
-                    start = last_input if last_input is not None and (mark is None or last_input <= mark) else None
-                    if prev_end is not None and (start is None or start < prev_end):
-                        start = prev_end
-                    issued = tuple(
-                        ToolCall(
-                            name=t["name"],
-                            call_id=t["call_id"],
-                            start_s=t["start"],
-                            end_s=None,
-                            input_chars=t["input_chars"],
-                        )
-                        for t in pending
+                    last_seen = last
+                else:
+                    if total == last_total:
+                        count(skipped, "repeated token totals")
+                        continue
+                    if last is None:
+                        base = last_total or dict.fromkeys(USAGE_FIELDS, 0)
+                        last = {k: max(0, total[k] - base[k]) for k in USAGE_FIELDS}
+                    last_total = total
+                if last["cached_input_tokens"] > last["input_tokens"]:
+                    raise TraceError(p, n, "payload.info.last_token_usage.cached_input_tokens", "exceeds input_tokens")
+                mark = first_output if first_output is not None else ts
+                start = last_input if last_input is not None and (mark is None or last_input <= mark) else None
+                if prev_end is not None and (start is None or start < prev_end):
+                    start = prev_end
+                issued = tuple(
+                    ToolCall(
+                        name=t["name"],
+                        call_id=t["call_id"],
+                        start_s=t["start"],
+                        end_s=None,
+                        input_chars=t["input_chars"],
                     )
-                    calls.append(
-                        ModelCall(
-                            index=len(calls),
-                            input_tokens=last["input_tokens"],
-                            cached_input_tokens=last["cached_input_tokens"],
-                            output_tokens=last["output_tokens"],
-                            reasoning_tokens=min(last["reasoning_output_tokens"], last["output_tokens"]),
-                            start_s=start,
-                            end_s=ts,
-                            model=model,
-                            tool_calls=issued,
-                        )
+                    for t in pending
+                )
+                calls.append(
+                    ModelCall(
+                        index=len(calls),
+                        input_tokens=last["input_tokens"],
+                        cached_input_tokens=last["cached_input_tokens"],
+                        output_tokens=last["output_tokens"],
+                        reasoning_tokens=min(last["reasoning_output_tokens"], last["output_tokens"]),
+                        start_s=start,
+                        end_s=ts,
+                        model=model,
+                        tool_calls=issued,
                     )
-                    pending = []
-                    first_output = None
-                    prev_end = ts
-                elif ptype == "user_message":
-                    last_input = ts if ts is not None else last_input
-                elif ptype == "exec_command_end":
-                    d = _duration(payload.get("duration"))
-                    if d is not None and payload.get("call_id"):
-                        tool_durations[str(payload["call_id"])] = d
-                elif ptype == "task_started":
-                    last_input = ts if ts is not None else last_input
+                )
+                pending = []
+                first_output = None
+                prev_end = ts
+            elif ptype == "user_message":
+                last_input = ts if ts is not None else last_input
+            elif ptype == "exec_command_end":
+                d = _duration(payload.get("duration"))
+                if d is not None and payload.get("call_id"):
+                    tool_durations[str(payload["call_id"])] = d
+            elif ptype == "task_started":
+                last_input = ts if ts is not None else last_input
 
     if not seen_any:
         raise TraceError(p, None, "file", "empty: no rollout lines")

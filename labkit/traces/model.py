@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +32,22 @@ class TraceError(ValueError):
         self.path = path
         self.line = line
         self.field = field_name
+
+
+def json_lines(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Each non-blank line of a JSON-lines file as ``(line number, object)``; a line that is not a JSON object is
+    a :class:`TraceError` naming the file and the line (both importers of JSON-lines formats read through this)."""
+    with open(path, encoding="utf-8") as fh:
+        for n, text in enumerate(fh, start=1):
+            if not text.strip():
+                continue
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise TraceError(path, n, "line", f"not JSON ({exc.msg})") from None
+            if not isinstance(obj, dict):
+                raise TraceError(path, n, "line", f"expected a JSON object, got {type(obj).__name__}")
+            yield n, obj
 
 
 @dataclass(frozen=True, slots=True)

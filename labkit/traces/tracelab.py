@@ -17,11 +17,20 @@ and ``example_sessions/sanitized/README.md``. What this importer reads:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from labkit.traces.model import ModelCall, Session, ToolCall, TraceError, as_int, count, parse_time, rebase
+from labkit.traces.model import (
+    ModelCall,
+    Session,
+    ToolCall,
+    TraceError,
+    as_int,
+    count,
+    json_lines,
+    parse_time,
+    rebase,
+)
 
 FORMAT = "tracelab"
 INPUT_EVENTS = frozenset({"user_message", "tool_result"})
@@ -63,60 +72,51 @@ def read_tracelab(path: str | Path) -> list[Session]:
     p = str(path)
     rows: dict[str, list[tuple[int, int, ModelCall, str]]] = {}
     skipped: dict[str, dict[str, int]] = {}
-    with open(p, encoding="utf-8") as fh:
-        for n, text in enumerate(fh, start=1):
-            if not text.strip():
+    for n, obj in json_lines(p):
+        for key in REQUIRED:
+            if key not in obj:
+                raise TraceError(p, n, key, "missing (not a TraceLab round trace row)")
+        sid = str(obj["session_id"])
+        round_index = as_int(obj["round_index"], p, n, "round_index")
+        total = as_int(obj["input_tokens_total"], p, n, "input_tokens_total")
+        cached = as_int(obj.get("prefix_tokens"), p, n, "prefix_tokens", optional=True)
+        if cached > total:
+            raise TraceError(p, n, "prefix_tokens", f"{cached} exceeds input_tokens_total {total}")
+        out = as_int(obj["output_tokens"], p, n, "output_tokens")
+        reasoning = as_int(obj.get("reasoning_output_tokens"), p, n, "reasoning_output_tokens", optional=True)
+        events = obj.get("timing_events") or []
+        if not isinstance(events, list):
+            raise TraceError(p, n, "timing_events", "expected a list")
+        inputs, outputs = [], []
+        for k, ev in enumerate(events):
+            if not isinstance(ev, dict):
+                raise TraceError(p, n, f"timing_events[{k}]", "expected an object")
+            t = _time(ev.get("timestamp"), p, n, f"timing_events[{k}].timestamp")
+            if t is None:
                 continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise TraceError(p, n, "line", f"not JSON ({exc.msg})") from None
-            if not isinstance(obj, dict):
-                raise TraceError(p, n, "line", f"expected a JSON object, got {type(obj).__name__}")
-            for key in REQUIRED:
-                if key not in obj:
-                    raise TraceError(p, n, key, "missing (not a TraceLab round trace row)")
-            sid = str(obj["session_id"])
-            round_index = as_int(obj["round_index"], p, n, "round_index")
-            total = as_int(obj["input_tokens_total"], p, n, "input_tokens_total")
-            cached = as_int(obj.get("prefix_tokens"), p, n, "prefix_tokens", optional=True)
-            if cached > total:
-                raise TraceError(p, n, "prefix_tokens", f"{cached} exceeds input_tokens_total {total}")
-            out = as_int(obj["output_tokens"], p, n, "output_tokens")
-            reasoning = as_int(obj.get("reasoning_output_tokens"), p, n, "reasoning_output_tokens", optional=True)
-            events = obj.get("timing_events") or []
-            if not isinstance(events, list):
-                raise TraceError(p, n, "timing_events", "expected a list")
-            inputs, outputs = [], []
-            for k, ev in enumerate(events):
-                if not isinstance(ev, dict):
-                    raise TraceError(p, n, f"timing_events[{k}]", "expected an object")
-                t = _time(ev.get("timestamp"), p, n, f"timing_events[{k}].timestamp")
-                if t is None:
-                    continue
-                et = ev.get("event_type")
-                if et in INPUT_EVENTS:
-                    inputs.append(t)
-                elif et in OUTPUT_EVENTS:
-                    outputs.append(t)
-                else:
-                    count(skipped.setdefault(sid, {}), f"unknown timing event {et!r}")
-            tools_raw = obj.get("tools") or []
-            if not isinstance(tools_raw, list):
-                raise TraceError(p, n, "tools", "expected a list")
-            tools = tuple(_tool(t, p, n, k) for k, t in enumerate(tools_raw))
-            call = ModelCall(
-                index=round_index,
-                input_tokens=total,
-                cached_input_tokens=cached,
-                output_tokens=out,
-                reasoning_tokens=min(reasoning, out),
-                start_s=max(inputs) if inputs else None,
-                end_s=max(outputs) if outputs else None,
-                model=str(obj.get("model") or ""),
-                tool_calls=tools,
-            )
-            rows.setdefault(sid, []).append((round_index, n, call, str(obj.get("provider") or "")))
+            et = ev.get("event_type")
+            if et in INPUT_EVENTS:
+                inputs.append(t)
+            elif et in OUTPUT_EVENTS:
+                outputs.append(t)
+            else:
+                count(skipped.setdefault(sid, {}), f"unknown timing event {et!r}")
+        tools_raw = obj.get("tools") or []
+        if not isinstance(tools_raw, list):
+            raise TraceError(p, n, "tools", "expected a list")
+        tools = tuple(_tool(t, p, n, k) for k, t in enumerate(tools_raw))
+        call = ModelCall(
+            index=round_index,
+            input_tokens=total,
+            cached_input_tokens=cached,
+            output_tokens=out,
+            reasoning_tokens=min(reasoning, out),
+            start_s=max(inputs) if inputs else None,
+            end_s=max(outputs) if outputs else None,
+            model=str(obj.get("model") or ""),
+            tool_calls=tools,
+        )
+        rows.setdefault(sid, []).append((round_index, n, call, str(obj.get("provider") or "")))
     if not rows:
         raise TraceError(p, None, "file", "empty: no round rows")
     sessions = []
