@@ -100,7 +100,6 @@ class Turn:
     lane: str | None
     spec: TurnSpec
     cache: CacheState
-    plan: tuple[Stage, ...]
     source: Source
     parent: ResponseRecord | None
     conversation_key: str
@@ -271,7 +270,6 @@ class Engine:
             lane=request.stream_id,
             spec=spec,
             cache=cache,
-            plan=plan,
             source=source,
             parent=parent,
             conversation_key=position.key,
