@@ -63,7 +63,8 @@ def test_des_bench_cli_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert rec["events_per_repeat"] > rec["rollouts_per_repeat"] * rec["turns_per_rollout"]
     assert [p["name"] for p in rec["parts"]] == ["spans", "stream", "pools"]
     assert rec["ratio"] == max(rec["parts"][0]["ratio"], rec["parts"][1]["ratio"])
-    assert 0 < rec["model_share_of_stream"] < 1.5
+    # A timing share: recorded, positive; its size is the benchmark's to report, not a unit test's to assert.
+    assert rec["model_share_of_stream"] > 0
     # The load before and after the run is recorded, with the verdict of the load rule.
     assert rec["load"]["cores"] >= 1 and rec["load"]["after"] is not None
     assert rec["under_load"] == (rec["load"]["per_core"] > runner.LOAD_PER_CORE_LIMIT)
