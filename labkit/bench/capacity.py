@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 
 from labkit.bench.pinning import cores, pinned
-from labkit.bench.rawpacing import RawPacingProcess, turn_plan
+from labkit.bench.rawpacing import turn_plan
 from labkit.bench.runner import OthersCpu, result
-from labkit.bench.server import ServerProcess
+from labkit.bench.server import RawPacingProcess, ServerProcess
 from labkit.model import load_workload
 
 GOAL = ">= 1"

@@ -8,18 +8,16 @@ counts and pre/post times come from the parent (the same plan the simulator foll
 beyond ``json.loads`` of the request, nothing is stored.
 
 Run as ``python -m labkit.bench.rawpacing JSON-CONFIG``: pins itself to its first usable core, prints
-``URLS <ws-url>`` and serves until its stdin closes. :class:`RawPacingProcess` does that from Python.
+``URLS <ws-url>`` and serves until its stdin closes. :class:`labkit.bench.server.RawPacingProcess` does that
+from Python (kept out of this module so the baseline process imports nothing but what it serves with).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
 from typing import Any
-
-import psutil
 
 _SEP = (",", ":")
 
@@ -118,44 +116,6 @@ async def _main(config: dict[str, Any]) -> None:
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, sys.stdin.read)
     stop()
-
-
-class RawPacingProcess:
-    """The raw pacing server in a subprocess (pinned to the first usable core); ``url`` is its WebSocket URL."""
-
-    def __init__(self, config: dict[str, Any]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "labkit.bench.rawpacing", json.dumps(config)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line.startswith("URLS "):
-            self.close()
-            raise RuntimeError(f"raw pacing server did not start (got {line!r})")
-        self.urls = line.split()[1:]
-        self.ps = psutil.Process(self.proc.pid)
-
-    def cpu(self) -> float:
-        t = self.ps.cpu_times()
-        return t.user + t.system
-
-    def close(self) -> None:
-        if self.proc.stdin:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-    def __enter__(self) -> RawPacingProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 if __name__ == "__main__":

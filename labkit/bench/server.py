@@ -35,7 +35,7 @@ class ServerProcess:
 
     def __init__(self, kind: str, config: dict[str, Any] | None = None) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "labkit.bench.servers", kind, json.dumps(config or {})],
+            [sys.executable, "-m", *self._module_args(kind, config or {})],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -47,6 +47,9 @@ class ServerProcess:
             raise RuntimeError(f"{kind}: server did not start (got {line!r})")
         self.urls = line.split()[1:]
         self.ps = psutil.Process(self.proc.pid)
+
+    def _module_args(self, kind: str, config: dict[str, Any]) -> list[str]:
+        return ["labkit.bench.servers", kind, json.dumps(config)]
 
     def cpu(self) -> float:
         """CPU seconds of all the server's threads: from schedstat (nanoseconds) where Linux has it,
@@ -75,6 +78,16 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class RawPacingProcess(ServerProcess):
+    """The raw pacing server of :mod:`labkit.bench.rawpacing` in a subprocess (the baseline of ``capacity``)."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__("raw pacing", config)
+
+    def _module_args(self, kind: str, config: dict[str, Any]) -> list[str]:
+        return ["labkit.bench.rawpacing", json.dumps(config)]
 
 
 async def ws_load(url: str, message: str, conns: int, requests: int) -> int:
