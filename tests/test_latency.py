@@ -256,3 +256,11 @@ def test_sampling_loop_ends_with_the_connection_or_an_eviction():
     assert live["safety_in"] == 0.0
     assert evicted["safety_in"] > 0 and reconnected["safety_in"] > 0
     assert request_tokens(proto, TURN, WARM._replace(connection_cache_hit=False)) == TURN.conversation_tokens
+
+
+def test_load_profile_takes_a_profile_as_it_is():
+    from labkit.model import load_profile
+
+    p = load_profile("websocket")
+    assert load_profile(p) is p
+    assert load_profile(p, decode_tps=65) == p.with_(decode_tps=65)

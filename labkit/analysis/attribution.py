@@ -101,7 +101,7 @@ def shapley(players: Sequence[str], value: Mapping[int, float]) -> dict[str, flo
 
 
 def _as_profile(p: str | Profile) -> Profile:
-    return p if isinstance(p, Profile) else load_profile(p)
+    return load_profile(p)
 
 
 def attribute(

@@ -173,7 +173,7 @@ def realistic_sessions(
 
 def session_shape(workload: Workload, profile: str | Profile = "websocket") -> dict[str, float]:
     """What a workload looks like per model call, in the terms real sessions are described in."""
-    p = profile if isinstance(profile, Profile) else load_profile(profile)
+    p = load_profile(profile)
     specs = workload.turn_specs()
     inputs = np.array([s.conversation_tokens for s in specs], dtype=float)
     cached = np.array([int(p.kv_hit_share() * s.context_tokens) for s in specs], dtype=float)

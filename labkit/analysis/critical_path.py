@@ -6,8 +6,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from labkit.analysis.profiles import as_profiles as _profiles
-from labkit.model import Profile, Workload
+from labkit.model import Profile, Workload, load_profile
 from labkit.model.profile import MECHANISMS
 from labkit.sim.analytic import RolloutForecast, forecast
 
@@ -37,7 +36,7 @@ def optimisation_effects(
     with only this one reverted. When the effects simply add up the two columns agree; their gap measures
     how much the optimisations interact. Reductions are fractions of the baseline's mean TTFT.
     """
-    b, o = _profiles([baseline, optimized])
+    b, o = load_profile(baseline), load_profile(optimized)
     _sprint_fields(b, o, groups)
     t_base = forecast(b, workload).ttft_mean_s
     t_opt = forecast(o, workload).ttft_mean_s
@@ -71,7 +70,7 @@ def sprint_steps(
 
     The input of :func:`labkit.viz.ttft_waterfall` ``steps=``; the last step is the optimized profile.
     """
-    b, o = _profiles([baseline, optimized])
+    b, o = load_profile(baseline), load_profile(optimized)
     _sprint_fields(b, o, groups)
     steps = []
     cur = b

@@ -23,9 +23,7 @@ def crossover_tps(
     profile: str | Profile = "http_baseline", workload: str | Workload = "codex_bugfix", **overrides: Any
 ) -> float:
     """The decode rate (tokens/s) at which the rollout's API overhead (service + network) equals inference."""
-    p = profile if isinstance(profile, Profile) else load_profile(profile)
-    if overrides:
-        p = p.with_(**overrides)
+    p = load_profile(profile, **overrides)
     w = workload if isinstance(workload, Workload) else load_workload(workload)
 
     def gap(log_tps: float) -> float:

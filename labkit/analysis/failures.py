@@ -6,8 +6,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from labkit.analysis.profiles import as_profiles as _profiles
-from labkit.model import Profile, Workload
+from labkit.model import Profile, Workload, load_profile
 
 
 def reconnects(spans: pd.DataFrame) -> pd.DataFrame:
@@ -33,7 +32,7 @@ def fallback_turn_cost(profile: str | Profile, workload: Workload) -> pd.DataFra
     connection (miss), and the extra seconds one fallback costs at that point of the rollout."""
     from labkit.model import CacheState, plan_total_s, plan_turn
 
-    (p,) = _profiles([profile])
+    p = load_profile(profile)
     rows = []
     for spec in workload.turn_specs():
         if spec.index == 0:
@@ -71,7 +70,7 @@ def limit_sweep(
     from labkit.analysis.metrics import rollout_metrics
     from labkit.sim.des import Faults, simulate
 
-    (p,) = _profiles([profile])
+    p = load_profile(profile)
     rows = []
     for limit in limits_s:
         spans = simulate(

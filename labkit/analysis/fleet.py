@@ -9,8 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from labkit.analysis.profiles import as_profiles as _profiles
-from labkit.model import Profile, Workload
+from labkit.model import Profile, Workload, load_profile
 
 
 def erlang_check(
@@ -75,7 +74,7 @@ def fleet_sweep(
 
     fleet = Fleet(api_workers=api_workers, inference_slots=inference_slots)
     rows = []
-    for p in _profiles(profiles):
+    for p in map(load_profile, profiles):
         for a in agents:
             res = run(
                 p, workload, rollouts=int(a) * rollouts_per_agent, agents=int(a), seed=seed, jitter=jitter, fleet=fleet
@@ -165,7 +164,7 @@ def scale_sweep(
     from labkit.sim.fleet import FleetSpec, run_shard
 
     rows = []
-    for p in _profiles(profiles):
+    for p in map(load_profile, profiles):
         for a in agents_per_replica:
             spec = FleetSpec(
                 profile=p,

@@ -69,8 +69,8 @@ def compare(
     w = workload if isinstance(workload, Workload) else load_workload(workload)
     if turns is not None:
         w = w.with_(turns=turns)
-    pb = (baseline if isinstance(baseline, Profile) else load_profile(baseline)).with_(**overrides)
-    pc = (candidate if isinstance(candidate, Profile) else load_profile(candidate)).with_(**overrides)
+    pb = load_profile(baseline, **overrides)
+    pc = load_profile(candidate, **overrides)
     fb, fc = forecast(pb, w), forecast(pc, w)
     return Comparison(
         baseline=pb.name,

@@ -69,11 +69,14 @@ def _preset_values(name: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
     return values
 
 
-def load_profile(name: str | os.PathLike[str], **overrides: Any) -> Profile:
+def load_profile(name: str | os.PathLike[str] | Profile, **overrides: Any) -> Profile:
     """A preset from ``data/calibration.toml`` (``http_baseline``, ``http_optimized``, ``http_chained``,
     ``websocket``, ...) or a profile file (see :func:`load_profile_file`), with optional overrides such as
-    ``decode_tps=1000``. Wherever labkit takes a preset name, a path to a profile file works too."""
-    if isinstance(name, os.PathLike) or (name not in calibration()["presets"] and _looks_like_path(name)):
+    ``decode_tps=1000``. Wherever labkit takes a preset name, a path to a profile file works too; a
+    :class:`Profile` is taken as it is, so every function that accepts "a profile" resolves it with this one call."""
+    if isinstance(name, Profile):
+        profile = name
+    elif isinstance(name, os.PathLike) or (name not in calibration()["presets"] and _looks_like_path(name)):
         profile = load_profile_file(name)
     else:
         values = _numbers(_preset_values(name))

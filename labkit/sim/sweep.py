@@ -57,7 +57,7 @@ def build(point: Mapping[str, Any]) -> tuple[Profile, Any]:
     p_kw = {k: v for k, v in params.items() if k in _PROFILE_FIELDS}
     w_kw = {k: v for k, v in params.items() if k in _WORKLOAD_FIELDS}
     prof = point.get("profile", BASELINE)
-    profile = prof.with_(**p_kw) if isinstance(prof, Profile) else load_profile(prof, **p_kw)
+    profile = load_profile(prof, **p_kw)
     work = point.get("workload", "codex_bugfix")
     if isinstance(work, str):
         workload: Any = load_workload(work, **w_kw)
@@ -164,7 +164,7 @@ def forecast_sweep(
             raise ValueError(f"{key}: not a Profile or Workload parameter")
         if isinstance(grid[key], str) or not len(grid[key]):
             raise ValueError(f"{key}: needs a non-empty sequence of values")
-    bases = [load_profile(p) if isinstance(p, str) else p for p in profiles]
+    bases = [load_profile(p) for p in profiles]
     points = [
         {**dict(zip(keys, values, strict=True)), "profile": prof, "workload": workload}
         for values in itertools.product(*(grid[k] for k in keys))

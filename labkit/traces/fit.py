@@ -232,7 +232,7 @@ def fit_spans(
     """Fit the identifiable parameters of a profile to a spans table (see the module docstring)."""
     if n_boot < 20:
         raise ValueError(f"n_boot: must be >= 20, got {n_boot!r}")
-    base_prof = base if isinstance(base, Profile) else load_profile(base or default_base(spans))
+    base_prof = load_profile(base or default_base(spans))
     base_name = base_prof.name
     t = turn_table(spans)
     t = t[(t["attempts"] == 1) & np.isfinite(t["request_ttft_s"]) & (t["output_tokens"] >= 1)].reset_index(drop=True)

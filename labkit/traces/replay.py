@@ -75,7 +75,7 @@ def resolve_profiles(profiles: Sequence[str | os.PathLike[str] | Profile] | None
     """Profiles from preset names, profile files or :class:`Profile` objects (default: every preset)."""
     out = []
     for p in profiles if profiles else preset_names():
-        out.append(p if isinstance(p, Profile) else load_profile(p))
+        out.append(load_profile(p))
     names = [p.name for p in out]
     if len(set(names)) != len(names):
         raise ValueError(f"profiles: two profiles share a name ({', '.join(names)})")
