@@ -264,3 +264,11 @@ def test_load_profile_takes_a_profile_as_it_is():
     p = load_profile("websocket")
     assert load_profile(p) is p
     assert load_profile(p, decode_tps=65) == p.with_(decode_tps=65)
+
+
+def test_load_workload_takes_a_workload_as_it_is():
+    from labkit.model import load_workload
+
+    w = load_workload("codex_bugfix")
+    assert load_workload(w) is w
+    assert load_workload(w, turns=3) == w.with_(turns=3)

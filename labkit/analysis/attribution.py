@@ -112,7 +112,7 @@ def attribute(
     workload: str | Workload = "codex_bugfix",
 ) -> Attribution:
     """Each differing mechanism's exact Shapley share of the candidate's end-to-end and mean-TTFT gain."""
-    w = workload if isinstance(workload, Workload) else load_workload(workload)
+    w = load_workload(workload)
     b, c = _as_profile(baseline), _as_profile(candidate)
     if tps is not None:
         b, c = b.with_(decode_tps=tps), c.with_(decode_tps=tps)
@@ -183,7 +183,7 @@ def gap_to_ideal(
 ) -> pd.DataFrame:
     """Per preset: its end to end, its gain over the baseline and the share of the baseline-to-ideal gap it
     closes (``gap_closed``: 0 = the baseline, 1 = the lower bound)."""
-    w = workload if isinstance(workload, Workload) else load_workload(workload)
+    w = load_workload(workload)
     fb = forecast(_as_profile(baseline).with_(decode_tps=tps), w)
     fi = forecast(_as_profile(ideal).with_(decode_tps=tps), w)
     gap = fb.e2e_s - fi.e2e_s

@@ -309,7 +309,7 @@ def check_claims(
 ) -> ClaimsReport:
     """Every claim of :data:`CLAIMS` against the model under ``assumptions`` (default: the calibrated presets)."""
     a = assumptions or Assumptions()
-    post = post_workload if isinstance(post_workload, Workload) else load_workload(post_workload)
+    post = load_workload(post_workload)
     family = list(sessions) if sessions is not None else realistic_sessions()
     cache: dict[tuple[str, str, str], float] = {}
     checks = []

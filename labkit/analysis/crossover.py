@@ -24,7 +24,7 @@ def crossover_tps(
 ) -> float:
     """The decode rate (tokens/s) at which the rollout's API overhead (service + network) equals inference."""
     p = load_profile(profile, **overrides)
-    w = workload if isinstance(workload, Workload) else load_workload(workload)
+    w = load_workload(workload)
 
     def gap(log_tps: float) -> float:
         f = forecast(p.with_(decode_tps=math.exp(log_tps)), w)

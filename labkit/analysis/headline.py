@@ -66,7 +66,7 @@ def compare(
     """Any two profiles (preset names, profile files or objects) on one workload: TTFT and end-to-end
     reductions and both overhead shares, from the closed form."""
     overrides = {} if tps is None else {"decode_tps": tps}
-    w = workload if isinstance(workload, Workload) else load_workload(workload)
+    w = load_workload(workload)
     if turns is not None:
         w = w.with_(turns=turns)
     pb = load_profile(baseline, **overrides)

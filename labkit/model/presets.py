@@ -139,8 +139,11 @@ def preset_description(name: str) -> str:
     return str(calibration()["presets"][name].get("description", ""))
 
 
-def load_workload(name: str, **overrides: Any) -> Workload:
-    """A workload preset from ``data/workloads.toml`` (e.g. ``codex_bugfix``), with overrides."""
+def load_workload(name: str | Workload, **overrides: Any) -> Workload:
+    """A workload preset from ``data/workloads.toml`` (e.g. ``codex_bugfix``), with overrides; a
+    :class:`Workload` (a trace's too) is taken as it is."""
+    if isinstance(name, Workload):
+        return name.with_(**overrides) if overrides else name
     table = _load_toml(WORKLOADS_FILE)["workloads"]
     _check(name in table, "workload", f"unknown workload {name!r}; known: {', '.join(table)}")
     w = Workload(name=name, **table[name])
