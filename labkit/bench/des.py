@@ -11,9 +11,14 @@ are reused):
 - ``pools``: streamed, with finite API workers and inference slots (events at every phase boundary).
 
 Ratio = labkit seconds per simulated stage / raw seconds per timeout, worst of ``spans`` and ``stream``
-(goal <= 0.5); ``pools`` has its own goal (<= 1). ``model_share`` is the part of labkit's time spent in the
-latency model itself (``Workload.turn_specs`` and ``plan_rollout``, a tile of rollouts at a time as the DES
-calls them, timed alone on the same calls): the floor below which no engine change can go.
+(goal <= 0.5: stages laid out arithmetically between the places rollouts share something). ``pools`` has a
+goal labkit set itself (<= 1), reported but not counted in ``met``: with finite pools a turn needs SimPy
+events where it enters a pool (three a turn, plus one per wait and one per server handed over to a waiting
+request), so its cost follows how much the fleet queues, not how the stages are laid out.
+
+``model_share`` is the part of labkit's time spent in the latency model itself (``Workload.turn_specs`` and
+``plan_rollout``, a tile of rollouts at a time as the DES calls them, timed alone on the same calls): the
+floor below which no engine change can go.
 """
 
 from __future__ import annotations
@@ -120,6 +125,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                 st["median"],
                 "<=",
                 goal,
+                counted=mode != "pools",
                 ratio_means=f"labkit s per simulated stage ({mode}) / raw SimPy s per env.timeout (same count)",
                 ratio_stats=st,
                 summary=f"{summarize(lab[mode])['median']:.3f} vs {summarize(raw[mode])['median']:.3f} us per stage",

@@ -108,15 +108,19 @@ def result(
     *,
     ratio_means: str,
     parts: Sequence[dict[str, Any]] = (),
+    counted: bool = True,
     **raw: Any,
 ) -> dict[str, Any]:
     """One benchmark record. ``met`` compares ``ratio`` with the goal and, if there are parts, requires
-    every part's goal too; ``raw`` holds the figures the ratio is computed from."""
-    met = goal_met(ratio, goal_op, goal_value) and all(p["met"] for p in parts)
+    every counted part's goal too; ``raw`` holds the figures the ratio is computed from. A part made with
+    ``counted=False`` keeps its own verdict but not its parent's (a goal labkit set itself beyond the one
+    asked for)."""
+    met = goal_met(ratio, goal_op, goal_value) and all(p["met"] for p in parts if p.get("counted", True))
+    goal = f"1 ± {goal_value:g}" if goal_op == "±" else f"{goal_op} {goal_value:g}"
     rec: dict[str, Any] = {
         "name": name,
         "ratio": float(ratio),
-        "goal": f"1 ± {goal_value:g}" if goal_op == "±" else f"{goal_op} {goal_value:g}",
+        "goal": goal if counted else f"{goal} (not counted)",
         "goal_op": goal_op,
         "goal_value": float(goal_value),
         "met": met,
@@ -124,6 +128,8 @@ def result(
     }
     if parts:
         rec["parts"] = list(parts)
+    if not counted:
+        rec["counted"] = False
     rec.update(raw)
     return rec
 
@@ -135,6 +141,7 @@ _FIELDS = (
     "goal_op",
     "goal_value",
     "met",
+    "counted",
     "ratio_means",
     "summary",
     "ratio_stats",
@@ -164,6 +171,8 @@ class BenchRecord:
     goal_op: str = ""
     goal_value: float = math.nan
     met: bool = False
+    #: False for a part whose goal does not enter its parent's ``met`` (see :func:`result`).
+    counted: bool = True
     ratio_means: str = ""
     summary: str = ""
     ratio_stats: Mapping[str, float] | None = None
@@ -210,6 +219,9 @@ class BenchRecord:
             if key == "parts":
                 if value:
                     out["parts"] = [p.to_dict() for p in value]
+            elif key == "counted":
+                if not value:
+                    out[key] = False
             elif value is not None and value != {} and not (key == "goal_value" and math.isnan(value)):
                 out[key] = dict(value) if isinstance(value, Mapping) else value
         if self.load:

@@ -29,6 +29,7 @@ from array import array
 from collections import OrderedDict, deque
 from collections.abc import Generator
 from dataclasses import dataclass
+from heapq import heappop, heappush
 from operator import itemgetter
 from typing import Any, Literal
 
@@ -119,12 +120,27 @@ class Pool:
     """``capacity`` servers shared first come, first served; integrates the number in system over time.
 
     A free server is taken without any event (:meth:`enter` returns ``None``); a request that must wait gets
-    an event that :meth:`leave` triggers when a server is handed over to it. The integral gives the
-    time-average number in system L independently of the spans, so Little's law (L = lambda * W) can be
-    checked against sojourn times measured from the spans.
+    an event that is triggered when a server is handed over to it. A server comes back either from the
+    process holding it (:meth:`leave`, at ``env.now``) or at a known future time (:meth:`release_at`): then
+    no process needs to be there, and the pool applies the release when it next looks at its state, or at
+    that time through a wake-up event if a request is waiting for it. The integral gives the time-average
+    number in system L independently of the spans, so Little's law (L = lambda * W) can be checked against
+    sojourn times measured from the spans.
     """
 
-    __slots__ = ("_last_t", "area", "arrivals", "busy", "busy_area", "capacity", "env", "in_system", "waiting")
+    __slots__ = (
+        "_armed",
+        "_last_t",
+        "area",
+        "arrivals",
+        "busy",
+        "busy_area",
+        "capacity",
+        "env",
+        "in_system",
+        "pending",
+        "waiting",
+    )
 
     def __init__(self, env: simpy.Environment, capacity: int) -> None:
         if not isinstance(capacity, int) or capacity < 1:
@@ -138,12 +154,49 @@ class Pool:
         self.area = 0.0
         self.busy_area = 0.0
         self.arrivals = 0
+        # Future release times (a heap), and the time a wake-up event is scheduled for (inf: none).
+        self.pending: list[float] = []
+        self._armed = math.inf
+
+    def _release(self, t: float) -> None:
+        # A server comes back at t: straight to the longest waiting request, if any. (The integrals are
+        # advanced inline here and in enter: these two run for every request of a pooled simulation.)
+        dt = t - self._last_t
+        self.area += self.in_system * dt
+        self.busy_area += self.busy * dt
+        self._last_t = t
+        self.in_system -= 1
+        if self.waiting:
+            self.waiting.popleft().succeed()
+        else:
+            self.busy -= 1
+
+    def _catch_up(self, now: float) -> None:
+        # Releases due by now, in time order: every state change is integrated in time order.
+        pending = self.pending
+        while pending and pending[0] <= now:
+            self._release(heappop(pending))
+
+    def _arm(self) -> None:
+        # A request waits and releases are pending: wake up when the first comes due (unless already set).
+        if self.pending and self.pending[0] < self._armed:
+            self._armed = self.pending[0]
+            self.env.timeout(self._armed - self.env.now).callbacks.append(self._wake)
+
+    def _wake(self, _event: simpy.Event) -> None:
+        self._armed = math.inf
+        self._catch_up(self.env.now)
+        if self.waiting:
+            self._arm()
 
     def enter(self) -> simpy.Event | None:
         """Ask for a server at ``env.now``: ``None`` if one was free, else an event to wait for."""
         now = self.env.now
-        self.area += self.in_system * (now - self._last_t)
-        self.busy_area += self.busy * (now - self._last_t)
+        if self.pending and self.pending[0] <= now:
+            self._catch_up(now)
+        dt = now - self._last_t
+        self.area += self.in_system * dt
+        self.busy_area += self.busy * dt
         self._last_t = now
         self.in_system += 1
         self.arrivals += 1
@@ -152,26 +205,34 @@ class Pool:
             return None
         ev = self.env.event()
         self.waiting.append(ev)
+        if self.pending:
+            self._arm()
         return ev
 
     def leave(self) -> None:
         """Give a server back at ``env.now``: straight to the longest waiting request, if any."""
         now = self.env.now
-        self.area += self.in_system * (now - self._last_t)
-        self.busy_area += self.busy * (now - self._last_t)
-        self._last_t = now
-        self.in_system -= 1
+        if self.pending and self.pending[0] <= now:
+            self._catch_up(now)
+        self._release(now)
+
+    def release_at(self, t: float) -> None:
+        """Give a server back at ``t`` (not before ``env.now``) with no process there to do it."""
+        if t <= self.env.now:
+            self.leave()
+            return
+        heappush(self.pending, t)
         if self.waiting:
-            self.waiting.popleft().succeed()
-        else:
-            self.busy -= 1
+            self._arm()
 
     def time_average(self, until: float) -> float:
         """Time-average number in system (waiting + served) over ``[0, until]``."""
+        self._catch_up(until)
         return (self.area + self.in_system * (until - self._last_t)) / until if until > 0 else 0.0
 
     def utilisation(self, until: float) -> float:
         """Time-average share of the servers busy over ``[0, until]``."""
+        self._catch_up(until)
         busy = self.busy_area + self.busy * (until - self._last_t)
         return busy / until / self.capacity if until > 0 else 0.0
 
@@ -327,18 +388,21 @@ class _SpanRecorder:
         self.times = array("d")  # phase starts (network, API, inference, post), cut time
         # Waits and tools: rollout, turn, attempt, stage id, start, end.
         self.extra = array("d")
+        # Plain turns (a tile's plan, unscaled, nothing in the way): rollout, turn, attempt, tile row, start,
+        # end, tool seconds; their stages are laid out from the tile's durations at the end.
+        self.turns = array("d")
         # Plans computed a tile at a time (plan_rollout_stages) are kept as the tile's arrays: a segment names
         # its row there (``src`` >= 0) instead of copying sixteen values of each field; a segment planned on
         # its own (src = -1 - k) has its values in the flat buffers above, as the k-th such segment.
         self.src = array("q")
-        self.tiles: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.tiles: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self.tile_rows = 0
         self.own = 0
 
-    def add_tile(self, tokens: np.ndarray, nbytes: np.ndarray, hits: np.ndarray) -> int:
-        """Keep a tile's per-stage tokens, bytes and hits; returns the global row of its first turn."""
+    def add_tile(self, durations: np.ndarray, tokens: np.ndarray, nbytes: np.ndarray, hits: np.ndarray) -> int:
+        """Keep a tile's per-stage durations, tokens, bytes and hits; returns the global row of its first turn."""
         base = self.tile_rows
-        self.tiles.append((tokens, nbytes, hits))
+        self.tiles.append((tokens, nbytes, hits, durations))
         self.tile_rows += len(tokens)
         return base
 
@@ -373,28 +437,26 @@ class _SpanRecorder:
             self.extra.extend((rollout, turn, attempt, stage, t0, t1))
 
     def clear(self) -> None:
-        for name in ("tokens", "nbytes", "hits", "durations", "meta", "times", "extra", "src"):
+        for name in ("tokens", "nbytes", "hits", "durations", "meta", "times", "extra", "src", "turns"):
             setattr(self, name, array(getattr(self, name).typecode))
         self.tiles = []
         self.tile_rows = self.own = 0
 
-    def _field(self, own: array, dtype: Any, which: int) -> np.ndarray:
-        """One per-stage field (tokens, bytes or hits) of every segment, flat in segment order."""
+    def _field(self, tiled: np.ndarray, own: array, dtype: Any) -> np.ndarray:
+        """One per-stage field (tokens, bytes, hits or durations) of every segment, as (segment x stage)."""
         src = np.frombuffer(self.src, dtype=np.int64)
         out = np.empty((len(src), _N), dtype=dtype)
-        tiled = src >= 0
+        from_tile = src >= 0
         if self.tiles:
-            out[tiled] = np.concatenate([t[which] for t in self.tiles])[src[tiled]]
+            out[from_tile] = tiled[src[from_tile]]
         if self.own:
-            out[~tiled] = np.frombuffer(own, dtype=dtype).reshape(self.own, _N)
-        return out.reshape(-1)
+            out[~from_tile] = np.frombuffer(own, dtype=dtype).reshape(self.own, _N)
+        return out
 
-    def table(self, source: str, scenario: str) -> SpanTable:
+    def _segment_rows(self, tiles: tuple[np.ndarray, ...]) -> dict[str, np.ndarray]:
+        """Rows of the segments recorded stage by stage (pools, faults, jitter, cache lookups)."""
         s = len(self.meta) // 4
         d = np.frombuffer(self.durations, dtype=np.float64).reshape(s, _N)
-        tokens = self._field(self.tokens, np.int64, 0)
-        nbytes = self._field(self.nbytes, np.int64, 1)
-        hits = self._field(self.hits, np.int8, 2).astype(np.bool_)
         meta = np.frombuffer(self.meta, dtype=np.int64).reshape(s, 4)
         times = np.frombuffer(self.times, dtype=np.float64).reshape(s, 5)
         # Start of every stage: its phase's start plus the stages before it in the same phase.
@@ -406,34 +468,93 @@ class _SpanRecorder:
         keep = ((d > 0) | _ALWAYS) & (meta[:, 3:4] > _COLS) & (start < times[:, 4:5])
         end = np.minimum(start + d, times[:, 4:5])
         flat = np.flatnonzero(keep)
-        seg_ix = flat // _N
-        cols = {
-            "rollout": meta[seg_ix, 0],
-            "turn": meta[seg_ix, 1],
-            "attempt": meta[seg_ix, 2],
-            "stage": flat - seg_ix * _N,
+        seg = flat // _N
+        return {
+            "rollout": meta[seg, 0],
+            "turn": meta[seg, 1],
+            "attempt": meta[seg, 2],
+            "stage": flat - seg * _N,
             "start_s": start.ravel()[flat],
             "end_s": end.ravel()[flat],
-            "tokens": tokens[flat],
-            "bytes": nbytes[flat],
-            "cache_hit": hits[flat],
+            "tokens": self._field(tiles[0], self.tokens, np.int64).ravel()[flat],
+            "bytes": self._field(tiles[1], self.nbytes, np.int64).ravel()[flat],
+            "cache_hit": self._field(tiles[2], self.hits, np.int8).ravel()[flat].astype(np.bool_),
         }
+
+    def _turn_rows(self, tiles: tuple[np.ndarray, ...]) -> dict[str, np.ndarray]:
+        """Rows of the plain turns: every stage laid out from its tile's durations, then the tool."""
+        x = np.frombuffer(self.turns, dtype=np.float64).reshape(-1, 7)
+        ints = x[:, :4].astype(np.int64)
+        tokens, nbytes, hits, durations = tiles
+        rows = ints[:, 3]
+        flat = np.flatnonzero(((durations > 0) | _ALWAYS)[rows])
+        seg, stage = np.divmod(flat, _N)
+        g = rows[seg] * _N + stage  # the stage's place in the tiles
+        tool = np.flatnonzero(x[:, 6] > 0)
+        n, m = len(flat), len(tool)
+        # Written in place (stages, then tools): no concatenation copies of the nine columns.
+        cols = {
+            "rollout": np.empty(n + m, np.int64),
+            "turn": np.empty(n + m, np.int64),
+            "attempt": np.zeros(n + m, np.int64),
+            "stage": np.full(n + m, _TOOL_ID, np.int64),
+            "start_s": np.empty(n + m),
+            "end_s": np.empty(n + m),
+            "tokens": np.zeros(n + m, np.int64),
+            "bytes": np.zeros(n + m, np.int64),
+            "cache_hit": np.zeros(n + m, np.bool_),
+        }
+        for name, j in (("rollout", 0), ("turn", 1), ("attempt", 2)):
+            np.take(ints[:, j], seg, out=cols[name][:n])
+        cols["stage"][:n] = stage
+        start: np.ndarray = cols["start_s"][:n]
+        np.take((np.cumsum(durations, axis=1) - durations).ravel(), g, out=start)
+        np.add(start, np.take(x[:, 4], seg), out=start)
+        np.add(start, np.take(durations.ravel(), g), out=cols["end_s"][:n])
+        np.take(tokens.ravel(), g, out=cols["tokens"][:n])
+        np.take(nbytes.ravel(), g, out=cols["bytes"][:n])
+        np.take(hits.ravel(), g, out=cols["cache_hit"][:n])
+        np.take(ints[:, 0], tool, out=cols["rollout"][n:])
+        np.take(ints[:, 1], tool, out=cols["turn"][n:])
+        cols["start_s"][n:] = x[tool, 5]
+        cols["end_s"][n:] = x[tool, 5] + x[tool, 6]
+        return cols
+
+    def _extra_rows(self) -> dict[str, np.ndarray]:
+        """Rows of the waits and of the tools not recorded with their turn."""
+        x = np.frombuffer(self.extra, dtype=np.float64).reshape(-1, 6)
+        m = len(x)
+        ints = x[:, :4].astype(np.int64)
+        return {
+            "rollout": ints[:, 0],
+            "turn": ints[:, 1],
+            "attempt": ints[:, 2],
+            "stage": ints[:, 3],
+            "start_s": x[:, 4],
+            "end_s": x[:, 5],
+            "tokens": np.zeros(m, np.int64),
+            "bytes": np.zeros(m, np.int64),
+            "cache_hit": np.zeros(m, np.bool_),
+        }
+
+    def table(self, source: str, scenario: str) -> SpanTable:
+        if self.tiles:
+            tiles = tuple(np.concatenate([t[i] for t in self.tiles]) for i in range(4))
+        else:
+            tiles = (
+                np.zeros((0, _N), np.int64),
+                np.zeros((0, _N), np.int64),
+                np.zeros((0, _N), np.bool_),
+                np.zeros((0, _N)),
+            )
+        parts = []
+        if self.meta or not (self.turns or self.extra):
+            parts.append(self._segment_rows(tiles))
+        if self.turns:
+            parts.append(self._turn_rows(tiles))
         if self.extra:
-            x = np.frombuffer(self.extra, dtype=np.float64).reshape(-1, 6)
-            m = len(x)
-            ints = x[:, :4].astype(np.int64)
-            add = {
-                "rollout": ints[:, 0],
-                "turn": ints[:, 1],
-                "attempt": ints[:, 2],
-                "stage": ints[:, 3],
-                "start_s": x[:, 4],
-                "end_s": x[:, 5],
-                "tokens": np.zeros(m, np.int64),
-                "bytes": np.zeros(m, np.int64),
-                "cache_hit": np.zeros(m, bool),
-            }
-            cols = {k: np.concatenate([cols[k], add[k]]) for k in cols}
+            parts.append(self._extra_rows())
+        cols = parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         return SpanTable(source, scenario, cols)
 
 
@@ -516,8 +637,10 @@ class _Run:
         # neighbouring agents when each runs few.
         self.tile_rounds = min(rounds, PLAN_TILE)
         self.tile_agents = max(1, PLAN_TILE // self.tile_rounds)
-        # Rollout -> its turn specs, its plans' durations and the recorder's row of its first turn.
-        self.planned: dict[int, tuple[tuple[TurnSpec, ...], np.ndarray, int]] = {}
+        # Rollout -> its turn specs, its plans' durations, the recorder's row of its first turn, and each
+        # plan's total and time to decode's start (summed with numpy once per tile).
+        # Rollout -> also each plan's phase sums when pools are in the way (see _serve_pooled).
+        self.planned: dict[int, tuple[tuple[TurnSpec, ...], np.ndarray, int, list[float], list[float], list[Any]]] = {}
 
     def agent(self, rollouts: list[int], start: float) -> Generator[simpy.Event, None, None]:
         t = start
@@ -545,15 +668,30 @@ class _Run:
         if isinstance(rec, _SpanRecorder):
             # Spans carry each stage's tokens, bytes and hits too: the recorder keeps them per tile.
             plans, tokens, nbytes, hits = plan_rollout_stages(self.profile, flat, states)
-            at = rec.add_tile(tokens, nbytes, hits)
+            at = rec.add_tile(plans, tokens, nbytes, hits)
         else:
             plans = plan_rollout(self.profile, flat, states)
             at = 0
+        totals = plans.sum(axis=1).tolist()
+        to_decode = plans[:, :_DEC].sum(axis=1).tolist()
+        phases: list[Any] = []
+        if self.api is not None or self.inference is not None:
+            # Network, API before inference, inference, to decode's start within it, API after.
+            bounds = np.add.reduceat(plans, [0, _A, _B, _C], axis=1)
+            phases = np.column_stack([bounds[:, :3], plans[:, _B:_DEC].sum(axis=1), bounds[:, 3]]).tolist()
         start = 0
         # Views into one array: it is freed when the tile's last rollout has taken its rows.
         for m, ss in zip(members, specs, strict=True):
-            self.planned[m] = (ss, plans[start : start + len(ss)], at + start)
-            start += len(ss)
+            end = start + len(ss)
+            self.planned[m] = (
+                ss,
+                plans[start:end],
+                at + start,
+                totals[start:end],
+                to_decode[start:end],
+                phases[start:end],
+            )
+            start = end
 
     def rollout(self, rollout: int, t: float) -> Generator[simpy.Event, None, float]:
         env = self.env
@@ -563,17 +701,19 @@ class _Run:
         faults = self.faults
         if rollout not in self.planned:
             self._plan_tile(rollout)
-        specs, tile_rows, row0 = self.planned.pop(rollout)
-        rows: list[list[float]] = tile_rows.tolist()
-        expected_first, expected_later = self.expected
+        specs, tile_rows, row0, totals, to_decode, tile_phases = self.planned.pop(rollout)
+        pooled = self.api is not None or self.inference is not None
         draws = _draws(self.seed, rollout, len(specs), self.jitter).tolist() if self.need_draws else None
+        # Stage durations as Python floats, for the turns laid out stage by stage (pools, faults, jitter, cache
+        # lookups); a plain turn needs only its total.
+        rows: list[list[float]] = tile_rows.tolist() if pooled or draws is not None or self.caches else []
+        expected_first, expected_later = self.expected
         jitter = self.jitter > 0
         replicas = p.replicas
         random_routing = p.routing == "random"
         websocket = p.transport == "websocket"
         persistent = self.persistent
         chained = self.chained
-        pooled = self.api is not None or self.inference is not None
         caches = self.caches
         # The replica that holds this conversation's replica-local caches (none before the first turn).
         holder = -1
@@ -598,6 +738,7 @@ class _Run:
             fresh = not connected
             turn_start = t
             index = spec.index
+            tool_recorded = False
             while True:
                 if websocket:
                     if fresh:
@@ -615,9 +756,14 @@ class _Run:
                     CacheState, (persistent and not first, chained and not first, replica == holder and index > 0)
                 )
                 plan: Any
+                plain = False  # the turn's plan is the tile's, unscaled: its total is known
                 if cache == (expected_later if index else expected_first):
                     plan = row0 + k  # the recorder's row of this plan's tokens, bytes and hits
-                    d = [x * m for x, m in zip(rows[k], mult, strict=False)] if mult else rows[k]
+                    if mult:
+                        d = [x * m for x, m in zip(rows[k], mult, strict=False)]
+                    else:
+                        d = rows[k] if rows else []
+                        plain = True
                 else:
                     plan = plan_turn(p, spec, cache)
                     d = [s[1] * m for s, m in zip(plan, mult, strict=False)] if mult else [s[1] for s in plan]
@@ -678,7 +824,18 @@ class _Run:
                     continue
                 # Serve the request: arithmetic unless a pool is in the way.
                 if pooled:
-                    t, decode_at = yield from self._serve_pooled(plan, d, rollout, index, attempt, replica, t)
+                    t, decode_at = yield from self._serve_pooled(
+                        plan, d, tile_phases[k] if plain and not evicted else None, rollout, index, attempt, replica, t
+                    )
+                elif plain and not evicted:
+                    # The common case: one record for the whole turn, its tool included.
+                    decode_at = t + to_decode[k]
+                    end = t + totals[k]
+                    if not stream:
+                        tool = spec.tool_s if not spec.final and spec.tool_s > 0 else 0.0
+                        rec.turns.extend((rollout, index, attempt, plan, t, end, tool))  # type: ignore[union-attr]
+                        tool_recorded = True
+                    t = end
                 else:
                     t1 = t + d[0] + d[1]
                     t2 = t1 + sum(d[_A:_B])
@@ -704,7 +861,7 @@ class _Run:
             if stream:
                 rec.ttft.add(decode_at - turn_start)  # type: ignore[union-attr]
             if not spec.final and spec.tool_s > 0:
-                if not stream:
+                if not stream and not tool_recorded:
                     rec.wait(rollout, index, 0, _TOOL_ID, _SEQ_TOOL, t, t + spec.tool_s)
                 t += spec.tool_s
         if stream:
@@ -712,60 +869,83 @@ class _Run:
         return t
 
     def _serve_pooled(
-        self, plan: Any, d: list[float], rollout: int, turn: int, attempt: int, replica: int, t: float
+        self,
+        plan: Any,
+        d: list[float],
+        phases: tuple[float, float, float, float, float] | None,
+        rollout: int,
+        turn: int,
+        attempt: int,
+        replica: int,
+        t: float,
     ) -> Generator[simpy.Event, None, tuple[float, float]]:
-        """One request through the pools: catch up with the shared clock only at the phase boundaries."""
+        """One request through the pools: catch up with the shared clock only where it enters a pool.
+
+        ``phases`` are the plan's network, API-before, inference, to-decode (within inference) and API-after
+        seconds when the tile summed them already. A server given back where the request enters no other
+        pool is released ahead (:meth:`Pool.release_at`): no event at that boundary.
+        """
         env = self.env
         rec = self.rec
         api = self.api[replica] if self.api is not None else None
         inf = self.inference
+        if phases is None:
+            phases = (d[0] + d[1], sum(d[_A:_B]), sum(d[_B:_C]), sum(d[_B:_DEC]), sum(d[_C:]))
+        net, pre, infer, to_decode, post = phases
         api_wait = inf_wait = 0.0
-        t1 = t + d[0] + d[1]  # the request has arrived
+        now = env.now
+        t1 = t + net  # the request has arrived
         if api is not None:
-            if t1 > env.now:
-                yield env.timeout(t1 - env.now)
+            if t1 > now:
+                yield env.timeout(t1 - now)
             ev = api.enter()
             if ev is not None:
                 yield ev
-                api_wait += env.now - t1
-                rec.wait(rollout, turn, attempt, _API_WAIT_ID, _SEQ_API_WAIT_PRE, t1, env.now)
-                t1 = env.now
-        t2 = t1 + sum(d[_A:_B])
-        if api is not None or inf is not None:
-            if t2 > env.now:
-                yield env.timeout(t2 - env.now)
+                now = env.now
+                api_wait += now - t1
+                rec.wait(rollout, turn, attempt, _API_WAIT_ID, _SEQ_API_WAIT_PRE, t1, now)
+                t1 = now
+            else:
+                now = t1
+        t2 = t1 + pre
+        if inf is not None:
+            if t2 > now:
+                yield env.timeout(t2 - now)
             if api is not None:
                 api.leave()
-            if inf is not None:
-                ev = inf.enter()
-                if ev is not None:
-                    yield ev
-                    inf_wait += env.now - t2
-                    rec.wait(rollout, turn, attempt, _INF_WAIT_ID, _SEQ_INF_WAIT, t2, env.now)
-                    t2 = env.now
-        t3 = t2 + sum(d[_B:_C])
-        if t3 > env.now:
-            yield env.timeout(t3 - env.now)
-        if inf is not None:
-            inf.leave()
+            ev = inf.enter()
+            if ev is not None:
+                yield ev
+                now = env.now
+                inf_wait += now - t2
+                rec.wait(rollout, turn, attempt, _INF_WAIT_ID, _SEQ_INF_WAIT, t2, now)
+                t2 = now
+            else:
+                now = t2
+        elif api is not None:
+            api.release_at(t2)
+        t3 = t2 + infer
         if api is not None:
+            if t3 > now:
+                yield env.timeout(t3 - now)
+            if inf is not None:
+                inf.leave()
             ev = api.enter()
             if ev is not None:
                 yield ev
-                api_wait += env.now - t3
-                rec.wait(rollout, turn, attempt, _API_WAIT_ID, _SEQ_API_WAIT_POST, t3, env.now)
-                t3 = env.now
-        t4 = t3 + sum(d[_C:])
-        if api is not None:
-            if t4 > env.now:
-                yield env.timeout(t4 - env.now)
-            api.leave()
+                now = env.now
+                api_wait += now - t3
+                rec.wait(rollout, turn, attempt, _API_WAIT_ID, _SEQ_API_WAIT_POST, t3, now)
+                t3 = now
+            api.release_at(t3 + post)
+        elif inf is not None:
+            inf.release_at(t3)
         if rec.stream:
             rec.api_wait.add(api_wait)  # type: ignore[union-attr]
             rec.inference_wait.add(inf_wait)  # type: ignore[union-attr]
         else:
             rec.segment(rollout, turn, attempt, plan, d, t, t1, t2, t3, math.inf, _N)
-        return t4, t2 + sum(d[_B:_DEC])
+        return t3 + post, t2 + to_decode
 
 
 @dataclass
