@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -259,20 +260,21 @@ def test_fleet_sweep_table_still_builds() -> None:
     assert df.loc[df.agents == 8, "api_queue_s"].iloc[0] > df.loc[df.agents == 1, "api_queue_s"].iloc[0]
 
 
-def test_figures_runner_runs_live_notebooks_alone_after_the_others(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+def _record_runs(monkeypatch: pytest.MonkeyPatch, beside: bool) -> list[tuple[str, set[str], bool]]:
+    """Run every notebook through a fake run_one that notes what ran at the same time, and at what priority."""
     import threading
     import time
 
     from labkit.report import notebooks as nbrunner
 
     active: set[str] = set()
-    log: list[tuple[str, set[str]]] = []
+    log: list[tuple[str, set[str], bool]] = []
     lock = threading.Lock()
 
-    def fake_run_one(name: str, out_root, **kw):
+    def fake_run_one(name: str, out_root, background: bool = False, **kw):
         with lock:
             active.add(name)
-            log.append((name, set(active)))
+            log.append((name, set(active), background))
         time.sleep(0.05)
         with lock:
             active.discard(name)
@@ -280,15 +282,65 @@ def test_figures_runner_runs_live_notebooks_alone_after_the_others(monkeypatch: 
 
     monkeypatch.setattr(nbrunner, "run_one", fake_run_one)
     monkeypatch.setattr(nbrunner, "write_tour", lambda *a, **k: {})
+    monkeypatch.setattr(nbrunner, "can_run_beside_live", lambda: beside)
+    return log
+
+
+def test_figures_runner_runs_live_notebooks_alone_where_there_is_no_idle_priority(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    from labkit.report import notebooks as nbrunner
+
+    log = _record_runs(monkeypatch, beside=False)
     runs = nbrunner.run_all(out_root=tmp_path, docs_dir=None, jobs=2, log=lambda s: None)
     assert [r.name for r in runs] == list(nbrunner.NOTEBOOKS)
     live = [entry for entry in log if entry[0] in nbrunner.LIVE_NOTEBOOKS]
-    assert live and all(seen == {name} for name, seen in live)  # nothing else ran beside it
+    assert live and all(seen == {name} for name, seen, _ in live)  # nothing else ran beside it
     assert log[-len(live) :] == live  # and it ran last
-    assert max(len(seen) for _, seen in log) == 2  # the others did run two at a time
+    assert max(len(seen) for _, seen, _ in log) == 2  # the others did run two at a time
+    assert not any(background for *_, background in log)
     assert nbrunner.default_jobs() >= 1
     with pytest.raises(ValueError, match="^jobs"):
         nbrunner.run_all(out_root=tmp_path, docs_dir=None, jobs=0, log=lambda s: None)
+
+
+def test_figures_runner_runs_the_others_at_idle_priority_beside_the_live_notebooks(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    from labkit.report import notebooks as nbrunner
+
+    log = _record_runs(monkeypatch, beside=True)
+    runs = nbrunner.run_all(out_root=tmp_path, docs_dir=None, jobs=2, log=lambda s: None)
+    assert [r.name for r in runs] == list(nbrunner.NOTEBOOKS)
+    for name, seen, background in log:
+        assert background == (name not in nbrunner.LIVE_NOTEBOOKS)  # only the live ones keep normal priority
+        assert len(seen & nbrunner.LIVE_NOTEBOOKS) <= 1  # live notebooks one at a time
+        assert len(seen - nbrunner.LIVE_NOTEBOOKS) <= 2  # the others two at a time
+    # The live notebook started with the first others, not after them.
+    assert any(nbrunner.LIVE_NOTEBOOKS & seen and len(seen) > 1 for _, seen, _ in log)
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="idle priority is Linux's SCHED_IDLE")
+def test_idle_priority_reaches_every_thread_and_what_the_process_starts_later() -> None:
+    import subprocess
+    import sys
+
+    from labkit.report.notebooks import idle_priority
+
+    code = (
+        "import os, subprocess, sys, threading, time; sys.stdin.readline(); "
+        "t = threading.Thread(target=time.sleep, args=(0.2,)); t.start(); "
+        "child = subprocess.run([sys.executable, '-c', 'import os; print(os.sched_getscheduler(0))'], "
+        "capture_output=True, text=True).stdout.strip(); "
+        "print(os.sched_getscheduler(0), child, flush=True); t.join()"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert idle_priority(proc.pid)
+        out, _ = proc.communicate("go\n", timeout=30)
+    finally:
+        proc.kill()
+    assert out.split() == [str(os.SCHED_IDLE)] * 2
 
 
 def test_pool_releases_ahead_hand_servers_over_in_arrival_order() -> None:

@@ -35,7 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--jobs",
         type=int,
         default=None,
-        help="notebooks run at the same time (default: one per core, at most 4; live notebooks run alone)",
+        help=(
+            "notebooks run at the same time (default: one per core, at most 4), at idle priority beside the live"
+            " notebooks, which run one at a time"
+        ),
     )
     parser.add_argument(
         "--keep-notebooks",

@@ -10,6 +10,7 @@ README tour (all six in one browser start).
 
 from __future__ import annotations
 
+import contextlib
 import html
 import os
 import shutil
@@ -48,8 +49,7 @@ TOUR: dict[str, str] = {
 }
 TOUR_SIZE = (900, 500)
 FIGURE_FORMATS: tuple[str, ...] = ("html", "png", "svg", "pdf")
-#: Notebooks that time live servers on this machine: they run alone, after the others, so no other notebook's
-#: work disturbs their measurements.
+#: Notebooks that time live servers on this machine: nothing may take the CPU from them (see :func:`run_all`).
 LIVE_NOTEBOOKS: frozenset[str] = frozenset({"03_websocket_live"})
 INJECTED_TAG = "injected-parameters"
 
@@ -93,29 +93,61 @@ def inject_parameters(nb: nbformat.NotebookNode, params: Mapping[str, Any]) -> n
     return out
 
 
+def idle_priority(pid: int) -> bool:
+    """Put a process, every thread of it, in Linux's idle scheduling class (``SCHED_IDLE``): it then runs only
+    on CPU time no other process wants, and whatever it starts later inherits the class.
+
+    Returns False where the class does not exist (not Linux): the caller then keeps the work apart in time.
+    """
+    if not (hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE")):
+        return False
+    task_dir = Path(f"/proc/{pid}/task")
+    tids = [int(t) for t in os.listdir(task_dir)] if task_dir.is_dir() else [pid]
+    for tid in tids:
+        with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+            os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+    return True
+
+
 def execute_notebook(
     path: Path,
     params: Mapping[str, Any] | None = None,
     *,
     timeout: float = 600.0,
     kernel_name: str = "python3",
+    background: bool = False,
 ) -> nbformat.NotebookNode:
     """Run a notebook top to bottom in a fresh kernel (cwd = the notebook's folder) and return it.
 
+    With ``background``, the kernel (and the browser it starts to export figures) runs at idle priority
+    (:func:`idle_priority`), so a live notebook timing servers beside it keeps the CPU whenever it asks.
     A failing cell raises ``nbclient.exceptions.CellExecutionError`` naming the cell and the error.
     """
+    from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
     if params:
         nb = inject_parameters(nb, params)
-    client = NotebookClient(
-        nb,
-        timeout=timeout,
-        kernel_name=kernel_name,
-        resources={"metadata": {"path": str(path.parent)}},
-    )
-    client.execute()
+    # The kernel is started here rather than by nbclient, so its priority can be set before any cell runs
+    # (a preexec_fn would do it in the child, but is unsafe in a process with threads, as the runner is).
+    km = KernelManager(kernel_name=kernel_name)
+    km.start_kernel(cwd=str(path.parent))
+    try:
+        if background and km.provisioner is not None:
+            pid = getattr(km.provisioner, "pid", None)
+            if pid is not None:
+                idle_priority(pid)
+        client = NotebookClient(
+            nb,
+            km=km,
+            timeout=timeout,
+            kernel_name=kernel_name,
+            resources={"metadata": {"path": str(path.parent)}},
+        )
+        client.execute()
+    finally:
+        km.shutdown_kernel(now=True)
     return nb
 
 
@@ -154,11 +186,13 @@ def run_one(
     timeout: float = 600.0,
     extra: Mapping[str, Any] | None = None,
     keep_dir: Path | None = None,
+    background: bool = False,
 ) -> NotebookRun:
     """Execute one notebook with ``out_dir``, ``formats`` and ``fast`` injected; list its figures.
 
     With ``keep_dir``, the executed notebook (outputs included) is written there too: the documentation site
-    renders those copies, so the committed notebooks stay stripped.
+    renders those copies, so the committed notebooks stay stripped. ``background`` runs its kernel at idle
+    priority (see :func:`execute_notebook`).
     """
     path = notebook_path(name)
     # Absolute: the kernel runs in the notebook's folder, the output folder is relative to ours.
@@ -170,7 +204,7 @@ def run_one(
     t0 = time.perf_counter()
     error = None
     try:
-        executed = execute_notebook(path, params, timeout=timeout)
+        executed = execute_notebook(path, params, timeout=timeout, background=background)
         if keep_dir is not None:
             Path(keep_dir).mkdir(parents=True, exist_ok=True)
             nbformat.write(executed, Path(keep_dir) / path.name)
@@ -244,6 +278,12 @@ def default_jobs() -> int:
     return max(1, min(4, cores))
 
 
+def can_run_beside_live() -> bool:
+    """Whether the other notebooks can run while the live ones time their servers: only at idle priority,
+    which Linux has (``SCHED_IDLE``); elsewhere the live notebooks run alone, after the others."""
+    return hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE")
+
+
 def run_all(
     names: Sequence[str] | None = None,
     *,
@@ -258,9 +298,11 @@ def run_all(
 ) -> list[NotebookRun]:
     """Run notebooks (default: all), print one line per notebook and per figure, write the index.
 
-    ``jobs`` notebooks run at once (default :func:`default_jobs`), each in its own kernel; the live notebooks
-    (``LIVE_NOTEBOOKS``) then run alone, so their timings see an otherwise idle runner. Runs are reported
-    and indexed in notebook order.
+    The live notebooks (``LIVE_NOTEBOOKS``) time servers on the wall clock, so nothing may take the CPU from
+    them: they run one at a time at normal priority while the others run ``jobs`` at a time (default
+    :func:`default_jobs`) at idle priority, on the CPU time the live ones leave (most of it: they mostly
+    wait on simulated latency). Where idle priority does not exist, the live notebooks run alone, after the
+    others. Runs are reported as they end and indexed in notebook order.
     """
     jobs = default_jobs() if jobs is None else jobs
     if jobs < 1:
@@ -278,26 +320,31 @@ def run_all(
         for fig, fmts in run.figures.items():
             log(f"      {run.name}/{fig}.{{{','.join(fmts)}}}")
 
-    def one(p: Path) -> NotebookRun:
-        return run_one(p.stem, out_root, formats=formats, fast=fast, timeout=timeout, keep_dir=keep_dir)
-
     shared = [p for p in paths if p.stem not in LIVE_NOTEBOOKS]
-    alone = [p for p in paths if p.stem in LIVE_NOTEBOOKS]
-    log(f"labkit figures: running {total} notebook(s) into {out_root}" + (f", {jobs} at a time" if jobs > 1 else ""))
+    live = [p for p in paths if p.stem in LIVE_NOTEBOOKS]
+    beside = bool(live and shared) and can_run_beside_live()
+
+    def one(p: Path) -> NotebookRun:
+        background = beside and p.stem not in LIVE_NOTEBOOKS
+        return run_one(
+            p.stem, out_root, formats=formats, fast=fast, timeout=timeout, keep_dir=keep_dir, background=background
+        )
+
+    how = f", {jobs} at a time" if jobs > 1 else ""
+    if beside:
+        how += f"; {', '.join(p.stem for p in live)} at normal priority, the others at idle priority beside"
+    log(f"labkit figures: running {total} notebook(s) into {out_root}{how}")
     t0 = time.perf_counter()
-    if jobs == 1 or len(shared) <= 1:
-        for p in shared:
-            log(f"[{position[p.stem]}/{total}] {p.stem}: running")
-            done[p.stem] = one(p)
-            report(done[p.stem])
-    else:
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = {pool.submit(one, p): p for p in shared}
-            for fut in as_completed(futures):
-                run = fut.result()
-                done[run.name] = run
-                report(run)
-    for p in alone:
+    # One thread for the live notebooks (one at a time), ``jobs`` for the others.
+    with ThreadPoolExecutor(max_workers=1) as live_pool, ThreadPoolExecutor(max_workers=jobs) as shared_pool:
+        futures = [shared_pool.submit(one, p) for p in shared]
+        if beside:
+            futures += [live_pool.submit(one, p) for p in live]
+        for fut in as_completed(futures):
+            run = fut.result()
+            done[run.name] = run
+            report(run)
+    for p in live if not beside else []:
         log(f"[{position[p.stem]}/{total}] {p.stem}: running alone (live timings)")
         done[p.stem] = one(p)
         report(done[p.stem])
@@ -317,8 +364,10 @@ __all__ = [
     "NOTEBOOKS",
     "TOUR",
     "NotebookRun",
+    "can_run_beside_live",
     "default_jobs",
     "execute_notebook",
+    "idle_priority",
     "inject_parameters",
     "list_figures",
     "notebook_path",
