@@ -10,8 +10,8 @@ README tour (all six in one browser start).
 
 from __future__ import annotations
 
-import contextlib
 import html
+import logging
 import os
 import shutil
 import tempfile
@@ -52,6 +52,7 @@ FIGURE_FORMATS: tuple[str, ...] = ("html", "png", "svg", "pdf")
 #: Notebooks that time live servers on this machine: nothing may take the CPU from them (see :func:`run_all`).
 LIVE_NOTEBOOKS: frozenset[str] = frozenset({"03_websocket_live"})
 INJECTED_TAG = "injected-parameters"
+logger = logging.getLogger(__name__)
 
 
 def notebook_path(name: str, folder: Path | None = None) -> Path:
@@ -97,15 +98,20 @@ def idle_priority(pid: int) -> bool:
     """Put a process, every thread of it, in Linux's idle scheduling class (``SCHED_IDLE``): it then runs only
     on CPU time no other process wants, and whatever it starts later inherits the class.
 
-    Returns False where the class does not exist (not Linux): the caller then keeps the work apart in time.
+    Returns False where the class does not exist (not Linux) or the system refuses it (a sandbox that filters
+    the call): the process then keeps its priority.
     """
     if not (hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE")):
         return False
     task_dir = Path(f"/proc/{pid}/task")
     tids = [int(t) for t in os.listdir(task_dir)] if task_dir.is_dir() else [pid]
     for tid in tids:
-        with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+        try:
             os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+        except ProcessLookupError:  # a thread that ended meanwhile
+            continue
+        except OSError:
+            return False
     return True
 
 
@@ -134,10 +140,11 @@ def execute_notebook(
     km = KernelManager(kernel_name=kernel_name)
     km.start_kernel(cwd=str(path.parent))
     try:
-        if background and km.provisioner is not None:
-            pid = getattr(km.provisioner, "pid", None)
-            if pid is not None:
-                idle_priority(pid)
+        pid = getattr(km.provisioner, "pid", None) if background else None
+        if pid is not None and not idle_priority(pid):
+            logger.warning(
+                "labkit figures: could not lower the priority of %s's kernel; it runs at normal priority", path.stem
+            )
         client = NotebookClient(
             nb,
             km=km,
