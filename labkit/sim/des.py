@@ -29,7 +29,6 @@ from array import array
 from collections import OrderedDict, deque
 from collections.abc import Generator
 from dataclasses import dataclass
-from heapq import heappop, heappush
 from operator import itemgetter
 from typing import Any, Literal
 
@@ -120,27 +119,12 @@ class Pool:
     """``capacity`` servers shared first come, first served; integrates the number in system over time.
 
     A free server is taken without any event (:meth:`enter` returns ``None``); a request that must wait gets
-    an event that is triggered when a server is handed over to it. A server comes back either from the
-    process holding it (:meth:`leave`, at ``env.now``) or at a known future time (:meth:`release_at`): then
-    no process needs to be there, and the pool applies the release when it next looks at its state, or at
-    that time through a wake-up event if a request is waiting for it. The integral gives the time-average
-    number in system L independently of the spans, so Little's law (L = lambda * W) can be checked against
-    sojourn times measured from the spans.
+    an event that :meth:`leave` triggers when a server is handed over to it. The integral gives the
+    time-average number in system L independently of the spans, so Little's law (L = lambda * W) can be
+    checked against sojourn times measured from the spans.
     """
 
-    __slots__ = (
-        "_armed",
-        "_last_t",
-        "area",
-        "arrivals",
-        "busy",
-        "busy_area",
-        "capacity",
-        "env",
-        "in_system",
-        "pending",
-        "waiting",
-    )
+    __slots__ = ("_last_t", "area", "arrivals", "busy", "busy_area", "capacity", "env", "in_system", "waiting")
 
     def __init__(self, env: simpy.Environment, capacity: int) -> None:
         if not isinstance(capacity, int) or capacity < 1:
@@ -154,49 +138,12 @@ class Pool:
         self.area = 0.0
         self.busy_area = 0.0
         self.arrivals = 0
-        # Future release times (a heap), and the time a wake-up event is scheduled for (inf: none).
-        self.pending: list[float] = []
-        self._armed = math.inf
-
-    def _release(self, t: float) -> None:
-        # A server comes back at t: straight to the longest waiting request, if any. (The integrals are
-        # advanced inline here and in enter: these two run for every request of a pooled simulation.)
-        dt = t - self._last_t
-        self.area += self.in_system * dt
-        self.busy_area += self.busy * dt
-        self._last_t = t
-        self.in_system -= 1
-        if self.waiting:
-            self.waiting.popleft().succeed()
-        else:
-            self.busy -= 1
-
-    def _catch_up(self, now: float) -> None:
-        # Releases due by now, in time order: every state change is integrated in time order.
-        pending = self.pending
-        while pending and pending[0] <= now:
-            self._release(heappop(pending))
-
-    def _arm(self) -> None:
-        # A request waits and releases are pending: wake up when the first comes due (unless already set).
-        if self.pending and self.pending[0] < self._armed:
-            self._armed = self.pending[0]
-            self.env.timeout(self._armed - self.env.now).callbacks.append(self._wake)
-
-    def _wake(self, _event: simpy.Event) -> None:
-        self._armed = math.inf
-        self._catch_up(self.env.now)
-        if self.waiting:
-            self._arm()
 
     def enter(self) -> simpy.Event | None:
         """Ask for a server at ``env.now``: ``None`` if one was free, else an event to wait for."""
         now = self.env.now
-        if self.pending and self.pending[0] <= now:
-            self._catch_up(now)
-        dt = now - self._last_t
-        self.area += self.in_system * dt
-        self.busy_area += self.busy * dt
+        self.area += self.in_system * (now - self._last_t)
+        self.busy_area += self.busy * (now - self._last_t)
         self._last_t = now
         self.in_system += 1
         self.arrivals += 1
@@ -205,34 +152,26 @@ class Pool:
             return None
         ev = self.env.event()
         self.waiting.append(ev)
-        if self.pending:
-            self._arm()
         return ev
 
     def leave(self) -> None:
         """Give a server back at ``env.now``: straight to the longest waiting request, if any."""
         now = self.env.now
-        if self.pending and self.pending[0] <= now:
-            self._catch_up(now)
-        self._release(now)
-
-    def release_at(self, t: float) -> None:
-        """Give a server back at ``t`` (not before ``env.now``) with no process there to do it."""
-        if t <= self.env.now:
-            self.leave()
-            return
-        heappush(self.pending, t)
+        self.area += self.in_system * (now - self._last_t)
+        self.busy_area += self.busy * (now - self._last_t)
+        self._last_t = now
+        self.in_system -= 1
         if self.waiting:
-            self._arm()
+            self.waiting.popleft().succeed()
+        else:
+            self.busy -= 1
 
     def time_average(self, until: float) -> float:
         """Time-average number in system (waiting + served) over ``[0, until]``."""
-        self._catch_up(until)
         return (self.area + self.in_system * (until - self._last_t)) / until if until > 0 else 0.0
 
     def utilisation(self, until: float) -> float:
         """Time-average share of the servers busy over ``[0, until]``."""
-        self._catch_up(until)
         busy = self.busy_area + self.busy * (until - self._last_t)
         return busy / until / self.capacity if until > 0 else 0.0
 
@@ -879,11 +818,10 @@ class _Run:
         replica: int,
         t: float,
     ) -> Generator[simpy.Event, None, tuple[float, float]]:
-        """One request through the pools: catch up with the shared clock only where it enters a pool.
+        """One request through the pools: catch up with the shared clock only at the phase boundaries.
 
         ``phases`` are the plan's network, API-before, inference, to-decode (within inference) and API-after
-        seconds when the tile summed them already. A server given back where the request enters no other
-        pool is released ahead (:meth:`Pool.release_at`): no event at that boundary.
+        seconds when the tile summed them already.
         """
         env = self.env
         rec = self.rec
@@ -893,11 +831,12 @@ class _Run:
             phases = (d[0] + d[1], sum(d[_A:_B]), sum(d[_B:_C]), sum(d[_B:_DEC]), sum(d[_C:]))
         net, pre, infer, to_decode, post = phases
         api_wait = inf_wait = 0.0
-        now = env.now
+        now = env.now  # the shared clock, as of this process's last resume
         t1 = t + net  # the request has arrived
         if api is not None:
             if t1 > now:
                 yield env.timeout(t1 - now)
+                now = t1
             ev = api.enter()
             if ev is not None:
                 yield ev
@@ -905,12 +844,11 @@ class _Run:
                 api_wait += now - t1
                 rec.wait(rollout, turn, attempt, _API_WAIT_ID, _SEQ_API_WAIT_PRE, t1, now)
                 t1 = now
-            else:
-                now = t1
         t2 = t1 + pre
         if inf is not None:
             if t2 > now:
                 yield env.timeout(t2 - now)
+                now = t2
             if api is not None:
                 api.leave()
             ev = inf.enter()
@@ -920,14 +858,16 @@ class _Run:
                 inf_wait += now - t2
                 rec.wait(rollout, turn, attempt, _INF_WAIT_ID, _SEQ_INF_WAIT, t2, now)
                 t2 = now
-            else:
-                now = t2
         elif api is not None:
-            api.release_at(t2)
+            if t2 > now:
+                yield env.timeout(t2 - now)
+                now = t2
+            api.leave()
         t3 = t2 + infer
         if api is not None:
             if t3 > now:
                 yield env.timeout(t3 - now)
+                now = t3
             if inf is not None:
                 inf.leave()
             ev = api.enter()
@@ -937,9 +877,14 @@ class _Run:
                 api_wait += now - t3
                 rec.wait(rollout, turn, attempt, _API_WAIT_ID, _SEQ_API_WAIT_POST, t3, now)
                 t3 = now
-            api.release_at(t3 + post)
+            t4 = t3 + post
+            if t4 > now:
+                yield env.timeout(t4 - now)
+            api.leave()
         elif inf is not None:
-            inf.release_at(t3)
+            if t3 > now:
+                yield env.timeout(t3 - now)
+            inf.leave()
         if rec.stream:
             rec.api_wait.add(api_wait)  # type: ignore[union-attr]
             rec.inference_wait.add(inf_wait)  # type: ignore[union-attr]

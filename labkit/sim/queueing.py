@@ -51,10 +51,9 @@ def simulate_mmc(
         if req is not None:  # no server free: wait to be handed one
             yield req
         waits[i] = env.now - t0
-        # The service ends at a known time: the server is given back then, with no event for this customer
-        # (the DES releases its servers this way where a request enters no other pool).
-        pool.release_at(env.now + services[i])
-        sojourns[i] = waits[i] + services[i]
+        yield env.timeout(services[i])
+        pool.leave()
+        sojourns[i] = env.now - t0
 
     def source() -> Generator[simpy.Event, None, None]:
         for i in range(customers):
@@ -63,8 +62,7 @@ def simulate_mmc(
 
     env.process(source())
     env.run()
-    # The run ends with the last event; the last services end later, at their release times.
-    until = max(env.now, *pool.pending) if pool.pending else env.now
+    until = env.now
     return QueueRun(
         mean_wait_s=float(waits[warmup:].mean()),
         mean_sojourn_s=float(sojourns.mean()),
