@@ -12,8 +12,10 @@ agents touch too: a pool of API workers or inference slots (:class:`Pool`), or a
 memory under a byte budget (:class:`~labkit.model.cache.CachePolicy`), and where a fault frees memory. With
 no finite pool and no budget, rollouts never interact, so a run schedules one event per agent, whatever its
 length; with pools, four per turn (arrive, hand over to inference, back to the API, release) plus the waits.
-Spans stay per stage: each request is recorded once as a *segment* (its plan, durations and phase starts)
-and expanded into one row per stage with numpy at the end. ``record="stream"`` keeps no spans at all, only
+Spans stay per stage: a turn nothing disturbed (its tile's plan, unscaled, no pool in the way) is recorded
+as one record of seven numbers (rollout, turn, attempt, its plan's row, start, end, tool seconds); any other
+request as a *segment* (its plan, durations and phase starts); both are expanded into one row per stage with
+numpy at the end. ``record="stream"`` keeps no spans at all, only
 the aggregates of :mod:`labkit.sim.streaming`.
 
 Randomness uses common random numbers: every (seed, rollout) gets its own stream, drawn in a fixed layout
