@@ -164,3 +164,31 @@ def test_figures_command_rejects_bad_input(capsys: pytest.CaptureFixture) -> Non
     assert "jobs: must be >= 1" in capsys.readouterr().err
     assert main(["figures", "99_missing", "--no-docs"]) == 2
     assert "notebook: unknown '99_missing'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not runner.can_run_beside_live(), reason="idle priority is Linux's SCHED_IDLE")
+def test_background_kernel_runs_at_idle_priority_over_unix_sockets(tmp_path: Path) -> None:
+    """A kernel the runner starts in the background runs, with what it starts, at idle priority; kernels talk
+    over Unix sockets in a folder that is removed afterwards."""
+    import os
+    import tempfile
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("parameters = None", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(
+            "import os, subprocess, sys\n"
+            "child = subprocess.run([sys.executable, '-c', 'import os; print(os.sched_getscheduler(0))'],"
+            " capture_output=True, text=True).stdout.strip()\n"
+            "print(os.sched_getscheduler(0), child)"
+        ),
+    ]
+    path = tmp_path / "probe.ipynb"
+    nbformat.write(nb, path)
+    before = set(Path(tempfile.gettempdir()).glob("labkit-kernel-*"))
+    idle = runner.execute_notebook(path, background=True, timeout=60)
+    normal = runner.execute_notebook(path, timeout=60)
+    assert idle.cells[1].outputs[0]["text"].split() == [str(os.SCHED_IDLE)] * 2
+    assert normal.cells[1].outputs[0]["text"].split() == [str(os.sched_getscheduler(0))] * 2  # as ours
+    assert set(Path(tempfile.gettempdir()).glob("labkit-kernel-*")) == before

@@ -10,6 +10,7 @@ README tour (all six in one browser start).
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 import os
@@ -137,9 +138,17 @@ def execute_notebook(
         nb = inject_parameters(nb, params)
     # The kernel is started here rather than by nbclient, so its priority can be set before any cell runs
     # (a preexec_fn would do it in the child, but is unsafe in a process with threads, as the runner is).
-    km = KernelManager(kernel_name=kernel_name)
-    km.start_kernel(cwd=str(path.parent))
-    try:
+    # On POSIX it talks over Unix sockets in a private folder: no TCP port on the machine, and no
+    # "running over TCP without encryption" warning per kernel. The path is absolute because the kernel's
+    # working directory is the notebook's folder.
+    with contextlib.ExitStack() as stack:
+        transport: dict[str, str] = {}
+        if os.name == "posix":
+            sockets = stack.enter_context(tempfile.TemporaryDirectory(prefix="labkit-kernel-"))
+            transport = {"transport": "ipc", "ip": os.path.join(sockets, "k")}
+        km = KernelManager(kernel_name=kernel_name, **transport)
+        km.start_kernel(cwd=str(path.parent))
+        stack.callback(km.shutdown_kernel, now=True)
         pid = getattr(km.provisioner, "pid", None) if background else None
         if pid is not None and not idle_priority(pid):
             logger.warning(
@@ -153,8 +162,6 @@ def execute_notebook(
             resources={"metadata": {"path": str(path.parent)}},
         )
         client.execute()
-    finally:
-        km.shutdown_kernel(now=True)
     return nb
 
 
