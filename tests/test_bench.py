@@ -173,3 +173,30 @@ def test_every_benchmark_runs_at_tiny_size(name: str, tmp_path: Path, capsys: py
         assert rec["raw_held"] > 0 and rec["ratio"] == rec["labkit_held"] / rec["raw_held"]
     if name == "widgets":
         assert rec["slider_to_redraw_ms"]["n"] > 0
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="the load rule reads Linux's /proc")
+def test_others_cpu_keeps_an_orphaned_grandchilds_cpu_in_the_tree() -> None:
+    """A helper whose parent exits before it (a browser's renderer) is adopted and counted as ours, not as
+    another process's. Run in a fresh interpreter: adopting orphans is for the rest of a process's life."""
+    import subprocess
+    import sys
+
+    code = r"""
+import subprocess, sys, time
+from labkit.bench.runner import OthersCpu, adopt_orphans
+if not adopt_orphans():
+    print("skip"); raise SystemExit
+burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5: pass"
+# The child starts the grandchild and exits at once: the grandchild is orphaned while it burns 0.5 s of CPU.
+spawn = f"import subprocess, sys; subprocess.Popen([sys.executable, '-c', {burn!r}])"
+s0 = OthersCpu._sample()
+subprocess.run([sys.executable, "-c", spawn], check=True)
+time.sleep(1.5)
+s1 = OthersCpu._sample()
+print(s1[2] - s0[2])
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    if out.stdout.strip() == "skip":
+        pytest.skip("this system does not let a process adopt orphans")
+    assert float(out.stdout) >= 0.45  # the grandchild's 0.5 s, give or take a clock tick

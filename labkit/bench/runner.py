@@ -284,7 +284,13 @@ def _loadavg() -> float | None:
 
 class OthersCpu:
     """CPU other processes use while a benchmark runs: the machine's busy time (``/proc/stat``) minus this
-    process's and its reaped children's (servers, pools), in cores per usable core. Linux only (else None).
+    process tree's, in cores per usable core. Linux only (else None).
+
+    This tree's CPU is this process's, its reaped children's, and every unreaped descendant's (alive or a
+    zombie: its own time plus its reaped children's), read from ``/proc/<pid>/stat``: a process's CPU moves
+    from one term to another when it is reaped, so the difference between two samples is the tree's CPU in
+    between. Helpers orphaned inside the tree (a browser's renderer after its main process is killed) stay
+    in it only if this process adopts them: :func:`adopt_orphans`.
     """
 
     def __init__(self, cores: int) -> None:
@@ -303,7 +309,7 @@ class OthersCpu:
             return None
         user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
         busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-        ours = 0.0
+        ours = _descendants_cpu(os.getpid())
         for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
             r = resource.getrusage(who)
             ours += r.ru_utime + r.ru_stime
@@ -316,6 +322,57 @@ class OthersCpu:
         wall = end[0] - self._start[0]
         others = (end[1] - self._start[1]) - (end[2] - self._start[2])
         return max(0.0, others / wall / self.cores)
+
+
+def _descendants_cpu(root: int) -> float:
+    """Seconds of CPU of ``root``'s unreaped descendants (alive or zombies), with their reaped children's."""
+    children: dict[int, list[int]] = {}
+    cpu: dict[int, float] = {}
+    ticks = os.sysconf("SC_CLK_TCK")
+    try:
+        entries = [e.name for e in os.scandir("/proc") if e.name.isdigit()]
+    except OSError:
+        return 0.0
+    for name in entries:
+        try:
+            with open(f"/proc/{name}/stat", encoding="ascii", errors="replace") as fh:
+                text = fh.read()
+        except OSError:  # the process ended meanwhile
+            continue
+        # proc(5): "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after the last
+        # ')'. From there, state is field 3, ppid 4, utime 14, stime 15, cutime 16, cstime 17.
+        rest = text[text.rfind(")") + 2 :].split()
+        if len(rest) < 15:
+            continue
+        pid = int(name)
+        children.setdefault(int(rest[1]), []).append(pid)
+        cpu[pid] = sum(int(x) for x in rest[11:15]) / ticks
+    total = 0.0
+    stack = list(children.get(root, ()))
+    while stack:
+        pid = stack.pop()
+        total += cpu.get(pid, 0.0)
+        stack.extend(children.get(pid, ()))
+    return total
+
+
+def adopt_orphans() -> bool:
+    """Make this process the reaper of its orphaned descendants (Linux ``PR_SET_CHILD_SUBREAPER``), so their
+    CPU stays in :class:`OthersCpu`'s tree instead of moving to init's. Returns False where unavailable.
+
+    The adopted orphans are not reaped (nothing here waits for unknown children): they stay zombies until
+    this process exits, a process-table entry each.
+    """
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(36, 1, 0, 0, 0) == 0  # 36: PR_SET_CHILD_SUBREAPER (linux/prctl.h)
+    except (OSError, AttributeError):
+        return False
 
 
 def _version(pkg: str) -> str | None:
@@ -368,6 +425,7 @@ def run_benchmark(name: str, *, quick: bool = False, out_dir: Path | None = BENC
     mod = _module(name)
     started = _dt.datetime.now(_dt.UTC)
     load_before = _loadavg()
+    adopt_orphans()
     others = OthersCpu(_usable_cores())
     from labkit.bench.pinning import boost, restore
 
