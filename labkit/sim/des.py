@@ -343,6 +343,7 @@ class _SpanRecorder:
     def add_tile(self, durations: np.ndarray, tokens: np.ndarray, nbytes: np.ndarray, hits: np.ndarray) -> int:
         """Keep a tile's per-stage durations, tokens, bytes and hits; returns the global row of its first turn."""
         base = self.tile_rows
+        # Stored as (tokens, bytes, hits, durations): the order table() unpacks them in.
         self.tiles.append((tokens, nbytes, hits, durations))
         self.tile_rows += len(tokens)
         return base
@@ -384,7 +385,7 @@ class _SpanRecorder:
         self.tile_rows = self.own = 0
 
     def _field(self, tiled: np.ndarray, own: array, dtype: Any) -> np.ndarray:
-        """One per-stage field (tokens, bytes, hits or durations) of every segment, as (segment x stage)."""
+        """One per-stage field (tokens, bytes or hits) of every segment, as (segment x stage)."""
         src = np.frombuffer(self.src, dtype=np.int64)
         out = np.empty((len(src), _N), dtype=dtype)
         from_tile = src >= 0
