@@ -143,17 +143,9 @@ class WebSocketClient:
 
         ``steer`` sends a ``response.steer`` for this response while it streams (see :class:`Steer`).
         """
-        if "stream" in body or "background" in body:
-            raise ValueError("body: 'stream' and 'background' are not sent over WebSocket mode")
+        _check_body(body)
         async with self._turn:
-            # Serialised before the clock starts: the exchange begins when the request is ready to go.
-            message = dumps({"type": "response.create", **body})
-            ex = Exchange(
-                t_start=time.perf_counter(),
-                request_bytes=len(message.encode()),
-                request_tokens=request_input_tokens(body),
-            )
-            ex.chained = bool(body.get("previous_response_id"))
+            message, ex = _request(body, body)
             return await self._exchange(ex, message, timeout, steer)
 
     async def pipeline(self, bodies: Sequence[dict[str, Any]], *, timeout: float | None = None) -> list[Exchange]:
@@ -168,19 +160,12 @@ class WebSocketClient:
         ``timeout`` bounds the whole pipeline; a dropped socket or a timeout ends every unfinished exchange.
         """
         for body in bodies:
-            if "stream" in body or "background" in body:
-                raise ValueError("body: 'stream' and 'background' are not sent over WebSocket mode")
+            _check_body(body)
         async with self._turn:
             messages, exchanges = [], []
             for k, body in enumerate(bodies):
                 tagged = {**body, "metadata": {**(body.get("metadata") or {}), PIPELINE_METADATA_KEY: str(k)}}
-                message = dumps({"type": "response.create", **tagged})
-                ex = Exchange(
-                    t_start=time.perf_counter(),
-                    request_bytes=len(message.encode()),
-                    request_tokens=request_input_tokens(body),
-                )
-                ex.chained = bool(body.get("previous_response_id"))
+                message, ex = _request(tagged, body)
                 messages.append(message)
                 exchanges.append(ex)
             if not exchanges:
@@ -369,6 +354,25 @@ class WebSocketClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def _check_body(body: dict[str, Any]) -> None:
+    if "stream" in body or "background" in body:
+        raise ValueError("body: 'stream' and 'background' are not sent over WebSocket mode")
+
+
+def _request(sent: dict[str, Any], body: dict[str, Any]) -> tuple[str, Exchange]:
+    """The ``response.create`` message for ``sent`` and its exchange, whose clock starts now: serialised
+    before the clock, so the exchange begins when the request is ready to go. Token and chaining figures
+    come from the caller's ``body`` (``sent`` may carry labkit's own metadata on top of it)."""
+    message = dumps({"type": "response.create", **sent})
+    ex = Exchange(
+        t_start=time.perf_counter(),
+        request_bytes=len(message.encode()),
+        request_tokens=request_input_tokens(body),
+    )
+    ex.chained = bool(body.get("previous_response_id"))
+    return message, ex
 
 
 def _response_id(event: dict[str, Any]) -> str | None:
