@@ -285,7 +285,7 @@ async def predict_and_measure(
     """
     prof = resolve_profile(profile, transport, tps)
     check_transport_profile(transport, prof)
-    wl = load_workload(workload) if isinstance(workload, str) else workload
+    wl = load_workload(workload)
     predicted, predictor = predict_spans(prof, wl, rollouts=rollouts)
     opts = {"keep_alive": prof.keep_alive, "scenario": prof.name, **runner_options}
     breakdown = None

@@ -57,7 +57,7 @@ def token_cost(workload: Workload | str = "calibration", rollouts: int = 6, seed
     """Tokens a measurement of ``rollouts`` rollouts (seeds ``seed..``) bills on a real API: every request's whole
     conversation as input (chained or not, the API bills the full context; cached tokens at a discount), every
     output token."""
-    w = load_workload(workload) if isinstance(workload, str) else workload
+    w = load_workload(workload)
     inp = out = req = 0
     for i in range(rollouts):
         specs = w.turn_specs(seed + i)
@@ -80,7 +80,7 @@ async def measure_simulated(
     from labkit.live.runner import rollouts_spans, run_rollouts
     from labkit.live.server import SimServer
 
-    w = load_workload(workload) if isinstance(workload, str) else workload
+    w = load_workload(workload)
     async with SimServer(profile, w) as server:
         results = await run_rollouts(
             transport, w, base_url=server.base_url, rollouts=rollouts, concurrency=concurrency, seed=seed

@@ -89,7 +89,7 @@ class SimServer:
             raise ValueError(f"profile: must be a preset name or a Profile, got {type(profile).__name__}")
         if tps is not None:
             prof = prof.with_(decode_tps=tps)
-        wl = load_workload(workload) if isinstance(workload, str) else workload
+        wl = load_workload(workload)
         if not isinstance(wl, Workload):
             raise ValueError(f"workload: must be a preset name or a Workload, got {type(workload).__name__}")
         if not isinstance(port, int) or not 0 <= port <= 65535:

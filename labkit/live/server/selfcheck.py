@@ -40,7 +40,7 @@ async def self_check(
     """Run one rollout and summarise the per-turn lateness against the plan (seconds)."""
     if transport not in ("ws", "http"):
         raise ValueError(f"transport: must be 'ws' or 'http', got {transport!r}")
-    wl = load_workload(workload) if isinstance(workload, str) else workload
+    wl = load_workload(workload)
     async with SimServer(profile, wl, tps=tps, seed=seed) as server:
         specs = server.engine.specs
         loop = asyncio.get_running_loop()
