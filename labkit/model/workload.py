@@ -133,14 +133,17 @@ def _turn_specs(w: Workload, seed: int) -> tuple[TurnSpec, ...]:
         mu = math.log(max(mean, 1)) - w.token_sigma**2 / 2
         return np.maximum(1, np.rint(rng.lognormal(mu, w.token_sigma, size))).astype(np.int64)
 
+    def tool_times(size: int) -> np.ndarray:
+        if w.tool_time_sigma == 0:
+            times = np.full(size, w.tool_time_median_s)
+        else:
+            times = rng.lognormal(math.log(max(w.tool_time_median_s, 1e-12)), w.tool_time_sigma, size)
+        return np.minimum(times, w.tool_time_max_s)
+
     outs = tokens(w.output_tokens, n)
     outs[-1] = tokens(w.final_output_tokens, 1)[0]
     tool_outs = tokens(w.tool_output_tokens, n) if w.tool_output_tokens else np.zeros(n, dtype=np.int64)
-    if w.tool_time_sigma == 0:
-        tools = np.full(n, w.tool_time_median_s)
-    else:
-        tools = rng.lognormal(math.log(max(w.tool_time_median_s, 1e-12)), w.tool_time_sigma, n)
-    tools = np.minimum(tools, w.tool_time_max_s)
+    tools = tool_times(n)
     # Draws that the first version's workloads did not make come after its draws and only when asked for,
     # so a workload without reasoning, parallel calls or steering keeps its turn specs exactly.
     reasoning = tokens(w.reasoning_tokens, n) if w.reasoning_tokens else np.zeros(n, dtype=np.int64)
@@ -151,11 +154,7 @@ def _turn_specs(w: Workload, seed: int) -> tuple[TurnSpec, ...]:
         # request carries every output.
         for j in map(int, np.flatnonzero(calls > 1)):
             extra = int(calls[j]) - 1
-            if w.tool_time_sigma == 0:
-                more = np.full(extra, w.tool_time_median_s)
-            else:
-                more = rng.lognormal(math.log(max(w.tool_time_median_s, 1e-12)), w.tool_time_sigma, extra)
-            tools[j] = max(float(tools[j]), float(np.minimum(more, w.tool_time_max_s).max()))
+            tools[j] = max(float(tools[j]), float(tool_times(extra).max()))
             if w.tool_output_tokens:
                 tool_outs[j] += int(tokens(w.tool_output_tokens, extra).sum())
     steered = rng.random(n) < w.steer_rate if w.steer_rate > 0 else np.zeros(n, dtype=bool)
