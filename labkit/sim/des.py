@@ -614,13 +614,15 @@ class _Run:
         else:
             plans = plan_rollout(self.profile, flat, states)
             at = 0
-        totals = plans.sum(axis=1).tolist()
-        to_decode = plans[:, :_DEC].sum(axis=1).tolist()
+        # Each plan's phases (network, API before inference, inference, API after) and the inference time
+        # before decode starts: a plain turn needs their total and its time to decode, a pooled one each.
+        bounds = np.add.reduceat(plans, [0, _A, _B, _C], axis=1)
+        in_inference = plans[:, _B:_DEC].sum(axis=1)
+        totals = bounds.sum(axis=1).tolist()
+        to_decode = (bounds[:, 0] + bounds[:, 1] + in_inference).tolist()
         phases: list[Any] = []
         if self.api is not None or self.inference is not None:
-            # Network, API before inference, inference, to decode's start within it, API after.
-            bounds = np.add.reduceat(plans, [0, _A, _B, _C], axis=1)
-            phases = np.column_stack([bounds[:, :3], plans[:, _B:_DEC].sum(axis=1), bounds[:, 3]]).tolist()
+            phases = np.column_stack([bounds[:, :3], in_inference, bounds[:, 3]]).tolist()
         start = 0
         # Views into one array: it is freed when the tile's last rollout has taken its rows.
         for m, ss in zip(members, specs, strict=True):
