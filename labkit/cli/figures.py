@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from labkit.report.notebooks import FIGURE_FORMATS, NOTEBOOKS, run_all
+from labkit.report.notebooks import FIGURE_FORMATS, NOTEBOOK_DIR, NOTEBOOKS, run_all
 
 NAME = "figures"
 HELP = "run the notebooks headless; write every figure to figures/ (HTML, PNG, SVG, PDF) and docs/ PNGs"
@@ -51,6 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not NOTEBOOK_DIR.is_dir():
+        # Checked before any folder is made: the notebooks are files of a checkout, not of the installed package.
+        raise ValueError(
+            f"no {NOTEBOOK_DIR}/ folder in {Path.cwd()}; run `labkit figures` from the root of a labkit checkout"
+        )
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     bad = [f for f in formats if f not in FIGURE_FORMATS]
     if bad or not formats:

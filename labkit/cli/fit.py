@@ -66,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     from labkit.traces import recovery as rec
     from labkit.traces.fit import fit_file, fit_spans, write_profile
 
+    if args.spans and (args.measure or args.cost or args.recovery is not None):
+        raise ValueError("spans: give a spans file or one of --measure, --cost, --recovery N, not both")
     if args.cost:
         cost = rec.token_cost("calibration", args.rollouts, args.seed)
         if args.json:

@@ -51,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--workers", type=int, default=2, help="process pool or LocalCluster workers (default 2)")
     parser.add_argument("--scheduler", default=None, help="Dask scheduler address (default: a LocalCluster)")
+    parser.add_argument(
+        "--connect-timeout", type=float, default=10.0, help="seconds to reach --scheduler (default: 10)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -65,7 +68,7 @@ def _executor(args: argparse.Namespace, stack: ExitStack) -> tuple[Executor | No
         import distributed
 
         if args.scheduler:
-            client = stack.enter_context(distributed.Client(args.scheduler))
+            client = stack.enter_context(distributed.Client(args.scheduler, timeout=args.connect_timeout))
             return client.get_executor(), f"dask ({args.scheduler})"
         # Worker processes import only the installed package, as on a remote cluster.
         cluster = stack.enter_context(
