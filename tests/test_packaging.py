@@ -20,7 +20,8 @@ def _name_spec(req: str) -> tuple[str, str]:
 
 def test_environment_yml_matches_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    pyproject = dict(_name_spec(r) for r in project["dependencies"])
+    # environment.yml is the lab's environment: the core and the `lab` extra.
+    pyproject = dict(_name_spec(r) for r in [*project["dependencies"], *project["optional-dependencies"]["lab"]])
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     conda: dict[str, str] = {}
     for dep in env["dependencies"]:

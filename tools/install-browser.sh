@@ -19,7 +19,21 @@ else
   echo "labkit: no Chromium found; run 'sudo apt-get install chromium' for PNG/SVG/PDF export and the browser test"
   exit 0
 fi
-echo "labkit: installing Debian's chromium (for figure export and the browser test)"
-$SUDO apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null \
-  || echo "labkit: could not install chromium with apt-get; PNG/SVG/PDF export and the browser test will skip"
+# One line per step, apt's own output kept in a log that is shown only when a step fails.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+step() {
+  echo "labkit: $1"
+  shift
+  if ! "$@" >"$log" 2>&1; then
+    tail -n 5 "$log"
+    echo "labkit: could not install chromium with apt-get; PNG/SVG/PDF export and the browser test will skip"
+    exit 0
+  fi
+}
+step "no Chromium found: updating apt's package lists (for figure export and the browser test; may take a minute)" \
+  $SUDO apt-get update -q
+step "installing Debian's chromium with apt-get (about 100 MB; may take a few minutes)" \
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+echo "labkit: chromium installed: $(chromium --version 2>/dev/null || echo chromium)"
 exit 0

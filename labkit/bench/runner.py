@@ -33,8 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-#: Default output folder, relative to the working directory (never inside the installed package).
+#: The committed records (``labkit bench --record``), relative to the working directory (never inside the
+#: installed package).
 BENCH_DIR = Path("data/bench")
+#: Where a run writes unless asked to record (``labkit bench --record``): ignored by git, so running a benchmark
+#: never changes the committed records in ``BENCH_DIR`` that the guide quotes.
+RUNS_DIR = BENCH_DIR / "runs"
 #: Benchmarks in the order ``labkit bench all`` runs them.
 NAMES: tuple[str, ...] = ("des", "server", "pacing", "capacity", "widgets", "export")
 #: Optional benchmarks, run only by name (not by ``all``).
@@ -416,7 +420,7 @@ def _module(name: str) -> Any:
     return importlib.import_module(f"labkit.bench.{name}")
 
 
-def run_benchmark(name: str, *, quick: bool = False, out_dir: Path | None = BENCH_DIR) -> BenchRecord:
+def run_benchmark(name: str, *, quick: bool = False, out_dir: Path | None = RUNS_DIR) -> BenchRecord:
     """Run one benchmark, add the command, machine info and load, write ``out_dir/NAME.json`` (unless None).
 
     A benchmark that cannot run (e.g. no Chromium for the export benchmark) yields a record with

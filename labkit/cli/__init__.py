@@ -41,7 +41,6 @@ EXTRAS: dict[str, str] = {
     "nbformat": "lab",
     "jupyter_client": "lab",
     "jupytext": "lab",
-    "pyarrow": "lab",
     "distributed": "dask",
     "dask": "dask",
     "openai": "sdk",
@@ -158,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         line = _missing_extra(exc)
         if line is None:
             raise
-        print(f"labkit {first}: error: {line}", file=sys.stderr)
+        print(f"labkit{f' {first}' if first else ''}: error: {line}", file=sys.stderr)
         return 2
     args = parser.parse_args(args_in)
     if not getattr(args, "_run", None):

@@ -1,4 +1,8 @@
-"""``labkit bench NAME``: run benchmarks against raw baselines and write ``data/bench/NAME.json``."""
+"""``labkit bench NAME``: run benchmarks against raw baselines and write ``data/bench/runs/NAME.json``.
+
+A run writes under ``data/bench/runs/`` (ignored by git); ``--record`` writes the committed records in
+``data/bench/`` that the benchmarks guide quotes, so running a benchmark never dirties the checkout by accident.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object per benchmark")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run, not a measurement)")
-    parser.add_argument("--out", type=Path, default=runner.BENCH_DIR, help="directory for the result files")
+    parser.add_argument(
+        "--record",
+        action="store_true",
+        help=f"write the committed records in {runner.BENCH_DIR}/ (default: {runner.RUNS_DIR}/, ignored by git)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"directory for the result files (default: {runner.RUNS_DIR}/; 'table' reads {runner.BENCH_DIR}/)",
+    )
     parser.add_argument(
         "--readme",
         type=Path,
@@ -32,6 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.out is None:
+        args.out = runner.BENCH_DIR if args.record or args.name == "table" else runner.RUNS_DIR
+    elif args.record:
+        raise ValueError("record: writes the committed records in data/bench/; give --record or --out, not both")
     if args.name == "table":
         print(runner.render_table(runner.load_results(args.out)))
     else:

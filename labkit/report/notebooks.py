@@ -21,10 +21,13 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import nbformat
-from nbformat.corpus.words import generate_corpus_id
+if TYPE_CHECKING:
+    import nbformat
+
+# nbformat, nbclient and jupyter_client (the `lab` extra) are imported where a notebook is read or run, so
+# `labkit --help` and the names below work from the core install.
 
 #: Where the notebooks are, relative to the working directory (a checkout's root): they are documents of the
 #: repository, not data of the installed package.
@@ -69,6 +72,9 @@ def inject_parameters(nb: nbformat.NotebookNode, params: Mapping[str, Any]) -> n
 
     Values are written with ``repr`` so they must be Python literals (numbers, strings, lists, None...).
     """
+    import nbformat
+    from nbformat.corpus.words import generate_corpus_id
+
     out = nbformat.from_dict(nb)  # deep copy: the caller's notebook stays as read
     cells = out.cells
     out.cells = [c for c in cells if INJECTED_TAG not in c.get("metadata", {}).get("tags", [])]
@@ -130,6 +136,7 @@ def execute_notebook(
     (:func:`idle_priority`), so a live notebook timing servers beside it keeps the CPU whenever it asks.
     A failing cell raises ``nbclient.exceptions.CellExecutionError`` naming the cell and the error.
     """
+    import nbformat
     from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
 
@@ -220,6 +227,8 @@ def run_one(
     try:
         executed = execute_notebook(path, params, timeout=timeout, background=background)
         if keep_dir is not None:
+            import nbformat
+
             Path(keep_dir).mkdir(parents=True, exist_ok=True)
             nbformat.write(executed, Path(keep_dir) / path.name)
     except Exception as exc:  # a failing notebook is reported, the others still run
