@@ -79,7 +79,7 @@ lint: install
 DOCS_ARGS ?=
 docs: install
 	$(BIN)/labkit figures --formats html --no-docs --out build/figures --keep-notebooks docs/notebooks $(DOCS_ARGS)
-	$(BIN)/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 # A wheel, installed into a fresh virtual environment outside the checkout, used as a user would.
 wheel-check: install

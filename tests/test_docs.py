@@ -51,3 +51,37 @@ def test_readme_headline_is_what_labkit_headline_prints():
     from labkit.analysis.headline import headline
 
     assert headline().text() in README.read_text(), "paste `labkit headline` into the README"
+
+
+def test_site_notebooks_carry_figures_without_machine_paths_or_widget_state():
+    import nbformat
+
+    from labkit.report.site import PLOTLY_MIME, WIDGET_MIME, prepare_for_site
+
+    figure = {"data": [{"type": "scatter", "y": [1, 2]}], "layout": {"height": 320, "title": {"text": "</script>"}}}
+    nb = nbformat.v4.new_notebook(metadata={"widgets": {"state": {}}})
+    cell = nbformat.v4.new_code_cell(f"out_dir = '{ROOT}/build/figures/01_bottleneck'")
+    cell.outputs = [
+        nbformat.v4.new_output("display_data", data={PLOTLY_MIME: figure, "text/plain": "Figure"}),
+        nbformat.v4.new_output("display_data", data={WIDGET_MIME: {"model_id": "x"}, "text/plain": "VBox()"}),
+    ]
+    nb.cells = [cell]
+    prepare_for_site(nb, root=ROOT)
+    assert "widgets" not in nb.metadata
+    assert cell.source == "out_dir = 'build/figures/01_bottleneck'"
+    shown = cell.outputs[0]["data"]["text/html"]
+    assert "labkit-plotly-figure" in shown and "height:320px" in shown and '</script>"' not in shown
+    assert "need a running Python kernel" in cell.outputs[1]["data"]["text/html"]
+    assert WIDGET_MIME not in cell.outputs[1]["data"]
+
+
+def test_sphinx_roles_become_cross_references():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mkdocs_hooks", ROOT / "tools" / "mkdocs_hooks.py")
+    assert spec and spec.loader
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    out = hooks.rewrite_roles("a :class:<code>~labkit.model.Profile</code> and :func:<code>sweep</code>")
+    assert ":class:" not in out and ":func:" not in out
+    assert '<autoref optional identifier="labkit.model.Profile"><code>Profile</code></autoref>' in out

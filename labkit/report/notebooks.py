@@ -211,8 +211,9 @@ def run_one(
 ) -> NotebookRun:
     """Execute one notebook with ``out_dir``, ``formats`` and ``fast`` injected; list its figures.
 
-    With ``keep_dir``, the executed notebook (outputs included) is written there too: the documentation site
-    renders those copies, so the committed notebooks stay stripped. ``background`` runs its kernel at idle
+    With ``keep_dir``, the executed notebook (outputs included, made fit for a static page by
+    :func:`labkit.report.site.prepare_for_site`) is written there too: the documentation site renders those
+    copies, so the committed notebooks stay stripped. ``background`` runs its kernel at idle
     priority (see :func:`execute_notebook`).
     """
     path = notebook_path(name)
@@ -229,8 +230,10 @@ def run_one(
         if keep_dir is not None:
             import nbformat
 
+            from labkit.report.site import prepare_for_site
+
             Path(keep_dir).mkdir(parents=True, exist_ok=True)
-            nbformat.write(executed, Path(keep_dir) / path.name)
+            nbformat.write(prepare_for_site(executed), Path(keep_dir) / path.name)
     except Exception as exc:  # a failing notebook is reported, the others still run
         error = _short_error(exc)
     return NotebookRun(path.stem, time.perf_counter() - t0, list_figures(folder), error)
@@ -372,6 +375,10 @@ def run_all(
         done[p.stem] = one(p)
         report(done[p.stem])
     runs = [done[p.stem] for p in paths]
+    if keep_dir is not None:
+        from labkit.report.site import write_plotly_js
+
+        log(f"site: plotly.js -> {write_plotly_js(Path(keep_dir))}")
     index = write_index(out_root, runs)
     log(f"index: {index}")
     if docs_dir is not None:
