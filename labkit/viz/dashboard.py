@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from labkit.analysis.cache_memory import cache_hit_share, forecast_under_budget, speedup_curve
 from labkit.analysis.calibrate import scaled
 from labkit.model import STAGES, Profile, TurnSpec, Workload, load_profile, load_workload, preset_names, workload_names
 from labkit.model.profile import MECHANISMS, Mechanism
@@ -42,8 +43,6 @@ CUSTOM = "custom"
 TPS_MIN, TPS_MAX = 10**1.3, 10**3.61
 #: Decode speeds of the speedup curve (log spaced over the slider's range).
 CURVE_TPS = np.geomspace(TPS_MIN, TPS_MAX, 48)
-#: Bytes a connection cache holds per token of conversation: the text and its rendered int32 ids.
-CACHE_BYTES_PER_TOKEN_RENDERED = 4
 
 
 class WorkloadLike(Protocol):
@@ -308,49 +307,6 @@ def scenario_profiles(base: Mapping[str, Profile], v: WhatIf) -> dict[str, Profi
         q = p.with_(**kw)
         out[name] = scaled(q, v.api_scale) if v.api_scale != 1.0 else q
     return out
-
-
-def speedup_curve(fc: RolloutForecast, base: RolloutForecast, tps: float, grid: np.ndarray) -> np.ndarray:
-    """End-to-end speedup of ``fc`` over ``base`` at every decode speed of ``grid``.
-
-    In the latency model only the ``decode`` and ``reasoning`` stages depend on the decode speed, both as
-    tokens / TPS, so a forecast at one speed gives the whole curve exactly. (A test checks this against full
-    forecasts, so a model change that breaks it is caught.)
-    """
-    scale = tps / grid
-
-    def e2e(f: RolloutForecast) -> np.ndarray:
-        dep = f.stage_s["decode"] + f.stage_s["reasoning"]
-        return f.e2e_s - dep + dep * scale
-
-    return e2e(base) / e2e(fc)
-
-
-# -- connection-cache memory ---------------------------------------------------------------------------------------
-
-
-def cache_hit_share(workload: WorkloadLike, profile: Profile, budget_bytes: float, sockets: float) -> float:
-    """Chance a continuation finds its conversation in the connection cache when ``sockets`` connections share
-    ``budget_bytes`` of one replica: the share of the mean demand that fits (LRU under even use)."""
-    specs = workload.turn_specs()
-    held = float(np.mean([s.conversation_tokens + s.output_tokens for s in specs]))
-    demand = sockets * held * (profile.bytes_per_token + CACHE_BYTES_PER_TOKEN_RENDERED)
-    return 1.0 if demand <= 0 else float(min(1.0, budget_bytes / demand))
-
-
-def _evicted(profile: Profile) -> Profile:
-    """What a turn costs after ``previous_response_not_found``: the full context over the open socket."""
-    return profile.with_(chaining="none", sampling_loop=False, incremental_safety=False, rendered_token_cache=False)
-
-
-def _mix(hit: RolloutForecast, miss: RolloutForecast, p: float, extra_s: float) -> RolloutForecast:
-    """The expectation of a rollout whose continuations hit with probability ``p`` (every stage is linear in the
-    hit); a miss also costs ``extra_s`` in total for the error round trips (added to ``upload``)."""
-    stage = {k: p * hit.stage_s[k] + (1 - p) * miss.stage_s[k] for k in hit.stage_s}
-    stage["upload"] += (1 - p) * extra_s
-    ttft = tuple(p * a + (1 - p) * b for a, b in zip(hit.ttft_s, miss.ttft_s, strict=True))
-    lat = tuple(p * a + (1 - p) * b for a, b in zip(hit.turn_latency_s, miss.turn_latency_s, strict=True))
-    return RolloutForecast(hit.profile, hit.workload, stage, ttft, lat, sum(stage.values()))
 
 
 # -- the dashboard ---------------------------------------------------------------------------------------------------
@@ -689,14 +645,11 @@ class Dashboard:
         w = self._work(v)
         out = {}
         for name, p in self.profiles(v).items():
-            fc = forecast(p, w)  # type: ignore[arg-type]
             # The lower bound stays one: it pays no API cost, memory included.
-            if (p.chaining == "connection" or p.sampling_loop) and name != "ideal":
-                hit = cache_hit_share(w, p, v.memory_bytes, v.sockets)
-                if hit < 1.0:
-                    miss = forecast(_evicted(p), w)  # type: ignore[arg-type]
-                    fc = _mix(fc, miss, hit, p.rtt_s * (len(fc.ttft_s) - 1))
-            out[name] = fc
+            if name == "ideal":
+                out[name] = forecast(p, w)  # type: ignore[arg-type]
+            else:
+                out[name] = forecast_under_budget(p, w, v.memory_bytes, v.sockets)
         return out
 
     # -- figures ----------------------------------------------------------------------------------------------------
