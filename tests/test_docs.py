@@ -85,3 +85,54 @@ def test_sphinx_roles_become_cross_references():
     out = hooks.rewrite_roles("a :class:<code>~labkit.model.Profile</code> and :func:<code>sweep</code>")
     assert ":class:" not in out and ":func:" not in out
     assert '<autoref optional identifier="labkit.model.Profile"><code>Profile</code></autoref>' in out
+
+
+def test_readme_images_carry_the_captions_of_the_run_that_drew_them():
+    """`labkit figures --update-docs` draws docs/0*.png and writes their captions from the same figures."""
+    import json
+
+    captions = json.loads((ROOT / "docs" / "captions.json").read_text())
+    for page in (README, ROOT / "docs" / "guides" / "notebooks.md"):
+        shown = re.findall(r"!\[([^\]]*)\]\((?:[^)\s]*/)?(\d\d_\w+)\.png\)", page.read_text())
+        assert shown, page
+        for alt, name in shown:
+            assert alt == captions.get(name), f"{page.name}: {name}.png's caption; run `make docs-images`"
+
+
+def test_readme_numbers_equal_labkit_headline_and_the_image(capsys):
+    """The README prints `labkit headline` as it prints now, and its image says the same crossover speed."""
+    import json
+
+    from labkit.cli import main
+
+    assert main(["headline"]) == 0
+    printed = capsys.readouterr().out.rstrip("\n")
+    assert printed in README.read_text(), "paste `labkit headline` into the README"
+    crossover = re.search(r"equals inference\s+([\d,]+)", printed)
+    assert crossover, printed
+    caption = json.loads((ROOT / "docs" / "captions.json").read_text())["01_bottleneck"]
+    assert re.search(r"inference at ([\d,]+) tokens/s", caption).group(1) == crossover.group(1), caption
+
+
+def test_make_figures_leaves_the_committed_images_alone():
+    from labkit.cli import build_parser
+    from labkit.cli.figures import tour_folder
+
+    def folder(*argv: str) -> Path | None:
+        return tour_folder(build_parser("figures").parse_args(["figures", *argv]))
+
+    assert folder() == Path("figures") / "docs"
+    assert folder("--out", "build/x") == Path("build/x/docs")
+    assert folder("--update-docs") == Path("docs")
+    assert folder("--no-docs") is None
+
+
+def test_labkit_bench_writes_to_an_ignored_folder_unless_recording():
+    import subprocess
+
+    from labkit.bench.runner import BENCH_DIR, RUNS_DIR
+
+    assert RUNS_DIR.parent == BENCH_DIR
+    ignored = subprocess.run(["git", "check-ignore", "-q", str(RUNS_DIR / "des.json")], cwd=ROOT, check=False)
+    assert ignored.returncode == 0, "data/bench/runs/ must be ignored by git"
+    assert subprocess.run(["git", "check-ignore", "-q", "figures/docs/01_bottleneck.png"], cwd=ROOT).returncode == 0

@@ -270,8 +270,56 @@ def write_index(out_root: Path, runs: Sequence[NotebookRun]) -> Path:
     return path
 
 
+#: The captions of the tour images, written beside them from the same figures (``docs/captions.json``).
+CAPTIONS = "captions.json"
+
+
+def figure_caption(fig: Any) -> str:
+    """A figure's caption from the figure itself: its title, then every annotation that states a number
+    (so an image's caption always says what the image shows)."""
+    import re
+
+    def text(t: Any) -> str:
+        return re.sub(r"\s+", " ", re.sub(r"<br\s*/?>", " ", str(t or ""))).strip()
+
+    title = text(fig.layout.title.text) if fig.layout.title else ""
+    notes = [text(a.text) for a in fig.layout.annotations or () if re.search(r"\d", text(a.text))]
+    # Axis labels of the scenarios ("~65 TPS") are not results: keep statements (an '=' or a ':' or a sign).
+    notes = [n for n in notes if re.search(r"[=:%]|(^|\s)[-+]\d", n)]
+    return "; ".join([t for t in [title, *notes] if t])
+
+
+def write_captions(docs_dir: Path, captions: Mapping[str, str]) -> Path:
+    """Merge ``captions`` into ``docs/captions.json`` (other notebooks' captions are kept)."""
+    import json
+
+    path = Path(docs_dir) / CAPTIONS
+    current = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    current.update(captions)
+    path.write_text(json.dumps(dict(sorted(current.items())), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def update_captions(page: Path, docs_dir: Path) -> bool:
+    """Rewrite the alt text of each tour image shown in ``page`` (``![...](PATH/NB.png)``, the README or a
+    guide) from the captions file; returns whether the page changed."""
+    import json
+    import re
+
+    captions = json.loads((Path(docs_dir) / CAPTIONS).read_text(encoding="utf-8"))
+    text = Path(page).read_text(encoding="utf-8")
+    new = text
+    for name, caption in captions.items():
+        pattern = rf"!\[[^\]]*\]\(((?:[^)\s]*/)?{re.escape(name)}\.png)\)"
+        new = re.sub(pattern, lambda m, c=caption: f"![{c}]({m.group(1)})", new)  # type: ignore[misc]
+    if new != text:
+        Path(page).write_text(new, encoding="utf-8")
+    return new != text
+
+
 def write_tour(out_root: Path, docs_dir: Path, runs: Sequence[NotebookRun]) -> dict[str, Path]:
-    """Render each notebook's tour figure (from its plotly JSON) as ``docs/<notebook>.png``, one browser."""
+    """Render each notebook's tour figure (from its plotly JSON) as ``docs/<notebook>.png``, one browser, and
+    its caption (:func:`figure_caption`) into ``docs/captions.json``: image and caption come from one figure."""
     import plotly.io as pio
 
     from labkit.viz.export import export_many
@@ -283,8 +331,9 @@ def write_tour(out_root: Path, docs_dir: Path, runs: Sequence[NotebookRun]) -> d
             figs.append((pio.read_json(src), run.name))
     if not figs:
         return {}
-    w, h = TOUR_SIZE
     docs_dir.mkdir(parents=True, exist_ok=True)
+    write_captions(docs_dir, {name: figure_caption(fig) for fig, name in figs})
+    w, h = TOUR_SIZE
     out: dict[str, Path] = {}
     # The export helper always writes HTML too: render in a scratch folder, keep only the PNGs.
     with tempfile.TemporaryDirectory() as tmp:
@@ -314,7 +363,7 @@ def run_all(
     names: Sequence[str] | None = None,
     *,
     out_root: Path = Path("figures"),
-    docs_dir: Path | None = Path("docs"),
+    docs_dir: Path | None = None,
     formats: Sequence[str] = FIGURE_FORMATS,
     fast: bool = False,
     jobs: int | None = None,
@@ -389,6 +438,7 @@ def run_all(
 
 
 __all__ = [
+    "CAPTIONS",
     "FIGURE_FORMATS",
     "LIVE_NOTEBOOKS",
     "NOTEBOOKS",
@@ -397,12 +447,15 @@ __all__ = [
     "can_run_beside_live",
     "default_jobs",
     "execute_notebook",
+    "figure_caption",
     "idle_priority",
     "inject_parameters",
     "list_figures",
     "notebook_path",
     "run_all",
     "run_one",
+    "update_captions",
+    "write_captions",
     "write_index",
     "write_tour",
 ]
