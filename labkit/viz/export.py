@@ -99,9 +99,14 @@ def _write_html(fig: go.Figure, path: Path, plotlyjs: str) -> None:
     )
 
 
+#: Key of ``layout.meta`` where a figure that fills its container on screen asks for its static export's width.
+EXPORT_WIDTH = "export_width"
+
+
 def _size(fig: go.Figure, width: int | None, height: int | None) -> tuple[int, int]:
     # A figure's own size wins over the defaults; explicit arguments win over both.
-    w = width or fig.layout.width or WIDTH
+    meta = fig.layout.meta if isinstance(fig.layout.meta, dict) else {}
+    w = width or fig.layout.width or meta.get(EXPORT_WIDTH) or WIDTH
     h = height or fig.layout.height or HEIGHT
     return int(w), int(h)
 
@@ -242,6 +247,7 @@ def export(
 
 __all__ = [
     "BROWSER_NAMES",
+    "EXPORT_WIDTH",
     "FORMATS",
     "NO_BROWSER_MESSAGE",
     "export",

@@ -20,6 +20,7 @@ from labkit.analysis.metrics import CATEGORIES, rollout_metrics, stage_totals
 from labkit.model import STAGES, stage_category
 from labkit.sim.analytic import RolloutForecast
 from labkit.sim.sweep import BASELINE
+from labkit.viz.export import EXPORT_WIDTH
 from labkit.viz.frames import (
     _x_column,
     as_turn_metrics,
@@ -657,8 +658,10 @@ def speedup_heatmap(
             "cmax": zmax,
             "colorbar": {"title": {"text": zt, "side": "right"}},
         },
-        width=max(520, 330 * len(facets) + 160),
         height=480,
+        # No fixed width: in a notebook or on a page the figure fills its container (a fixed 1,480 px for four
+        # panels was clipped behind a scroll bar); static exports take the width the panels need.
+        meta={EXPORT_WIDTH: max(520, 330 * len(facets) + 160)},
     )
     return styled(
         fig,
