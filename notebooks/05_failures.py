@@ -164,6 +164,7 @@ figures["fallback_turn_cost"] = viz.line_chart(
     y_title="extra time of one fallback (s)",
     title="What one full-context fallback costs, by turn",
 )
+display(figures["fallback_turn_cost"])
 cost[["hit_s", "fallback_s", "extra_s"]].describe().loc[["mean", "min", "max"]]
 
 # %%
@@ -198,6 +199,7 @@ figures["connection_limit"] = viz.line_chart(
     y_title="reconnects per rollout (count)",
     title="Connection lifetime limit: full-context turns per rollout",
 )
+display(figures["connection_limit"])
 limits
 
 # %%
