@@ -5,12 +5,14 @@ IPython folders, on a copy of the notebook (so autosave never touches the reposi
 Chromium is driven through Playwright for Python with ``executable_path`` (no browser download), at 1280x800
 with JupyterLab's default left sidebar open.
 
-The test checks that moving the first slider (decode TPS) redraws the plots shown in the page, that nothing of
-the dashboard is clipped or overlaps, and that a drag (continuous update) ends on the plot of the final value.
+The test checks that moving the first slider (decode TPS) redraws the plots shown in the page (all three, what
+the user sees), that nothing of the dashboard is clipped or overlaps, that the page logs no console error, and
+that a drag (continuous update) ends on the plot of the final value.
 Timing is taken inside the page (``performance.now()``): a key press, the comm messages to and from the kernel
 (a wrapped ``WebSocket``) and the first and last change of a plot's trace paths (a ``MutationObserver``), so
 the test's own polling adds nothing to the numbers. It prints median and p95 of key press to redrawn plot over
-20 steps and where the time goes, and saves the dashboard's screenshot as ``docs/img/dashboard.png``.
+20 steps and where the time goes, and saves the dashboard's screenshot (as ``docs/img/dashboard.png`` with
+``LABKIT_UPDATE_DOCS=1``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,7 +58,17 @@ CHANGED_JS = f"(before) => JSON.stringify(({PATHS_JS})()) !== JSON.stringify(bef
 #: Extra slider steps after the first one, timed for the report.
 STEPS = 19
 VIEWPORT = {"width": 1280, "height": 800}
+#: The dashboard's snapshot on the docs site and in the guide: rewritten only when asked
+#: (``LABKIT_UPDATE_DOCS=1``), so running the suite leaves the checkout clean.
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "img" / "dashboard.png"
+
+
+def _screenshot_path(tmp_path: Path) -> Path:
+    return SCREENSHOT if os.environ.get("LABKIT_UPDATE_DOCS") == "1" else tmp_path / "dashboard.png"
+
+
+#: anywidget's error when a widget model takes over 2 s to initialize.
+ANYWIDGET_TIMEOUT = "[anywidget] Failed to initialize model."
 #: Generous bound on the p95 redraw (the issue's target is 100 ms; a loaded 2-core machine is noisy).
 P95_BOUND_S = 0.5
 # Installed before the page loads: timestamps of key presses, of kernel comm messages each way (bytes too),
@@ -240,6 +253,9 @@ def test_dashboard_slider_redraws_plot_in_browser(lab: tuple[str, Path], tmp_pat
         try:
             page = browser.new_page(viewport=VIEWPORT)
             page.add_init_script(INSTRUMENT_JS)
+            console: list[str] = []
+            page.on("console", lambda m: console.append(f"{m.text} ({m.location})") if m.type == "error" else None)
+            page.on("pageerror", lambda e: console.append(f"page error: {e}"))
             try:
                 report = _run_and_move(page, base, nb_path, tmp_path)
             except Exception:
@@ -253,8 +269,16 @@ def test_dashboard_slider_redraws_plot_in_browser(lab: tuple[str, Path], tmp_pat
     assert report["layout"].get("plots", 0) >= 3, report["layout"]
     assert report["layout"]["problems"] == [], "\n".join(report["layout"]["problems"])
     assert report["drag_final_ok"], "after a drag the plots did not settle on the slider's final value"
-    assert SCREENSHOT.stat().st_size > 20_000
+    assert _screenshot_path(tmp_path).stat().st_size > 20_000
     assert report["p95_s"] <= P95_BOUND_S, f"p95 redraw {report['p95_s']:.3f} s"
+    # anywidget rejects a model that takes over 2 s to initialize; plotly's FigureWidget carries a 5 MB module,
+    # which a loaded machine can take longer than that to import (the widget still renders). Known and open:
+    # reported as a warning so it stays visible; any other console error fails.
+    known = [c for c in console if c.startswith(f"page error: {ANYWIDGET_TIMEOUT}")]
+    if known:
+        warnings.warn(f"{len(known)} x {ANYWIDGET_TIMEOUT} (a FigureWidget took over 2 s to load)", stacklevel=1)
+    others = [c for c in console if c not in known]
+    assert others == [], "console errors in the page:\n" + "\n".join(others)
 
 
 def _settled(page, since: float, quiet_ms: float = 250.0, timeout_ms: float = 15_000) -> None:
@@ -341,8 +365,9 @@ def _run_and_move(page, base: str, nb_path: Path, tmp_path: Path) -> dict:
     page.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], height)})
     page.wait_for_timeout(500)
     dash.scroll_into_view_if_needed()
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    dash.screenshot(path=str(SCREENSHOT))
+    shot = _screenshot_path(tmp_path)
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    dash.screenshot(path=str(shot))
     page.set_viewport_size(VIEWPORT)
     page.wait_for_timeout(300)
 
@@ -415,5 +440,6 @@ def _run_and_move(page, base: str, nb_path: Path, tmp_path: Path) -> dict:
         "missing_x": missing_x,
         "layout": layout,
         "p95_s": _pct(first, 0.95),
+        "p95_all_s": _pct(last, 0.95),
         "drag_final_ok": drag_final_ok,
     }

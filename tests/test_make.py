@@ -49,6 +49,8 @@ def test_make_lab_serves_the_notebooks_and_prints_its_url(tmp_path):
             m = re.search(rf"(http://127\.0\.0\.1:{port}/lab\S*)", line)
             url = m.group(1) if m else None
         assert url, "no URL printed:\n" + "".join(out[-30:])
+        # The README's `labkit ...` commands: make lab says how to run them from the user's shell.
+        assert any("make lab:" in line and ".venv/bin/labkit" in line for line in out), "".join(out[-30:])
         # The URL is logged a moment before the server accepts: poll until it answers.
         base = f"http://127.0.0.1:{port}"
         while True:
@@ -69,3 +71,16 @@ def test_make_lab_serves_the_notebooks_and_prints_its_url(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
+
+
+def test_make_lab_puts_labkit_on_the_labs_path_and_install_strips_notebooks():
+    """Dry run (`make -n`): nothing is installed or started."""
+    lab = subprocess.run(["make", "-n", "--no-print-directory", "lab"], cwd=ROOT, capture_output=True, text=True)
+    assert lab.returncode == 0, lab.stderr
+    assert f'export PATH="{ROOT / ".venv" / "bin"}:' in lab.stdout
+    install = subprocess.run(
+        ["make", "-n", "-B", "--no-print-directory", "install"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert "filter.nbstripout.clean" in install.stdout
+    # One line per step, pip quiet: the echo lines say what is installed.
+    assert install.stdout.count('echo "make install:') >= 3
