@@ -75,7 +75,8 @@ lint: install
 	$(BIN)/mypy
 
 # The documentation site in site/: guides, the executed notebooks, the API reference. Warnings are errors.
-# The notebooks are executed first (as `make figures` does) and copied in, so the site shows real results.
+# The notebooks are executed first (as `make figures` does) and copied in, made fit for a static page (figures
+# drawn by the plotly.js the site ships, the dashboard as a snapshot), so the site shows real results offline.
 DOCS_ARGS ?=
 docs: install
 	$(BIN)/labkit figures --formats html --no-docs --out build/figures --keep-notebooks docs/notebooks $(DOCS_ARGS)
