@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 import labkit
+from labkit.util import progress
 
 
 def command_names() -> list[str]:
@@ -34,6 +35,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         prog="labkit", description="LLM API overhead in agent loops: model, simulate, measure, replay."
     )
     parser.add_argument("--version", action="version", version=f"labkit {labkit.__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars (also: LABKIT_PROGRESS=0)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in [only] if only else command_names():
         mod = _module(name)
@@ -48,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     first = next((a for a in args_in if not a.startswith("-")), None)
     parser = build_parser(first if first in command_names() else None)
     args = parser.parse_args(args_in)
+    # Progress bars go to stderr, only on a terminal or in a notebook (labkit.util.progress); --quiet: none.
+    progress.silence(args.quiet)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2

@@ -1,0 +1,174 @@
+"""Progress bars for the loops a user waits on: count, rate and time left, on stderr or in a notebook.
+
+One policy for every bar of the kit (``docs/guides/setup.md``, "Progress bars"):
+
+- a bar goes to **stderr** only (stdout, ``--json`` output included, never changes), and only when stderr is
+  a terminal or the code runs in a Jupyter kernel (there ``tqdm.auto`` draws an ipywidgets bar);
+- ``labkit --quiet`` (:func:`silence`) and ``LABKIT_PROGRESS=0`` turn every bar off; so does running under
+  pytest (``PYTEST_CURRENT_TEST``), so the suite's output does not depend on ``-s`` or a terminal;
+- a bar disappears when its loop ends (``leave=False``): nothing is left in a terminal's scrollback, a
+  notebook's outputs, or a figure.
+
+Wrapping a loop is one line, and costs nothing when bars are off (the iterable comes back as it is)::
+
+    for x in progress(items, desc="bootstrap", total=n):
+        ...
+
+    with progress_bar(desc="trials", total=n, unit="trial") as bar:
+        ...
+        bar.update()
+
+    results = await gather(*coros, desc="ws rollouts", unit="rollout")
+
+``tqdm`` is imported only when a bar is drawn, so commands that draw none do not pay for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO, TypeVar
+
+T = TypeVar("T")
+
+#: The environment variable that turns bars off (``0``, ``false``, ``no``, ``off``).
+ENV_VAR = "LABKIT_PROGRESS"
+_OFF = frozenset({"0", "false", "no", "off"})
+_ON = frozenset({"", "1", "true", "yes", "on"})
+
+_silenced = False
+
+
+def silence(quiet: bool = True) -> None:
+    """Turn every bar of this process off (``labkit --quiet``), or back to the policy with ``quiet=False``."""
+    global _silenced
+    _silenced = quiet
+
+
+def in_kernel() -> bool:
+    """Whether this code runs in a Jupyter (ipykernel) kernel, where a bar is a widget in the cell's output."""
+    if "ipykernel" not in sys.modules:
+        return False
+    get_ipython = getattr(sys.modules.get("IPython"), "get_ipython", None)
+    shell = get_ipython() if get_ipython is not None else None
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def _isatty(stream: TextIO | None) -> bool:
+    try:
+        return stream is not None and stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+def enabled() -> bool:
+    """Whether a bar would be drawn now (the policy in the module docstring)."""
+    value = os.environ.get(ENV_VAR, "").strip().lower()
+    if value not in _OFF | _ON:
+        raise ValueError(f"{ENV_VAR}: expected 0 or 1 (or false/true, no/yes, off/on), got {value!r}")
+    if _silenced or value in _OFF or "PYTEST_CURRENT_TEST" in os.environ:
+        return False
+    return in_kernel() or _isatty(sys.stderr)
+
+
+def _tqdm_class() -> Any:
+    # tqdm.auto picks the ipywidgets bar in a Jupyter kernel and the text bar elsewhere.
+    from tqdm.auto import tqdm
+
+    # No monitor thread: it only tunes the refresh of bars that stall, and a benchmark should not share its
+    # process with a thread it did not ask for.
+    tqdm.monitor_interval = 0
+    return tqdm
+
+
+def _new_bar(desc: str, total: float | None, unit: str) -> Any:
+    return _tqdm_class()(total=total, desc=desc, unit=unit, leave=False, file=sys.stderr, dynamic_ncols=True)
+
+
+def progress(iterable: Iterable[T], *, desc: str, total: float | None = None, unit: str = "it") -> Iterable[T]:
+    """``iterable`` with a bar (count, rate, time left) when :func:`enabled`; else ``iterable`` itself.
+
+    ``total`` defaults to ``len(iterable)`` when it has one; without a total the bar shows count and rate.
+    """
+    if not enabled():
+        return iterable
+    if total is None and hasattr(iterable, "__len__"):
+        total = len(iterable)  # type: ignore[arg-type]
+    return _iterate(iterable, desc, total, unit)
+
+
+def _iterate(iterable: Iterable[T], desc: str, total: float | None, unit: str) -> Iterator[T]:
+    # A generator of our own rather than tqdm's iterator, so the bar is closed by ``finally`` when the loop
+    # breaks or raises, and tqdm's class is not in the iterable's type.
+    bar = _new_bar(desc, total, unit)
+    try:
+        for item in iterable:
+            yield item
+            bar.update(1)
+    finally:
+        bar.close()
+
+
+class Bar:
+    """A bar updated by hand (see :func:`progress_bar`); every method does nothing when bars are off."""
+
+    def __init__(self, bar: Any | None) -> None:
+        self._bar = bar
+
+    @property
+    def shown(self) -> bool:
+        return self._bar is not None
+
+    def update(self, n: float = 1) -> None:
+        """``n`` more units done."""
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def note(self, text: str) -> None:
+        """A short status after the counts (e.g. the current point of a search)."""
+        if self._bar is not None:
+            self._bar.set_postfix_str(text, refresh=False)
+
+
+@contextmanager
+def progress_bar(*, desc: str, total: float | None, unit: str = "it") -> Iterator[Bar]:
+    """A :class:`Bar` for loops that are not one iterable (callbacks, nested loops, work in chunks)."""
+    bar = _new_bar(desc, total, unit) if enabled() else None
+    try:
+        yield Bar(bar)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+async def gather(*aws: Awaitable[T], desc: str, unit: str = "it", return_exceptions: bool = False) -> list[Any]:
+    """``asyncio.gather(*aws)`` (same results, in order; same errors) with a bar that moves as each ends."""
+    with progress_bar(desc=desc, total=len(aws), unit=unit) as bar:
+        if not bar.shown:
+            return list(await asyncio.gather(*aws, return_exceptions=return_exceptions))
+
+        async def counted(aw: Awaitable[T]) -> T:
+            try:
+                return await aw
+            finally:  # a failed one is done too
+                bar.update()
+
+        return list(await asyncio.gather(*(counted(aw) for aw in aws), return_exceptions=return_exceptions))
+
+
+def write(message: str, file: TextIO | None = None) -> None:
+    """Print a line (default: to stdout) without tearing a bar that is on screen."""
+    out = sys.stdout if file is None else file
+    if "tqdm" in sys.modules:  # a bar may be on screen: tqdm clears it, prints, and redraws it
+        from tqdm import tqdm
+
+        tqdm.write(message, file=out)
+        out.flush()
+    else:
+        print(message, file=out, flush=True)
+
+
+__all__ = ["ENV_VAR", "Bar", "enabled", "gather", "in_kernel", "progress", "progress_bar", "silence", "write"]
