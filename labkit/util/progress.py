@@ -39,6 +39,9 @@ ENV_VAR = "LABKIT_PROGRESS"
 _OFF = frozenset({"0", "false", "no", "off"})
 _ON = frozenset({"", "1", "true", "yes", "on"})
 
+#: Set by pytest while a test runs: bars stay off, whatever the terminal.
+TEST_RUNNER_ENV = "PYTEST_CURRENT_TEST"
+
 _silenced = False
 
 
@@ -69,7 +72,7 @@ def enabled() -> bool:
     value = os.environ.get(ENV_VAR, "").strip().lower()
     if value not in _OFF | _ON:
         raise ValueError(f"{ENV_VAR}: expected 0 or 1 (or false/true, no/yes, off/on), got {value!r}")
-    if _silenced or value in _OFF or "PYTEST_CURRENT_TEST" in os.environ:
+    if _silenced or value in _OFF or TEST_RUNNER_ENV in os.environ:
         return False
     return in_kernel() or _isatty(sys.stderr)
 
