@@ -285,3 +285,57 @@ def test_quiet_and_env_var_keep_a_terminal_clean(how: str) -> None:
     code, out, err = run_on_terminal(args, env)
     assert code == 0 and out.startswith(b"{")
     assert err == b""
+
+
+# A notebook kernel: the bar is a widget in the cell's output, blanked when the loop ends; the figures runner
+# (and so the docs site's executed notebooks) runs kernels with bars off.
+
+LOOP_CELL = """import time
+from labkit.util import progress
+print("bars", progress.enabled())
+for _ in progress.progress(range(3), desc="cell loop", unit="step"):
+    time.sleep(0.1)
+"""
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
+
+def _loop_notebook(path: Path) -> Path:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(LOOP_CELL)]
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.mark.notebook
+def test_kernel_shows_a_widget_bar_and_blanks_it(tmp_path: Path) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(_loop_notebook(tmp_path / "loop.ipynb"), as_version=4)
+    env = {**_env(), "PYTHONPATH": str(ROOT)}
+    NotebookClient(nb, kernel_name="python3", timeout=120).execute(env=env, cwd=str(tmp_path))
+    outputs = nb.cells[0].outputs
+    assert [o.get("text") for o in outputs if o.output_type == "stream"] == ["bars True\n"]
+    shown = [o for o in outputs if o.output_type == "display_data"]
+    # The bar's output slot is there (the widget was displayed) and empty: nothing left to render.
+    assert len(shown) == 1 and shown[0].data == {}
+    # The widget went out: its models' state came back to the client.
+    state = nb.metadata.widgets["application/vnd.jupyter.widget-state+json"]["state"]
+    assert any(s["model_name"] == "FloatProgressModel" for s in state.values())
+
+
+@pytest.mark.notebook
+def test_figures_runner_runs_kernels_without_bars(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from labkit.report.notebooks import execute_notebook
+
+    # As `labkit figures` runs outside pytest (the kernel would inherit pytest's variable and draw no bar).
+    monkeypatch.delenv("PYTEST_CURRENT_TEST")
+    monkeypatch.delenv(progress.ENV_VAR, raising=False)
+
+    nb = execute_notebook(_loop_notebook(tmp_path / "loop.ipynb"), timeout=120)
+    outputs = nb.cells[0].outputs
+    assert [o.get("text") for o in outputs if o.output_type == "stream"] == ["bars False\n"]
+    assert not [o for o in outputs if o.output_type == "display_data" or WIDGET in o.get("data", {})]
+    assert "widgets" not in nb.metadata

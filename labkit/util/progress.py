@@ -88,7 +88,29 @@ def _tqdm_class() -> Any:
 
 
 def _new_bar(desc: str, total: float | None, unit: str) -> Any:
-    return _tqdm_class()(total=total, desc=desc, unit=unit, leave=False, file=sys.stderr, dynamic_ncols=True)
+    cls = _tqdm_class()
+    options = {"total": total, "desc": desc, "unit": unit, "leave": False, "file": sys.stderr, "dynamic_ncols": True}
+    if not in_kernel():
+        return cls(**options)
+    from tqdm.notebook import tqdm_notebook
+
+    if not issubclass(cls, tqdm_notebook):  # a kernel without ipywidgets: tqdm's text bar on stderr
+        return cls(**options)
+    # The widget goes out under a display id, so that closing the bar can blank its output: tqdm only closes
+    # the widget, which JupyterLab removes but an executed .ipynb keeps (a "0/3" bar in its saved output), and
+    # a loop that breaks early would leave a red bar.
+    from IPython.display import display
+
+    bar = cls(display=False, **options)
+    bar.labkit_display = display(bar.container, display_id=True)
+    return bar
+
+
+def _close(bar: Any) -> None:
+    bar.close()
+    handle = getattr(bar, "labkit_display", None)
+    if handle is not None:
+        handle.update({}, raw=True)
 
 
 def progress(iterable: Iterable[T], *, desc: str, total: float | None = None, unit: str = "it") -> Iterable[T]:
@@ -112,7 +134,7 @@ def _iterate(iterable: Iterable[T], desc: str, total: float | None, unit: str) -
             yield item
             bar.update(1)
     finally:
-        bar.close()
+        _close(bar)
 
 
 class Bar:
@@ -144,7 +166,7 @@ def progress_bar(*, desc: str, total: float | None, unit: str = "it") -> Iterato
         yield Bar(bar)
     finally:
         if bar is not None:
-            bar.close()
+            _close(bar)
 
 
 async def gather(*aws: Awaitable[T], desc: str, unit: str = "it", return_exceptions: bool = False) -> list[Any]:
