@@ -25,8 +25,9 @@ from labkit.cli import main
 from labkit.util import progress
 
 ROOT = Path(__file__).resolve().parents[1]
-#: tqdm's bar once it knows a rate: ``3/4 [00:01<00:00, 2.50replica/s]`` (elapsed < time left).
-ETA = re.compile(r"\d+/(\d+) \[\d\d:\d\d<\d\d:\d\d, +[\d.]+\w+/s\]")
+#: tqdm's bar once it knows a rate: ``3/4 [00:01<00:00, 2.50replica/s]`` (elapsed < time left; below one per
+#: second tqdm shows the inverse, ``1.25s/replica``).
+ETA = re.compile(r"\d+/(\d+) \[\d\d:\d\d<\d\d:\d\d, +[\d.]+(?:\w+/s|s/\w+)\]")
 
 
 class FakeTerminal(io.StringIO):
