@@ -161,6 +161,25 @@ def test_progress_bar_counts_and_is_inert_when_off(
     assert "ignored" not in err.getvalue()
 
 
+def test_a_stalled_bar_is_redrawn_and_the_ticker_ends_with_it(
+    terminal: Callable[[], FakeTerminal], policy: pytest.MonkeyPatch
+) -> None:
+    """One shard of a fleet can take many seconds: its bar's elapsed time must move meanwhile."""
+    import time
+
+    err = terminal()
+    policy.setattr(progress, "TICK_S", 0.02)
+    with progress.progress_bar(desc="fleet shards", total=1, unit="replica"):
+        deadline = time.monotonic() + 10
+        while err.getvalue().count("0/1") < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert err.getvalue().count("0/1") >= 3  # drawn at the start, then redrawn with no update
+    deadline = time.monotonic() + 10
+    while progress._ticker is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert progress._ticker is None and not progress._open_bars
+
+
 @pytest.mark.parametrize("on", [True, False])
 def test_gather_keeps_order_and_errors(policy: pytest.MonkeyPatch, on: bool) -> None:
     err = FakeTerminal() if on else io.StringIO()

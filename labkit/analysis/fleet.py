@@ -30,7 +30,7 @@ def erlang_check(
     mu = 1.0 / service_s
     rows = []
     for c in servers:
-        for rho in utilisations:
+        for rho in progress(utilisations, desc=f"Erlang check, {c} servers", unit="point"):
             if not 0 < rho < 1:
                 raise ValueError(f"utilisations: each must be within (0, 1), got {rho!r}")
             lam = rho * c * mu

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import threading
 from collections.abc import Awaitable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO, TypeVar
@@ -81,21 +82,53 @@ def _tqdm_class() -> Any:
     # tqdm.auto picks the ipywidgets bar in a Jupyter kernel and the text bar elsewhere.
     from tqdm.auto import tqdm
 
-    # No monitor thread: it only tunes the refresh of bars that stall, and a benchmark should not share its
-    # process with a thread it did not ask for.
+    # No tqdm monitor thread: it tunes how often a bar redraws, but never redraws a stalled one; the ticker
+    # below does that.
     tqdm.monitor_interval = 0
     return tqdm
+
+
+#: A bar with no update for this long is redrawn, so its elapsed time moves (one shard of 19 s is not a hang).
+TICK_S = 1.0
+_open_bars: set[Any] = set()
+_ticker_lock = threading.Lock()
+_ticker: threading.Thread | None = None
+
+
+def _tick() -> None:
+    global _ticker
+    while True:
+        with _ticker_lock:
+            if not _open_bars:  # the last bar closed: the thread ends (a new bar starts a new one)
+                _ticker = None
+                return
+            bars = list(_open_bars)
+        for bar in bars:
+            if bar._time() - bar.last_print_t >= TICK_S:
+                bar.refresh()  # takes tqdm's own lock; a bar closed meanwhile draws nothing
+        threading.Event().wait(TICK_S)
+
+
+def _track(bar: Any) -> Any:
+    """Keep ``bar``'s elapsed time moving while it is open (one daemon thread, only while bars are open)."""
+    global _ticker
+    with _ticker_lock:
+        _open_bars.add(bar)
+        if _ticker is None:
+            _ticker = threading.Thread(target=_tick, name="labkit-progress", daemon=True)
+            _ticker.start()
+    return bar
 
 
 def _new_bar(desc: str, total: float | None, unit: str) -> Any:
     cls = _tqdm_class()
     options = {"total": total, "desc": desc, "unit": unit, "leave": False, "file": sys.stderr, "dynamic_ncols": True}
     if not in_kernel():
-        return cls(**options)
+        return _track(cls(**options))
     from tqdm.notebook import tqdm_notebook
 
     if not issubclass(cls, tqdm_notebook):  # a kernel without ipywidgets: tqdm's text bar on stderr
-        return cls(**options)
+        return _track(cls(**options))
     # The widget goes out under a display id, so that closing the bar can blank its output: tqdm only closes
     # the widget, which JupyterLab removes but an executed .ipynb keeps (a "0/3" bar in its saved output), and
     # a loop that breaks early would leave a red bar.
@@ -103,10 +136,12 @@ def _new_bar(desc: str, total: float | None, unit: str) -> Any:
 
     bar = cls(display=False, **options)
     bar.labkit_display = display(bar.container, display_id=True)
-    return bar
+    return _track(bar)
 
 
 def _close(bar: Any) -> None:
+    with _ticker_lock:
+        _open_bars.discard(bar)
     bar.close()
     handle = getattr(bar, "labkit_display", None)
     if handle is not None:
