@@ -200,6 +200,28 @@ def test_gather_keeps_order_and_errors(policy: pytest.MonkeyPatch, on: bool) -> 
     assert ("3/3" in err.getvalue()) is on
 
 
+def _slower_first(i: int) -> int:
+    import time
+
+    if i == 99:
+        raise KeyError("shard 99")
+    time.sleep(0.02 * (3 - i))
+    return i * 10
+
+
+@pytest.mark.parametrize("pool", [False, True])
+def test_map_done_keeps_order_and_counts_each(terminal: Callable[[], FakeTerminal], pool: bool) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    err = terminal()
+    with ThreadPoolExecutor(3) as ex:
+        executor = ex if pool else None
+        assert progress.map_done(_slower_first, range(3), executor, desc="shards", unit="replica") == [0, 10, 20]
+        assert "3/3" in err.getvalue()
+        with pytest.raises(KeyError, match="shard 99"):
+            progress.map_done(_slower_first, [0, 99, 1], executor, desc="shards")
+
+
 def test_write_keeps_stdout_lines_whole(
     terminal: Callable[[], FakeTerminal], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -20,6 +20,8 @@ Wrapping a loop is one line, and costs nothing when bars are off (the iterable c
 
     results = await gather(*coros, desc="ws rollouts", unit="rollout")
 
+    shards = map_done(run_shard, jobs, executor, desc="fleet shards", unit="replica")  # counted as each ends
+
 ``tqdm`` is imported only when a bar is drawn, so commands that draw none do not pay for it.
 """
 
@@ -29,7 +31,8 @@ import asyncio
 import os
 import sys
 import threading
-from collections.abc import Awaitable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future, as_completed
 from contextlib import contextmanager
 from typing import Any, TextIO, TypeVar
 
@@ -219,6 +222,28 @@ async def gather(*aws: Awaitable[T], desc: str, unit: str = "it", return_excepti
         return list(await asyncio.gather(*(counted(aw) for aw in aws), return_exceptions=return_exceptions))
 
 
+def map_done(
+    fn: Callable[[Any], T], items: Iterable[Any], executor: Executor | None = None, *, desc: str, unit: str = "it"
+) -> list[T]:
+    """``[fn(x) for x in items]``, in this process or on ``executor`` (a process pool, a Dask cluster's
+    ``client.get_executor()``), in ``items``' order; the bar counts each as it ends, not in order.
+
+    On an executor the first error cancels what has not started and is raised, as ``Executor.map`` does.
+    """
+    if executor is None:
+        return [fn(x) for x in progress(items, desc=desc, unit=unit)]
+    futures: list[Future[T]] = [executor.submit(fn, x) for x in items]
+    try:
+        with progress_bar(desc=desc, total=len(futures), unit=unit) as bar:
+            for done in as_completed(futures):
+                done.result()  # raises the first error as it happens
+                bar.update()
+    finally:
+        for f in futures:
+            f.cancel()  # nothing to do for those that ended
+    return [f.result() for f in futures]
+
+
 def write(message: str, file: TextIO | None = None) -> None:
     """Print a line (default: to stdout) without tearing a bar that is on screen."""
     out = sys.stdout if file is None else file
@@ -231,4 +256,15 @@ def write(message: str, file: TextIO | None = None) -> None:
         print(message, file=out, flush=True)
 
 
-__all__ = ["ENV_VAR", "Bar", "enabled", "gather", "in_kernel", "progress", "progress_bar", "silence", "write"]
+__all__ = [
+    "ENV_VAR",
+    "Bar",
+    "enabled",
+    "gather",
+    "in_kernel",
+    "map_done",
+    "progress",
+    "progress_bar",
+    "silence",
+    "write",
+]
