@@ -108,7 +108,11 @@ def _tick() -> None:
             bars = list(_open_bars)
         for bar in bars:
             if bar._time() - bar.last_print_t >= TICK_S:
-                bar.refresh()  # takes tqdm's own lock; a bar closed meanwhile draws nothing
+                try:
+                    bar.refresh()  # takes tqdm's own lock; a bar closed meanwhile draws nothing
+                except (OSError, ValueError):  # its stream went away (closed, or a broken pipe): stop drawing it
+                    with _ticker_lock:
+                        _open_bars.discard(bar)
         threading.Event().wait(TICK_S)
 
 
