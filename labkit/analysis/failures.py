@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from labkit.model import Profile, Workload, load_profile
+from labkit.util.progress import progress
 
 
 def reconnects(spans: pd.DataFrame) -> pd.DataFrame:
@@ -72,7 +73,7 @@ def limit_sweep(
 
     p = load_profile(profile)
     rows = []
-    for limit in limits_s:
+    for limit in progress(limits_s, desc="connection limits", unit="limit"):
         spans = simulate(
             p, workload, rollouts=rollouts, seed=seed, jitter=jitter, faults=Faults(connection_limit_s=float(limit))
         )

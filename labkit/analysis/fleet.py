@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from labkit.model import Profile, Workload, load_profile
+from labkit.util.progress import progress
 
 
 def erlang_check(
@@ -29,7 +30,7 @@ def erlang_check(
     mu = 1.0 / service_s
     rows = []
     for c in servers:
-        for rho in utilisations:
+        for rho in progress(utilisations, desc=f"Erlang check, {c} servers", unit="point"):
             if not 0 < rho < 1:
                 raise ValueError(f"utilisations: each must be within (0, 1), got {rho!r}")
             lam = rho * c * mu
@@ -75,7 +76,7 @@ def fleet_sweep(
     fleet = Fleet(api_workers=api_workers, inference_slots=inference_slots)
     rows = []
     for p in map(load_profile, profiles):
-        for a in agents:
+        for a in progress(agents, desc=f"fleet sweep {p.name}", unit="point"):
             res = run(
                 p, workload, rollouts=int(a) * rollouts_per_agent, agents=int(a), seed=seed, jitter=jitter, fleet=fleet
             )
@@ -165,7 +166,7 @@ def scale_sweep(
 
     rows = []
     for p in map(load_profile, profiles):
-        for a in agents_per_replica:
+        for a in progress(agents_per_replica, desc=f"replica sizes {p.name}", unit="size"):
             spec = FleetSpec(
                 profile=p,
                 workload=workload,
@@ -252,7 +253,7 @@ def cache_budget_sweep(
     model = model or CacheModel.for_profile(profile)
     rows = []
     for policy in policies:
-        for b in budgets:
+        for b in progress(budgets, desc=f"cache budgets {policy}", unit="budget"):
             spec = FleetSpec(
                 profile=profile,
                 workload=workload,

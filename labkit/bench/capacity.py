@@ -30,6 +30,7 @@ from labkit.bench.rawpacing import turn_plan
 from labkit.bench.runner import OthersCpu, result
 from labkit.bench.server import RawPacingProcess, ServerProcess
 from labkit.model import load_workload
+from labkit.util.progress import progress
 
 GOAL = ">= 1"
 LEVELS: tuple[int, ...] = (100, 250, 500, 750, 1000, 1500, 2000)
@@ -179,7 +180,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     figures: list[dict[str, Any]] = []
     held = {"raw": 0, "labkit": 0}
     searching = {"raw": True, "labkit": True}
-    for agents in levels:
+    for agents in progress(levels, desc="capacity levels", unit="level"):
         for kind in ("raw", "labkit"):
             if not searching[kind]:
                 continue

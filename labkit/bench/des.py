@@ -34,6 +34,7 @@ from labkit.bench.runner import result, summarize
 from labkit.model import CacheState, load_profile, load_workload
 from labkit.model.plan import plan_rollout
 from labkit.sim import des
+from labkit.util.progress import progress
 
 GOAL = "<= 0.5"
 PROFILE = "websocket"
@@ -100,7 +101,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     events = dict.fromkeys(modes, 0)
     with pinned(0):
         labkit_rollouts(2, seed=10_000, mode="spans")  # imports, presets
-        for rep in range(repeats):
+        for rep in progress(range(repeats), desc="des repeats", unit="repeat"):
             for i, mode in enumerate(modes):
                 # A fresh seed per repeat and mode: no run reuses another's cached turn specs.
                 seed = 100 * rep + i

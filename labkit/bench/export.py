@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.bench.runner import result, summarize
+from labkit.util.progress import progress
 
 GOAL = "<= 1.25"
 FORMATS = ("png", "svg", "pdf")
@@ -91,7 +92,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             lab: list[float] = []
             raw: list[float] = []
             ratios: list[float] = []
-            for rep in range(repeats):
+            for rep in progress(range(repeats), desc=f"export {fmt} repeats", unit="repeat"):
                 lab_dir, raw_dir = root / f"lab-{fmt}-{rep}", root / f"raw-{fmt}-{rep}"
                 raw_dir.mkdir()
                 lab.append(_labkit_batch(figs, fmt, lab_dir) / n)

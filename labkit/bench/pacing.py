@@ -22,6 +22,7 @@ from labkit.bench.pinning import pinned
 from labkit.bench.runner import result, summarize
 from labkit.bench.server import ServerProcess
 from labkit.model import load_profile, load_workload
+from labkit.util.progress import progress
 
 GOAL = "1 ± 0.05"
 RATES: tuple[float, ...] = (65.0, 1000.0, 4000.0)
@@ -56,7 +57,7 @@ def measure_rate(tps: float, turns: int, repeats: int) -> dict[str, Any]:
         base_url = server.urls[0].rsplit("/responses", 1)[0]
         # One short warm-up rollout: imports and first-connection costs are not pacing.
         asyncio.run(run_rollout("ws", workload.with_(turns=1), base_url=base_url, seed=99))
-        for rep in range(repeats):
+        for rep in progress(range(repeats), desc=f"pacing {tps:g} TPS repeats", unit="repeat"):
             res = asyncio.run(run_rollout("ws", workload, base_url=base_url, seed=rep))
             spans = res.spans
             fc = forecast(profile, workload, rep)

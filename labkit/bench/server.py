@@ -22,6 +22,7 @@ import psutil
 
 from labkit.bench.pinning import pinned
 from labkit.bench.runner import result, summarize
+from labkit.util.progress import progress
 
 #: WebSocket: labkit / raw websockets server CPU per event; SSE: labkit / hand-written handler CPU per request.
 WS_GOAL = 1.5
@@ -177,7 +178,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         raw_sse_body = json.dumps({"n": n_sse}).encode()
         _measure(raw_ws, ws_load(raw_ws.urls[0], raw_ws_msg, 1, 2))
         _measure(raw_sse, sse_load(raw_sse.urls[0], raw_sse_body, 1, 2))
-        for _ in range(repeats):
+        for _ in progress(range(repeats), desc="server repeats", unit="repeat"):
             cpu_l, ev_l, _ = _measure(lab, ws_load(lab_ws, ws_msg, conns, ws_requests))
             cpu_r, ev_r, _ = _measure(raw_ws, ws_load(raw_ws.urls[0], raw_ws_msg, conns, ws_requests))
             ws["labkit_us"].append(cpu_l / ev_l * 1e6)

@@ -23,6 +23,7 @@ from typing import Any
 from labkit.bench.runner import result
 from labkit.bench.server import ServerProcess
 from labkit.model import load_workload
+from labkit.util import progress
 
 SAMPLE_S = 0.2
 
@@ -72,11 +73,13 @@ async def _agents(base_url: str, connections: int, turns: int) -> list[Any]:
 
     workload = load_workload("codex_bugfix", **workload_overrides(turns))
     t0 = time.perf_counter()
-    return await asyncio.gather(
+    return await progress.gather(
         *(
             run_rollout("ws", workload, base_url=base_url, seed=i, rollout=i, t0=t0, max_attempts=4, ping_interval=None)
             for i in range(connections)
         ),
+        desc="soak rollouts",
+        unit="rollout",
         return_exceptions=True,
     )
 

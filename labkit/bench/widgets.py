@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from labkit.bench.runner import percentile, result
+from labkit.util.progress import progress
 
 GOAL_MS = 100.0
 GOAL = "<= 1"
@@ -54,7 +55,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     compute_ms: list[float] = []
     changes = _changes()
     gc.collect()
-    for _ in range(samples):
+    for _ in progress(range(samples), desc="widget slider changes", unit="change"):
         name, value = next(changes)
         control = dash.controls[name]
         if control.value == value:

@@ -24,6 +24,7 @@ from types import ModuleType
 from typing import NoReturn
 
 import labkit
+from labkit.util import progress
 
 #: Options that name a file a command writes (not a folder: those a command creates). Their folder must exist
 #: before the command starts, so a long run does not end in a write that fails.
@@ -73,6 +74,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser of every command, or of ``only`` (then the other modules are not imported)."""
     parser = _Parser(prog="labkit", description="LLM API overhead in agent loops: model, simulate, measure, replay.")
     parser.add_argument("--version", action="version", version=f"labkit {labkit.__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars (also: LABKIT_PROGRESS=0)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in [only] if only else command_names():
         mod = _module(name)
@@ -160,6 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"labkit{f' {first}' if first else ''}: error: {line}", file=sys.stderr)
         return 2
     args = parser.parse_args(args_in)
+    # Progress bars go to stderr, only on a terminal or in a notebook (labkit.util.progress); --quiet: none.
+    progress.silence(args.quiet)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2

@@ -44,6 +44,7 @@ from labkit.live.client.record import Exchange, events_frame
 from labkit.live.client.ws import Steer, WebSocketClient
 from labkit.model import TurnSpec, load_workload
 from labkit.model.spans import SpanColumns, concat_spans
+from labkit.util import progress
 from labkit.util.gctools import paused_gc
 from labkit.wire.protocol import SEED_METADATA_KEY, function_call_output, user_message
 from labkit.wire.tokens import estimate_tokens, filler_text
@@ -724,7 +725,8 @@ class RolloutRunner:
             async with gate:
                 return await self.run(wl, seed=seed + i, rollout=i, t0=origin)
 
-        return list(await asyncio.gather(*(one(i) for i in range(rollouts))))
+        desc = f"{self.config.transport} rollouts"
+        return await progress.gather(*(one(i) for i in range(rollouts)), desc=desc, unit="rollout")
 
 
 async def run_rollout(

@@ -34,6 +34,7 @@ import pandas as pd
 from labkit.analysis.metrics import turn_metrics
 from labkit.live.runner import TRANSPORTS, RolloutConfig, RolloutResult, RolloutRunner, paused_gc, rollouts_spans
 from labkit.model import Profile, Workload, load_profile, load_workload
+from labkit.util.progress import progress
 
 #: The preset each transport is measured with by default.
 DEFAULT_PROFILE = {"ws": "websocket", "http": "http_optimized", "http-chained": "http_chained"}
@@ -320,7 +321,7 @@ async def _measure(
 ) -> list[RolloutResult]:
     runner = RolloutRunner(RolloutConfig.from_options(transport, base_url=base_url, api_key=api_key, **opts))
     results = []
-    for r in range(rollouts):
+    for r in progress(range(rollouts), desc=f"{transport} rollouts", unit="rollout"):
         # Every repetition uses the workload's own seed: the same scenario, so one prediction fits all.
         results.append(await runner.run(wl, seed=wl.seed, rollout=r))
     return results

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 # nbformat, nbclient and jupyter_client (the `lab` extra) are imported where a notebook is read or run, so
 # `labkit --help` and the names below work from the core install.
 
+from labkit.util import progress
+
 #: Where the notebooks are, relative to the working directory (a checkout's root): they are documents of the
 #: repository, not data of the installed package.
 NOTEBOOK_DIR = Path("notebooks")
@@ -154,7 +156,7 @@ def execute_notebook(
             sockets = stack.enter_context(tempfile.TemporaryDirectory(prefix="labkit-kernel-"))
             transport = {"transport": "ipc", "ip": os.path.join(sockets, "k")}
         km = KernelManager(kernel_name=kernel_name, **transport)
-        km.start_kernel(cwd=str(path.parent))
+        km.start_kernel(cwd=str(path.parent), env={**os.environ, progress.ENV_VAR: "0"})  # no bar in outputs
         stack.callback(km.shutdown_kernel, now=True)
         pid = getattr(km.provisioner, "pid", None) if background else None
         if pid is not None and not idle_priority(pid):
@@ -368,7 +370,7 @@ def run_all(
     fast: bool = False,
     jobs: int | None = None,
     timeout: float = 600.0,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = progress.write,
     keep_dir: Path | None = None,
 ) -> list[NotebookRun]:
     """Run notebooks (default: all), print one line per notebook and per figure, write the index.
@@ -415,7 +417,7 @@ def run_all(
         futures = [shared_pool.submit(one, p) for p in shared]
         if beside:
             futures += [live_pool.submit(one, p) for p in live]
-        for fut in as_completed(futures):
+        for fut in progress.progress(as_completed(futures), desc="notebooks", total=len(futures), unit="notebook"):
             run = fut.result()
             done[run.name] = run
             report(run)

@@ -26,6 +26,7 @@ from labkit.model import Profile, load_profile, load_workload
 from labkit.model.cache import CachePolicy
 from labkit.sim.des import Faults, Fleet, run
 from labkit.sim.streaming import FleetMetrics, merge
+from labkit.util.progress import map_done
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,7 @@ def run_fleet(spec: FleetSpec, executor: Executor | None = None, executor_name: 
     """Every replica of ``spec`` as one shard, in-process or on ``executor``; merged in replica order."""
     t0 = time.perf_counter()
     jobs = [(spec, r) for r in range(spec.replicas)]
-    shards = [_run_shard_args(j) for j in jobs] if executor is None else list(executor.map(_run_shard_args, jobs))
+    shards = map_done(_run_shard_args, jobs, executor, desc=f"fleet shards ({spec.agents:,} agents)", unit="replica")
     shards.sort(key=lambda s: s.replica)
     metrics = merge([s.metrics for s in shards])
     return FleetRun(

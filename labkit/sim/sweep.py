@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from labkit.model import Profile, Workload, load_profile, load_workload
+from labkit.util.progress import progress
 
 BASELINE = "http_baseline"
 _PROFILE_FIELDS = {f.name for f in dataclasses.fields(Profile)} - {"name"}
@@ -132,13 +133,14 @@ def sweep(
 ) -> pd.DataFrame:
     """Evaluate every grid point, in-process or on ``executor``; one row per point, in grid order."""
     points = expand_grid(grid)
+    n = len(points)
     if executor is None:
-        rows = [evaluate(p) for p in points]
+        rows = [evaluate(p) for p in progress(points, desc="sweep points", unit="point")]
     else:
         try:
-            rows = list(executor.map(evaluate, points, chunksize=chunksize))
+            rows = list(progress(executor.map(evaluate, points, chunksize=chunksize), desc="sweep points", total=n))
         except TypeError:  # executors whose map() takes no chunksize (e.g. dask's ClientExecutor)
-            rows = list(executor.map(evaluate, points))
+            rows = list(progress(executor.map(evaluate, points), desc="sweep points", total=n))
     return pd.DataFrame(rows)
 
 

@@ -21,6 +21,7 @@ from labkit.model import Profile, load_profile, preset_names
 from labkit.sim.analytic import forecast
 from labkit.traces.model import Session, Trace
 from labkit.traces.workload import TraceWorkload, trace_workload
+from labkit.util.progress import progress
 
 
 def tps_key(tps: float) -> str:
@@ -128,7 +129,7 @@ def replay(
         if not (isinstance(s, int | float) and np.isfinite(s) and s > 0):
             raise ValueError(f"tps: must be numbers > 0, got {s!r}")
     profs = resolve_profiles(profiles)
-    return [replay_session(s, profs, tps, trace_cache=trace_cache) for s in trace]
+    return [replay_session(s, profs, tps, trace_cache=trace_cache) for s in progress(trace, desc="replay sessions")]
 
 
 def replay_frame(results: Sequence[SessionReplay]) -> pd.DataFrame:

@@ -26,6 +26,7 @@ from websockets.asyncio.client import ClientConnection
 
 from labkit.live.server.app import SimServer
 from labkit.model import Workload, load_workload
+from labkit.util.progress import progress
 
 #: The in-process simulator's key (a key, so that the wrong-key scenario has something to be wrong about).
 SIMULATOR_KEY = "sk-conformance"
@@ -539,7 +540,7 @@ async def run_scenario(target: Target, scenario: Scenario, timeout_s: float = 12
 async def run_all(
     target: Target, scenarios: Sequence[Scenario] = SCENARIOS, timeout_s: float = 120.0
 ) -> list[ScenarioResult]:
-    return [await run_scenario(target, s, timeout_s) for s in scenarios]
+    return [await run_scenario(target, s, timeout_s) for s in progress(scenarios, desc="conformance", unit="scenario")]
 
 
 @dataclass(frozen=True, slots=True)
