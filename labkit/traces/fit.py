@@ -55,6 +55,7 @@ import pandas as pd
 
 from labkit.model import Profile, TurnSpec, load_profile, plan_turn
 from labkit.sim.analytic import cache_state, forecast
+from labkit.traces.parameter import FitParameter
 from labkit.traces.spansio import read_spans_file, sessions_from_spans, turn_table
 from labkit.traces.workload import trace_workload
 
@@ -69,35 +70,7 @@ FITTED = (
     "safety_out_per_1k_s",
     "connect_s",
 )
-#: Fitted parameters that are a fixed time (their interval is widened by the clock resolution).
-FIXED_TIMES = frozenset({"prefill_overhead_s", "safety_out_s", "connect_s"})
 _PRE_DECODE_NOT_FITTED = ("validate", "load_state", "render", "config", "safety_in", "hops", "queue")
-
-
-@dataclass(frozen=True)
-class FitParameter:
-    value: float
-    lo: float | None
-    hi: float | None
-    provenance: str  # fitted | derived | assumed
-    source: str = ""
-    note: str = ""
-
-    def contains(self, x: float) -> bool:
-        return self.lo is not None and self.hi is not None and self.lo <= x <= self.hi
-
-    def to_dict(self) -> dict[str, Any]:
-        def num(v: float | None) -> float | str | None:
-            return None if v is None else ("inf" if math.isinf(v) else float(v))
-
-        return {
-            "value": num(self.value),
-            "lo": num(self.lo),
-            "hi": num(self.hi),
-            "provenance": self.provenance,
-            "source": self.source,
-            "note": self.note,
-        }
 
 
 @dataclass(frozen=True)

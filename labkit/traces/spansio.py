@@ -60,10 +60,6 @@ TURN_COLUMNS = (
 )
 
 
-def looks_like_columns(columns: list[str]) -> bool:
-    return all(c in columns for c in ("source", "scenario", "rollout", "turn", "stage", "start_s", "end_s"))
-
-
 def read_spans_file(path: str | Path) -> pd.DataFrame:
     """A spans table from CSV or Parquet (by extension; ``.parquet``/``.pq`` else CSV), validated."""
     p = Path(path)

@@ -10,6 +10,8 @@ and ``example_sessions/sanitized/README.md``. What this importer reads:
 - times: no format records when a request was sent, so (as TraceLab's own latency proxy) a call starts at its
   latest input event in ``timing_events`` (``user_message``, ``tool_result``; the previous call's end when it
   has none) and ends at its latest output event (``reasoning``, ``text``, ``tool_call``, ``usage_report``);
+  its TTFT is its first output event minus that start (a proxy too: events are written when a content block
+  is complete, not when its first token arrives);
 - tools: ``tools[]`` with ``emitted_at``, ``result_at`` and ``tool_wall_latency_ms`` (what the agent loop waited;
   the runner-reported ``tool_internal_latency_ms`` is often 0 for Codex shell calls), ``input_chars``,
   ``result_chars``, ``is_error``.
@@ -113,6 +115,8 @@ def read_tracelab(path: str | Path) -> list[Session]:
             reasoning_tokens=min(reasoning, out),
             start_s=max(inputs) if inputs else None,
             end_s=max(outputs) if outputs else None,
+            # Held here until the start is settled: the first output event, the TTFT proxy's end.
+            ttft_s=min(outputs) if outputs else None,
             model=str(obj.get("model") or ""),
             tool_calls=tools,
         )
@@ -128,6 +132,8 @@ def read_tracelab(path: str | Path) -> list[Session]:
             start = c.start_s if c.start_s is not None else prev_end
             if start is not None and c.end_s is not None and start > c.end_s:
                 start = prev_end if prev_end is not None and prev_end <= c.end_s else c.end_s
+            first_out = c.ttft_s
+            ttft = first_out - start if first_out is not None and start is not None and first_out >= start else None
             calls.append(
                 ModelCall(
                     index=i,
@@ -137,6 +143,7 @@ def read_tracelab(path: str | Path) -> list[Session]:
                     reasoning_tokens=c.reasoning_tokens,
                     start_s=start,
                     end_s=c.end_s,
+                    ttft_s=ttft,
                     model=c.model,
                     tool_calls=c.tool_calls,
                 )
