@@ -53,7 +53,7 @@ import pandas as pd
 from labkit import viz
 from labkit.model import load_profile
 from labkit.traces import calls_frame, fit_spans, load_trace, replay, replay_frame, shipped_trace, summary, tools_frame
-from labkit.traces.recovery import measure_simulated, token_cost
+from labkit.experiments.recovery import measure_simulated, token_cost
 from labkit.viz import traces as tviz
 
 figures = {}
