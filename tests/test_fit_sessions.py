@@ -84,3 +84,12 @@ def test_cli_fit_on_the_shipped_sessions_and_errors(capsys):
     assert "intervals" in doc["not_separable"]  # two sessions: the bootstrap says it is coarse
     assert main(["fit", str(SHIPPED), "--format", "nope"]) == 2
     assert "format" in capsys.readouterr().err
+
+
+def test_one_sessions_tail_is_not_charged_to_the_others():
+    from labkit.traces.sessionfit import tail_per_call
+
+    r = np.concatenate([np.full(10, 0.5), np.full(10, 0.7), np.full(200, 9.0)])
+    session = np.repeat([0, 1, 2], [10, 10, 200])
+    assert tail_per_call(r, session) == pytest.approx(0.7)  # the median of the sessions' means, not 8.2
+    assert tail_per_call(r[:10], session[:10]) == pytest.approx(0.5)

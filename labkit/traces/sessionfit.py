@@ -12,9 +12,10 @@ waited on a rate limit, a retry, a long queue), and least squares would let thos
 part. A column the data does not vary (no reasoning tokens: Claude's logs do not split them out) is not fitted:
 reasoning tokens then decode at ``decode_tps``, as the latency model assumes.
 
-The robust fit estimates the *typical* call; a sum of calls needs the mean. ``call_mean_residual_s`` (the mean
-of the fit's residuals: the tail the robust fit leaves out) is what a prediction of a session's model time adds
-per call, so a prediction of a sum is unbiased even when the call times are skewed.
+The robust fit estimates the *typical* call; a sum of calls needs the mean. ``call_mean_residual_s`` (the tail
+the robust fit leaves out, per call: each session's mean residual, the median over sessions,
+:func:`tail_per_call`) is what a prediction of a session's model time adds per call, so a prediction of a sum
+carries the tail even when the call times are skewed.
 
 Intervals are 95% percentile bootstraps that resample *sessions* (calls of one session share a machine, a
 network and a time of day, so they are not independent draws); with one session they resample calls and say so.
@@ -69,8 +70,11 @@ class Calls:
     sessions: tuple[str, ...]
 
     def take(self, sessions: Sequence[int]) -> Calls:
-        rows = np.concatenate([np.flatnonzero(self.session == s) for s in sessions])
-        return Calls(self.x[rows], self.y[rows], self.session[rows], self.sessions)
+        """The rows of these sessions (a session drawn twice is two sessions, numbered by position)."""
+        parts = [np.flatnonzero(self.session == s) for s in sessions]
+        rows = np.concatenate(parts)
+        labels = np.concatenate([np.full(len(r), k) for k, r in enumerate(parts)])
+        return Calls(self.x[rows], self.y[rows], labels, tuple(self.sessions[s] for s in sessions))
 
 
 def call_rows(timings: Sequence[SessionTiming]) -> Calls:
@@ -147,9 +151,20 @@ class Draws:
     mean_residual: np.ndarray
 
 
+def tail_per_call(residuals: np.ndarray, session: np.ndarray) -> float:
+    """What a call adds on average beyond the robust fit: each session's mean residual, the median over sessions.
+
+    A session's own mean keeps its tail (a sum needs the mean, not the median); the median over sessions keeps
+    one session's unusual tail (a long stretch of slow calls, a rate-limited afternoon) from being charged to
+    every other session.
+    """
+    means = [float(np.mean(residuals[session == k])) for k in np.unique(session)]
+    return float(np.median(means))
+
+
 def _fit_draw(calls: Calls) -> tuple[np.ndarray, float]:
     coef = robust_fit(calls.x, calls.y)
-    return coef, float(np.mean(calls.y - calls.x @ coef))
+    return coef, tail_per_call(calls.y - calls.x @ coef, calls.session)
 
 
 def bootstrap(calls: Calls, n_boot: int, seed: int) -> Draws:
@@ -165,7 +180,7 @@ def bootstrap(calls: Calls, n_boot: int, seed: int) -> Draws:
             sample = calls.take(rng.integers(0, n_sess, n_sess).tolist())
         else:
             i = rng.integers(0, len(calls.y), len(calls.y))
-            sample = Calls(calls.x[i], calls.y[i], calls.session[i], calls.sessions)
+            sample = Calls(calls.x[i], calls.y[i], np.zeros(len(i), dtype=int), calls.sessions)
         if len(sample.y) < MIN_CALLS:
             continue
         c, m = _fit_draw(sample)
@@ -330,7 +345,7 @@ def _parameters(draws: Draws, src: str, reasoning_fitted: bool) -> dict[str, Fit
     lo, hi = _percentiles(draws.mean_residual[1:])
     out["call_mean_residual_s"] = FitParameter(
         float(draws.mean_residual[0]), lo, hi, "fitted", src,
-        "mean residual per call: the tail a robust fit leaves out, added back to predict a sum",
+        "mean residual per call (median over sessions): the tail a robust fit leaves out, added to predict a sum",
     )  # fmt: skip
     return out
 
