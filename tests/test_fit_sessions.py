@@ -93,3 +93,14 @@ def test_one_sessions_tail_is_not_charged_to_the_others():
     session = np.repeat([0, 1, 2], [10, 10, 200])
     assert tail_per_call(r, session) == pytest.approx(0.7)  # the median of the sessions' means, not 8.2
     assert tail_per_call(r[:10], session[:10]) == pytest.approx(0.5)
+
+
+def test_the_tracelab_fitted_preset_is_the_fit_of_the_shipped_sessions():
+    from labkit.traces import shipped_trace
+
+    preset = load_profile("tracelab_fitted")
+    fitted = fit_sessions(shipped_trace()).profile(0, "tracelab_fitted")
+    for key in ("decode_tps", "prefill_tokens_per_s", "queue_s"):
+        assert getattr(preset, key) == pytest.approx(getattr(fitted, key), rel=1e-3), key
+    base = load_profile("websocket")
+    assert preset.transport == base.transport and preset.safety_in_s == base.safety_in_s
