@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit.traces import load_trace, shipped_trace
+from labkit.traces import load_trace, shipped_trace, trace_workload
 from labkit.traces.synth import SYNTH_FORMATS, Truth, synth_sessions, write_format
 from labkit.traces.timing import session_timing, trace_timings
 
@@ -68,3 +68,14 @@ def test_every_format_reads_back_the_generated_model_time(tmp_path, fmt):
         # The human waits the generator put between turns are never model time.
         turns = sum(c.opens_turn for c in want.calls)
         assert sum(c.human_s > 1 for c in got.calls) == turns - 1
+
+
+@pytest.mark.parametrize("profile", ["http_baseline", "http_chained", "websocket", "websocket_prototype"])
+def test_the_traces_closed_form_equals_the_analytic_forecast(profile):
+    from labkit.model import load_profile, load_workload
+    from labkit.sim.analytic import forecast
+    from labkit.traces.closedform import expected_e2e_s
+
+    prof = load_profile(profile).with_(replicas=4, routing="random")  # a replica miss is possible
+    for w in (load_workload("codex_bugfix"), *(trace_workload(s) for s in shipped_trace())):
+        assert expected_e2e_s(prof, w, seed=3) == pytest.approx(forecast(prof, w, seed=3).e2e_s, rel=1e-12)

@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.optimize import least_squares
 
 from labkit.model import CacheState, Profile, TurnSpec, load_profile, plan_turn
 from labkit.traces.model import Session, Trace
@@ -107,6 +106,8 @@ def _mad(r: np.ndarray) -> float:
 def robust_fit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Huber M-estimate of the coefficients (all >= 0); an unfitted reasoning column takes the visible output's
     slope (reasoning decodes at the same speed), an unfitted input column 0."""
+    from scipy.optimize import least_squares  # imported here: importing labkit.traces stays light
+
     active = active_columns(x)
     xa = x[:, active]
     x0 = np.clip(np.linalg.lstsq(xa, y, rcond=None)[0], 0.0, None)
