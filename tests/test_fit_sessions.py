@@ -104,3 +104,13 @@ def test_the_tracelab_fitted_preset_is_the_fit_of_the_shipped_sessions():
         assert getattr(preset, key) == pytest.approx(getattr(fitted, key), rel=1e-3), key
     base = load_profile("websocket")
     assert preset.transport == base.transport and preset.safety_in_s == base.safety_in_s
+
+
+def test_one_spans_table_fits_per_call_on_request(tmp_path, capsys):
+    sessions = synth_sessions(Truth(), n_sessions=3, calls_per_session=20, seed=6)
+    (spans,) = write_format(sessions, "labkit", tmp_path)
+    assert main(["fit", str(spans), "--per-call", "--json", "--boot", "30"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["sessions"] == 3 and "call_fixed_s" in doc["parameters"] and "holdout" not in doc
+    assert main(["fit", str(spans), "--holdout", "--json", "--boot", "30"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["holdout"]) == 3
