@@ -18,7 +18,7 @@ from labkit.traces.synth import Truth, synth_sessions, write_format
 SHIPPED = Path(__file__).parent.parent / "labkit" / "data" / "traces" / "tracelab_round_trace.jsonl"
 
 
-@pytest.mark.parametrize("fmt", ["codex", "codex-0.147", "tracelab", "otlp", "labkit"])
+@pytest.mark.parametrize("fmt", ["codex", "codex-0.147", "codex-usage-records", "tracelab", "otlp", "labkit"])
 def test_known_parameters_are_recovered_through_each_format(fmt):
     truth = Truth(call_fixed_s=1.8, decode_tps=90.0, reasoning_tps=70.0, uncached_input_s_per_1k=0.1)
     r = recover_format(fmt, truth, n_sessions=6, calls_per_session=30, seed=1, n_boot=40)

@@ -79,3 +79,15 @@ def test_the_traces_closed_form_equals_the_analytic_forecast(profile):
     prof = load_profile(profile).with_(replicas=4, routing="random")  # a replica miss is possible
     for w in (load_workload("codex_bugfix"), *(trace_workload(s) for s in shipped_trace())):
         assert expected_e2e_s(prof, w, seed=3) == pytest.approx(forecast(prof, w, seed=3).e2e_s, rel=1e-12)
+
+
+def test_codex_token_usage_records_mark_the_calls_once(tmp_path):
+    sessions = synth_sessions(Truth(), n_sessions=1, calls_per_session=10, seed=8)
+    (path,) = write_format(sessions, "codex-usage-records", tmp_path)
+    (s,) = load_trace(path)
+    assert len(s.calls) == len(sessions[0].calls)  # not one from the record and one from the token_count
+    assert s.skipped["repeated token_usage_record"] == len(s.calls)
+    # Every token_count is passed over: two per call (the same totals twice) and a rate-limit one per user turn.
+    turns = sum(c.opens_turn for c in sessions[0].calls)
+    assert s.skipped["token_count snapshot (token_usage_record lines mark the calls)"] == 2 * len(s.calls) + turns
+    assert [c.input_tokens for c in s.calls] == [c.input_tokens for c in sessions[0].calls]

@@ -24,7 +24,11 @@ The format is openai/codex's ``RolloutLine`` (``codex-rs/protocol``): one JSON o
   ``McpToolCall``, ``DynamicToolCall``, ``WebSearch``, ``FileChange``, ...) a finished tool whose ``id`` is
   the call's ``call_id`` and whose optional ``duration`` (a ``std::time::Duration``) is the tool's own time;
 - ``task_complete`` of newer versions carries ``time_to_first_token_ms`` for the turn: the TTFT of the turn's
-  first model call (the only call whose TTFT a rollout records).
+  first model call (the only call whose TTFT a rollout records);
+- later versions (public parsers read them from 0.147 to 0.153) also write a top-level ``token_usage_record``
+  line per completed model response, ``{response_id, usage}`` with the same usage fields, beside the
+  cumulative ``token_count`` snapshots. When a file has them they mark the calls (one per ``response_id``) and
+  the ``token_count`` lines are counted, not read: the two never both make a call.
 
 Very old versions wrote the items bare (``{"type": "message", ...}`` without ``payload``) and ``record_type``
 state lines: the items are read, the rest counted. Unknown line and item types are counted, never fatal. A
@@ -35,6 +39,7 @@ line.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,7 +62,9 @@ TOOL_ITEMS = frozenset({"function_call", "custom_tool_call", "local_shell_call",
 TOOL_OUTPUTS = frozenset({"function_call_output", "custom_tool_call_output", "local_shell_call_output"})
 #: Item types a model produces (the first one marks when its answer started to arrive).
 OUTPUT_ITEMS = frozenset({"reasoning", *TOOL_ITEMS})
-KNOWN_LINES = frozenset({"session_meta", "turn_context", "response_item", "event_msg", "compacted"})
+KNOWN_LINES = frozenset(
+    {"session_meta", "turn_context", "response_item", "event_msg", "compacted", "token_usage_record"}
+)
 BARE_ITEMS = frozenset({"message", "reasoning", *TOOL_ITEMS, *TOOL_OUTPUTS})
 USAGE_FIELDS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_output_tokens")
 #: ``TurnItem`` variants (Codex CLI >= 0.147, ``item_completed``) by what they mean for a model call's clock.
@@ -150,6 +157,9 @@ class _State:
     #: Index of the first model call of the current user turn (its TTFT is the turn's, when recorded).
     turn_first_call: int = 0
     first_ts: float | None = None
+    #: The file has ``token_usage_record`` lines: they mark the calls, ``token_count`` snapshots do not.
+    usage_records: bool = False
+    responses: set[str] = field(default_factory=set)
 
     def input_at(self, ts: float | None) -> None:
         if ts is not None:
@@ -236,10 +246,8 @@ def _token_usage(st: _State, payload: dict[str, Any], n: int) -> dict[str, int] 
     return last
 
 
-def _on_token_count(st: _State, ts: float | None, payload: dict[str, Any], n: int) -> None:
-    last = _token_usage(st, payload, n)
-    if last is None:
-        return
+def _close_call(st: _State, ts: float | None, last: dict[str, int]) -> None:
+    """A model call ends at ``ts`` with usage ``last``: its start is the latest input before its first output."""
     mark = st.first_output if st.first_output is not None else ts
     start = st.last_input if st.last_input is not None and (mark is None or st.last_input <= mark) else None
     if st.prev_end is not None and (start is None or start < st.prev_end):
@@ -263,6 +271,29 @@ def _on_token_count(st: _State, ts: float | None, payload: dict[str, Any], n: in
     st.tools.pending = []
     st.first_output = None
     st.prev_end = ts
+
+
+def _on_token_count(st: _State, ts: float | None, payload: dict[str, Any], n: int) -> None:
+    if st.usage_records:
+        count(st.skipped, "token_count snapshot (token_usage_record lines mark the calls)")
+        return
+    last = _token_usage(st, payload, n)
+    if last is not None:
+        _close_call(st, ts, last)
+
+
+def _on_token_usage_record(st: _State, ts: float | None, payload: dict[str, Any], n: int) -> None:
+    response_id = str(payload.get("response_id") or f"line{n}")
+    if response_id in st.responses:
+        count(st.skipped, "repeated token_usage_record")
+        return
+    usage = _usage(payload.get("usage"), st.path, n, "payload.usage")
+    if usage is None:
+        raise TraceError(st.path, n, "payload.usage", "a token_usage_record without usage")
+    if usage["cached_input_tokens"] > usage["input_tokens"]:
+        raise TraceError(st.path, n, "payload.usage.cached_input_tokens", "exceeds input_tokens")
+    st.responses.add(response_id)
+    _close_call(st, ts, usage)
 
 
 def _on_task_complete(st: _State, ts: float | None, payload: dict[str, Any], n: int) -> None:
@@ -332,6 +363,7 @@ LINE_HANDLERS: dict[str, Handler] = {
     "response_item": _on_response_item,
     "event_msg": _on_event_msg,
     "compacted": _on_compacted,
+    "token_usage_record": _on_token_usage_record,
 }
 
 
@@ -376,10 +408,25 @@ def _paired(st: _State) -> list[ModelCall]:
     ]
 
 
+def _has_usage_records(path: str) -> bool:
+    """Whether any line of the file is a ``token_usage_record`` (a text scan; only candidate lines are parsed)."""
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for text in fh:
+            if "token_usage_record" not in text:
+                continue
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError:
+                continue  # the reading pass names the bad line
+            if isinstance(obj, dict) and obj.get("type") == "token_usage_record":
+                return True
+    return False
+
+
 def read_codex(path: str | Path) -> Session:
     """One rollout file as a :class:`Session` (times relative to its first line)."""
     p = str(path)
-    st = _State(path=p, session_id=Path(p).stem)
+    st = _State(path=p, session_id=Path(p).stem, usage_records=_has_usage_records(p))
     seen_any = False
     for n, obj in json_lines(p):
         seen_any = True
@@ -398,7 +445,9 @@ def read_codex(path: str | Path) -> Session:
     if st.tools.pending:
         count(st.skipped, "tool calls after the last token count")
     if not st.calls:
-        raise TraceError(p, None, "token_count", "no event_msg token_count with usage: not a Codex rollout with tokens")
+        raise TraceError(
+            p, None, "token_count", "no token_count or token_usage_record with usage: not a Codex rollout with tokens"
+        )
     return Session(
         id=st.session_id,
         format=FORMAT,

@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
-#: Formats :func:`write_format` writes (``codex-0.147``: a rollout with ``item_completed`` turn items).
-SYNTH_FORMATS = ("codex", "codex-0.147", "tracelab", "otlp", "labkit")
+#: Formats :func:`write_format` writes (``codex-0.147``: a rollout with ``item_completed`` turn items;
+#: ``codex-usage-records``: that plus a ``token_usage_record`` line per response beside the ``token_count``).
+SYNTH_FORMATS = ("codex", "codex-0.147", "codex-usage-records", "tracelab", "otlp", "labkit")
 #: The session clock's origin on the wall (any fixed date: the importers rebase to the first event).
 EPOCH = datetime(2026, 3, 2, 9, 0, tzinfo=UTC).timestamp()
 
@@ -181,7 +182,9 @@ def _codex_tool_end(tool: SynthTool, new_format: bool) -> Iterator[tuple[float, 
         yield tool.end_s, "event_msg", {"type": "item_completed", "thread_id": "t", "turn_id": "1", "item": item}
 
 
-def _codex_lines(s: SynthSession, new_format: bool) -> list[tuple[float, str, dict[str, Any]]]:
+def _codex_lines(
+    s: SynthSession, new_format: bool, usage_records: bool = False
+) -> list[tuple[float, str, dict[str, Any]]]:
     lines: list[tuple[float, str, dict[str, Any]]] = [
         (0.0, "session_meta", {"id": s.id, "cli_version": "0.147.0" if new_format else "0.110.0"})
     ]
@@ -205,6 +208,10 @@ def _codex_lines(s: SynthSession, new_format: bool) -> list[tuple[float, str, di
         last = _usage(c.input_tokens, c.cached, c.visible + c.reasoning, c.reasoning)
         total = {k: total[k] + last[k] for k in total}
         info = {"total_token_usage": {**total, "total_tokens": 0}, "last_token_usage": last}
+        if usage_records:
+            record = {"response_id": f"resp_{s.id[-4:]}_{len(lines)}", "usage": last}
+            lines.append((c.end_s, "token_usage_record", record))
+            lines.append((c.end_s, "token_usage_record", record))  # written twice: one response, one call
         lines.append((c.end_s, "event_msg", {"type": "token_count", "info": info}))
         lines.append((c.end_s + 0.001, "event_msg", {"type": "token_count", "info": info}))  # the same totals again
         for tool in c.tools:
@@ -216,11 +223,14 @@ def _codex_lines(s: SynthSession, new_format: bool) -> list[tuple[float, str, di
     return lines
 
 
-def write_codex(session: SynthSession, path: str | os.PathLike[str], *, new_format: bool = False) -> Path:
-    """One rollout file (``new_format``: Codex CLI >= 0.147's ``item_completed`` turn items)."""
+def write_codex(
+    session: SynthSession, path: str | os.PathLike[str], *, new_format: bool = False, usage_records: bool = False
+) -> Path:
+    """One rollout file (``new_format``: Codex CLI >= 0.147's ``item_completed`` turn items; ``usage_records``: a
+    ``token_usage_record`` line per response too)."""
     p = Path(path)
     with p.open("w", encoding="utf-8") as fh:
-        for t, kind, payload in _codex_lines(session, new_format):
+        for t, kind, payload in _codex_lines(session, new_format, usage_records):
             fh.write(json.dumps({"timestamp": _iso(t), "type": kind, "payload": payload}) + "\n")
     return p
 
@@ -352,9 +362,9 @@ def write_format(sessions: Sequence[SynthSession], fmt: str, folder: str | os.Pa
     """The sessions written in one of :data:`SYNTH_FORMATS` under ``folder``; the files written."""
     d = Path(folder)
     d.mkdir(parents=True, exist_ok=True)
-    if fmt in ("codex", "codex-0.147"):
-        new = fmt == "codex-0.147"
-        return [write_codex(s, d / f"rollout-{s.id}.jsonl", new_format=new) for s in sessions]
+    if fmt in ("codex", "codex-0.147", "codex-usage-records"):
+        new, records = fmt != "codex", fmt == "codex-usage-records"
+        return [write_codex(s, d / f"rollout-{s.id}.jsonl", new_format=new, usage_records=records) for s in sessions]
     if fmt == "tracelab":
         return [write_tracelab(sessions, d / "round_trace.jsonl")]
     if fmt == "otlp":
