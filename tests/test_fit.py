@@ -9,10 +9,10 @@ import tomllib
 import pytest
 
 from labkit.cli import main
+from labkit.experiments.recovery import RANGES, random_profile, token_cost
 from labkit.model import load_profile, load_workload
 from labkit.sim.des import simulate
 from labkit.traces.fit import FITTED, compare_parameters, fit_spans, write_profile
-from labkit.traces.recovery import RANGES, random_profile, token_cost
 
 
 @pytest.fixture(scope="module")

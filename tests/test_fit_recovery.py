@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 
-from labkit.traces.recovery import DEFAULT_TOLERANCE, HELD_OUT_TOLERANCE, TOLERANCE, run_trial
+from labkit.experiments.recovery import DEFAULT_TOLERANCE, HELD_OUT_TOLERANCE, TOLERANCE, run_trial
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 

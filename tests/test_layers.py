@@ -21,7 +21,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "labkit.live.runner": ("simpy", "plotly", "labkit.viz", "labkit.sim.des"),
     "labkit.analysis.headline": ("labkit.live", "labkit.viz", "plotly", "websockets", "aiohttp"),
     "labkit.viz": ("labkit.live", "websockets", "aiohttp"),
-    "labkit.traces": ("labkit.live", "labkit.viz", "websockets", "aiohttp", "plotly", "simpy"),
+    "labkit.traces": ("labkit.live", "labkit.sim", "labkit.viz", "websockets", "aiohttp", "plotly", "simpy"),
 }
 
 

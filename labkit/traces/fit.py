@@ -45,7 +45,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,8 +53,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from labkit.model import Profile, TurnSpec, load_profile, plan_turn
-from labkit.sim.analytic import cache_state, forecast
+from labkit.model import CacheState, Profile, TurnSpec, load_profile, plan_turn
+from labkit.traces.closedform import expected_e2e_s
+from labkit.traces.parameter import FitParameter
 from labkit.traces.spansio import read_spans_file, sessions_from_spans, turn_table
 from labkit.traces.workload import trace_workload
 
@@ -69,35 +70,7 @@ FITTED = (
     "safety_out_per_1k_s",
     "connect_s",
 )
-#: Fitted parameters that are a fixed time (their interval is widened by the clock resolution).
-FIXED_TIMES = frozenset({"prefill_overhead_s", "safety_out_s", "connect_s"})
 _PRE_DECODE_NOT_FITTED = ("validate", "load_state", "render", "config", "safety_in", "hops", "queue")
-
-
-@dataclass(frozen=True)
-class FitParameter:
-    value: float
-    lo: float | None
-    hi: float | None
-    provenance: str  # fitted | derived | assumed
-    source: str = ""
-    note: str = ""
-
-    def contains(self, x: float) -> bool:
-        return self.lo is not None and self.hi is not None and self.lo <= x <= self.hi
-
-    def to_dict(self) -> dict[str, Any]:
-        def num(v: float | None) -> float | str | None:
-            return None if v is None else ("inf" if math.isinf(v) else float(v))
-
-        return {
-            "value": num(self.value),
-            "lo": num(self.lo),
-            "hi": num(self.hi),
-            "provenance": self.provenance,
-            "source": self.source,
-            "note": self.note,
-        }
 
 
 @dataclass(frozen=True)
@@ -218,175 +191,158 @@ def _stats(resid: np.ndarray) -> dict[str, float]:
     }
 
 
-def fit_spans(
-    spans: pd.DataFrame,
-    *,
-    base: str | os.PathLike[str] | Profile | None = None,
-    name: str = "fitted",
-    source: str = "",
-    n_boot: int = 200,
-    seed: int = 0,
-    resolution_s: float = 0.001,
-    rtt_from_connect: bool = False,
-) -> FitResult:
-    """Fit the identifiable parameters of a profile to a spans table (see the module docstring)."""
-    if n_boot < 20:
-        raise ValueError(f"n_boot: must be >= 20, got {n_boot!r}")
-    base_prof = load_profile(base or default_base(spans))
-    base_name = base_prof.name
-    t = turn_table(spans)
-    t = t[(t["attempts"] == 1) & np.isfinite(t["request_ttft_s"]) & (t["output_tokens"] >= 1)].reset_index(drop=True)
-    if len(t) < 8:
-        raise ValueError(f"spans: {len(t)} complete single-attempt turns; the fit needs at least 8")
-    rng = np.random.default_rng(seed)
-    n = len(t)
-    src = source or "spans"
-    params: dict[str, FitParameter] = {}
+def _warm(profile: Profile, spec: TurnSpec) -> CacheState:
+    """A turn measured on an open connection, its caches as an undisturbed rollout leaves them."""
+    later = spec.index > 0
+    return CacheState(
+        connection_open=True, connection_cache_hit=profile.chaining == "connection" and later, replica_hit=later
+    )
 
-    # -- decode: seconds = tokens / tps + constant ------------------------------------------------------------
-    dec = t[t["output_tokens"] >= 3]
+
+@dataclass(frozen=True)
+class _Sample:
+    """The turns a fit reads, and what every per-quantity fit shares: the resampler and the clock resolution."""
+
+    t: pd.DataFrame
+    rng: np.random.Generator
+    n_boot: int
+    resolution_s: float
+    src: str
+
+    def bootstrap(self, stat: Callable[[np.ndarray], Any], n: int) -> np.ndarray:
+        """``stat`` of ``n_boot`` resamples with replacement of ``n`` rows (row indices in), one row per resample."""
+        return np.array([stat(self.rng.integers(0, n, n)) for _ in range(self.n_boot)], dtype=float)
+
+
+def _fit_decode(d: _Sample) -> tuple[FitParameter, int]:
+    """decode seconds = tokens / tps + constant: the slope over turns is 1 / decode_tps."""
+    dec = d.t[d.t["output_tokens"] >= 3]
     tok = dec["output_tokens"].to_numpy(float) - 1
     dsec = dec["decode_s"].to_numpy(float)
     if len(dec) < 3 or np.ptp(tok) == 0:
         raise ValueError("spans: decode spans of at least 3 different output lengths are needed to fit decode_tps")
-    xd = np.column_stack([np.ones_like(tok), tok])
-    kd = _inliers(xd, dsec, resolution_s)
-    xd, dsec, tok = xd[kd], dsec[kd], tok[kd]
-    outliers = {"decode": int((~kd).sum())}
-    slope = _ols(xd, dsec)[1]
-    tps = 1.0 / slope
-    db = np.empty(n_boot)
-    for b in range(n_boot):
-        i = rng.integers(0, len(dsec), len(dsec))
-        db[b] = _ols(xd[i], dsec[i])[1] if np.ptp(tok[i]) > 0 else np.nan
+    x = np.column_stack([np.ones_like(tok), tok])
+    keep = _inliers(x, dsec, d.resolution_s)
+    x, dsec, tok = x[keep], dsec[keep], tok[keep]
+    tps = 1.0 / _ols(x, dsec)[1]
+    slopes = d.bootstrap(lambda i: _ols(x[i], dsec[i])[1] if np.ptp(tok[i]) > 0 else np.nan, len(dsec))
     # The interval of the slope (seconds per token), widened by the clock resolution over the tokens' range.
-    s_lo, s_hi = _percentile_ci(db, resolution_s / float(np.ptp(tok)))
+    s_lo, s_hi = _percentile_ci(slopes, d.resolution_s / float(np.ptp(tok)))
     lo, hi = 1.0 / s_hi, (1.0 / s_lo if s_lo > 0 else math.inf)
-    params["decode_tps"] = FitParameter(tps, lo, hi, "fitted", src, "slope of decode seconds on decoded tokens")
+    note = "slope of decode seconds on decoded tokens"
+    return FitParameter(tps, lo, hi, "fitted", d.src, note), int((~keep).sum())
 
-    # -- connection set-up -------------------------------------------------------------------------------------
-    fresh = t.loc[~t["reused"].astype(bool), "connect_s"].to_numpy(float)
+
+def _fit_connect(d: _Sample, rtt_from_connect: bool) -> dict[str, FitParameter]:
+    """connect_s: the median set-up of turns that opened a connection; rtt_s assumed 0, or half of it."""
+    fresh = d.t.loc[~d.t["reused"].astype(bool), "connect_s"].to_numpy(float)
+    out: dict[str, FitParameter] = {}
     if len(fresh):
-        c_med = float(np.median(fresh))
-        cb = np.array([np.median(fresh[rng.integers(0, len(fresh), len(fresh))]) for _ in range(n_boot)])
-        lo, hi = _percentile_ci(cb, resolution_s)
-        params["connect_s"] = FitParameter(c_med, max(0.0, lo), hi, "fitted", src, f"median of {len(fresh)} set-ups")
-    rtt = 0.0
-    if rtt_from_connect and len(fresh):
-        rtt = c_med / 2
-        params["rtt_s"] = FitParameter(
-            rtt, max(0.0, lo) / 2, hi / 2, "derived", src, "connect_s / 2 (handshake + upgrade round trips)"
-        )
-    else:
-        params["rtt_s"] = FitParameter(
-            0.0, None, None, "assumed", src, "not separable from the fixed TTFT cost, which carries it"
-        )
-    fit_prof = base_prof.with_(rtt_s=rtt, upload_bytes_per_s=math.inf, decode_tps=tps)
+        med = float(np.median(fresh))
+        lo, hi = _percentile_ci(d.bootstrap(lambda i: np.median(fresh[i]), len(fresh)), d.resolution_s)
+        out["connect_s"] = FitParameter(med, max(0.0, lo), hi, "fitted", d.src, f"median of {len(fresh)} set-ups")
+        if rtt_from_connect:
+            note = "connect_s / 2 (handshake + upgrade round trips)"
+            out["rtt_s"] = FitParameter(med / 2, max(0.0, lo) / 2, hi / 2, "derived", d.src, note)
+    if "rtt_s" not in out:
+        note = "not separable from the fixed TTFT cost, which carries it"
+        out["rtt_s"] = FitParameter(0.0, None, None, "assumed", d.src, note)
+    return out
 
-    # -- TTFT: what the base says besides prefill, then fixed + u * new + v * context -----------------------------
-    probe = fit_prof.with_(prefill_overhead_s=0.0, prefill_tokens_per_s=math.inf)
-    offsets = np.empty(n)
+
+def _ttft_offsets(t: pd.DataFrame, probe: Profile) -> np.ndarray:
+    """What the profile says each turn's TTFT costs besides prefill (validation, render, safety, hops, queue,
+    upload, download and the reasoning tokens)."""
+    offsets = np.empty(len(t))
     r: Any
     for k, r in enumerate(t.itertuples(index=False)):
         spec = _spec(r)
-        plan = plan_turn(probe, spec, cache_state(probe, spec, True)._replace(connection_open=True))
-        d = {s.name: s.duration_s for s in plan}
+        d = {s.name: s.duration_s for s in plan_turn(probe, spec, _warm(probe, spec))}
         offsets[k] = sum(d[s] for s in _PRE_DECODE_NOT_FITTED) + d["upload"] + d["download"] + d["reasoning"]
-    y = t["request_ttft_s"].to_numpy(float) - offsets
+    return offsets
+
+
+def _fit_ttft(d: _Sample, fit_prof: Profile) -> tuple[dict[str, FitParameter], int]:
+    """TTFT minus the rest = fixed + u * new + v * context: prefill_overhead_s, prefill_tokens_per_s = 1 / u,
+    prefix_cache_hit_share = 1 - v / u."""
+    t, n = d.t, len(d.t)
+    y = t["request_ttft_s"].to_numpy(float) - _ttft_offsets(
+        t, fit_prof.with_(prefill_overhead_s=0.0, prefill_tokens_per_s=math.inf)
+    )
     new = t["new_tokens"].to_numpy(float)
     ctx = t["context_tokens"].to_numpy(float)
-    use_ctx = np.ptp(ctx) > 0 and np.linalg.matrix_rank(np.column_stack([np.ones(n), new, ctx])) == 3
     use_new = np.ptp(new) > 0
-    cols = [np.ones(n)] + ([new] if use_new else []) + ([ctx] if use_ctx and use_new else [])
-    x = np.column_stack(cols)
-    kt = _inliers(x, y, resolution_s)
-    outliers["ttft"] = int((~kt).sum())
-    x, y = x[kt], y[kt]
-    nt = len(y)
-
-    def ttft_params(ix: np.ndarray) -> tuple[float, float, float]:
-        coef = _ols(x[ix], y[ix])
-        fixed = float(coef[0])
-        u = float(coef[1]) if use_new else math.nan
-        v = float(coef[2]) if use_ctx and use_new else math.nan
-        return fixed, u, v
-
-    fixed, u, v = ttft_params(np.arange(nt))
-    boots = np.array([ttft_params(ix) for ix in rng.integers(0, nt, size=(n_boot, nt))])
-    over = max(0.0, fixed)
-    lo, hi = _percentile_ci(boots[:, 0], resolution_s)
-    params["prefill_overhead_s"] = FitParameter(
-        over, max(0.0, lo), hi, "fitted", src,
-        "the fixed TTFT cost beyond the base's validation, config, safety, hops and queue",
-    )  # fmt: skip
-    ptps = base_prof.prefill_tokens_per_s
-    share = base_prof.prefix_cache_hit_share
-    if use_new and u > 0:
-        ptps = 1.0 / u
-        u_lo, u_hi = _percentile_ci(boots[:, 1], resolution_s / float(np.ptp(x[:, 1])))
+    use_ctx = use_new and np.ptp(ctx) > 0 and np.linalg.matrix_rank(np.column_stack([np.ones(n), new, ctx])) == 3
+    x = np.column_stack([np.ones(n)] + ([new] if use_new else []) + ([ctx] if use_ctx else []))
+    keep = _inliers(x, y, d.resolution_s)
+    x, y = x[keep], y[keep]
+    coef = _ols(x, y)
+    boots = d.bootstrap(lambda i: _ols(x[i], y[i]), len(y))
+    out: dict[str, FitParameter] = {}
+    lo, hi = _percentile_ci(boots[:, 0], d.resolution_s)
+    note = "the fixed TTFT cost beyond the base's validation, config, safety, hops and queue"
+    out["prefill_overhead_s"] = FitParameter(max(0.0, float(coef[0])), max(0.0, lo), hi, "fitted", d.src, note)
+    if use_new and coef[1] > 0:
+        u_lo, u_hi = _percentile_ci(boots[:, 1], d.resolution_s / float(np.ptp(x[:, 1])))
         lo, hi = 1.0 / u_hi, (1.0 / u_lo if u_lo > 0 else math.inf)
-        params["prefill_tokens_per_s"] = FitParameter(ptps, lo, hi, "fitted", src, "1 / per-token cost of new input")
+        note = "1 / per-token cost of new input"
+        out["prefill_tokens_per_s"] = FitParameter(1.0 / float(coef[1]), lo, hi, "fitted", d.src, note)
         if use_ctx:
-            share = min(1.0, max(0.0, 1.0 - v / u))
+            share = min(1.0, max(0.0, 1.0 - float(coef[2] / coef[1])))
             with np.errstate(divide="ignore", invalid="ignore"):
                 sb = np.clip(1.0 - boots[:, 2] / boots[:, 1], 0.0, 1.0)
-            lo, hi = _percentile_ci(sb, resolution_s / float(np.ptp(x[:, 2])) / u)
-            lo, hi = max(0.0, lo), min(1.0, hi)
-            params["prefix_cache_hit_share"] = FitParameter(
-                share, lo, hi, "fitted", src, "1 - per-token cost of context / of new input"
-            )
-    fit_prof = fit_prof.with_(prefill_overhead_s=over, prefill_tokens_per_s=ptps, prefix_cache_hit_share=share)
+            lo, hi = _percentile_ci(sb, d.resolution_s / float(np.ptp(x[:, 2])) / float(coef[1]))
+            note = "1 - per-token cost of context / of new input"
+            out["prefix_cache_hit_share"] = FitParameter(share, max(0.0, lo), min(1.0, hi), "fitted", d.src, note)
+    return out, int((~keep).sum())
 
-    # -- complete: output classifier fixed + per 1k output, plus persistence/billing when on the path --------------
-    post = 0.0 if base_prof.post_off_critical_path else base_prof.persist_s + base_prof.postprocess_s
-    outk = t["output_tokens"].to_numpy(float) / 1000
-    comp = t["complete_s"].to_numpy(float) - post
-    if np.ptp(outk) > 0:
-        xc = np.column_stack([np.ones(n), outk])
-        kc = _inliers(xc, comp, resolution_s)
-        outliers["complete"] = int((~kc).sum())
-        xc, comp = xc[kc], comp[kc]
-        c0, c1 = _ols(xc, comp)
-        cb2 = np.array([_ols(xc[ix], comp[ix]) for ix in rng.integers(0, len(comp), size=(n_boot, len(comp)))])
-        lo, hi = _percentile_ci(cb2[:, 0], resolution_s)
-        params["safety_out_s"] = FitParameter(max(0.0, c0), max(0.0, lo), hi, "fitted", src, "intercept of complete")
-        lo, hi = _percentile_ci(cb2[:, 1], resolution_s / float(np.ptp(xc[:, 1])))
-        params["safety_out_per_1k_s"] = FitParameter(max(0.0, c1), max(0.0, lo), hi, "fitted", src, "slope of complete")
-        fit_prof = fit_prof.with_(safety_out_s=max(0.0, c0), safety_out_per_1k_s=max(0.0, c1))
-    params["upload_bytes_per_s"] = FitParameter(
-        math.inf, None, None, "assumed", src, "not separable from per-token costs: absorbed by the prefill fit"
+
+def _fit_complete(d: _Sample, base: Profile) -> tuple[dict[str, FitParameter], int | None]:
+    """complete = the output classifier (fixed + per 1k output), plus persistence and billing when on the path."""
+    post = 0.0 if base.post_off_critical_path else base.persist_s + base.postprocess_s
+    outk = d.t["output_tokens"].to_numpy(float) / 1000
+    comp = d.t["complete_s"].to_numpy(float) - post
+    if np.ptp(outk) == 0:
+        return {}, None
+    x = np.column_stack([np.ones(len(outk)), outk])
+    keep = _inliers(x, comp, d.resolution_s)
+    x, comp = x[keep], comp[keep]
+    c0, c1 = _ols(x, comp)
+    boots = d.bootstrap(lambda i: _ols(x[i], comp[i]), len(comp))
+    lo, hi = _percentile_ci(boots[:, 0], d.resolution_s)
+    out = {"safety_out_s": FitParameter(max(0.0, c0), max(0.0, lo), hi, "fitted", d.src, "intercept of complete")}
+    lo, hi = _percentile_ci(boots[:, 1], d.resolution_s / float(np.ptp(x[:, 1])))
+    out["safety_out_per_1k_s"] = FitParameter(max(0.0, c1), max(0.0, lo), hi, "fitted", d.src, "slope of complete")
+    return out, int((~keep).sum())
+
+
+def _fit_tool_time(d: _Sample) -> dict[str, FitParameter]:
+    """The workload's tool time: median and the sd of its log (a lognormal's sigma)."""
+    tool = d.t.loc[d.t["tool_calls"] > 0, "tool_s"].to_numpy(float)
+    out: dict[str, FitParameter] = {}
+    if not len(tool):
+        return out
+    lo, hi = _percentile_ci(d.bootstrap(lambda i: np.median(tool[i]), len(tool)), d.resolution_s)
+    out["tool_time_median_s"] = FitParameter(
+        float(np.median(tool)), max(0.0, lo), hi, "fitted", d.src, "median tool time"
     )
+    pos = tool[tool > 0]
+    if len(pos) > 2:
+        lo, hi = _percentile_ci(d.bootstrap(lambda i: np.std(np.log(pos[i]), ddof=1), len(pos)))
+        sigma = float(np.std(np.log(pos), ddof=1))
+        out["tool_time_sigma"] = FitParameter(sigma, lo, hi, "fitted", d.src, "sd of log tool time")
+    return out
 
-    # -- every other numeric parameter: the base's value, assumed ------------------------------------------------
-    fitted_profile = fit_prof.with_(name=name)
-    for f in dataclasses.fields(Profile):
-        v0 = getattr(fitted_profile, f.name)
-        if f.name in params or isinstance(v0, bool) or not isinstance(v0, int | float):
-            continue
-        params[f.name] = FitParameter(float(v0), None, None, "assumed", base_name, "kept from the base preset")
 
-    # -- tool time (a workload parameter) -------------------------------------------------------------------------
-    tool = t.loc[t["tool_calls"] > 0, "tool_s"].to_numpy(float)
-    workload: dict[str, FitParameter] = {}
-    if len(tool):
-        pos = tool[tool > 0]
-        med = float(np.median(tool))
-        mb = np.array([np.median(tool[rng.integers(0, len(tool), len(tool))]) for _ in range(n_boot)])
-        lo, hi = _percentile_ci(mb, resolution_s)
-        workload["tool_time_median_s"] = FitParameter(med, max(0.0, lo), hi, "fitted", src, "median tool time")
-        if len(pos) > 2:
-            sig = float(np.std(np.log(pos), ddof=1))
-            sb2 = np.array([np.std(np.log(pos[rng.integers(0, len(pos), len(pos))]), ddof=1) for _ in range(n_boot)])
-            lo, hi = _percentile_ci(sb2)
-            workload["tool_time_sigma"] = FitParameter(sig, lo, hi, "fitted", src, "sd of log tool time")
-
-    # -- residuals ------------------------------------------------------------------------------------------------
-    pred_ttft = np.empty(n)
-    pred_complete = np.empty(n)
-    pred_decode = np.empty(n)
+def _residuals(
+    t: pd.DataFrame, spans: pd.DataFrame, prof: Profile, outliers: dict[str, int]
+) -> dict[str, dict[str, float]]:
+    n = len(t)
+    pred_ttft, pred_decode, pred_complete = np.empty(n), np.empty(n), np.empty(n)
+    r: Any
     for k, r in enumerate(t.itertuples(index=False)):
         spec = _spec(r)
-        plan = plan_turn(fitted_profile, spec, cache_state(fitted_profile, spec, True)._replace(connection_open=True))
+        plan = plan_turn(prof, spec, _warm(prof, spec))
         d = {s.name: s.duration_s for s in plan}
         pred_ttft[k] = sum(s.duration_s for s in plan[1 : [s.name for s in plan].index("decode")])
         pred_decode[k] = d["decode"]
@@ -403,22 +359,68 @@ def fit_spans(
         first, last = s.calls[0].start_s, s.calls[-1].end_s
         if first is None or last is None or any(c.ttft_s is None for c in s.calls):
             continue
-        measured = last - first
-        predicted = forecast(fitted_profile, trace_workload(s)).e2e_s
-        e2e.append((predicted - measured) / measured)
+        e2e.append((expected_e2e_s(prof, trace_workload(s)) - (last - first)) / (last - first))
     if e2e:
         arr = np.array(e2e)
         residuals["e2e"] = {"n": len(arr), "mean_rel": float(arr.mean()), "max_abs_rel": float(np.abs(arr).max())}
+    return residuals
+
+
+def _assumed(prof: Profile, params: dict[str, FitParameter], base_name: str) -> dict[str, FitParameter]:
+    """Every numeric parameter the fit did not set: the base's value, provenance ``assumed``."""
+    out = dict(params)
+    for f in dataclasses.fields(Profile):
+        v0 = getattr(prof, f.name)
+        if f.name in out or isinstance(v0, bool) or not isinstance(v0, int | float):
+            continue
+        out[f.name] = FitParameter(float(v0), None, None, "assumed", base_name, "kept from the base preset")
+    return out
+
+
+def fit_spans(
+    spans: pd.DataFrame,
+    *,
+    base: str | os.PathLike[str] | Profile | None = None,
+    name: str = "fitted",
+    source: str = "",
+    n_boot: int = 200,
+    seed: int = 0,
+    resolution_s: float = 0.001,
+    rtt_from_connect: bool = False,
+) -> FitResult:
+    """Fit the identifiable parameters of a profile to a spans table (see the module docstring)."""
+    if n_boot < 20:
+        raise ValueError(f"n_boot: must be >= 20, got {n_boot!r}")
+    base_prof = load_profile(base or default_base(spans))
+    t = turn_table(spans)
+    t = t[(t["attempts"] == 1) & np.isfinite(t["request_ttft_s"]) & (t["output_tokens"] >= 1)].reset_index(drop=True)
+    if len(t) < 8:
+        raise ValueError(f"spans: {len(t)} complete single-attempt turns; the fit needs at least 8")
+    d = _Sample(t, np.random.default_rng(seed), n_boot, resolution_s, source or "spans")
+    decode, n_out = _fit_decode(d)
+    outliers = {"decode": n_out}
+    params = {"decode_tps": decode, **_fit_connect(d, rtt_from_connect)}
+    prof = base_prof.with_(rtt_s=params["rtt_s"].value, upload_bytes_per_s=math.inf, decode_tps=decode.value)
+    ttft, outliers["ttft"] = _fit_ttft(d, prof)
+    params.update(ttft)
+    prof = prof.with_(**{k: p.value for k, p in ttft.items()})
+    complete, n_out_c = _fit_complete(d, base_prof)
+    if n_out_c is not None:
+        outliers["complete"] = n_out_c
+    params.update(complete)
+    prof = prof.with_(**{k: p.value for k, p in complete.items()}, name=name)
+    note = "not separable from per-token costs: absorbed by the prefill fit"
+    params["upload_bytes_per_s"] = FitParameter(math.inf, None, None, "assumed", d.src, note)
     return FitResult(
         name=name,
-        base=base_name,
-        source=src,
-        parameters=params,
-        workload=workload,
-        residuals=residuals,
-        turns=n,
+        base=base_prof.name,
+        source=d.src,
+        parameters=_assumed(prof, params, base_prof.name),
+        workload=_fit_tool_time(d),
+        residuals=_residuals(t, spans, prof, outliers),
+        turns=len(t),
         rollouts=int(t.groupby(["source", "scenario", "rollout"]).ngroups),
-        profile=fitted_profile,
+        profile=prof,
     )
 
 

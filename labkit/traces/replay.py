@@ -1,8 +1,9 @@
 """Replay: each session of a trace under each profile and decode speed, with its measured time beside.
 
 The session becomes a :class:`~labkit.traces.workload.TraceWorkload`; the closed form
-(:func:`labkit.sim.analytic.forecast`) gives its end to end under each profile, with the session's own prefix-
-cache share by default (see :mod:`labkit.traces.workload`). The measured time is the session's agent-loop time
+(:func:`labkit.traces.closedform.expected_e2e_s`, the expectation :func:`labkit.sim.analytic.forecast`
+computes) gives its end to end under each profile, with the session's own prefix-cache share by default (see
+:mod:`labkit.traces.workload`). The measured time is the session's agent-loop time
 (:meth:`labkit.traces.model.Session.measured_s`: model calls and tool waits, not the user's think time).
 """
 
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from labkit.model import Profile, load_profile, preset_names
-from labkit.sim.analytic import forecast
+from labkit.traces.closedform import expected_e2e_s
 from labkit.traces.model import Session, Trace
 from labkit.traces.workload import TraceWorkload, trace_workload
 from labkit.util.progress import progress
@@ -98,7 +99,7 @@ def replay_session(
         if trace_cache and w.prefix_cache_share is not None:
             base = prof.with_(prefix_cache_hit_share=w.prefix_cache_share)
         speeds = list(tps) if tps else [prof.decode_tps]
-        predicted[prof.name] = {tps_key(s): forecast(base.with_(decode_tps=float(s)), w).e2e_s for s in speeds}
+        predicted[prof.name] = {tps_key(s): expected_e2e_s(base.with_(decode_tps=float(s)), w) for s in speeds}
     calls = session.calls
     return SessionReplay(
         id=session.id,

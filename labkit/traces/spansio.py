@@ -60,10 +60,6 @@ TURN_COLUMNS = (
 )
 
 
-def looks_like_columns(columns: list[str]) -> bool:
-    return all(c in columns for c in ("source", "scenario", "rollout", "turn", "stage", "start_s", "end_s"))
-
-
 def read_spans_file(path: str | Path) -> pd.DataFrame:
     """A spans table from CSV or Parquet (by extension; ``.parquet``/``.pq`` else CSV), validated."""
     p = Path(path)
@@ -116,6 +112,18 @@ def _rebuild_conversation(
     return conv, new
 
 
+def _request_rows(last: pd.DataFrame) -> pd.DataFrame:
+    """Per turn, the tokens the request sent (``sent``) and whether it was chained (``request_hit``): the
+    ``request`` stage's (live), else the ``upload``'s, else the ``validate``'s (simulated spans may leave out
+    zero-length stages, and validation carries the same tokens as the upload)."""
+    req: pd.DataFrame | None = None
+    for stage in ("request", "upload", "validate"):
+        rows = last[last["stage"] == stage].groupby(_KEYS)[["tokens", "cache_hit"]].first()
+        req = rows if req is None else req.combine_first(rows)
+    assert req is not None
+    return req.rename(columns={"tokens": "sent", "cache_hit": "request_hit"})
+
+
 def turn_table(spans: pd.DataFrame) -> pd.DataFrame:
     """One row per model call of a spans table, columns ``TURN_COLUMNS`` (see the module docstring)."""
     validate_spans(spans)
@@ -139,13 +147,7 @@ def turn_table(spans: pd.DataFrame) -> pd.DataFrame:
     def first(stage: str, cols: list[str]) -> pd.DataFrame:
         return last[last["stage"] == stage].groupby(_KEYS)[cols].first().add_prefix(stage + "_")
 
-    # Simulated spans may leave out zero-length stages: validation carries the same tokens as the upload.
-    req: pd.DataFrame | None = None
-    for stage in ("request", "upload", "validate"):
-        rows = last[last["stage"] == stage].groupby(_KEYS)[["tokens", "cache_hit"]].first()
-        req = rows if req is None else req.combine_first(rows)
-    assert req is not None
-    t = t.join(req.rename(columns={"tokens": "sent", "cache_hit": "request_hit"}))
+    t = t.join(_request_rows(last))
     t = t.join(first("decode", ["tokens", "start_s", "end_s"]))
     t = t.join(first("prefill", ["tokens"]))
     t = t.join(first("connect", ["start_s", "end_s", "cache_hit"]))

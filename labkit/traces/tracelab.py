@@ -10,6 +10,8 @@ and ``example_sessions/sanitized/README.md``. What this importer reads:
 - times: no format records when a request was sent, so (as TraceLab's own latency proxy) a call starts at its
   latest input event in ``timing_events`` (``user_message``, ``tool_result``; the previous call's end when it
   has none) and ends at its latest output event (``reasoning``, ``text``, ``tool_call``, ``usage_report``);
+  its TTFT is its first output event minus that start (a proxy too: events are written when a content block
+  is complete, not when its first token arrives);
 - tools: ``tools[]`` with ``emitted_at``, ``result_at`` and ``tool_wall_latency_ms`` (what the agent loop waited;
   the runner-reported ``tool_internal_latency_ms`` is often 0 for Codex shell calls), ``input_chars``,
   ``result_chars``, ``is_error``.
@@ -17,6 +19,7 @@ and ``example_sessions/sanitized/README.md``. What this importer reads:
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -67,81 +70,88 @@ def _tool(raw: Any, path: str, line: int, k: int) -> ToolCall:
     )
 
 
+def _events(raw: Any, path: str, line: int, skipped: dict[str, int]) -> tuple[list[float], list[float]]:
+    """The input and output event times of a row's ``timing_events``."""
+    events = raw or []
+    if not isinstance(events, list):
+        raise TraceError(path, line, "timing_events", "expected a list")
+    inputs, outputs = [], []
+    for k, ev in enumerate(events):
+        if not isinstance(ev, dict):
+            raise TraceError(path, line, f"timing_events[{k}]", "expected an object")
+        t = _time(ev.get("timestamp"), path, line, f"timing_events[{k}].timestamp")
+        if t is None:
+            continue
+        et = ev.get("event_type")
+        if et in INPUT_EVENTS:
+            inputs.append(t)
+        elif et in OUTPUT_EVENTS:
+            outputs.append(t)
+        else:
+            count(skipped, f"unknown timing event {et!r}")
+    return inputs, outputs
+
+
+def _row(obj: dict[str, Any], path: str, line: int, skipped: dict[str, int]) -> ModelCall:
+    """One round row as a call; its ``ttft_s`` holds the first output event's time until the start is settled."""
+    for key in REQUIRED:
+        if key not in obj:
+            raise TraceError(path, line, key, "missing (not a TraceLab round trace row)")
+    total = as_int(obj["input_tokens_total"], path, line, "input_tokens_total")
+    cached = as_int(obj.get("prefix_tokens"), path, line, "prefix_tokens", optional=True)
+    if cached > total:
+        raise TraceError(path, line, "prefix_tokens", f"{cached} exceeds input_tokens_total {total}")
+    out = as_int(obj["output_tokens"], path, line, "output_tokens")
+    reasoning = as_int(obj.get("reasoning_output_tokens"), path, line, "reasoning_output_tokens", optional=True)
+    inputs, outputs = _events(obj.get("timing_events"), path, line, skipped)
+    tools_raw = obj.get("tools") or []
+    if not isinstance(tools_raw, list):
+        raise TraceError(path, line, "tools", "expected a list")
+    return ModelCall(
+        index=as_int(obj["round_index"], path, line, "round_index"),
+        input_tokens=total,
+        cached_input_tokens=cached,
+        output_tokens=out,
+        reasoning_tokens=min(reasoning, out),
+        start_s=max(inputs) if inputs else None,
+        end_s=max(outputs) if outputs else None,
+        ttft_s=min(outputs) if outputs else None,
+        model=str(obj.get("model") or ""),
+        tool_calls=tuple(_tool(t, path, line, k) for k, t in enumerate(tools_raw)),
+    )
+
+
+def _settle(rows: list[ModelCall]) -> list[ModelCall]:
+    """The calls of one session in order, each start settled (the previous call's end when the row has no input
+    event, or when its input event is after its last output) and its TTFT measured from it."""
+    calls: list[ModelCall] = []
+    prev_end: float | None = None
+    for i, c in enumerate(rows):
+        start = c.start_s if c.start_s is not None else prev_end
+        if start is not None and c.end_s is not None and start > c.end_s:
+            start = prev_end if prev_end is not None and prev_end <= c.end_s else c.end_s
+        first_out = c.ttft_s
+        ttft = first_out - start if first_out is not None and start is not None and first_out >= start else None
+        calls.append(dataclasses.replace(c, index=i, start_s=start, ttft_s=ttft))
+        prev_end = c.end_s if c.end_s is not None else prev_end
+    return calls
+
+
 def read_tracelab(path: str | Path) -> list[Session]:
     """Every session of a ``round_trace.jsonl`` file, in order of first appearance."""
     p = str(path)
-    rows: dict[str, list[tuple[int, int, ModelCall, str]]] = {}
+    rows: dict[str, list[tuple[int, int, ModelCall]]] = {}
     skipped: dict[str, dict[str, int]] = {}
     for n, obj in json_lines(p):
-        for key in REQUIRED:
-            if key not in obj:
-                raise TraceError(p, n, key, "missing (not a TraceLab round trace row)")
-        sid = str(obj["session_id"])
-        round_index = as_int(obj["round_index"], p, n, "round_index")
-        total = as_int(obj["input_tokens_total"], p, n, "input_tokens_total")
-        cached = as_int(obj.get("prefix_tokens"), p, n, "prefix_tokens", optional=True)
-        if cached > total:
-            raise TraceError(p, n, "prefix_tokens", f"{cached} exceeds input_tokens_total {total}")
-        out = as_int(obj["output_tokens"], p, n, "output_tokens")
-        reasoning = as_int(obj.get("reasoning_output_tokens"), p, n, "reasoning_output_tokens", optional=True)
-        events = obj.get("timing_events") or []
-        if not isinstance(events, list):
-            raise TraceError(p, n, "timing_events", "expected a list")
-        inputs, outputs = [], []
-        for k, ev in enumerate(events):
-            if not isinstance(ev, dict):
-                raise TraceError(p, n, f"timing_events[{k}]", "expected an object")
-            t = _time(ev.get("timestamp"), p, n, f"timing_events[{k}].timestamp")
-            if t is None:
-                continue
-            et = ev.get("event_type")
-            if et in INPUT_EVENTS:
-                inputs.append(t)
-            elif et in OUTPUT_EVENTS:
-                outputs.append(t)
-            else:
-                count(skipped.setdefault(sid, {}), f"unknown timing event {et!r}")
-        tools_raw = obj.get("tools") or []
-        if not isinstance(tools_raw, list):
-            raise TraceError(p, n, "tools", "expected a list")
-        tools = tuple(_tool(t, p, n, k) for k, t in enumerate(tools_raw))
-        call = ModelCall(
-            index=round_index,
-            input_tokens=total,
-            cached_input_tokens=cached,
-            output_tokens=out,
-            reasoning_tokens=min(reasoning, out),
-            start_s=max(inputs) if inputs else None,
-            end_s=max(outputs) if outputs else None,
-            model=str(obj.get("model") or ""),
-            tool_calls=tools,
-        )
-        rows.setdefault(sid, []).append((round_index, n, call, str(obj.get("provider") or "")))
+        sid = str(obj.get("session_id"))
+        call = _row(obj, p, n, skipped.setdefault(sid, {}))
+        rows.setdefault(sid, []).append((call.index, n, call))
     if not rows:
         raise TraceError(p, None, "file", "empty: no round rows")
     sessions = []
     for sid, items in rows.items():
-        items.sort(key=lambda r: (r[0], r[1]))
-        calls: list[ModelCall] = []
-        prev_end: float | None = None
-        for i, (_, _, c, _) in enumerate(items):
-            start = c.start_s if c.start_s is not None else prev_end
-            if start is not None and c.end_s is not None and start > c.end_s:
-                start = prev_end if prev_end is not None and prev_end <= c.end_s else c.end_s
-            calls.append(
-                ModelCall(
-                    index=i,
-                    input_tokens=c.input_tokens,
-                    cached_input_tokens=c.cached_input_tokens,
-                    output_tokens=c.output_tokens,
-                    reasoning_tokens=c.reasoning_tokens,
-                    start_s=start,
-                    end_s=c.end_s,
-                    model=c.model,
-                    tool_calls=c.tool_calls,
-                )
-            )
-            prev_end = c.end_s if c.end_s is not None else prev_end
+        # TraceLab's own order: ORDER BY round_index, ingest_seq (file order breaks ties).
+        calls = _settle([c for _, _, c in sorted(items, key=lambda r: (r[0], r[1]))])
         sessions.append(
             Session(
                 id=sid,

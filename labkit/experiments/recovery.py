@@ -7,8 +7,8 @@ fits the spans (:func:`labkit.traces.fit.fit_spans`) and checks each fitted para
 its interval, and within 10% (``decode_tps`` within 3%). Then held-out rollouts (other seeds) are measured and
 predicted by the closed form with the fitted profile; the end-to-end error of each is recorded.
 
-This is the one module of :mod:`labkit.traces` that drives a live server, so it imports :mod:`labkit.live`
-inside its functions: importing :mod:`labkit.traces` never opens a socket.
+It drives a live server, so it lives with the experiments, not in :mod:`labkit.traces` (which reads files and
+computes, and never imports :mod:`labkit.live`); it imports :mod:`labkit.live` inside its functions.
 """
 
 from __future__ import annotations
