@@ -482,8 +482,8 @@ def _smg(turns: int) -> ModelCheck:
         "not modelled: another system",
         None,
         "a gateway in front of self-hosted engines; labkit's presets describe OpenAI's stack, so the model makes no "
-        f"prediction for it (OpenAI's stack, http_chained -> websocket at {turns} turns: "
-        f"-{_chain_ttft_reduction(turns):.0%} mean TTFT, for the shape only)",
+        f"prediction for it; on OpenAI's stack, http_chained -> websocket at {turns} turns cuts mean TTFT by "
+        f"{_chain_ttft_reduction(turns):.0%}, for the shape only",
     )
 
 
@@ -632,7 +632,7 @@ class CalibrationReport:
             cells = (f"`{e.key}`", src, e.role, e.published_text, e.conditions_text or "-", r.model_text())
             lines.append("| " + " | ".join((*cells, r.interval_text or "-", err or "-", how)) + " |")
         lines += ["", "| source | MAPE | entries |", "|---|---|---|"]
-        lines += [f"| {k} | {m:.0%} | {n} |" for k, (m, n) in self.mape_by_source().items()]
+        lines += [f"| {k} | {m:.1%} | {n} |" for k, (m, n) in self.mape_by_source().items()]
         return "\n".join(lines)
 
     def lines(self) -> list[str]:
@@ -645,7 +645,7 @@ class CalibrationReport:
             model = r.model_text() if r.model is not None else r.how
             out.append(f"  {e.key:<34} {e.role:<8} {e.published_text:>16}  model {model}{band}{err}")
         out.append("MAPE by source")
-        out += [f"  {k:<44} {m:6.0%}  ({n} numbers)" for k, (m, n) in self.mape_by_source().items()]
+        out += [f"  {k:<44} {m:6.1%}  ({n} numbers)" for k, (m, n) in self.mape_by_source().items()]
         return out
 
     def text(self) -> str:

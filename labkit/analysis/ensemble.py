@@ -356,10 +356,12 @@ def _member(raw: Profile, a: float, u: float, tool_ratio: float, draws: dict[str
     return Member(index, _scaled(raw, a), u, tool_ratio, a, tuple(draws.items()))
 
 
-def _solve(raw: Profile, draws: dict[str, float], tool_ratio: float) -> tuple[float, float] | None:
+def _solve(raw: Profile, draws: dict[str, float], tool_ratio: float) -> tuple[float, float] | str:
     """The fixed-cost scale ``a`` and safety factor ``u`` that give the drawn TTFT and end-to-end targets on
-    ``codex_bugfix`` at 1,000 tokens/s, or ``None``. Mean TTFT and end to end are linear in ``a`` and in ``u``
-    separately, so rollouts at the corners (a, u) in {0, 1}^2 determine them everywhere."""
+    ``codex_bugfix`` at 1,000 tokens/s, or why there is none (``no_solution``: no fixed-cost scale in
+    :data:`API_SCALE_RANGE` meets both; ``slower_classifiers``: only with classifiers slower after the sprint).
+    Mean TTFT and end to end are linear in ``a`` and in ``u`` separately, so rollouts at the corners (a, u) in
+    {0, 1}^2 determine them everywhere."""
     t, e = draws["ttft_target"], draws["e2e_target"]
     bug = load_workload("codex_bugfix")
     # c[a, u, profile, (ttft, e2e)] at the corners; profiles: baseline, optimized, websocket.
@@ -391,7 +393,7 @@ def _solve(raw: Profile, draws: dict[str, float], tool_ratio: float) -> tuple[fl
     g = gap(grid)
     ok = np.isfinite(g[:-1]) & np.isfinite(g[1:]) & ((g[:-1] > 0) != (g[1:] > 0))
     if not ok.any():
-        return None
+        return "no_solution"
     i = int(np.argmax(ok))
     lo, hi, glo = float(grid[i]), float(grid[i + 1]), float(g[i])
     for _ in range(48):
@@ -403,7 +405,7 @@ def _solve(raw: Profile, draws: dict[str, float], tool_ratio: float) -> tuple[fl
             hi = mid
     a_root = math.sqrt(lo * hi)
     u_root = float(u_for(a_root))
-    return (a_root, u_root) if 0 < u_root <= 1 else None
+    return (a_root, u_root) if 0 < u_root <= 1 else "slower_classifiers"
 
 
 @dataclass(frozen=True, slots=True)
@@ -549,6 +551,23 @@ class Ensemble:
         }
 
 
+def priors_markdown() -> str:
+    """:data:`PRIORS` as a Markdown table (the model guide holds it; a test keeps it current)."""
+    lines = ["| assumed parameter | prior | range | unit | why |", "|---|---|---|---|---|"]
+    for p in PRIORS:
+        lines.append(f"| `{p.name}` | {p.kind} | {p.lo:,g} to {p.hi:,g} | {p.unit} | {p.why} |")
+    lines.append(
+        f"| each fixed API stage's share | lognormal around the defaults' split | sigma {FIXED_SPLIT_SIGMA:g} | "
+        "x defaults | how the fixed API cost splits over validate, state load, config, classifiers, hops, persist "
+        "and billing (the total is solved) |"
+    )
+    lines.append(
+        f"| each per-token API cost | lognormal around `per_token_scale` | sigma {PER_TOKEN_SPLIT_SIGMA:g} | "
+        "x defaults | how the per-token cost splits over validate, state load, render and classifiers |"
+    )
+    return "\n".join(lines)
+
+
 def build_ensemble(members: int = 200, seed: int = 0, fit: FitConstraint | None = None) -> Ensemble:
     """``members`` accepted parameter sets, drawn from :data:`PRIORS` with ``seed`` (cached per arguments)."""
     if not isinstance(members, int) or members < 2:
@@ -573,8 +592,8 @@ def _build(n: int, seed: int, fit: FitConstraint | None) -> Ensemble:
         draws, raw = _draw(rng)
         tool_ratio = draws["tool_time_median_s"] / tool_ref
         solved = _solve(raw, draws, tool_ratio)
-        if solved is None:
-            rejected["unsolvable"] = rejected.get("unsolvable", 0) + 1
+        if isinstance(solved, str):
+            rejected[solved] = rejected.get(solved, 0) + 1
             continue
         m = _member(raw, solved[0], solved[1], tool_ratio, draws, len(accepted))
         why = _accept(m, fit)
@@ -607,5 +626,6 @@ __all__ = [
     "e2e_reduction",
     "interval",
     "load_fit",
+    "priors_markdown",
     "rollout",
 ]
