@@ -135,9 +135,9 @@ def test_headline_and_compare_carry_intervals_beside_every_value(ens):
 
 def test_closed_form_crossover_is_the_bisection_one():
     from labkit.analysis.ensemble import DEFAULTS
-    from labkit.analysis.headline import _headline_values
+    from labkit.analysis.headline import headline_values
 
-    v = _headline_values(DEFAULTS, "codex_bugfix", 65.0, 1000.0)
+    v = headline_values(DEFAULTS, "codex_bugfix", 65.0, 1000.0)
     assert v["crossover_tps"] == pytest.approx(crossover_tps("http_baseline", "codex_bugfix"), rel=1e-6)
 
 

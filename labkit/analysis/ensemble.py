@@ -537,6 +537,20 @@ class Ensemble:
         name = str(rho.abs().idxmax())
         return name, float(rho[name])
 
+    def verdict(self, values: Sequence[float] | np.ndarray, holds: Sequence[bool] | np.ndarray) -> str:
+        """Whether a conclusion holds across the ensemble, as a clause for a Finding: ``holds in all N parameter
+        sets`` or ``holds in K of N parameter sets; it rests most on <the assumption> (rank correlation r)``,
+        naming the prior the quantity ``values`` depends on most."""
+        ok = np.asarray(holds, dtype=bool)
+        n, k = len(self.members), int(ok.sum())
+        name, rho = self.rests_on(values)
+        if k == n:
+            return f"holds in all {n} parameter sets of the ensemble"
+        return (
+            f"holds in {k} of {n} parameter sets of the ensemble; it rests most on {assumption_label(name)} "
+            f"(rank correlation {rho:+.2f})"
+        )
+
     def summary(self) -> dict[str, Any]:
         return {
             "members": len(self.members),
@@ -549,6 +563,86 @@ class Ensemble:
             + ("; fixed time per call bounded by a real-session fit" if self.fit else ""),
             "fit": self.fit.to_dict() if self.fit else None,
         }
+
+
+_LABELS = {
+    "per_token_scale": "the assumed per-token API costs",
+    "hops": "the assumed hops before the sprint",
+    "prefill_tokens_per_s": "the assumed prefill speed",
+    "prefill_overhead_s": "the assumed prefill overhead",
+    "rtt_s": "the assumed round trip",
+    "queue_s": "the assumed queueing",
+    "tool_time_median_s": "the assumed tool time",
+    "prefix_cache_hit_share": "the assumed prefix-cache hit share",
+    "ttft_target": "where inside 'about 45%' the TTFT cut lies",
+    "e2e_target": "where inside 'about 40%' the end-to-end cut lies",
+}
+
+
+def assumption_label(name: str) -> str:
+    """A prior's name as a Finding says it (``validate_s split`` -> the assumed share of validate_s in ...)."""
+    if name.endswith(" split"):
+        return f"the assumed share of `{name.removesuffix(' split')}` in the fixed API cost"
+    return _LABELS.get(name, f"`{name}`")
+
+
+# -- sweeps over the ensemble, for bands ----------------------------------------------------------------------
+
+
+def ensemble_sweep(
+    ens: Ensemble,
+    profiles: Sequence[str],
+    workload: str | Workload,
+    *,
+    tps: Sequence[float],
+    turns: Sequence[int] | None = None,
+    baseline: str = "http_baseline",
+) -> pd.DataFrame:
+    """One row per (member, profile, decode speed, turns): end to end, mean TTFT, overhead share and the reduction
+    and speed-up against ``baseline``; ``member`` -1 is the defaults. The input of :func:`bands`."""
+    base_w = load_workload(workload)
+    settings: list[tuple[int, Setting]] = [(-1, DEFAULTS), *((m.index, m) for m in ens.members)]
+    rows = []
+    for idx, setting in settings:
+        for n in turns or [base_w.turns]:
+            w = base_w.with_(turns=int(n))
+            for t in tps:
+                ref = setting_rollout(setting, setting.profile(baseline, decode_tps=float(t)), w)
+                for name in profiles:
+                    r = setting_rollout(setting, setting.profile(name, decode_tps=float(t)), w)
+                    rows.append(
+                        {
+                            "member": idx,
+                            "scenario": name,
+                            "tps": float(t),
+                            "turns": int(n),
+                            "e2e_s": r.e2e_s,
+                            "ttft_mean_s": r.ttft_mean_s,
+                            "overhead_share": r.overhead_share,
+                            "inference_share": r.inference_s / r.e2e_s,
+                            "reduction": 1 - r.e2e_s / ref.e2e_s,
+                            "speedup": ref.e2e_s / r.e2e_s,
+                        }
+                    )
+    return pd.DataFrame(rows)
+
+
+def bands(df: pd.DataFrame, x: str, y: str, by: str = "scenario") -> pd.DataFrame:
+    """Per (``by``, ``x``): the 5-95% band and median of ``y`` over the members, and the defaults' value
+    (``member`` -1) as ``default``."""
+    if missing := {x, y, by, "member"} - set(df.columns):
+        raise ValueError(f"df: missing column(s) {', '.join(sorted(missing))}")
+    members = df[df["member"] >= 0]
+    if members.empty:
+        raise ValueError("df: no ensemble members (member >= 0)")
+    g = members.groupby([by, x], sort=True)[y]
+    out = pd.DataFrame(
+        {"lo": g.quantile(QUANTILES[0]), "median": g.median(), "hi": g.quantile(QUANTILES[1])}
+    ).reset_index()
+    defaults = df[df["member"] < 0].set_index([by, x])[y]
+    out["default"] = [defaults.get((a, b), math.nan) for a, b in zip(out[by], out[x], strict=True)]
+    out.attrs.update(x=x, y=y, by=by, members=int(members["member"].nunique()))
+    return out
 
 
 def priors_markdown() -> str:
@@ -622,7 +716,10 @@ __all__ = [
     "Setting",
     "build_ensemble",
     "call_fixed_s",
+    "assumption_label",
+    "bands",
     "default_ensemble",
+    "ensemble_sweep",
     "e2e_reduction",
     "interval",
     "load_fit",

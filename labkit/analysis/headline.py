@@ -219,8 +219,8 @@ class Headline:
         return "\n".join(self.lines())
 
 
-def _headline_values(setting: Setting, workload: str | Workload, slow: float, fast: float) -> dict[str, float]:
-    """The headline's numbers under one parameter set, from five rollouts. Overhead does not depend on the decode
+def headline_values(setting: Setting, workload: str | Workload, slow: float, fast: float) -> dict[str, float]:
+    """The headline's numbers under one parameter set (the defaults or an ensemble member), from five rollouts. Overhead does not depend on the decode
     speed and inference is a + b / TPS, so two decode speeds give the crossover in closed form."""
 
     def run(name: str, tps: float) -> Any:
@@ -256,7 +256,7 @@ def headline(
     ens = (ensemble or default_ensemble()) if intervals else None
 
     def member_values(m: Member) -> dict[str, float]:
-        return _headline_values(m, workload, slow, fast)
+        return headline_values(m, workload, slow, fast)
 
     return Headline(
         ttft_reduction=ttft.ttft_reduction,
