@@ -220,8 +220,9 @@ class Headline:
 
 
 def headline_values(setting: Setting, workload: str | Workload, slow: float, fast: float) -> dict[str, float]:
-    """The headline's numbers under one parameter set (the defaults or an ensemble member), from five rollouts. Overhead does not depend on the decode
-    speed and inference is a + b / TPS, so two decode speeds give the crossover in closed form."""
+    """The headline's numbers under one parameter set (the defaults or an ensemble member), from five rollouts.
+    Overhead does not depend on the decode speed and inference is a + b / TPS, so two decode speeds give the
+    crossover in closed form."""
 
     def run(name: str, tps: float) -> Any:
         return setting_rollout(setting, setting.profile(name, decode_tps=tps), workload)
