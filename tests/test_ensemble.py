@@ -164,6 +164,12 @@ def test_cli_headline_compare_and_claims_json(capsys: pytest.CaptureFixture, tmp
     missing = tmp_path / "nope.json"
     assert main(["headline", "--fit", str(missing)]) == 2
     assert "fit:" in capsys.readouterr().err
+    fit = tmp_path / "fit.json"
+    fit.write_text(json.dumps({"parameters": {"call_fixed_s": {"value": 2.9, "lo": 2.0, "hi": 4.0}}}))
+    argv = ["headline", "--json", "--members", str(SMALL), "--seed", "3", "--fit", str(fit)]
+    argv += ["--fit-profile", "websocket"]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["ensemble"]["fit"]["call_fixed_hi"] == 4.0
 
 
 def test_model_guide_priors_are_the_code_s():
