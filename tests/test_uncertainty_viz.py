@@ -35,6 +35,8 @@ def test_band_figures_draw_three_traces_per_scenario(sweep_frame):
     share = bands(sweep_frame[sweep_frame.turns == 25], "tps", "overhead_share")
     fig = overhead_share_band(share)
     assert len(fig.data) == 3 * 2
+    # A band is a filled outline without markers at its vertices.
+    assert {t.mode for t in fig.data if t.fill == "toself"} == {"lines"}
     assert fig.layout.xaxis.type == "log" and "(%)" in fig.layout.yaxis.title.text
     ws = sweep_frame[sweep_frame.scenario == "websocket"]
     assert "(×)" in speedup_band(bands(ws, "turns", "speedup")).layout.yaxis.title.text

@@ -52,6 +52,7 @@ def band_figure(
         fig.add_scatter(
             x=xs + xs[::-1],
             y=[v * scale for v in g["hi"].to_list() + g["lo"].to_list()[::-1]],
+            mode="lines",
             fill="toself",
             fillcolor=_rgba(c, 0.18),
             line={"width": 0},
@@ -73,7 +74,7 @@ def band_figure(
         fig.add_scatter(
             x=xs,
             y=g["default"] * scale,
-            mode="lines+markers",
+            mode="lines+markers" if len(xs) <= 12 else "lines",
             line={"color": c, "width": 2.5},
             marker={"size": 5},
             name=label(name),
@@ -91,7 +92,9 @@ def band_figure(
                 x=1, xref="paper", y=hline * scale, text=hline_text, showarrow=False, xanchor="right", yanchor="bottom"
             )
     if x_log:
-        fig.update_xaxes(type="log")
+        lo, hi = float(band[x].min()), float(band[x].max())
+        ticks = [v for v in (10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000) if lo <= v <= hi] or [lo, hi]
+        fig.update_xaxes(type="log", tickvals=ticks, ticktext=[f"{v:,g}" for v in ticks])
     members = band.attrs.get("members")
     note = f" ({members} parameter sets)" if members else ""
     fig.add_annotation(
