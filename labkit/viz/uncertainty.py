@@ -93,7 +93,7 @@ def band_figure(
             )
     if x_log:
         lo, hi = float(band[x].min()), float(band[x].max())
-        ticks = [v for v in (10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000) if lo <= v <= hi] or [lo]
+        ticks: list[float] = [v for v in (10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000) if lo <= v <= hi] or [lo]
         if hi / ticks[-1] > 1.5:  # the top of the range when no round value is near it (e.g. 4,000 tokens/s)
             ticks.append(hi)
         fig.update_xaxes(type="log", tickvals=ticks, ticktext=[f"{v:,g}" for v in ticks])
