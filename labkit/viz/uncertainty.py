@@ -92,9 +92,12 @@ def band_figure(
                 x=1, xref="paper", y=hline * scale, text=hline_text, showarrow=False, xanchor="right", yanchor="bottom"
             )
     if x_log:
-        lo, hi = float(band[x].min()), float(band[x].max())
+        values = sorted({float(v) for v in band[x]})
+        lo, hi = values[0], values[-1]
         ticks: list[float] = [v for v in (10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000) if lo <= v <= hi] or [lo]
-        if hi / ticks[-1] > 1.5:  # the top of the range when no round value is near it (e.g. 4,000 tokens/s)
+        if len(values) <= 12:  # a short grid: tick every point drawn
+            ticks = values
+        elif hi / ticks[-1] > 1.5:  # the top of the range when no round value is near it (e.g. 4,000 tokens/s)
             ticks.append(hi)
         fig.update_xaxes(type="log", tickvals=ticks, ticktext=[f"{v:,g}" for v in ticks])
     members = band.attrs.get("members")
