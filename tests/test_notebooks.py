@@ -18,10 +18,17 @@ from labkit.report.notebooks import NOTEBOOK_DIR, NOTEBOOKS, TOUR, inject_parame
 
 # Figures each notebook must write (the README tour's one included): a renamed or lost figure fails here.
 EXPECTED = {
-    "01_bottleneck": {"overhead_share", "stage_breakdown", "claims_region"},
-    "02_critical_path": {"ttft_waterfall", "ttft_steps", "e2e_by_profile", "gain_by_mechanism", "gap_closed"},
+    "01_bottleneck": {"overhead_share", "stage_breakdown", "claims_region", "overhead_share_band"},
+    "02_critical_path": {
+        "ttft_waterfall",
+        "ttft_steps",
+        "e2e_by_profile",
+        "gain_by_mechanism",
+        "gap_closed",
+        "gain_band",
+    },
     "03_websocket_live": {"gantt", "ttft_ecdf", "latency_ecdf", "prediction_vs_measurement"},
-    "04_caching_strategies": {"speedup_heatmap", "routing_effect", "routing_effect_p95"},
+    "04_caching_strategies": {"speedup_heatmap", "routing_effect", "routing_effect_p95", "speedup_band"},
     "05_failures": {"drops_all_transports", "drop_breakeven", "evictions", "fallback_turn_cost", "connection_limit"},
     "06_fleet": {"queueing_vs_erlang_c", "replica_load", "gain_under_load", "cache_budget"},
     "07_your_agent": {"session_calls", "tool_times", "replay_65", "replay_1000", "whatif", "fit_parameters"},

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
@@ -30,7 +30,27 @@ import numpy as np
 import pandas as pd
 
 from labkit.analysis.calibrate import SAFETY_PARAMS, bisect, scaled
-from labkit.model import Profile, Workload, load_profile, load_workload, published_facts
+from labkit.analysis.ensemble import (
+    DEFAULTS,
+    Ensemble,
+    Interval,
+    Setting,
+    call_fixed_s,
+    e2e_reduction,
+    setting_rollout,
+)
+from labkit.analysis.registry import PublishedNumber, load_registry, published
+from labkit.model import (
+    CacheState,
+    Profile,
+    TurnSpec,
+    Workload,
+    load_profile,
+    load_workload,
+    plan_ttft_s,
+    plan_turn,
+    published_facts,
+)
 from labkit.sim.analytic import forecast
 
 #: A claim holds when the model is within this many fractions (2 points) of its published bound.
@@ -410,16 +430,300 @@ def solve_defaults(
     return Assumptions(scale, per_token_scale, tool_scale, speedup_for(scale))
 
 
+# -- the calibration report: every registry entry against the model -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCheck:
+    """How the model answers one registry entry on its stated conditions (``fn`` is ``None`` where it cannot)."""
+
+    how: str
+    fn: Callable[[Setting], float] | None = None
+    note: str = ""
+
+
+@lru_cache(maxsize=1024)
+def _family_reductions(setting: Setting) -> tuple[float, ...]:
+    """WebSocket mode's end-to-end reduction on ``codex_bugfix`` and every realistic session, at 1,000 tokens/s."""
+    family = [load_workload("codex_bugfix"), *realistic_sessions()]
+    return tuple(e2e_reduction(setting, "http_baseline", "websocket", w, CLAIM_TPS) for w in family)
+
+
+def _ttft_reduction(setting: Setting, baseline: str, candidate: str, workload: str, tps: float) -> float:
+    b = setting_rollout(setting, setting.profile(baseline, decode_tps=tps), workload)
+    c = setting_rollout(setting, setting.profile(candidate, decode_tps=tps), workload)
+    return 1 - c.ttft_mean_s / b.ttft_mean_s
+
+
+def cached_prompt_ttft_reduction(setting: Setting, prompt_tokens: int, profile: str = "http_optimized") -> float:
+    """TTFT of one request whose ``prompt_tokens`` are all in the prefix (KV) cache against the same request with
+    none cached: a continuation on an open connection, no API-side caches hit (only the KV cache differs)."""
+    p = setting.profile(profile)
+    spec = TurnSpec(1, prompt_tokens, 0, 1, 0.0, False)
+    cache = CacheState(True, False, False)
+    hit = plan_ttft_s(plan_turn(p.with_(prefix_cache_hit_share=1.0, engine_pinning=False), spec, cache))
+    miss = plan_ttft_s(plan_turn(p.with_(prefix_cache_hit_share=0.0, engine_pinning=False), spec, cache))
+    return 1 - hit / miss
+
+
+def _cached_share(setting: Setting) -> float:
+    p = setting.profile("http_baseline")
+    return float(np.mean([session_shape(w, p)["cached_share"] for w in realistic_sessions()]))
+
+
+def _chain_ttft_reduction(turns: int) -> float:
+    w = load_workload("codex_bugfix").with_(turns=turns)
+    chained, ws = forecast(load_profile("http_chained"), w), forecast(load_profile("websocket"), w)
+    return 1 - ws.ttft_mean_s / chained.ttft_mean_s
+
+
+def _smg(turns: int) -> ModelCheck:
+    return _other(
+        "a gateway in front of self-hosted engines",
+        f"; on OpenAI's stack, http_chained -> websocket at {turns} turns cuts mean TTFT by "
+        f"{_chain_ttft_reduction(turns):.0%}, for the shape only",
+    )
+
+
+def _tps_matching(target: float, fn: Callable[[float], float]) -> float | None:
+    """The decode speed in 20-4,000 tokens/s at which ``fn(tps)`` (a reduction growing with the decode speed) equals
+    ``target``, or ``None`` outside that range."""
+    lo, hi = math.log(20.0), math.log(4000.0)
+    if not fn(math.exp(lo)) <= target <= fn(math.exp(hi)):
+        return None
+    return math.exp(bisect(lambda x: fn(math.exp(x)) - target, lo, hi, tol=1e-4))
+
+
+def _speed_note(target: float, aggregate: Callable[[Sequence[float]], float], sessions: str) -> str:
+    """Where the decode speed is not stated: at which speed the model (defaults) gives the published value."""
+    family = realistic_sessions()
+
+    def at(tps: float) -> float:
+        return aggregate([e2e_reduction(DEFAULTS, "http_baseline", "websocket", w, tps) for w in family])
+
+    tps = _tps_matching(target, at)
+    where = "no decode speed in 20-4,000 tokens/s" if tps is None else f"about {tps:,.0f} tokens/s"
+    return f"the model's {sessions} equals the published value at {where}"
+
+
+def _other(what: str, analog: str = "") -> ModelCheck:
+    return ModelCheck(
+        "not modelled: another system",
+        None,
+        f"{what}; labkit's presets describe OpenAI's stack, so the model makes no prediction for it" + analog,
+    )
+
+
+_UP_TO = "the model's maximum over"
+_REALISTIC = "the realistic Codex-sized sessions at 1,000 tokens/s (decode speed not stated: assumed)"
+_INPUT = ModelCheck("input: taken as given (a condition, not a prediction)")
+
+
+def model_checks() -> dict[str, ModelCheck]:
+    """How the model is held against each registry key (keys without one are reported as not modelled)."""
+    return {
+        "tps_gpt5": _INPUT,
+        "tps_codex_spark": _INPUT,
+        "tps_codex_spark_burst": _INPUT,
+        "tool_calls_min": _INPUT,
+        "connection_limit": ModelCheck("input: the simulated server's connection limit"),
+        "ttft_reduction_critical_path": ModelCheck(
+            "mean TTFT, http_optimized vs http_baseline, codex_bugfix at 1,000 tokens/s",
+            lambda s: _ttft_reduction(s, "http_baseline", "http_optimized", "codex_bugfix", CLAIM_TPS),
+        ),
+        "e2e_reduction_websocket": ModelCheck(
+            "end to end, websocket vs http_baseline, codex_bugfix at 1,000 tokens/s",
+            lambda s: _family_reductions(s)[0],
+        ),
+        "guide_e2e_up_to_40": ModelCheck(
+            f"{_UP_TO} codex_bugfix and {_REALISTIC} (all 20+ tool calls)", lambda s: max(_family_reductions(s))
+        ),
+        "partner_cline": ModelCheck(
+            f"the model's mean over {_REALISTIC}",
+            lambda s: float(np.mean(_family_reductions(s)[1:])),
+            _speed_note(published("partner_cline").value, lambda v: float(np.mean(v)), "mean"),
+        ),
+        "partner_cursor": ModelCheck(
+            f"{_UP_TO} {_REALISTIC}",
+            lambda s: max(_family_reductions(s)[1:]),
+            _speed_note(published("partner_cursor").value, max, "maximum"),
+        ),
+        "partner_vercel": ModelCheck(
+            f"{_UP_TO} {_REALISTIC}",
+            lambda s: max(_family_reductions(s)[1:]),
+            _speed_note(published("partner_vercel").value, max, "maximum"),
+        ),
+        "caching_ttft_1k": ModelCheck(
+            "TTFT, a 1,024-token prompt all cached vs none cached, http_optimized",
+            lambda s: cached_prompt_ttft_reduction(s, 1024),
+            "the model and output length are not stated: no reasoning tokens assumed",
+        ),
+        "caching_ttft_150k": ModelCheck(
+            "TTFT, a 150,000-token prompt all cached vs none cached, http_optimized",
+            lambda s: cached_prompt_ttft_reduction(s, 150_000),
+            "the model and output length are not stated: no reasoning tokens assumed",
+        ),
+        "tracelab_cached_share": ModelCheck(
+            "cached share of input tokens, mean over the realistic Codex-sized sessions", _cached_share
+        ),
+        "tracelab_tool_median_claude_code": ModelCheck(
+            "not modelled: labkit has no Claude Code workload",
+            None,
+            "codex_bugfix's median (0.16 s) is the nearest; the ensemble's tool-time prior spans 0.1-0.7 s",
+        ),
+        "tracelab_tool_median_codex": ModelCheck(
+            "codex_realistic's median tool time", lambda s: s.workload("codex_realistic").tool_time_median_s
+        ),
+        "codex_sessions_decode_tps": ModelCheck(
+            "the model's decode speed for GPT-5-class models (published.tps_gpt5)",
+            lambda s: s.profile("http_baseline", decode_tps=published("tps_gpt5").value).decode_tps,
+        ),
+        "codex_sessions_call_fixed_s": ModelCheck(
+            "fixed time per call (zero uncached input, one output token), http_baseline",
+            lambda s: call_fixed_s(s.profile("http_baseline")),
+            "what the fit's fixed part holds beyond the model's (client-side context building, queueing) is not "
+            "in the model; websocket's fixed time is lower still",
+        ),
+        "smg_ttft_p50_8_turns": _smg(8),
+        "smg_ttft_p50_40_turns": _smg(40),
+        "sglang_chain_p50": _other("a gateway in front of a self-hosted engine"),
+        "xai_e2e_up_to_20": _other(
+            "xAI's API, against HTTP with previous_response_id chaining",
+            "; on OpenAI's stack the comparison is http_chained -> websocket (notebook 04's heatmap)",
+        ),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationRow:
+    """One registry entry beside the model: its value on the stated conditions, the error, the 5-95% interval."""
+
+    entry: PublishedNumber
+    how: str
+    note: str
+    model: float | None
+    interval: Interval | None
+
+    @property
+    def error(self) -> float | None:
+        """Relative error of the model against the published value ((model - published) / published)."""
+        return None if self.model is None else (self.model - self.entry.value) / self.entry.value
+
+    def model_text(self, value: float | None = None) -> str:
+        v = self.model if value is None else value
+        if v is None:
+            return "-"
+        if self.entry.unit == "fraction":
+            return f"{v:.1%}"
+        return f"{v:,.3g} {self.entry.unit}"
+
+    @property
+    def interval_text(self) -> str:
+        i = self.interval
+        if i is None or not math.isfinite(i.lo):
+            return ""
+        return f"{self.model_text(i.lo)} to {self.model_text(i.hi)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.entry.to_dict(),
+            "published": self.entry.published_text,
+            "how": self.how,
+            "note": self.note,
+            "model": self.model,
+            "error": self.error,
+            "interval": None if self.interval is None else self.interval.to_dict(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationReport:
+    """Every public number against the model, and the mean absolute percentage error by source (as BLIS reports
+    its calibration). Inputs and entries the model cannot express carry no error and count in no MAPE."""
+
+    rows: tuple[CalibrationRow, ...]
+    ensemble: dict[str, Any] | None
+
+    def mape_by_source(self) -> dict[str, tuple[float, int]]:
+        """``{source: (MAPE, entries)}`` over the entries with a model value, in registry order."""
+        out: dict[str, list[float]] = {}
+        for r in self.rows:
+            if r.error is not None:
+                out.setdefault(r.entry.source, []).append(abs(r.error))
+        return {k: (float(np.mean(v)), len(v)) for k, v in out.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "entries": [r.to_dict() for r in self.rows],
+            "mape_by_source": {k: {"mape": m, "entries": n} for k, (m, n) in self.mape_by_source().items()},
+            "ensemble": self.ensemble,
+        }
+
+    def markdown(self) -> str:
+        """The report as two Markdown tables: every number, then MAPE by source."""
+        lines = [
+            "| number | source | role | published | conditions | model | 5-95% over the ensemble | error | how |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in self.rows:
+            e = r.entry
+            src = f"[{e.source}]({e.url})" if e.url else e.source
+            src += " [2nd]" if e.verified == "2nd" else " (measured)" if e.verified == "measured" else ""
+            err = "" if r.error is None else f"{r.error:+.1%}"
+            how = r.how + (f" ({r.note})" if r.note else "")
+            cells = (f"`{e.key}`", src, e.role, e.published_text, e.conditions_text or "-", r.model_text())
+            lines.append("| " + " | ".join((*cells, r.interval_text or "-", err or "-", how)) + " |")
+        lines += ["", "| source | MAPE | entries |", "|---|---|---|"]
+        lines += [f"| {k} | {m:.1%} | {n} |" for k, (m, n) in self.mape_by_source().items()]
+        return "\n".join(lines)
+
+    def lines(self) -> list[str]:
+        """The report as text: one line per number, then MAPE by source."""
+        out = ["public numbers vs the model (model value, 5-95% over the ensemble, relative error)"]
+        for r in self.rows:
+            e = r.entry
+            err = "" if r.error is None else f"  error {r.error:+.1%}"
+            band = f" ({r.interval_text})" if r.interval_text else ""
+            model = r.model_text() if r.model is not None else r.how
+            out.append(f"  {e.key:<34} {e.role:<8} {e.published_text:>16}  model {model}{band}{err}")
+        out.append("MAPE by source")
+        out += [f"  {k:<44} {m:6.1%}  ({n} numbers)" for k, (m, n) in self.mape_by_source().items()]
+        return out
+
+    def text(self) -> str:
+        return "\n".join(self.lines())
+
+
+def calibration_report(ensemble: Ensemble | None = None) -> CalibrationReport:
+    """Every registry entry, the model's value on its conditions under the defaults, and (with ``ensemble``) the
+    5-95% interval of that value over the ensemble."""
+    checks = model_checks()
+    rows = []
+    for entry in load_registry():
+        check = checks.get(entry.key, ModelCheck("not modelled: no check is defined for this number"))
+        fn = check.fn
+        model = None if fn is None else float(fn(DEFAULTS))
+        band = None if fn is None or ensemble is None else ensemble.interval(fn)
+        rows.append(CalibrationRow(entry, check.how, check.note, model, band))
+    return CalibrationReport(tuple(rows), None if ensemble is None else ensemble.summary())
+
+
 __all__ = [
     "CLAIMS",
     "CLAIM_TPS",
     "TOLERANCE",
     "Assumptions",
+    "CalibrationReport",
+    "CalibrationRow",
     "Claim",
     "ClaimCheck",
     "ClaimsReport",
+    "ModelCheck",
+    "cached_prompt_ttft_reduction",
+    "calibration_report",
     "check_claims",
     "claims_region",
+    "model_checks",
     "realistic_session",
     "realistic_sessions",
     "reduction",
