@@ -24,6 +24,7 @@ import pandas as pd
 from labkit.model import Profile, Workload, load_profile, load_workload
 from labkit.sim.analytic import forecast
 from labkit.traces.fit import FitResult, compare_parameters, fit_spans
+from labkit.util.progress import progress
 
 #: Ranges the true parameters are drawn from (log-uniform for rates, uniform otherwise).
 RANGES: dict[str, tuple[float, float]] = {
@@ -205,7 +206,7 @@ async def recovery(trials: int, *, first_seed: int = 1, **kwargs: Any) -> Recove
     if not isinstance(trials, int) or trials < 1:
         raise ValueError(f"trials: must be an integer >= 1, got {trials!r}")
     out = []
-    for k in range(trials):
+    for k in progress(range(trials), desc="recovery trials", total=trials, unit="trial"):
         trial, _ = await run_trial(first_seed + k, **kwargs)
         out.append(trial)
     return Recovery(

@@ -42,6 +42,7 @@ from labkit.model import CacheState, Profile, TurnSpec, load_profile, plan_turn
 from labkit.traces.model import Session, Trace
 from labkit.traces.parameter import FitParameter
 from labkit.traces.timing import SessionTiming, trace_timings
+from labkit.util.progress import progress
 
 #: Design columns: the constant, then tokens in thousands (so the coefficients are seconds per 1,000 tokens).
 COLUMNS = ("call_fixed_s", "visible_output", "reasoning", "uncached_input")
@@ -176,7 +177,7 @@ def bootstrap(calls: Calls, n_boot: int, seed: int) -> Draws:
     first = _fit_draw(calls)
     coefs.append(first[0])
     means.append(first[1])
-    for _ in range(n_boot):
+    for _ in progress(range(n_boot), desc="bootstrap by session", total=n_boot, unit="resample"):
         if n_sess > 1:
             sample = calls.take(rng.integers(0, n_sess, n_sess).tolist())
         else:
@@ -218,7 +219,7 @@ def holdout(calls: Calls) -> list[HoldoutRow]:
     """Leave-one-session-out: each session's model time predicted (as a sum, with the mean residual per call)
     from a fit on every other session."""
     rows = []
-    for k, name in enumerate(calls.sessions):
+    for k, name in progress(enumerate(calls.sessions), desc="holdout", total=len(calls.sessions), unit="session"):
         train = calls.take([j for j in range(len(calls.sessions)) if j != k])
         test = calls.take([k])
         if len(train.y) < MIN_CALLS or not len(test.y):

@@ -18,6 +18,7 @@ from labkit.traces.load import load_trace
 from labkit.traces.sessionfit import SessionFit, fit_timings
 from labkit.traces.synth import SYNTH_FORMATS, Truth, synth_sessions, write_format
 from labkit.traces.timing import trace_timings
+from labkit.util.progress import progress
 
 RECOVERED = ("call_fixed_s", "decode_tps", "reasoning_tps", "uncached_input_s_per_1k")
 
@@ -101,4 +102,4 @@ def recover_format(
 def recover_formats(
     formats: tuple[str, ...] = SYNTH_FORMATS, truth: Truth | None = None, **kwargs: Any
 ) -> list[FormatRecovery]:
-    return [recover_format(f, truth, **kwargs) for f in formats]
+    return [recover_format(f, truth, **kwargs) for f in progress(formats, desc="recovery by format", unit="format")]
