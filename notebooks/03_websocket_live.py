@@ -23,7 +23,7 @@
 # `await`: the kernel's event loop keeps the servers up between cells). Each runs the latency plan on the
 # wall clock and streams real Responses API events; the agent runner (`labkit.live.runner`) plays the workload's
 # tool loop and records spans. The prediction is the same profile on loopback (`profile.loopback()`: the
-# network here is a real local socket) through the DES without jitter (`labkit.live.validation.predict_spans`).
+# network here is a real local socket) through the DES without jitter (`labkit.experiments.validate.predict_spans`).
 #
 # **Caveat up front.** This measures the simulator, not OpenAI's API: it checks that the live system and
 # the model agree, and shows what the model leaves out (the server's and client's own per-event work).
@@ -43,9 +43,9 @@ from IPython.display import Markdown, display
 
 from labkit import viz
 from labkit.analysis.metrics import turn_metrics
+from labkit.experiments.validate import error_summary, predict_spans, turn_errors
 from labkit.live.runner import rollouts_spans, run_rollouts
 from labkit.live.server import SimServer
-from labkit.live.validation import error_summary, predict_spans, turn_errors
 from labkit.model import load_profile, load_workload
 from labkit.model.spans import concat_spans
 

@@ -1,0 +1,1 @@
+"""Experiments that run the simulated server and a client together: measure, validate, fit recovery."""
