@@ -140,9 +140,13 @@ class Pool:
     an event that :meth:`leave` triggers when a server is handed over to it. The integral gives the
     time-average number in system L independently of the spans, so Little's law (L = lambda * W) can be
     checked against sojourn times measured from the spans.
+
+    The integrals are kept as sums of event times: the area under the number in system up to ``until`` is the
+    sum over requests of (leave or ``until``) - enter, so an arrival subtracts its time, a departure adds its
+    time, and those still in the system add ``until`` at the end (likewise for busy servers).
     """
 
-    __slots__ = ("_last_t", "area", "arrivals", "busy", "busy_area", "capacity", "env", "in_system", "waiting")
+    __slots__ = ("_busy_times", "_presence_times", "arrivals", "busy", "capacity", "env", "in_system", "waiting")
 
     def __init__(self, env: simpy.Environment, capacity: int) -> None:
         if not isinstance(capacity, int) or capacity < 1:
@@ -152,10 +156,9 @@ class Pool:
         self.busy = 0
         self.waiting: deque[simpy.Event] = deque()
         self.in_system = 0
-        self._last_t = 0.0
-        self.area = 0.0
-        self.busy_area = 0.0
         self.arrivals = 0
+        self._presence_times = 0.0  # sum of departure times minus sum of arrival times
+        self._busy_times = 0.0  # the same over the servers' busy periods
 
     def enter(self) -> simpy.Event | None:
         """Ask for a server at ``env.now``: ``None`` if one was free, else an event to wait for."""
@@ -167,14 +170,12 @@ class Pool:
 
     def enter_at(self, now: float) -> simpy.Event | None:
         """:meth:`enter` for a caller that knows the clock already (``now`` is ``env.now``)."""
-        elapsed = now - self._last_t
-        self.area += self.in_system * elapsed
-        self.busy_area += self.busy * elapsed
-        self._last_t = now
         self.in_system += 1
         self.arrivals += 1
+        self._presence_times -= now
         if self.busy < self.capacity:
             self.busy += 1
+            self._busy_times -= now
             return None
         ev = self.env.event()
         self.waiting.append(ev)
@@ -182,23 +183,26 @@ class Pool:
 
     def leave_at(self, now: float) -> None:
         """:meth:`leave` for a caller that knows the clock already (``now`` is ``env.now``)."""
-        elapsed = now - self._last_t
-        self.area += self.in_system * elapsed
-        self.busy_area += self.busy * elapsed
-        self._last_t = now
         self.in_system -= 1
+        self._presence_times += now
         if self.waiting:
             self.waiting.popleft().succeed()
         else:
             self.busy -= 1
+            self._busy_times += now
+
+    @property
+    def area(self) -> float:
+        """The integral of the number in system over ``[0, env.now]``."""
+        return self._presence_times + self.in_system * self.env.now
 
     def time_average(self, until: float) -> float:
         """Time-average number in system (waiting + served) over ``[0, until]``."""
-        return (self.area + self.in_system * (until - self._last_t)) / until if until > 0 else 0.0
+        return (self._presence_times + self.in_system * until) / until if until > 0 else 0.0
 
     def utilisation(self, until: float) -> float:
         """Time-average share of the servers busy over ``[0, until]``."""
-        busy = self.busy_area + self.busy * (until - self._last_t)
+        busy = self._busy_times + self.busy * until
         return busy / until / self.capacity if until > 0 else 0.0
 
 
@@ -726,14 +730,16 @@ class _Run:
         continuation re-sends the full history).
         """
         conv = self._conversation(rollout)
+        planned, draws = conv.planned, conv.draws
         rec = self.rec
         stream = rec.stream
+        pooled, websocket = self.pooled, self.websocket
         limit_s = self.faults.connection_limit_s
         jitter = self.jitter > 0
         rollout_start = t
-        last = len(conv.planned.specs) - 1
-        for k, spec in enumerate(conv.planned.specs):
-            row = conv.draws[k] if conv.draws is not None else None
+        last = len(planned.specs) - 1
+        for k, spec in enumerate(planned.specs):
+            row = draws[k] if draws is not None else None
             mult = row if jitter else None
             # WebSocket mode's lifetime limit: the server closed the socket after the last response.
             if conv.open and t - conv.opened_at >= limit_s:
@@ -744,7 +750,8 @@ class _Run:
             attempt = 0
             fresh = not conv.open
             while True:
-                replica = self._route(conv, row, attempt, fresh)
+                # A WebSocket connection stays on its replica; anything else is routed.
+                replica = conv.replica if websocket and not fresh else self._route(conv, row, attempt, fresh)
                 cache = cache_state(self.profile, spec, replica == conv.holder, fresh)
                 plan, d, plain = self._plan(conv, k, spec, cache, mult)
                 self.requests += 1
@@ -758,7 +765,7 @@ class _Run:
                     attempt += 1
                     fresh = True
                     conv.open = False
-                    if self.websocket:
+                    if websocket:
                         conv.holder = -1  # the connection-scoped cache died with the socket
                         if conv.store is not None:
                             yield from self._drop_cache(conv, t)
@@ -768,8 +775,8 @@ class _Run:
                     attempt += 1
                     plain = False
                 tool_recorded = False
-                if self.pooled:
-                    phases = conv.planned.phases[k] if plain else None
+                if pooled:
+                    phases = planned.phases[k] if plain else None
                     t, decode_at = yield from self._serve_pooled(
                         plan, d, phases, rollout, spec.index, attempt, replica, t
                     )
@@ -801,9 +808,10 @@ class _Run:
             self._plan_tile(rollout)
         planned = self.planned.pop(rollout)
         draws = _draws(self.seed, rollout, len(planned.specs), self.jitter).tolist() if self.need_draws else None
-        # Stage durations as Python floats, for the turns laid out stage by stage (pools, faults, jitter, cache
-        # lookups); a plain turn needs only its total.
-        durations = planned.durations.tolist() if self.pooled or draws is not None or self.caches else []
+        # Stage durations as Python floats, for the turns laid out stage by stage (faults, jitter, cache lookups,
+        # and the spans of pooled turns); a plain turn needs only its total, or its phase sums with pools.
+        needed = draws is not None or self.caches is not None or (self.pooled and not self.rec.stream)
+        durations = planned.durations.tolist() if needed else []
         return _Conversation(rollout, planned, durations, draws, rollout % self.profile.replicas)
 
     # -- routing and cache state --------------------------------------------------------------------
@@ -955,24 +963,51 @@ class _Run:
         replica: int,
         t: float,
     ) -> Generator[simpy.Event, None, tuple[float, float]]:
-        """One request through the pools; returns its end and when its decode started.
+        """One request through the pools: it meets the shared clock only at its phase boundaries (arrival,
+        inference, back to the API, done); returns its end and when its decode started.
 
-        ``phases`` are the plan's network, API-before, inference, to-decode (within inference) and API-after
-        seconds when the tile summed them already.
+        The pool pass at each boundary: at the agent's own time, give back the server of the phase that ended,
+        take one of the next phase's, waiting if none is free (a wait moves the boundary, and what follows,
+        later). ``phases`` are the plan's network, API-before, inference, to-decode (within inference) and
+        API-after seconds when the tile summed them already.
         """
+        env = self.env
         if phases is None:
             phases = _phase_sums(d)
-        request = _PooledRequest(self, self.pool_passes[replica], phases, rollout, turn, attempt, t)
-        if not request.advance(self.env.now):
-            yield request.done
-        starts = request.starts
+        net, pre, infer, to_decode, post = phases
+        passes = self.pool_passes[replica]
+        starts = [t]  # when each phase started: network, API before, inference, API after; then the end
+        waited = [0.0, 0.0]  # API, inference
+        at = t
+        now = env.now  # the shared clock, as of this process's last resume
+        i = 0
+        for seconds in (net, pre, infer, post):
+            at += seconds
+            leaving, entering, wait_stage, wait_kind = passes[i]
+            i += 1  # noqa: SIM113 (zip or enumerate over two sequences costs more on this path)
+            if leaving is not None or entering is not None:
+                if at > now:
+                    # The clock catch-up (as _catch_up, inline: this is the hottest path of a pooled run).
+                    yield env.timeout(at - now)
+                    now = at
+                if leaving is not None:
+                    leaving.leave_at(now)
+                if entering is not None:
+                    ev = entering.enter_at(now)
+                    if ev is not None:
+                        yield ev
+                        now = env.now
+                        waited[wait_kind] += now - at
+                        self.rec.wait(rollout, turn, attempt, wait_stage, at, now)
+                        at = now
+            starts.append(at)
         rec = self.rec
         if rec.stream:
-            rec.api_wait.add(request.waited[0])  # type: ignore[union-attr]
-            rec.inference_wait.add(request.waited[1])  # type: ignore[union-attr]
+            rec.api_wait.add(waited[0])  # type: ignore[union-attr]
+            rec.inference_wait.add(waited[1])  # type: ignore[union-attr]
         else:
             rec.segment(rollout, turn, attempt, plan, d, t, starts[1], starts[2], starts[3], math.inf, _N_STAGES)
-        return starts[4], starts[2] + phases[3]
+        return starts[4], starts[2] + to_decode
 
 
 #: One pool pass per phase boundary: the pool to give a server back to, the pool to take one from, and the
@@ -985,124 +1020,6 @@ def _pool_passes(api: Pool | None, inference: Pool | None) -> tuple[_PoolPass, .
     holds = (None, api, inference, api, None)  # who serves the network, API-before, inference, API-after, after
     waits = ((_API_WAIT_ID, 0), (_INFERENCE_WAIT_ID, 1), (_API_WAIT_ID, 0), (_API_WAIT_ID, 0))
     return tuple((holds[i], holds[i + 1], *waits[i]) for i in range(4))
-
-
-class _PooledRequest:
-    """One request's passes through the pools, one at each phase boundary (arrival, inference, back to the
-    API, done): at the agent's own time, give back the server of the phase that ended and take one of the next
-    phase's, waiting if none is free (a wait moves the boundary, and what follows, later).
-
-    The passes run as callbacks of the events that bring the clock to them, and the agent's process is resumed
-    once, by :attr:`done` after the last pass, where it would otherwise be resumed at every boundary. Events
-    are scheduled at the same points, in the same order, as a process catching up at each boundary would.
-    """
-
-    __slots__ = (
-        "at",
-        "attempt",
-        "done",
-        "env",
-        "next",
-        "now",
-        "passes",
-        "rec",
-        "rollout",
-        "seconds",
-        "starts",
-        "turn",
-        "waited",
-    )
-
-    def __init__(
-        self,
-        sim: _Run,
-        passes: tuple[_PoolPass, ...],
-        phases: list[float],
-        rollout: int,
-        turn: int,
-        attempt: int,
-        t: float,
-    ) -> None:
-        self.env = sim.env
-        self.rec = sim.rec
-        self.passes = passes
-        net, pre, infer, _, post = phases
-        self.seconds = (net, pre, infer, post)
-        self.rollout = rollout
-        self.turn = turn
-        self.attempt = attempt
-        #: When each phase started (network, API before, inference, API after), then the end.
-        self.starts = [t]
-        self.waited = [0.0, 0.0]  # API, inference
-        self.next = 0  # the next pass
-        self.at = t  # the agent's own time
-        self.now = 0.0  # the shared clock, as of the last event this request saw
-        self.done = sim.env.event()
-
-    def advance(self, now: float) -> bool:
-        """Make the passes due by the shared clock ``now``; ``True`` when the last one is made, else an event
-        (a timeout to the next boundary, or a server handed over) will call back."""
-        self.now = now
-        while self.next < 4:
-            leaving, entering, _, _ = self.passes[self.next]
-            at = self.at + self.seconds[self.next]
-            self.at = at
-            if leaving is not None or entering is not None:
-                if at > now:
-                    # The clock catch-up: the one event that brings the shared clock to this boundary.
-                    self.env.timeout(at - now).callbacks.append(self._on_clock)
-                    return False
-                if not self._pass(leaving, entering):
-                    return False
-            self.starts.append(at)
-            self.next += 1
-        return True
-
-    def _pass(self, leaving: Pool | None, entering: Pool | None) -> bool:
-        """The pool pass at ``self.at``: ``False`` if it waits for a server."""
-        if leaving is not None:
-            leaving.leave_at(self.now)
-        if entering is not None:
-            ev = entering.enter_at(self.now)
-            if ev is not None:
-                ev.callbacks.append(self._on_server)
-                return False
-        return True
-
-    def _on_clock(self, event: simpy.Event) -> None:
-        """The shared clock reached the boundary: make its pass, then go on."""
-        self.now = self.at
-        leaving, entering, _, _ = self.passes[self.next]
-        if self._pass(leaving, entering):
-            self._go_on()
-
-    def _on_server(self, event: simpy.Event) -> None:
-        """A server was handed over after a wait: the boundary moves to now."""
-        now = self.now = self.env.now
-        _, _, wait_stage, wait_kind = self.passes[self.next]
-        self.waited[wait_kind] += now - self.at
-        self.rec.wait(self.rollout, self.turn, self.attempt, wait_stage, self.at, now)
-        self.at = now
-        self._go_on()
-
-    def _go_on(self) -> None:
-        # The boundary's pass is made: the next ones, and the agent's process once the last is made. The process
-        # resumes within this event's callbacks, as it would have had it waited on the event itself.
-        self.starts.append(self.at)
-        self.next += 1
-        if self.advance(self.now):
-            _resume_inline(self.done)
-
-
-def _resume_inline(event: simpy.Event) -> None:
-    """Trigger ``event`` and run its callbacks now, as :meth:`simpy.Environment.step` would when it processes
-    it, instead of scheduling it (which would resume its waiters after the other events due now)."""
-    event._ok = True
-    event._value = None
-    callbacks = event.callbacks
-    event.callbacks = None  # type: ignore[assignment]
-    for callback in callbacks:
-        callback(event)
 
 
 def _durations(plan: TurnPlan, mult: list[float] | None) -> list[float]:
