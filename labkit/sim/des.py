@@ -191,6 +191,10 @@ class Pool:
             self.busy -= 1
             self._busy_times += now
 
+    def release(self, event: simpy.Event) -> None:
+        """:meth:`leave` as the callback of an event scheduled at the time the server goes back."""
+        self.leave_at(self.env.now)
+
     @property
     def area(self) -> float:
         """The integral of the number in system over ``[0, env.now]``."""
@@ -985,7 +989,10 @@ class _Run:
             at += seconds
             leaving, entering, wait_stage, wait_kind = passes[i]
             i += 1  # noqa: SIM113 (zip or enumerate over two sequences costs more on this path)
-            if leaving is not None or entering is not None:
+            if entering is None and leaving is not None and at > now:
+                # Nothing to take here: the server goes back by an event at its time, and the agent goes on.
+                env.timeout(at - now).callbacks.append(leaving.release)
+            elif leaving is not None or entering is not None:
                 if at > now:
                     # The clock catch-up (as _catch_up, inline: this is the hottest path of a pooled run).
                     yield env.timeout(at - now)
