@@ -6,6 +6,7 @@ One home per layer (dependencies point down only; ``tests/test_layers.py`` check
 - ``labkit.wire``: the Responses API's events as plain data (stdlib only)
 - ``labkit.sim``: the closed form, the SimPy model, the one sweep engine
 - ``labkit.live``: the simulated server, the clients, the rollout runner
+- ``labkit.experiments``: the server and a client together: measure, validate, fit recovery
 - ``labkit.traces``: real sessions in, OTLP and Perfetto traces out
 - ``labkit.analysis``: metrics and research tables by topic
 - ``labkit.viz``: figure builders, export, dashboards

@@ -43,9 +43,9 @@ from IPython.display import Markdown, display
 
 from labkit import viz
 from labkit.analysis.metrics import turn_metrics
+from labkit.experiments.validate import error_summary, turn_errors
 from labkit.live.runner import rollouts_spans, run_rollouts
 from labkit.live.server import SimServer
-from labkit.live.validation import error_summary, turn_errors
 from labkit.model import load_profile, load_workload
 from labkit.model.spans import concat_spans
 from labkit.sim.des import simulate

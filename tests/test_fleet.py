@@ -143,7 +143,7 @@ def test_budget_evicts_and_fallbacks_cost_end_to_end() -> None:
     # Spans show the same fallbacks: attempts beyond the first, each a full-context resend.
     spans = run(p, w, cache=CachePolicy(20 * per_conn, model=model), **{**kw, "record": "spans"})
     assert rollout_metrics(spans.spans)["fallbacks"].sum() == tight.fallbacks
-    assert spans.cache is not None and spans.cache["misses"] == tight.cache_misses
+    assert spans.cache is not None and spans.cache.misses == tight.cache_misses
     # A TTL shorter than the tools drops idle entries without any budget.
     ttl = run(p, w, cache=CachePolicy(None, policy="ttl", ttl_s=0.05, model=model), **kw).metrics
     assert ttl is not None and ttl.cache_expirations > 0 and ttl.hit_rate < 1.0

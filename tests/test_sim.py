@@ -144,3 +144,41 @@ def test_pool_queue_waits_match_erlang_c(lam, mu, c):
     assert abs(waits.mean() - mmc_mean_wait(lam, mu, c)) <= half
     for r in runs:  # Little's law on the pool: time-average number in system = lambda * W
         assert r.time_average_in_system == pytest.approx(r.arrival_rate * r.mean_sojourn_s, rel=0.01)
+
+
+@pytest.mark.parametrize("transport,chaining", [("http", "none"), ("http", "store"), ("websocket", "connection")])
+@pytest.mark.parametrize("keep_alive", [False, True])
+def test_cache_state_is_the_state_the_des_built_by_hand(transport, chaining, keep_alive, codex):
+    """The DES asks sim.analytic.cache_state for every request; before, it built the state inline with this
+    formula (``fresh``: the request opens a connection; ``same_replica``: it lands where the last turn did)."""
+    from labkit.model import CacheState
+    from labkit.sim.analytic import cache_state
+
+    profile = load_profile("http_baseline", transport=transport, chaining=chaining, keep_alive=keep_alive)
+    persistent = transport == "websocket" or keep_alive
+    chained = chaining == "connection"
+    for spec in codex.turn_specs(0)[:3]:
+        for fresh in (False, True):
+            for same_replica in (False, True):
+                first = spec.index == 0 or fresh
+                by_hand = (persistent and not first, chained and not first, same_replica and spec.index > 0)
+                state = cache_state(profile, spec, same_replica, fresh)
+                assert isinstance(state, CacheState) and tuple(state) == by_hand
+                assert state == CacheState(*by_hand) and all(type(v) is bool for v in state)
+
+
+def test_cache_counters_cross_as_a_typed_object(codex):
+    from labkit.model.cache import CachePolicy
+    from labkit.sim.des import CacheCounters
+
+    res = run(load_profile("websocket"), codex, rollouts=4, cache=CachePolicy(budget_bytes=10**6))
+    assert isinstance(res.cache, CacheCounters)
+    assert res.cache.to_dict() == {
+        "hits": res.cache.hits,
+        "misses": res.cache.misses,
+        "evictions": res.cache.evictions,
+        "expirations": res.cache.expirations,
+        "peak_bytes": res.cache.peak_bytes,
+    }
+    assert res.cache.hits + res.cache.misses > 0 and res.cache.peak_bytes > 0
+    assert run(load_profile("websocket"), codex, rollouts=2).cache is None

@@ -21,7 +21,7 @@ import pytest
 
 from labkit.analysis.metrics import turn_metrics
 from labkit.cli import main
-from labkit.live.validation import (
+from labkit.experiments.validate import (
     BREAKDOWN_COLUMNS,
     DEFAULT_PROFILE,
     check_transport_profile,
@@ -193,7 +193,7 @@ def test_profiles_by_path(capsys, tmp_path):
 
 
 async def test_measure_returns_a_frozen_summary():
-    from labkit.live.measure import MeasureSummary, measure
+    from labkit.experiments.measure import MeasureSummary, measure
 
     m = await measure("ws", WORKLOAD, tps=4000)
     s = m.summary()

@@ -40,8 +40,6 @@ PER_TOKEN_API_PARAMS = (
     "safety_in_per_1k_s",
     "safety_out_per_1k_s",
 )
-#: Every API-service time parameter (network and inference stay put).
-API_TIME_PARAMS = FIXED_API_PARAMS + PER_TOKEN_API_PARAMS
 SAFETY_PARAMS = ("safety_in_s", "safety_in_per_1k_s", "safety_out_s")
 
 

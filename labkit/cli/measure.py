@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from labkit.live.measure import measure
+    from labkit.experiments.measure import measure
 
     opts: dict = {"timeout": args.timeout, "max_attempts": args.max_attempts}
     if args.model:

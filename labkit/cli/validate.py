@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from labkit.live.validation import predict_and_measure
+    from labkit.experiments.validate import predict_and_measure
 
     if not isinstance(args.rollouts, int) or args.rollouts < 1:
         raise ValueError(f"rollouts: must be an integer >= 1, got {args.rollouts!r}")

@@ -157,10 +157,3 @@ def parse_bytes(text: str | int, field: str = "budget") -> int:
     if not m or m.group(2).lower() not in _UNITS:
         raise ValueError(f"{field}: not a byte size like 512MiB or 4GB: {text!r}")
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
-
-
-def memory_per_replica(peak_entry_tokens: int, connections: int, model: CacheModel) -> int:
-    """Bytes a replica needs to keep ``connections`` entries of ``peak_entry_tokens`` each (no eviction)."""
-    if connections < 0:
-        raise ValueError(f"connections: must be >= 0, got {connections!r}")
-    return connections * entry_bytes(peak_entry_tokens, model)

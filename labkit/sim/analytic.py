@@ -27,17 +27,23 @@ from labkit.model import (
 )
 from labkit.model.spans import SpanColumns
 
+_new_tuple = tuple.__new__
+
 _STAGE_INDEX = {name: i for i, name in enumerate(STAGES)}
 
 
 def cache_state(profile: Profile, turn: TurnSpec, replica_hit: bool, reconnected: bool = False) -> CacheState:
-    """The cache state of a turn in an undisturbed rollout (``reconnected`` models a fresh connection)."""
-    first = turn.index == 0 or reconnected
-    persistent = profile.transport == "websocket" or profile.keep_alive
-    return CacheState(
-        connection_open=persistent and not first,
-        connection_cache_hit=profile.chaining == "connection" and not first,
-        replica_hit=replica_hit and turn.index > 0,
+    """The cache state of a turn's request (``reconnected``: it opens a fresh connection; ``replica_hit``: it
+    lands on the replica that served the conversation's previous turn). The DES asks this once a request."""
+    later = not (turn.index == 0 or reconnected)
+    # Built as a plain tuple (a NamedTuple's keyword constructor costs more than the rest of this function).
+    return _new_tuple(
+        CacheState,
+        (
+            later and (profile.transport == "websocket" or profile.keep_alive),
+            later and profile.chaining == "connection",
+            replica_hit and turn.index > 0,
+        ),
     )
 
 

@@ -30,9 +30,9 @@ import math
 from array import array
 from collections import OrderedDict, deque
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from operator import itemgetter
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -40,45 +40,61 @@ import simpy
 
 from labkit.model import STAGES, CacheState, Profile, TurnSpec, plan_turn
 from labkit.model.cache import CachePolicy, entry_bytes, turn_entry_tokens
-from labkit.model.plan import plan_rollout, plan_rollout_stages
+from labkit.model.plan import TurnPlan, plan_rollout, plan_rollout_stages
 from labkit.model.spans import SPAN_COLUMNS, spans_frame
+from labkit.sim.analytic import cache_state
 from labkit.sim.streaming import ByteSeries, FleetMetrics, LogHistogram
 from labkit.util.gctools import paused_gc
 
 #: The plan's stages (every stage but the client's tool), in plan order.
 PLAN_STAGES: tuple[str, ...] = tuple(s for s in STAGES if s != "tool")
-_N = len(PLAN_STAGES)
-_IX = {name: i for i, name in enumerate(PLAN_STAGES)}
-# Phase boundaries in plan order: network [0, _A), API before inference [_A, _B), inference [_B, _C), API after.
-_A, _B, _C = _IX["validate"], _IX["queue"], _IX["safety_out"]
-_DEC = _IX["decode"]
-assert _IX["upload"] < _A and _B < _IX["prefill"] < _DEC < _C, "plan stages out of the phase order"
-_PHASE = np.array([0 if i < _A else 1 if i < _B else 2 if i < _C else 3 for i in range(_N)])
+_N_STAGES = len(PLAN_STAGES)
+_STAGE_INDEX = {name: i for i, name in enumerate(PLAN_STAGES)}
+# The plan column where each phase starts: network [0, _API_BEFORE_COL), API before inference
+# [_API_BEFORE_COL, _INFERENCE_COL), inference [_INFERENCE_COL, _API_AFTER_COL), API after [_API_AFTER_COL, end).
+_API_BEFORE_COL = _STAGE_INDEX["validate"]
+_INFERENCE_COL = _STAGE_INDEX["queue"]
+_API_AFTER_COL = _STAGE_INDEX["safety_out"]
+_DECODE_COL = _STAGE_INDEX["decode"]
+assert _STAGE_INDEX["upload"] < _API_BEFORE_COL, "plan stages out of the phase order"
+assert _INFERENCE_COL < _STAGE_INDEX["prefill"] < _DECODE_COL < _API_AFTER_COL, "plan stages out of the phase order"
+_PHASE_OF_COL = np.searchsorted([_API_BEFORE_COL, _INFERENCE_COL, _API_AFTER_COL], np.arange(_N_STAGES), side="right")
 # Zero-length stages are left out of the spans, except prefill and decode (TTFT is read from decode's start).
-_ALWAYS = np.zeros(_N, dtype=bool)
-_ALWAYS[[_IX["prefill"], _DEC]] = True
+_ALWAYS = np.zeros(_N_STAGES, dtype=bool)
+_ALWAYS[[_STAGE_INDEX["prefill"], _DECODE_COL]] = True
 # A request the server refused (previous_response_not_found) got as far as validation.
-_CUT_EVICT = _IX["validate"] + 1
+_CUT_EVICT = _STAGE_INDEX["validate"] + 1
 # Column layout of the per-turn random draws (common random numbers across compared transports).
-_COL_DROP = _N
-_COL_DROP_AT = _N + 1
-_COL_EVICT = _N + 2
-_COL_REPLICA = _N + 3
-_N_DRAWS = _N + 4
+_COL_DROP = _N_STAGES
+_COL_DROP_AT = _N_STAGES + 1
+_COL_EVICT = _N_STAGES + 2
+_COL_REPLICA = _N_STAGES + 3
+_N_DRAWS = _N_STAGES + 4
 #: Multipliers are clamped so one draw never stretches or shrinks a stage absurdly (as llm-d-inference-sim).
 JITTER_CLAMP = (0.3, 3.0)
 # Row order within one attempt of a turn: stages by plan position, each wait just before its phase, tool last.
-_SEQ = np.array([i + (0 if i < _A else 1 if i < _B else 2 if i < _C else 3) for i in range(_N)])
-_SEQ_API_WAIT_PRE, _SEQ_INF_WAIT, _SEQ_API_WAIT_POST, _SEQ_TOOL = _A, _B + 1, _C + 2, _N + 3
+_ORDER_IN_ATTEMPT = np.arange(_N_STAGES) + _PHASE_OF_COL
+_ORDER_API_WAIT_BEFORE = _API_BEFORE_COL
+_ORDER_INFERENCE_WAIT = _INFERENCE_COL + 1
+_ORDER_API_WAIT_AFTER = _API_AFTER_COL + 2
+_ORDER_TOOL = _N_STAGES + 3
+# Stage ids of the span rows: the plan's columns, then the tool and the API queue; the inference wait is the
+# plan's own ``queue`` stage.
 _STAGE_NAMES = np.array([*PLAN_STAGES, "tool", "api_queue", "queue"], dtype=object)
-_COLS = np.arange(_N)
-_ROW_SEQ = np.array([*_SEQ, _SEQ_TOOL, _SEQ_API_WAIT_PRE, _SEQ_INF_WAIT])
-_TOOL_ID, _API_WAIT_ID, _INF_WAIT_ID = _N, _N + 1, _IX["queue"]
-_new = tuple.__new__
+_STAGE_COLS = np.arange(_N_STAGES)
+_ROW_ORDER = np.array([*_ORDER_IN_ATTEMPT, _ORDER_TOOL, _ORDER_API_WAIT_BEFORE, _ORDER_INFERENCE_WAIT])
+_TOOL_ID, _API_WAIT_ID, _INFERENCE_WAIT_ID = _N_STAGES, _N_STAGES + 1, _STAGE_INDEX["queue"]
 _TOKENS, _BYTES, _HIT = itemgetter(2), itemgetter(3), itemgetter(4)
 #: Rollouts whose plans are computed in one :func:`~labkit.model.plan.plan_rollout` call (numpy's per-call cost
 #: is paid once per tile instead of once per turn).
 PLAN_TILE = 64
+#: A request's plan as the recorder takes it: the row of its tile's plans (the recorder holds the tile), or a
+#: plan of its own.
+_PlanRef: TypeAlias = int | TurnPlan
+# What became of a turn's first request.
+_SERVED, _EVICTED, _DROPPED = 0, 1, 2
+# After previous_response_not_found the client re-sends the full history on the socket it has open.
+_AFTER_EVICTION = CacheState(connection_open=True, connection_cache_hit=False, replica_hit=False)
 
 
 @dataclass(frozen=True)
@@ -124,9 +140,13 @@ class Pool:
     an event that :meth:`leave` triggers when a server is handed over to it. The integral gives the
     time-average number in system L independently of the spans, so Little's law (L = lambda * W) can be
     checked against sojourn times measured from the spans.
+
+    The integrals are kept as sums of event times: the area under the number in system up to ``until`` is the
+    sum over requests of (leave or ``until``) - enter, so an arrival subtracts its time, a departure adds its
+    time, and those still in the system add ``until`` at the end (likewise for busy servers).
     """
 
-    __slots__ = ("_last_t", "area", "arrivals", "busy", "busy_area", "capacity", "env", "in_system", "waiting")
+    __slots__ = ("_busy_times", "_presence_times", "arrivals", "busy", "capacity", "env", "in_system", "waiting")
 
     def __init__(self, env: simpy.Environment, capacity: int) -> None:
         if not isinstance(capacity, int) or capacity < 1:
@@ -136,45 +156,57 @@ class Pool:
         self.busy = 0
         self.waiting: deque[simpy.Event] = deque()
         self.in_system = 0
-        self._last_t = 0.0
-        self.area = 0.0
-        self.busy_area = 0.0
         self.arrivals = 0
+        self._presence_times = 0.0  # sum of departure times minus sum of arrival times
+        self._busy_times = 0.0  # the same over the servers' busy periods
 
     def enter(self) -> simpy.Event | None:
         """Ask for a server at ``env.now``: ``None`` if one was free, else an event to wait for."""
-        now = self.env.now
-        self.area += self.in_system * (now - self._last_t)
-        self.busy_area += self.busy * (now - self._last_t)
-        self._last_t = now
+        return self.enter_at(self.env.now)
+
+    def leave(self) -> None:
+        """Give a server back at ``env.now``: straight to the longest waiting request, if any."""
+        self.leave_at(self.env.now)
+
+    def enter_at(self, now: float) -> simpy.Event | None:
+        """:meth:`enter` for a caller that knows the clock already (``now`` is ``env.now``)."""
         self.in_system += 1
         self.arrivals += 1
+        self._presence_times -= now
         if self.busy < self.capacity:
             self.busy += 1
+            self._busy_times -= now
             return None
         ev = self.env.event()
         self.waiting.append(ev)
         return ev
 
-    def leave(self) -> None:
-        """Give a server back at ``env.now``: straight to the longest waiting request, if any."""
-        now = self.env.now
-        self.area += self.in_system * (now - self._last_t)
-        self.busy_area += self.busy * (now - self._last_t)
-        self._last_t = now
+    def leave_at(self, now: float) -> None:
+        """:meth:`leave` for a caller that knows the clock already (``now`` is ``env.now``)."""
         self.in_system -= 1
+        self._presence_times += now
         if self.waiting:
             self.waiting.popleft().succeed()
         else:
             self.busy -= 1
+            self._busy_times += now
+
+    def release(self, event: simpy.Event) -> None:
+        """:meth:`leave` as the callback of an event scheduled at the time the server goes back."""
+        self.leave_at(self.env.now)
+
+    @property
+    def area(self) -> float:
+        """The integral of the number in system over ``[0, env.now]``."""
+        return self._presence_times + self.in_system * self.env.now
 
     def time_average(self, until: float) -> float:
         """Time-average number in system (waiting + served) over ``[0, until]``."""
-        return (self.area + self.in_system * (until - self._last_t)) / until if until > 0 else 0.0
+        return (self._presence_times + self.in_system * until) / until if until > 0 else 0.0
 
     def utilisation(self, until: float) -> float:
         """Time-average share of the servers busy over ``[0, until]``."""
-        busy = self.busy_area + self.busy * (until - self._last_t)
+        busy = self._busy_times + self.busy * until
         return busy / until / self.capacity if until > 0 else 0.0
 
 
@@ -264,8 +296,8 @@ def _draws(seed: int, rollout: int, turns: int, jitter: float) -> np.ndarray:
     with and without jitter, and every transport sees the same multiplier for the same stage.
     """
     rng = np.random.default_rng(np.random.SeedSequence([seed, rollout, 0x51D]))
-    z = rng.standard_normal((turns, _N))
-    u = rng.random((turns, _N_DRAWS - _N))
+    z = rng.standard_normal((turns, _N_STAGES))
+    u = rng.random((turns, _N_DRAWS - _N_STAGES))
     mult = np.clip(np.exp(jitter * z - jitter**2 / 2), *JITTER_CLAMP) if jitter > 0 else np.ones_like(z)
     return np.hstack([mult, u])
 
@@ -288,7 +320,7 @@ class SpanTable:
         """The spans as a DataFrame, sorted by rollout, turn, attempt and time."""
         n = len(self)
         c = self.columns
-        order = np.lexsort((_ROW_SEQ[c["stage"]], c["end_s"], c["start_s"], c["attempt"], c["turn"], c["rollout"]))
+        order = np.lexsort((_ROW_ORDER[c["stage"]], c["end_s"], c["start_s"], c["attempt"], c["turn"], c["rollout"]))
         c = {k: v[order] for k, v in c.items()}
         data = {
             "source": np.full(n, self.source, dtype=object),
@@ -317,7 +349,7 @@ class _SpanRecorder:
     stream = False
 
     def __init__(self) -> None:
-        # _N values per segment each: the plan's tokens, bytes and cache hits, and the stage durations. The
+        # _N_STAGES values per segment each: the plan's tokens, bytes and cache hits, and the stage durations. The
         # plans themselves are not kept: read once while they are fresh, they are freed at once.
         # Typed buffers (``array``): numbers are stored as C values on the way in, and become numpy arrays
         # without a copy at the end.
@@ -353,7 +385,7 @@ class _SpanRecorder:
         rollout: int,
         turn: int,
         attempt: int,
-        plan: Any,
+        plan: _PlanRef,
         d: list[float],
         t0: float,
         t1: float,
@@ -362,7 +394,7 @@ class _SpanRecorder:
         upto: float,
         kept: int,
     ) -> None:
-        if plan.__class__ is int:
+        if isinstance(plan, int):
             self.src.append(plan)
         else:
             self.src.append(-1 - self.own)
@@ -374,7 +406,7 @@ class _SpanRecorder:
         self.meta.extend((rollout, turn, attempt, kept))
         self.times.extend((t0, t1, t2, t3, upto))
 
-    def wait(self, rollout: int, turn: int, attempt: int, stage: int, seq: int, t0: float, t1: float) -> None:
+    def wait(self, rollout: int, turn: int, attempt: int, stage: int, t0: float, t1: float) -> None:
         if t1 > t0:
             self.extra.extend((rollout, turn, attempt, stage, t0, t1))
 
@@ -387,35 +419,35 @@ class _SpanRecorder:
     def _field(self, tiled: np.ndarray, own: array, dtype: Any) -> np.ndarray:
         """One per-stage field (tokens, bytes or hits) of every segment, as (segment x stage)."""
         src = np.frombuffer(self.src, dtype=np.int64)
-        out = np.empty((len(src), _N), dtype=dtype)
+        out = np.empty((len(src), _N_STAGES), dtype=dtype)
         from_tile = src >= 0
         if self.tiles:
             out[from_tile] = tiled[src[from_tile]]
         if self.own:
-            out[~from_tile] = np.frombuffer(own, dtype=dtype).reshape(self.own, _N)
+            out[~from_tile] = np.frombuffer(own, dtype=dtype).reshape(self.own, _N_STAGES)
         return out
 
     def _segment_rows(self, tiles: tuple[np.ndarray, ...]) -> dict[str, np.ndarray]:
         """Rows of the segments recorded stage by stage (pools, faults, jitter, cache lookups)."""
         s = len(self.meta) // 4
-        d = np.frombuffer(self.durations, dtype=np.float64).reshape(s, _N)
+        d = np.frombuffer(self.durations, dtype=np.float64).reshape(s, _N_STAGES)
         meta = np.frombuffer(self.meta, dtype=np.int64).reshape(s, 4)
         times = np.frombuffer(self.times, dtype=np.float64).reshape(s, 5)
         # Start of every stage: its phase's start plus the stages before it in the same phase.
         cum = np.cumsum(d, axis=1)
-        start = times[:, _PHASE] + (cum - d)
-        start[:, _A:_B] -= cum[:, _A - 1 : _A]
-        start[:, _B:_C] -= cum[:, _B - 1 : _B]
-        start[:, _C:] -= cum[:, _C - 1 : _C]
-        keep = ((d > 0) | _ALWAYS) & (meta[:, 3:4] > _COLS) & (start < times[:, 4:5])
+        start = times[:, _PHASE_OF_COL] + (cum - d)
+        start[:, _API_BEFORE_COL:_INFERENCE_COL] -= cum[:, _API_BEFORE_COL - 1 : _API_BEFORE_COL]
+        start[:, _INFERENCE_COL:_API_AFTER_COL] -= cum[:, _INFERENCE_COL - 1 : _INFERENCE_COL]
+        start[:, _API_AFTER_COL:] -= cum[:, _API_AFTER_COL - 1 : _API_AFTER_COL]
+        keep = ((d > 0) | _ALWAYS) & (meta[:, 3:4] > _STAGE_COLS) & (start < times[:, 4:5])
         end = np.minimum(start + d, times[:, 4:5])
         flat = np.flatnonzero(keep)
-        seg = flat // _N
+        seg = flat // _N_STAGES
         return {
             "rollout": meta[seg, 0],
             "turn": meta[seg, 1],
             "attempt": meta[seg, 2],
-            "stage": flat - seg * _N,
+            "stage": flat - seg * _N_STAGES,
             "start_s": start.ravel()[flat],
             "end_s": end.ravel()[flat],
             "tokens": self._field(tiles[0], self.tokens, np.int64).ravel()[flat],
@@ -430,8 +462,8 @@ class _SpanRecorder:
         tokens, nbytes, hits, durations = tiles
         rows = ints[:, 3]
         flat = np.flatnonzero(((durations > 0) | _ALWAYS)[rows])
-        seg, stage = np.divmod(flat, _N)
-        g = rows[seg] * _N + stage  # the stage's place in the tiles
+        seg, stage = np.divmod(flat, _N_STAGES)
+        g = rows[seg] * _N_STAGES + stage  # the stage's place in the tiles
         tool = np.flatnonzero(x[:, 6] > 0)
         n, m = len(flat), len(tool)
         # Written in place (stages, then tools): no concatenation copies of the nine columns.
@@ -484,10 +516,10 @@ class _SpanRecorder:
             tiles = tuple(np.concatenate([t[i] for t in self.tiles]) for i in range(4))
         else:
             tiles = (
-                np.zeros((0, _N), np.int64),
-                np.zeros((0, _N), np.int64),
-                np.zeros((0, _N), np.bool_),
-                np.zeros((0, _N)),
+                np.zeros((0, _N_STAGES), np.int64),
+                np.zeros((0, _N_STAGES), np.int64),
+                np.zeros((0, _N_STAGES), np.bool_),
+                np.zeros((0, _N_STAGES)),
             )
         parts = []
         if self.meta or not (self.turns or self.extra):
@@ -521,6 +553,61 @@ class _StreamRecorder:
 # -- the simulation -----------------------------------------------------------------------------------
 
 
+class _Planned(NamedTuple):
+    """A rollout's turns as its tile planned them, each in the cache state the tile expected."""
+
+    specs: tuple[TurnSpec, ...]
+    #: Seconds per (turn, plan stage): views into the tile's array.
+    durations: np.ndarray
+    #: The recorder's row of the first turn's tokens, bytes and hits.
+    first_row: int
+    #: Each plan's total, and its time to decode's start (summed with numpy once per tile).
+    totals: list[float]
+    to_decode: list[float]
+    #: Each plan's phase sums when pools are in the way (see ``_Run._serve_pooled``); empty without pools.
+    phases: list[list[float]]
+
+
+class _Conversation:
+    """One rollout as it runs: its plans and draws, and its connection, carried from turn to turn."""
+
+    __slots__ = (
+        "draws",
+        "durations",
+        "holder",
+        "open",
+        "opened_at",
+        "planned",
+        "replica",
+        "rollout",
+        "sticky_replica",
+        "store",
+    )
+
+    def __init__(
+        self,
+        rollout: int,
+        planned: _Planned,
+        durations: list[list[float]],
+        draws: list[list[float]] | None,
+        sticky_replica: int,
+    ) -> None:
+        self.rollout = rollout
+        self.planned = planned
+        #: The plans' stage durations as Python floats (empty when every turn is plain).
+        self.durations = durations
+        #: Per-turn random draws (common random numbers); ``None`` when nothing draws.
+        self.draws = draws
+        self.open = False
+        self.opened_at = -math.inf
+        #: The replica sticky routing picks, and the one the connection is on (with its cache memory).
+        self.sticky_replica = sticky_replica
+        self.replica = sticky_replica
+        self.store: ReplicaCache | None = None
+        #: The replica that holds this conversation's replica-local caches (none before the first turn).
+        self.holder = -1
+
+
 class _Run:
     """One simulation: environment, shared pools and caches, parameters and the recorder."""
 
@@ -548,6 +635,12 @@ class _Run:
         self.rec = recorder
         self.api = [Pool(self.env, fleet.api_workers) for _ in range(profile.replicas)] if fleet.api_workers else None
         self.inference = Pool(self.env, fleet.inference_slots) if fleet.inference_slots else None
+        self.pooled = self.api is not None or self.inference is not None
+        self.pool_passes = [
+            _pool_passes(self.api[r] if self.api else None, self.inference) for r in range(profile.replicas)
+        ]
+        self.websocket = profile.transport == "websocket"
+        self.random_routing = profile.routing == "random"
         self.persistent = profile.transport == "websocket" or profile.keep_alive
         self.chained = profile.chaining == "connection"
         # The memory of connection caches is shared only when it is bounded (or its bytes are tracked).
@@ -579,10 +672,7 @@ class _Run:
         # neighbouring agents when each runs few.
         self.tile_rounds = min(rounds, PLAN_TILE)
         self.tile_agents = max(1, PLAN_TILE // self.tile_rounds)
-        # Rollout -> its turn specs, its plans' durations, the recorder's row of its first turn, and each
-        # plan's total and time to decode's start (summed with numpy once per tile).
-        # Rollout -> also each plan's phase sums when pools are in the way (see _serve_pooled).
-        self.planned: dict[int, tuple[tuple[TurnSpec, ...], np.ndarray, int, list[float], list[float], list[Any]]] = {}
+        self.planned: dict[int, _Planned] = {}
 
     def agent(self, rollouts: list[int], start: float) -> Generator[simpy.Event, None, None]:
         t = start
@@ -616,18 +706,18 @@ class _Run:
             at = 0
         # Each plan's phases (network, API before inference, inference, API after) and the inference time
         # before decode starts: a plain turn needs their total and its time to decode, a pooled one each.
-        bounds = np.add.reduceat(plans, [0, _A, _B, _C], axis=1)
-        in_inference = plans[:, _B:_DEC].sum(axis=1)
+        bounds = np.add.reduceat(plans, [0, _API_BEFORE_COL, _INFERENCE_COL, _API_AFTER_COL], axis=1)
+        in_inference = plans[:, _INFERENCE_COL:_DECODE_COL].sum(axis=1)
         totals = bounds.sum(axis=1).tolist()
         to_decode = (bounds[:, 0] + bounds[:, 1] + in_inference).tolist()
-        phases: list[Any] = []
-        if self.api is not None or self.inference is not None:
+        phases: list[list[float]] = []
+        if self.pooled:
             phases = np.column_stack([bounds[:, :3], in_inference, bounds[:, 3]]).tolist()
         start = 0
         # Views into one array: it is freed when the tile's last rollout has taken its rows.
         for m, ss in zip(members, specs, strict=True):
             end = start + len(ss)
-            self.planned[m] = (
+            self.planned[m] = _Planned(
                 ss,
                 plans[start:end],
                 at + start,
@@ -638,264 +728,342 @@ class _Run:
             start = end
 
     def rollout(self, rollout: int, t: float) -> Generator[simpy.Event, None, float]:
-        env = self.env
-        p = self.profile
+        """One rollout, turn by turn from the agent's time ``t``; returns when its last tool returned.
+
+        Each turn's requests are re-sent until one is served (a drop re-sends on a new connection, a refused
+        continuation re-sends the full history).
+        """
+        conv = self._conversation(rollout)
+        planned, draws = conv.planned, conv.draws
         rec = self.rec
         stream = rec.stream
-        faults = self.faults
-        if rollout not in self.planned:
-            self._plan_tile(rollout)
-        specs, tile_rows, row0, totals, to_decode, tile_phases = self.planned.pop(rollout)
-        pooled = self.api is not None or self.inference is not None
-        draws = _draws(self.seed, rollout, len(specs), self.jitter).tolist() if self.need_draws else None
-        # Stage durations as Python floats, for the turns laid out stage by stage (pools, faults, jitter, cache
-        # lookups); a plain turn needs only its total.
-        rows: list[list[float]] = tile_rows.tolist() if pooled or draws is not None or self.caches else []
-        expected_first, expected_later = self.expected
+        pooled, websocket = self.pooled, self.websocket
+        limit_s = self.faults.connection_limit_s
         jitter = self.jitter > 0
-        replicas = p.replicas
-        random_routing = p.routing == "random"
-        websocket = p.transport == "websocket"
-        persistent = self.persistent
-        chained = self.chained
-        caches = self.caches
-        # The replica that holds this conversation's replica-local caches (none before the first turn).
-        holder = -1
-        connected_at = -math.inf
-        connected = False
-        sticky_replica = rollout % replicas
-        conn_replica = sticky_replica
-        store = caches[conn_replica] if caches is not None else None
         rollout_start = t
-        last = len(specs) - 1
-        for k, spec in enumerate(specs):
+        last = len(planned.specs) - 1
+        for k, spec in enumerate(planned.specs):
             row = draws[k] if draws is not None else None
             mult = row if jitter else None
-            attempt = 0
             # WebSocket mode's lifetime limit: the server closed the socket after the last response.
-            if connected and t - connected_at >= faults.connection_limit_s:
-                connected = False
-                if store is not None:
-                    if t > env.now:
-                        yield env.timeout(t - env.now)
-                    store.discard(rollout, env.now)
-            fresh = not connected
+            if conv.open and t - conv.opened_at >= limit_s:
+                conv.open = False
+                if conv.store is not None:
+                    yield from self._drop_cache(conv, t)
             turn_start = t
-            index = spec.index
-            tool_recorded = False
+            attempt = 0
+            fresh = not conv.open
             while True:
-                if websocket:
-                    if fresh:
-                        conn_replica = int(row[_COL_REPLICA] * replicas) if random_routing and row else sticky_replica
-                        store = caches[conn_replica] if caches is not None else None
-                    replica = conn_replica
-                else:
-                    replica = int(row[_COL_REPLICA] * replicas) if random_routing and row else sticky_replica
-                    if attempt and random_routing:
-                        # A retry is a new request: route it again with a fresh draw from the same stream.
-                        replica = (replica + attempt) % replicas
-                # The cache state of labkit.sim.analytic.cache_state, built inline (this runs once a turn).
-                first = index == 0 or fresh
-                cache = _new(
-                    CacheState, (persistent and not first, chained and not first, replica == holder and index > 0)
-                )
-                plan: Any
-                plain = False  # the turn's plan is the tile's, unscaled: its total is known
-                if cache == (expected_later if index else expected_first):
-                    plan = row0 + k  # the recorder's row of this plan's tokens, bytes and hits
-                    if mult:
-                        d = [x * m for x, m in zip(rows[k], mult, strict=False)]
-                    else:
-                        d = rows[k] if rows else []
-                        plain = True
-                else:
-                    plan = plan_turn(p, spec, cache)
-                    d = [s[1] * m for s, m in zip(plan, mult, strict=False)] if mult else [s[1] for s in plan]
+                # A WebSocket connection stays on its replica; anything else is routed.
+                replica = conv.replica if websocket and not fresh else self._route(conv, row, attempt, fresh)
+                cache = cache_state(self.profile, spec, replica == conv.holder, fresh)
+                plan, d, plain = self._plan(conv, k, spec, cache, mult)
                 self.requests += 1
-                evicted = dropped = False
-                if attempt == 0 and cache[1]:
-                    if row is not None and row[_COL_EVICT] < faults.evict_rate:
-                        evicted = True  # the server lost the parent (a fault): the cache is gone
-                        if store is not None:
-                            t_look = t + d[0] + d[1]
-                            if t_look > env.now:
-                                yield env.timeout(t_look - env.now)
-                            store.discard(rollout, env.now)
-                    elif store is not None:
-                        # The request reaches the server, which looks its parent up in the shared memory.
-                        t_look = t + d[0] + d[1]
-                        if t_look > env.now:
-                            yield env.timeout(t_look - env.now)
-                        evicted = not store.lookup(rollout, env.now)
-                if not evicted and attempt == 0 and row is not None and row[_COL_DROP] < faults.drop_rate:
-                    dropped = True
+                fault = _SERVED
+                if attempt == 0 and (row is not None or conv.store is not None):
+                    fault = yield from self._fault(conv, row, cache, d, t)
                 if fresh:
-                    connected_at = t
-                if evicted:
-                    # previous_response_not_found arrives after the server looked the parent up: the client
-                    # lost the upload and validation, then re-sends the full history on the same socket.
-                    end = t + d[0] + d[1] + d[2]
-                    if not stream:
-                        rec.segment(
-                            rollout, index, attempt, plan, d, t, t + d[0] + d[1], end, end, math.inf, _CUT_EVICT
-                        )
-                    t = end
-                    attempt += 1
-                    fresh = False
-                    holder = -1
-                    connected = True
-                    cache = CacheState(True, False, False)
-                    plan = plan_turn(p, spec, cache)
-                    d = [s[1] * m for s, m in zip(plan, mult, strict=False)] if mult else [s[1] for s in plan]
-                    self.requests += 1
-                elif dropped:
-                    total = sum(d)
-                    cut_at = t + row[_COL_DROP_AT] * total  # type: ignore[index]
-                    if not stream:
-                        t1 = t + d[0] + d[1]
-                        t2 = t1 + sum(d[_A:_B])
-                        rec.segment(rollout, index, attempt, plan, d, t, t1, t2, t2 + sum(d[_B:_C]), cut_at, _N)
-                    t = cut_at
+                    conv.opened_at = t
+                if fault == _DROPPED:
+                    t = self._cut(rollout, spec.index, attempt, plan, d, t, row[_COL_DROP_AT])  # type: ignore[index]
                     attempt += 1
                     fresh = True
-                    connected = False
+                    conv.open = False
                     if websocket:
-                        holder = -1  # the connection-scoped cache died with the socket
-                        if store is not None:
-                            if t > env.now:
-                                yield env.timeout(t - env.now)
-                            store.discard(rollout, env.now)
+                        conv.holder = -1  # the connection-scoped cache died with the socket
+                        if conv.store is not None:
+                            yield from self._drop_cache(conv, t)
                     continue
-                # Serve the request: arithmetic unless a pool is in the way.
+                if fault == _EVICTED:
+                    t, plan, d = self._refused(conv, spec, attempt, plan, d, t, mult)
+                    attempt += 1
+                    plain = False
+                tool_recorded = False
                 if pooled:
+                    phases = planned.phases[k] if plain else None
                     t, decode_at = yield from self._serve_pooled(
-                        plan, d, tile_phases[k] if plain and not evicted else None, rollout, index, attempt, replica, t
+                        plan, d, phases, rollout, spec.index, attempt, replica, t
                     )
-                elif plain and not evicted:
-                    # The common case: one record for the whole turn, its tool included.
-                    decode_at = t + to_decode[k]
-                    end = t + totals[k]
-                    if not stream:
-                        tool = spec.tool_s if not spec.final and spec.tool_s > 0 else 0.0
-                        rec.turns.extend((rollout, index, attempt, plan, t, end, tool))  # type: ignore[union-attr]
-                        tool_recorded = True
-                    t = end
+                elif plain:
+                    t, decode_at, tool_recorded = self._serve_plain(conv, k, spec, attempt, t)
                 else:
-                    t1 = t + d[0] + d[1]
-                    t2 = t1 + sum(d[_A:_B])
-                    t3 = t2 + sum(d[_B:_C])
-                    if not stream:
-                        rec.segment(rollout, index, attempt, plan, d, t, t1, t2, t3, math.inf, _N)
-                    decode_at = t2 + sum(d[_B:_DEC])
-                    t = t3 + sum(d[_C:])
-                if not evicted:
-                    connected = persistent
-                holder = replica
+                    t, decode_at = self._serve_segment(plan, d, rollout, spec.index, attempt, t)
+                if fault == _SERVED:
+                    conv.open = self.persistent
+                conv.holder = replica
                 break
             self.turns += 1
             self.fallbacks += attempt
-            if store is not None:
-                # The completed response replaces the connection's entry; after the last one the client closes.
-                if t > env.now:
-                    yield env.timeout(t - env.now)
-                tokens = turn_entry_tokens(spec.context_tokens, spec.new_input_tokens, spec.output_tokens)
-                store.put(rollout, entry_bytes(tokens, self.cache_model), env.now)  # type: ignore[arg-type]
-                if k == last:
-                    store.discard(rollout, env.now)
+            if conv.store is not None:
+                yield from self._keep_response(conv, spec, t, last=k == last)
             if stream:
                 rec.ttft.add(decode_at - turn_start)  # type: ignore[union-attr]
             if not spec.final and spec.tool_s > 0:
                 if not stream and not tool_recorded:
-                    rec.wait(rollout, index, 0, _TOOL_ID, _SEQ_TOOL, t, t + spec.tool_s)
+                    rec.wait(rollout, spec.index, 0, _TOOL_ID, t, t + spec.tool_s)
                 t += spec.tool_s
         if stream:
             rec.e2e[rollout] = t - rollout_start  # type: ignore[union-attr]
         return t
 
+    def _conversation(self, rollout: int) -> _Conversation:
+        """The rollout's plans (its tile's, planned now if this is the tile's first rollout) and draws."""
+        if rollout not in self.planned:
+            self._plan_tile(rollout)
+        planned = self.planned.pop(rollout)
+        draws = _draws(self.seed, rollout, len(planned.specs), self.jitter).tolist() if self.need_draws else None
+        # Stage durations as Python floats, for the turns laid out stage by stage (faults, jitter, cache lookups,
+        # and the spans of pooled turns); a plain turn needs only its total, or its phase sums with pools.
+        needed = draws is not None or self.caches is not None or (self.pooled and not self.rec.stream)
+        durations = planned.durations.tolist() if needed else []
+        return _Conversation(rollout, planned, durations, draws, rollout % self.profile.replicas)
+
+    # -- routing and cache state --------------------------------------------------------------------
+
+    def _route(self, conv: _Conversation, row: list[float] | None, attempt: int, fresh: bool) -> int:
+        """The replica a request lands on: a WebSocket connection stays on one; HTTP routes every request."""
+        replicas = self.profile.replicas
+        by_draw = self.random_routing and row
+        if self.websocket:
+            if fresh:
+                conv.replica = int(row[_COL_REPLICA] * replicas) if by_draw else conv.sticky_replica  # type: ignore[index]
+                conv.store = self.caches[conv.replica] if self.caches is not None else None
+            return conv.replica
+        replica = int(row[_COL_REPLICA] * replicas) if by_draw else conv.sticky_replica  # type: ignore[index]
+        if attempt and self.random_routing:
+            # A retry is a new request: route it again with a fresh draw from the same stream.
+            replica = (replica + attempt) % replicas
+        return replica
+
+    def _plan(
+        self, conv: _Conversation, k: int, spec: TurnSpec, cache: CacheState, mult: list[float] | None
+    ) -> tuple[_PlanRef, list[float], bool]:
+        """The turn's plan, its stage durations, and whether it is plain (the tile's plan, unscaled).
+
+        A turn in the cache state the tile expected takes the tile's plan (the recorder's row of its tokens,
+        bytes and hits); any other gets its own :func:`~labkit.model.plan_turn`.
+        """
+        if cache == self.expected[1 if spec.index else 0]:
+            if mult:
+                return conv.planned.first_row + k, [x * m for x, m in zip(conv.durations[k], mult, strict=False)], False
+            return conv.planned.first_row + k, conv.durations[k] if conv.durations else [], True
+        plan = plan_turn(self.profile, spec, cache)
+        return plan, _durations(plan, mult), False
+
+    # -- faults and the shared connection caches --------------------------------------------------------
+
+    def _catch_up(self, t: float) -> Generator[simpy.Event, None, float]:
+        """Bring SimPy's clock up to this agent's own time ``t`` (no event if it is there); returns the clock."""
+        env = self.env
+        if t > env.now:
+            yield env.timeout(t - env.now)
+        return env.now
+
+    def _fault(
+        self, conv: _Conversation, row: list[float] | None, cache: CacheState, d: list[float], t: float
+    ) -> Generator[simpy.Event, None, int]:
+        """What happens to a turn's first request: served, refused (the parent is gone) or cut (a drop)."""
+        store = conv.store
+        if cache.connection_cache_hit:
+            # The request reaches the server, which looks its parent up in the connection's cache.
+            looked_up_at = t + d[0] + d[1]
+            if row is not None and row[_COL_EVICT] < self.faults.evict_rate:
+                # The server lost the parent (a fault): the cache is gone.
+                if store is not None:
+                    yield from self._drop_cache(conv, looked_up_at)
+                return _EVICTED
+            if store is not None:
+                now = yield from self._catch_up(looked_up_at)
+                if not store.lookup(conv.rollout, now):
+                    return _EVICTED
+        if row is not None and row[_COL_DROP] < self.faults.drop_rate:
+            return _DROPPED
+        return _SERVED
+
+    def _drop_cache(self, conv: _Conversation, t: float) -> Generator[simpy.Event, None, None]:
+        """At ``t`` the connection's cache entry is freed (the socket closed, or the server lost it)."""
+        now = yield from self._catch_up(t)
+        conv.store.discard(conv.rollout, now)  # type: ignore[union-attr]
+
+    def _keep_response(
+        self, conv: _Conversation, spec: TurnSpec, t: float, *, last: bool
+    ) -> Generator[simpy.Event, None, None]:
+        """The completed response replaces the connection's entry; after the last one the client closes."""
+        now = yield from self._catch_up(t)
+        store = conv.store
+        assert store is not None and self.cache_model is not None
+        tokens = turn_entry_tokens(spec.context_tokens, spec.new_input_tokens, spec.output_tokens)
+        store.put(conv.rollout, entry_bytes(tokens, self.cache_model), now)
+        if last:
+            store.discard(conv.rollout, now)
+
+    def _refused(
+        self,
+        conv: _Conversation,
+        spec: TurnSpec,
+        attempt: int,
+        plan: _PlanRef,
+        d: list[float],
+        t: float,
+        mult: list[float] | None,
+    ) -> tuple[float, TurnPlan, list[float]]:
+        """previous_response_not_found arrives after the server looked the parent up: the client lost the
+        upload and validation, then re-sends the full history on the same socket.
+
+        Returns when the error arrived, and the full-context request's plan and stage durations.
+        """
+        end = t + d[0] + d[1] + d[2]
+        if not self.rec.stream:
+            self.rec.segment(
+                conv.rollout, spec.index, attempt, plan, d, t, t + d[0] + d[1], end, end, math.inf, _CUT_EVICT
+            )
+        conv.holder = -1
+        conv.open = True
+        full = plan_turn(self.profile, spec, _AFTER_EVICTION)
+        self.requests += 1
+        return end, full, _durations(full, mult)
+
+    def _cut(
+        self, rollout: int, turn: int, attempt: int, plan: _PlanRef, d: list[float], t: float, share: float
+    ) -> float:
+        """The connection dropped ``share`` of the way through the request; returns when."""
+        cut_at = t + share * sum(d)
+        if not self.rec.stream:
+            t1, t2, t3 = _phase_starts(d, t)
+            self.rec.segment(rollout, turn, attempt, plan, d, t, t1, t2, t3, cut_at, _N_STAGES)
+        return cut_at
+
+    # -- serving ------------------------------------------------------------------------------------------
+
+    def _serve_plain(
+        self, conv: _Conversation, k: int, spec: TurnSpec, attempt: int, t: float
+    ) -> tuple[float, float, bool]:
+        """The common case, nothing in the way: one record for the whole turn, its tool included."""
+        planned = conv.planned
+        end = t + planned.totals[k]
+        if self.rec.stream:
+            return end, t + planned.to_decode[k], False
+        tool = spec.tool_s if not spec.final and spec.tool_s > 0 else 0.0
+        self.rec.turns.extend((conv.rollout, spec.index, attempt, planned.first_row + k, t, end, tool))  # type: ignore[union-attr]
+        return end, t + planned.to_decode[k], True
+
+    def _serve_segment(
+        self, plan: _PlanRef, d: list[float], rollout: int, turn: int, attempt: int, t: float
+    ) -> tuple[float, float]:
+        """A request laid out stage by stage with no pool in the way: its end and when its decode started."""
+        t1, t2, t3 = _phase_starts(d, t)
+        if not self.rec.stream:
+            self.rec.segment(rollout, turn, attempt, plan, d, t, t1, t2, t3, math.inf, _N_STAGES)
+        return t3 + sum(d[_API_AFTER_COL:]), t2 + sum(d[_INFERENCE_COL:_DECODE_COL])
+
     def _serve_pooled(
         self,
-        plan: Any,
+        plan: _PlanRef,
         d: list[float],
-        phases: tuple[float, float, float, float, float] | None,
+        phases: list[float] | None,
         rollout: int,
         turn: int,
         attempt: int,
         replica: int,
         t: float,
     ) -> Generator[simpy.Event, None, tuple[float, float]]:
-        """One request through the pools: catch up with the shared clock only at the phase boundaries.
+        """One request through the pools: it meets the shared clock only at its phase boundaries (arrival,
+        inference, back to the API, done); returns its end and when its decode started.
 
-        ``phases`` are the plan's network, API-before, inference, to-decode (within inference) and API-after
-        seconds when the tile summed them already.
+        The pool pass at each boundary: at the agent's own time, give back the server of the phase that ended,
+        take one of the next phase's, waiting if none is free (a wait moves the boundary, and what follows,
+        later). ``phases`` are the plan's network, API-before, inference, to-decode (within inference) and
+        API-after seconds when the tile summed them already.
         """
         env = self.env
-        rec = self.rec
-        api = self.api[replica] if self.api is not None else None
-        inf = self.inference
         if phases is None:
-            phases = (d[0] + d[1], sum(d[_A:_B]), sum(d[_B:_C]), sum(d[_B:_DEC]), sum(d[_C:]))
+            phases = _phase_sums(d)
         net, pre, infer, to_decode, post = phases
-        api_wait = inf_wait = 0.0
+        passes = self.pool_passes[replica]
+        starts = [t]  # when each phase started: network, API before, inference, API after; then the end
+        waited = [0.0, 0.0]  # API, inference
+        at = t
         now = env.now  # the shared clock, as of this process's last resume
-        t1 = t + net  # the request has arrived
-        if api is not None:
-            if t1 > now:
-                yield env.timeout(t1 - now)
-                now = t1
-            ev = api.enter()
-            if ev is not None:
-                yield ev
-                now = env.now
-                api_wait += now - t1
-                rec.wait(rollout, turn, attempt, _API_WAIT_ID, _SEQ_API_WAIT_PRE, t1, now)
-                t1 = now
-        t2 = t1 + pre
-        if inf is not None:
-            if t2 > now:
-                yield env.timeout(t2 - now)
-                now = t2
-            if api is not None:
-                api.leave()
-            ev = inf.enter()
-            if ev is not None:
-                yield ev
-                now = env.now
-                inf_wait += now - t2
-                rec.wait(rollout, turn, attempt, _INF_WAIT_ID, _SEQ_INF_WAIT, t2, now)
-                t2 = now
-        elif api is not None:
-            if t2 > now:
-                yield env.timeout(t2 - now)
-                now = t2
-            api.leave()
-        t3 = t2 + infer
-        if api is not None:
-            if t3 > now:
-                yield env.timeout(t3 - now)
-                now = t3
-            if inf is not None:
-                inf.leave()
-            ev = api.enter()
-            if ev is not None:
-                yield ev
-                now = env.now
-                api_wait += now - t3
-                rec.wait(rollout, turn, attempt, _API_WAIT_ID, _SEQ_API_WAIT_POST, t3, now)
-                t3 = now
-            t4 = t3 + post
-            if t4 > now:
-                yield env.timeout(t4 - now)
-            api.leave()
-        elif inf is not None:
-            if t3 > now:
-                yield env.timeout(t3 - now)
-            inf.leave()
+        i = 0
+        for seconds in (net, pre, infer, post):
+            at += seconds
+            leaving, entering, wait_stage, wait_kind = passes[i]
+            i += 1  # noqa: SIM113 (zip or enumerate over two sequences costs more on this path)
+            if entering is None and leaving is not None and at > now:
+                # Nothing to take here: the server goes back by an event at its time, and the agent goes on.
+                env.timeout(at - now).callbacks.append(leaving.release)
+            elif leaving is not None or entering is not None:
+                if at > now:
+                    # The clock catch-up (as _catch_up, inline: this is the hottest path of a pooled run).
+                    yield env.timeout(at - now)
+                    now = at
+                if leaving is not None:
+                    leaving.leave_at(now)
+                if entering is not None:
+                    ev = entering.enter_at(now)
+                    if ev is not None:
+                        yield ev
+                        now = env.now
+                        waited[wait_kind] += now - at
+                        self.rec.wait(rollout, turn, attempt, wait_stage, at, now)
+                        at = now
+            starts.append(at)
+        rec = self.rec
         if rec.stream:
-            rec.api_wait.add(api_wait)  # type: ignore[union-attr]
-            rec.inference_wait.add(inf_wait)  # type: ignore[union-attr]
+            rec.api_wait.add(waited[0])  # type: ignore[union-attr]
+            rec.inference_wait.add(waited[1])  # type: ignore[union-attr]
         else:
-            rec.segment(rollout, turn, attempt, plan, d, t, t1, t2, t3, math.inf, _N)
-        return t3 + post, t2 + to_decode
+            rec.segment(rollout, turn, attempt, plan, d, t, starts[1], starts[2], starts[3], math.inf, _N_STAGES)
+        return starts[4], starts[2] + to_decode
+
+
+#: One pool pass per phase boundary: the pool to give a server back to, the pool to take one from, and the
+#: stage id and kind (0 API, 1 inference) of a wait there.
+_PoolPass: TypeAlias = tuple["Pool | None", "Pool | None", int, int]
+
+
+def _pool_passes(api: Pool | None, inference: Pool | None) -> tuple[_PoolPass, ...]:
+    """The passes at a request's arrival, at inference, back at the API, and at its end, for one replica."""
+    holds = (None, api, inference, api, None)  # who serves the network, API-before, inference, API-after, after
+    waits = ((_API_WAIT_ID, 0), (_INFERENCE_WAIT_ID, 1), (_API_WAIT_ID, 0), (_API_WAIT_ID, 0))
+    return tuple((holds[i], holds[i + 1], *waits[i]) for i in range(4))
+
+
+def _durations(plan: TurnPlan, mult: list[float] | None) -> list[float]:
+    """A plan's stage durations, scaled by the turn's jitter multipliers if it has them."""
+    return [s[1] * m for s, m in zip(plan, mult, strict=False)] if mult else [s[1] for s in plan]
+
+
+def _phase_starts(d: list[float], t: float) -> tuple[float, float, float]:
+    """When the API-before, inference and API-after phases of a request started at ``t`` begin."""
+    t1 = t + d[0] + d[1]
+    t2 = t1 + sum(d[_API_BEFORE_COL:_INFERENCE_COL])
+    return t1, t2, t2 + sum(d[_INFERENCE_COL:_API_AFTER_COL])
+
+
+def _phase_sums(d: list[float]) -> list[float]:
+    """A request's network, API-before, inference, to-decode (within inference) and API-after seconds."""
+    return [
+        d[0] + d[1],
+        sum(d[_API_BEFORE_COL:_INFERENCE_COL]),
+        sum(d[_INFERENCE_COL:_API_AFTER_COL]),
+        sum(d[_INFERENCE_COL:_DECODE_COL]),
+        sum(d[_API_AFTER_COL:]),
+    ]
+
+
+@dataclass(frozen=True)
+class CacheCounters:
+    """A run's connection-cache counters, summed over replicas (``peak_bytes``: of the fullest replica)."""
+
+    hits: int
+    misses: int
+    evictions: int
+    expirations: int
+    peak_bytes: int
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
 
 
 @dataclass
@@ -909,9 +1077,8 @@ class SimResult:
     inference_arrivals: int | None
     metrics: FleetMetrics | None = None
     table: SpanTable | None = None
-    #: Connection-cache counters summed over replicas (``hits``, ``misses``, ``evictions``, ``expirations``,
-    #: ``peak_bytes`` of the fullest replica); empty without a cache policy.
-    cache: dict[str, int] | None = None
+    #: Connection-cache counters summed over replicas; ``None`` without a cache policy.
+    cache: CacheCounters | None = None
 
 
 def run(
@@ -941,21 +1108,8 @@ def run(
     (``metrics`` holds the aggregates, cache bytes sampled every ``sample_s``); with ``as_frame=False`` the
     spans stay numpy columns (``table``) and no DataFrame is built.
     """
-    if not isinstance(rollouts, int) or isinstance(rollouts, bool) or rollouts < 1:
-        raise ValueError(f"rollouts: must be an integer >= 1, got {rollouts!r}")
+    _check_run(rollouts, agents, jitter, stagger_s, record, sample_s, workload)
     agents = rollouts if agents is None else agents
-    if not isinstance(agents, int) or isinstance(agents, bool) or agents < 1:
-        raise ValueError(f"agents: must be an integer >= 1, got {agents!r}")
-    if not (isinstance(jitter, int | float) and jitter >= 0 and math.isfinite(jitter)):
-        raise ValueError(f"jitter: must be >= 0, got {jitter!r}")
-    if not stagger_s >= 0:
-        raise ValueError(f"stagger_s: must be >= 0, got {stagger_s!r}")
-    if record not in ("spans", "stream"):
-        raise ValueError(f"record: must be 'spans' or 'stream', got {record!r}")
-    if not (sample_s > 0 and math.isfinite(sample_s)):
-        raise ValueError(f"sample_s: must be > 0, got {sample_s!r}")
-    if not callable(getattr(workload, "turn_specs", None)):
-        raise ValueError(f"workload: needs a turn_specs(seed) method, got {type(workload).__name__}")
     fleet = fleet or Fleet()
     recorder: _SpanRecorder | _StreamRecorder = _SpanRecorder() if record == "spans" else _StreamRecorder(rollouts)
     sim = _Run(
@@ -986,14 +1140,7 @@ def run(
             inference_time_average=pool.time_average(until) if pool else None,
             inference_arrivals=pool.arrivals if pool else None,
         )
-        if sim.caches is not None:
-            result.cache = {
-                "hits": sum(c.hits for c in sim.caches),
-                "misses": sum(c.misses for c in sim.caches),
-                "evictions": sum(c.evictions for c in sim.caches),
-                "expirations": sum(c.expirations for c in sim.caches),
-                "peak_bytes": max(c.series.peak for c in sim.caches if c.series is not None),
-            }
+        result.cache = _cache_counters(sim.caches)
         if isinstance(recorder, _SpanRecorder):
             table = recorder.table(source, scenario or profile.name)
             recorder.clear()
@@ -1012,6 +1159,38 @@ def run(
             )
         del sim
     return result
+
+
+def _check_run(
+    rollouts: int, agents: int | None, jitter: float, stagger_s: float, record: str, sample_s: float, workload: Any
+) -> None:
+    """:func:`run`'s arguments, checked: a ``ValueError`` naming the first bad one."""
+    if not isinstance(rollouts, int) or isinstance(rollouts, bool) or rollouts < 1:
+        raise ValueError(f"rollouts: must be an integer >= 1, got {rollouts!r}")
+    if agents is not None and (not isinstance(agents, int) or isinstance(agents, bool) or agents < 1):
+        raise ValueError(f"agents: must be an integer >= 1, got {agents!r}")
+    if not (isinstance(jitter, int | float) and jitter >= 0 and math.isfinite(jitter)):
+        raise ValueError(f"jitter: must be >= 0, got {jitter!r}")
+    if not stagger_s >= 0:
+        raise ValueError(f"stagger_s: must be >= 0, got {stagger_s!r}")
+    if record not in ("spans", "stream"):
+        raise ValueError(f"record: must be 'spans' or 'stream', got {record!r}")
+    if not (sample_s > 0 and math.isfinite(sample_s)):
+        raise ValueError(f"sample_s: must be > 0, got {sample_s!r}")
+    if not callable(getattr(workload, "turn_specs", None)):
+        raise ValueError(f"workload: needs a turn_specs(seed) method, got {type(workload).__name__}")
+
+
+def _cache_counters(caches: list[ReplicaCache] | None) -> CacheCounters | None:
+    if caches is None:
+        return None
+    return CacheCounters(
+        hits=sum(c.hits for c in caches),
+        misses=sum(c.misses for c in caches),
+        evictions=sum(c.evictions for c in caches),
+        expirations=sum(c.expirations for c in caches),
+        peak_bytes=max(c.series.peak for c in caches if c.series is not None),
+    )
 
 
 def _metrics(

@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from labkit.model import Profile, Workload, load_profile, load_workload
+from labkit.model.spanmetrics import rollout_metrics, turn_metrics
 from labkit.util.progress import progress
 
 BASELINE = "http_baseline"
@@ -92,7 +93,6 @@ def evaluate(point: Mapping[str, Any]) -> dict[str, Any]:
 
 def _des_row(profile: Profile, workload: Any, point: Mapping[str, Any]) -> dict[str, Any]:
     # Imported here: the DES pulls in SimPy, which a closed-form sweep does not need.
-    from labkit.analysis.metrics import rollout_metrics, turn_metrics
     from labkit.sim.des import Faults, simulate
 
     faults = Faults(

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from labkit.analysis.metrics import rollout_metrics, turn_metrics
+from labkit.experiments.validate import check_transport_profile, resolve_profile
 from labkit.live.runner import RolloutResult, WorkloadLike, paused_gc, rollouts_spans, run_rollouts
-from labkit.live.validation import check_transport_profile, resolve_profile
 from labkit.model import Profile, Workload, load_workload
 
 QUANTILES = (50, 90, 99)
