@@ -157,7 +157,7 @@ def test_the_table_has_a_row_for_every_layer():
     assert {p.stem for p in PACKAGE.glob("*.py")} <= set(RULES)
     assert RULES["wire"].layers == frozenset() and RULES["wire"].packages == frozenset()
     assert RULES["live"].never >= {"simpy", "plotly"} and "sim.analytic" in RULES["live"].layers
-    assert RULES["traces"].layers == {"model", "analysis"} and RULES["traces"].never >= {"sim", "live"}
+    assert RULES["traces"].layers == {"model", "analysis", "util"} and RULES["traces"].never >= {"sim", "live"}
     assert RULES["experiments"].layers >= {"model", "wire", "sim", "live", "traces", "analysis"}
     assert RULES["cli"].layers >= RULES["experiments"].layers | {"experiments", "viz", "bench", "report"}
 
