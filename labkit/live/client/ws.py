@@ -21,7 +21,7 @@ from labkit.live.client.config import (
     websocket_url,
 )
 from labkit.live.client.record import STEER_TYPES, Exchange, Status, dumps, request_input_tokens
-from labkit.wire.protocol import parse_server_event
+from labkit.wire.events import OtherEvent, ServerEvent, parse_server_event
 from labkit.wire.tokens import BYTES_PER_TOKEN
 
 #: Handshake headers whose values never reach a log.
@@ -190,7 +190,7 @@ class WebSocketClient:
         done: list[bool] = [False] * n
         running: int | None = None  # the response whose item events are arriving
         # Errors name no request: held until the end, then given to the creates nothing else answered.
-        errors: list[tuple[float, dict[str, Any], int]] = []
+        errors: list[tuple[float, ServerEvent, int]] = []
         try:
             async with asyncio.timeout(limit):
                 for ex, message in zip(exchanges, messages, strict=True):
@@ -202,7 +202,7 @@ class WebSocketClient:
                     try:
                         event = parse_server_event(raw)
                     except ValueError:
-                        event = {"type": "?"}
+                        event = OtherEvent.from_dict({"type": "?"})
                     k = _pipeline_position(event, n)
                     if k is not None:
                         matched[k] = True
@@ -233,7 +233,7 @@ class WebSocketClient:
         exchanges: list[Exchange],
         done: list[bool],
         matched: list[bool],
-        errors: list[tuple[float, dict[str, Any], int]],
+        errors: list[tuple[float, ServerEvent, int]],
         status: Status,
         code: str,
         message: str,
@@ -291,7 +291,7 @@ class WebSocketClient:
                         event = parse_server_event(raw)
                     except ValueError:
                         # Recorded as an unknown event: a measurement never dies on one bad frame.
-                        event = {"type": "?"}
+                        event = OtherEvent.from_dict({"type": "?"})
                     if ex.on_event(t, event, len(raw)):
                         if ex.t_steer_sent is not None and not ex.steer_events:
                             await self._await_steer_answer(ws, ex)
@@ -335,7 +335,7 @@ class WebSocketClient:
                     try:
                         event = parse_server_event(raw)
                     except ValueError:
-                        event = {"type": "?"}
+                        event = OtherEvent.from_dict({"type": "?"})
                     ex.events.append((time.perf_counter(), str(event.get("type"))))
                     ex.received_bytes += len(raw)
                     if event.get("type") in STEER_TYPES:
@@ -375,14 +375,14 @@ def _request(sent: dict[str, Any], body: dict[str, Any]) -> tuple[str, Exchange]
     return message, ex
 
 
-def _response_id(event: dict[str, Any]) -> str | None:
+def _response_id(event: ServerEvent) -> str | None:
     """The id of the response an event belongs to, when the event carries the response object."""
     response = event.get("response")
     rid = response.get("id") if isinstance(response, dict) else None
     return rid if isinstance(rid, str) and rid else None
 
 
-def _pipeline_position(event: dict[str, Any], n: int) -> int | None:
+def _pipeline_position(event: ServerEvent, n: int) -> int | None:
     """The position a pipelined create gave its response (``metadata.labkit_pipeline``), if the event says."""
     response = event.get("response")
     metadata = response.get("metadata") if isinstance(response, dict) else None

@@ -30,6 +30,7 @@ from labkit.live.server.faults import DropConnection, Faults, injected_failure
 from labkit.model import Profile, Workload, load_profile, load_workload
 from labkit.wire.protocol import (
     ProtocolError,
+    ServerEvent,
     error_body,
     load_json,
     parse_create_body,
@@ -367,7 +368,7 @@ class SimServer:
         )
         await resp.prepare(request)
 
-        async def emit(events: list[dict[str, Any]]) -> None:
+        async def emit(events: list[ServerEvent]) -> None:
             # One write per batch of events due together (fewer syscalls and less framing per request).
             await resp.write(b"".join([sse_frame(e) for e in events]))
 

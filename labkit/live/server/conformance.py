@@ -26,10 +26,11 @@ from websockets.asyncio.client import ClientConnection
 
 from labkit.live.server.app import SimServer
 from labkit.model import Workload, load_workload
+from labkit.wire.events import TERMINAL_EVENT_TYPES
 
 #: The in-process simulator's key (a key, so that the wrong-key scenario has something to be wrong about).
 SIMULATOR_KEY = "sk-conformance"
-TERMINAL = frozenset({"response.completed", "response.failed", "response.incomplete", "error"})
+TERMINAL = TERMINAL_EVENT_TYPES
 
 WEATHER = {
     "type": "function",

@@ -21,13 +21,14 @@ from aiohttp import WSMsgType, web
 
 from labkit.live.server.engine import LaneCache, Turn, TurnFailed
 from labkit.live.server.faults import DropConnection, EventCounter
+from labkit.live.server.ids import new_id, wall_clock
 from labkit.wire.protocol import (
     CreateRequest,
     ProtocolError,
     ResponseEvents,
+    ServerEvent,
     SteerError,
     SteerRequest,
-    new_id,
     parse_client_event,
     steer_failed,
     ws_frame,
@@ -107,7 +108,7 @@ class Connection:
             writer if known and not getattr(writer, "compress", 1) and not getattr(writer, "use_mask", True) else None
         )
 
-    async def emit(self, events: list[dict[str, Any]]) -> None:
+    async def emit(self, events: list[ServerEvent]) -> None:
         if len(events) > 1 and self._batch_writer is not None:
             await self._write_batch(events)
             return
@@ -115,7 +116,7 @@ class Connection:
         for event in events:
             await send(ws_frame(event))
 
-    async def _write_batch(self, events: list[dict[str, Any]]) -> None:
+    async def _write_batch(self, events: list[ServerEvent]) -> None:
         """Events due together (an item opening with its first delta, the last delta with the item's
         ``.done`` events) as back-to-back frames in one socket write: the same bytes, one system call
         instead of one per event; under many paced streams those calls were most of the server's CPU.
@@ -134,7 +135,7 @@ class Connection:
             if writer.protocol._paused:
                 await writer.protocol._drain_helper()
 
-    async def send_event(self, event: dict[str, Any]) -> None:
+    async def send_event(self, event: ServerEvent) -> None:
         if not self.ws.closed:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 self.engine.metrics["events_sent"] += 1
@@ -189,7 +190,7 @@ class Connection:
                 )
                 return
             lane = self.lanes[key] = _Lane()
-        pending = _Pending(request, t_recv, ResponseEvents(request, stream_id=key))
+        pending = _Pending(request, t_recv, ResponseEvents(request, ids=new_id, clock=wall_clock, stream_id=key))
         if lane.busy or lane.queue or self.active.locked():
             await self._queued(pending)
         lane.queue.append(pending)
@@ -344,7 +345,9 @@ class Connection:
         # The successor inherits the response's settings and continues from it with the steering input.
         request = dataclasses.replace(turn.request, input=tuple(items), previous_response_id=ev.id, generate=True)
         loop = asyncio.get_running_loop()
-        return _Pending(request, loop.time(), ResponseEvents(request, stream_id=turn.lane))
+        return _Pending(
+            request, loop.time(), ResponseEvents(request, ids=new_id, clock=wall_clock, stream_id=turn.lane)
+        )
 
     async def _steer_rejected(self, exc: SteerError) -> None:
         if exc.previous_response_id is None:

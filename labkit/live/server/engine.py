@@ -29,6 +29,7 @@ from typing import Any, Literal, NamedTuple
 
 from labkit.live.server.cache import CacheBudget, LaneCache
 from labkit.live.server.faults import DropConnection, EventCounter, FaultInjector, Faults, TurnFaults
+from labkit.live.server.ids import new_id, wall_clock
 from labkit.live.server.output import OutputPlan, plan_output, reasoning_tokens_for
 from labkit.live.server.schedule import Pacer, Timing
 from labkit.live.server.state import Bodies, Replicas, ResponseRecord, Store
@@ -38,6 +39,7 @@ from labkit.wire.protocol import (
     CreateRequest,
     ProtocolError,
     ResponseEvents,
+    ServerEvent,
     SteerRequest,
     conversation_split,
     item_tokens,
@@ -46,7 +48,7 @@ from labkit.wire.protocol import (
 )
 from labkit.wire.tokens import estimate_tokens
 
-Emit = Callable[[list[dict[str, Any]]], Awaitable[None]]
+Emit = Callable[[list[ServerEvent]], Awaitable[None]]
 Source = Literal["none", "connection", "store"]
 
 _PRE_REASONING = ("validate", "load_state", "render", "config", "safety_in", "hops", "queue", "prefill")
@@ -262,7 +264,7 @@ class Engine:
         spec = _spec(position, output)
         plan = plan_turn(self.profile_for(source), spec, cache)
         cached_input = spec.conversation_tokens - next(s for s in plan if s.name == "prefill").tokens
-        events = events or ResponseEvents(request, stream_id=request.stream_id)
+        events = events or ResponseEvents(request, ids=new_id, clock=wall_clock, stream_id=request.stream_id)
         pacer = self._pacer(request, events, output, plan, faults, t0, spec, cached_input, paced)
         return Turn(
             request=request,

@@ -20,7 +20,8 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from labkit.wire.protocol import ProtocolError, input_tokens, new_id, parse_input_items
+from labkit.live.server.ids import new_id
+from labkit.wire.protocol import ProtocolError, input_tokens, parse_input_items
 from labkit.wire.tokens import estimate_tokens, filler_text
 
 if TYPE_CHECKING:
