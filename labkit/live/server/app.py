@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
@@ -27,6 +28,7 @@ from labkit.live.server import surface
 from labkit.live.server.connection import Connection
 from labkit.live.server.engine import Engine, TurnFailed, TurnLog
 from labkit.live.server.faults import DropConnection, Faults, injected_failure
+from labkit.live.server.ids import wall_clock
 from labkit.model import Profile, Workload, load_profile, load_workload
 from labkit.wire.protocol import (
     ProtocolError,
@@ -84,6 +86,7 @@ class SimServer:
         max_cached_bytes: int | None = None,
         shutdown_timeout_s: float = 2.0,
         spin_s: float = 0.0015,
+        models: Sequence[str] = surface.DEFAULT_MODELS,
     ) -> None:
         prof = load_profile(profile) if isinstance(profile, str) else profile
         if not isinstance(prof, Profile):
@@ -105,6 +108,8 @@ class SimServer:
             raise ValueError("max_lanes: must be an integer >= 1")
         if api_key is not None and not api_key:
             raise ValueError("api_key: must be a non-empty string or None")
+        if isinstance(models, str) or not all(isinstance(m, str) and m for m in models):
+            raise ValueError("models: must be a sequence of non-empty model ids")
         self.profile = prof
         self.workload = wl
         self.host = host
@@ -127,6 +132,9 @@ class SimServer:
         self.max_message_bytes = max_message_bytes
         self.max_active_responses = max_active_responses
         self.max_lanes = max_lanes
+        #: What ``GET /v1/models`` lists (creates accept any model name).
+        self.models = tuple(models)
+        self._models_created = int(wall_clock())
         self._api_key = api_key
         self._shutdown_timeout_s = shutdown_timeout_s
         self._runner: web.AppRunner | None = None
@@ -156,6 +164,8 @@ class SimServer:
         app.router.add_delete("/v1/responses/{response_id}", self._handle_delete)
         app.router.add_get("/v1/responses/{response_id}/input_items", self._handle_input_items)
         app.router.add_post("/v1/responses/{response_id}/cancel", self._handle_cancel)
+        app.router.add_get("/v1/models", self._handle_models)
+        app.router.add_get("/v1/models/{model_id}", self._handle_model)
         app.router.add_get("/v1/labkit/metrics", self._handle_metrics)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=self._shutdown_timeout_s)
         await runner.setup()
@@ -455,6 +465,20 @@ class SimServer:
     async def _handle_compact(self, request: web.Request) -> web.Response:
         async def call() -> dict[str, Any]:
             return surface.compact(self.engine, await self._json_body(request))
+
+        return await self._surface(request, call)
+
+    async def _handle_models(self, request: web.Request) -> web.Response:
+        async def call() -> dict[str, Any]:
+            return surface.list_models(self.models, self._models_created)
+
+        return await self._surface(request, call)
+
+    async def _handle_model(self, request: web.Request) -> web.Response:
+        model_id = request.match_info["model_id"]
+
+        async def call() -> dict[str, Any]:
+            return surface.retrieve_model(self.models, model_id, self._models_created)
 
         return await self._surface(request, call)
 
