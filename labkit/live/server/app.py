@@ -178,10 +178,10 @@ class SimServer:
             await runner.cleanup()
             raise OSError(exc.errno, f"port: cannot listen on {self.host}:{self._port} ({exc.strerror})") from exc
         self._runner = runner
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        if sockets:
-            self._port = sockets[0].getsockname()[1]
+        # The bound address (port 0 picks one): aiohttp's public runner.addresses.
+        addresses = runner.addresses
+        if addresses:
+            self._port = addresses[0][1]
 
     async def stop(self) -> None:
         """Close every WebSocket (code 1001), cancel open streams, stop listening. Idempotent."""
