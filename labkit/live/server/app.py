@@ -237,7 +237,7 @@ class SimServer:
     @property
     def metrics(self) -> dict[str, float]:
         """A snapshot of the server-side counters, plus the bytes held in connection caches."""
-        m = dict(self.engine.metrics)
+        m = self.engine.metrics.to_dict()
         cached = sum(c.cache.cached_tokens() for c in self._connections)
         m["cached_bytes"] = int(cached * self.profile.bytes_per_token)
         m["cached_responses"] = sum(len(c.cache.lanes) for c in self._connections)
@@ -273,7 +273,7 @@ class SimServer:
         return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self._api_key.encode())
 
     def _error_response(self, exc: ProtocolError) -> web.Response:
-        self.engine.metrics["errors"] += 1
+        self.engine.metrics.errors += 1
         return web.json_response(exc.body(), status=exc.status)
 
     async def _handle_metrics(self, request: web.Request) -> web.StreamResponse:
@@ -283,7 +283,7 @@ class SimServer:
 
     def _unauthorized(self, request: web.Request) -> web.Response:
         """401 as the real API: ``invalid_request_error`` with code ``invalid_api_key`` (the key is not echoed)."""
-        self.engine.metrics["errors"] += 1
+        self.engine.metrics.errors += 1
         if request.headers.get("Authorization"):
             message = "Incorrect API key provided."
         else:
@@ -311,15 +311,15 @@ class SimServer:
             return self._unauthorized(request)
         await ws.prepare(request)
         m = self.engine.metrics
-        m["connections"] += 1
-        m["connections_open"] += 1
+        m.connections += 1
+        m.connections_open += 1
         conn = Connection(self, ws, request)
         self._connections.add(conn)
         try:
             await conn.serve()
         finally:
             self._connections.discard(conn)
-            m["connections_open"] -= 1
+            m.connections_open -= 1
         return ws
 
     async def _handle_post(self, request: web.Request) -> web.StreamResponse:
@@ -347,7 +347,7 @@ class SimServer:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         engine = self.engine
-        engine.metrics["http_requests"] += 1
+        engine.metrics.http_requests += 1
         if not self._authorized(request):
             return self._unauthorized(request)
         try:
@@ -411,7 +411,7 @@ class SimServer:
     async def _surface(self, request: web.Request, call: Any) -> web.Response:
         if not self._authorized(request):
             return self._unauthorized(request)
-        self.engine.metrics["http_requests"] += 1
+        self.engine.metrics.http_requests += 1
         try:
             return web.json_response(await call())
         except ProtocolError as exc:

@@ -91,7 +91,7 @@ class Connection:
     async def send_event(self, event: ServerEvent) -> None:
         if not self.ws.closed:
             with contextlib.suppress(ConnectionError, RuntimeError):
-                self.engine.metrics["events_sent"] += 1
+                self.engine.metrics.events_sent += 1
                 await self.ws.send_str(event.to_json())
 
     async def perform(self, actions: list[Action]) -> None:
@@ -100,9 +100,9 @@ class Connection:
             if isinstance(action, Send):
                 event = action.event
                 if isinstance(event, ErrorEvent):
-                    self.engine.metrics["errors"] += 1
+                    self.engine.metrics.errors += 1
                 elif isinstance(event, SteerAccepted):
-                    self.engine.metrics["steers_accepted"] += 1
+                    self.engine.metrics.steers_accepted += 1
                 await self.send_event(event)
             elif isinstance(action, Start):
                 task = asyncio.create_task(self._run(action.work))
