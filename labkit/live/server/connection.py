@@ -15,7 +15,8 @@ import asyncio
 import contextlib
 import logging
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import WSMsgType, web
 
@@ -41,24 +42,40 @@ from labkit.wire.protocol import ProtocolError
 if TYPE_CHECKING:
     from labkit.live.server.app import SimServer
 
-__all__ = ["MAX_STEERS_PER_RESPONSE", "Connection"]
+__all__ = ["MAX_STEERS_PER_RESPONSE", "AiohttpSink", "Connection", "EventSink", "SessionDriver"]
 
 log = logging.getLogger("labkit.live.server")
 
 
-class Connection:
-    """One WebSocket-mode connection: its session, its cache, its running creates, its lifetime timer."""
+class EventSink(Protocol):
+    """Where a session's server events go: an aiohttp WebSocket (:class:`AiohttpSink`), or memory
+    (:mod:`labkit.live.memory`)."""
 
-    def __init__(self, server: SimServer, ws: web.WebSocketResponse, request: web.Request) -> None:
+    @property
+    def closed(self) -> bool: ...
+
+    async def send(self, events: Sequence[ServerEvent]) -> None:
+        """Send events due together, in order (raises ``ConnectionError`` once the peer is gone)."""
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+    def abort(self) -> None:
+        """Cut the connection without a close frame, as a network failure would."""
+
+
+class SessionDriver:
+    """Runs one :class:`WebSocketSession` against the engine: feeds it messages, performs its actions."""
+
+    def __init__(self, server: SimServer, sink: EventSink) -> None:
         self.server = server
         self.engine = server.engine
-        self.ws = ws
-        self.request = request
+        self.sink = sink
         self.cache = LaneCache(server.engine.cache_budget)
         self.replica = server.engine.replicas.route(f"ws{id(self)}") if server.engine.replicas.count > 1 else 0
         self.counter = EventCounter()
+        loop = asyncio.get_running_loop()
         self.session = WebSocketSession(
-            opened_at=asyncio.get_running_loop().time(),
+            opened_at=loop.time(),
             ids=new_id,
             wall_clock=wall_clock,
             max_active=server.max_active_responses,
@@ -66,33 +83,23 @@ class Connection:
             max_message_bytes=server.max_message_bytes,
             lifetime_s=server.connection_lifetime_s,
         )
-        self.writer = frame_writer(ws)
         #: The engine's turn of each running create (steering interrupts it), and the tasks running them.
         self.turns: dict[str, Turn] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self._expiry: asyncio.TimerHandle | None = None
-        self._expire_task: asyncio.Task[None] | None = None
-
-    # -- the socket ---------------------------------------------------------------------------------
-
-    async def serve(self) -> None:
-        loop = asyncio.get_running_loop()
         if math.isfinite(self.session.expires_at):
             self._expiry = loop.call_at(self.session.expires_at, self._expire)
-        try:
-            async for msg in self.ws:
-                if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                    await self.perform(self.session.receive(msg.data, loop.time()))
-                elif msg.type == WSMsgType.ERROR:
-                    break
-        finally:
-            await self.shutdown()
+        self._expire_task: asyncio.Task[None] | None = None
+
+    async def receive(self, data: str | bytes) -> None:
+        """One client message, now."""
+        await self.perform(self.session.receive(data, asyncio.get_running_loop().time()))
 
     async def send_event(self, event: ServerEvent) -> None:
-        if not self.ws.closed:
+        if not self.sink.closed:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 self.engine.metrics.events_sent += 1
-                await self.ws.send_str(event.to_json())
+                await self.sink.send((event,))
 
     async def perform(self, actions: list[Action]) -> None:
         """Carry out the session's actions, in order."""
@@ -118,7 +125,7 @@ class Connection:
                 await self._cancel_all()
             elif isinstance(action, Close):
                 with contextlib.suppress(Exception):
-                    await self.ws.close(code=action.code, message=action.reason.encode())
+                    await self.sink.close(action.code, action.reason)
 
     # -- one create ---------------------------------------------------------------------------------
 
@@ -142,12 +149,12 @@ class Connection:
         if work.steers and turn.pacer.steer():
             turn.wake()  # steering accepted before the engine had the turn
         try:
-            await engine.run(turn, self.writer.send)
+            await engine.run(turn, self.sink.send)
         except TurnFailed:
             pass  # response.failed already went out; the parent is evicted.
         except DropConnection:
             session.dropped(work)
-            self.abort()
+            self.sink.abort()
             return
         except (ConnectionError, RuntimeError) as exc:
             # The client went away mid-stream: nothing to tell it; the parent stays valid.
@@ -165,12 +172,6 @@ class Connection:
         await self.perform(session.finished(work, loop.time(), owes_tool_output=owes))
 
     # -- lifetime -----------------------------------------------------------------------------------
-
-    def abort(self) -> None:
-        """Cut the connection without a close frame, as a network failure would."""
-        transport = self.request.transport
-        if transport is not None:
-            transport.abort()
 
     def _expire(self) -> None:
         loop = asyncio.get_running_loop()
@@ -191,3 +192,42 @@ class Connection:
         await self._cancel_all()
         # A closed connection's cache is gone: give its bytes back to the server-wide budget.
         self.cache.clear()
+
+
+class AiohttpSink:
+    """An aiohttp WebSocket as an :class:`EventSink` (through :func:`~labkit.live.server.frames.frame_writer`)."""
+
+    def __init__(self, ws: web.WebSocketResponse, request: web.Request) -> None:
+        self.ws = ws
+        self.request = request
+        self.send = frame_writer(ws).send
+
+    @property
+    def closed(self) -> bool:
+        return self.ws.closed
+
+    async def close(self, code: int, reason: str) -> None:
+        await self.ws.close(code=code, message=reason.encode())
+
+    def abort(self) -> None:
+        transport = self.request.transport
+        if transport is not None:
+            transport.abort()
+
+
+class Connection(SessionDriver):
+    """One WebSocket-mode connection over aiohttp: the socket's messages into the session, with the loop's clock."""
+
+    def __init__(self, server: SimServer, ws: web.WebSocketResponse, request: web.Request) -> None:
+        super().__init__(server, AiohttpSink(ws, request))
+        self.ws = ws
+
+    async def serve(self) -> None:
+        try:
+            async for msg in self.ws:
+                if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    await self.receive(msg.data)
+                elif msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            await self.shutdown()
