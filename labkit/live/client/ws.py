@@ -7,7 +7,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -21,6 +20,7 @@ from labkit.live.client.config import (
     websocket_url,
 )
 from labkit.live.client.record import STEER_TYPES, Exchange, Status, dumps, request_input_tokens
+from labkit.live.client.transport import Mode, Steer
 from labkit.wire.events import OtherEvent, ServerEvent, parse_server_event
 from labkit.wire.tokens import BYTES_PER_TOKEN
 
@@ -40,23 +40,6 @@ class _RedactingLogger(logging.LoggerAdapter):
 _LOGGER = _RedactingLogger(logging.getLogger("websockets.client"), {})
 
 
-@dataclass(frozen=True, slots=True)
-class Steer:
-    """User input to steer a streaming response with (``response.steer``), sent once ``after_tokens`` visible
-    output tokens of it have arrived (estimated from the deltas' text; 0: at ``response.created``). The server
-    answers ``response.steer.accepted`` (or ``.failed``); an accepted steer ends the response ``incomplete``
-    (reason ``steered``) and a successor starts by itself: read it with :meth:`WebSocketClient.follow`."""
-
-    input: tuple[dict[str, Any], ...]
-    after_tokens: int = 1
-
-    def __post_init__(self) -> None:
-        if not self.input:
-            raise ValueError("input: steering needs at least one input item")
-        if not isinstance(self.after_tokens, int) or self.after_tokens < 0:
-            raise ValueError(f"after_tokens: must be an integer >= 0, got {self.after_tokens!r}")
-
-
 #: ``metadata`` key through which :meth:`WebSocketClient.pipeline` tells its creates' responses apart.
 PIPELINE_METADATA_KEY = "labkit_pipeline"
 
@@ -74,6 +57,9 @@ class WebSocketClient:
     ``create``) and records the handshake as that exchange's ``connect`` span. permessage-deflate is off:
     compression costs CPU per frame and would distort latency measurements.
     """
+
+    mode: Mode = "websocket"
+    steering = True
 
     def __init__(
         self,
@@ -347,6 +333,10 @@ class WebSocketClient:
         ws, self._ws = self._ws, None
         if ws is not None:
             await ws.close()
+
+    async def reconnect(self) -> None:
+        """Close the connection (its server-side cache goes with it); the next create opens a new one."""
+        await self.close()
 
     async def __aenter__(self) -> WebSocketClient:
         await self.connect()

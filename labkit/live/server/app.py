@@ -25,7 +25,7 @@ from aiohttp import web
 
 from labkit.live.netaddr import is_loopback_host
 from labkit.live.server import surface
-from labkit.live.server.connection import Connection
+from labkit.live.server.connection import Connection, SessionDriver
 from labkit.live.server.engine import Engine, TurnFailed, TurnLog
 from labkit.live.server.faults import DropConnection, Faults, injected_failure
 from labkit.live.server.ids import wall_clock
@@ -138,7 +138,7 @@ class SimServer:
         self._api_key = api_key
         self._shutdown_timeout_s = shutdown_timeout_s
         self._runner: web.AppRunner | None = None
-        self._connections: set[Connection] = set()
+        self._connections: set[SessionDriver] = set()
         self._http_tasks: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -191,7 +191,7 @@ class SimServer:
         for conn in list(self._connections):
             await conn.shutdown()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.ws.close(code=1001, message=b"server shutdown"), 1.0)
+                await asyncio.wait_for(conn.sink.close(1001, "server shutdown"), 1.0)
         for task in list(self._http_tasks):
             task.cancel()
         await runner.cleanup()
@@ -310,17 +310,25 @@ class SimServer:
             # Refuse the upgrade itself with the API's 401 body: the client's handshake fails with it.
             return self._unauthorized(request)
         await ws.prepare(request)
-        m = self.engine.metrics
-        m.connections += 1
-        m.connections_open += 1
         conn = Connection(self, ws, request)
-        self._connections.add(conn)
+        self.attach(conn)
         try:
             await conn.serve()
         finally:
-            self._connections.discard(conn)
-            m.connections_open -= 1
+            self.detach(conn)
         return ws
+
+    def attach(self, conn: SessionDriver) -> None:
+        """Count and keep a WebSocket-mode connection (over aiohttp, or in memory) until :meth:`detach`."""
+        m = self.engine.metrics
+        m.connections += 1
+        m.connections_open += 1
+        self._connections.add(conn)
+
+    def detach(self, conn: SessionDriver) -> None:
+        if conn in self._connections:
+            self._connections.discard(conn)
+            self.engine.metrics.connections_open -= 1
 
     async def _handle_post(self, request: web.Request) -> web.StreamResponse:
         task = asyncio.current_task()
