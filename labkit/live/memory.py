@@ -12,8 +12,8 @@ client side). What it does not exercise: HTTP upgrade and authentication, framin
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, cast
+from collections.abc import Generator, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK
 from websockets.frames import Close
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from labkit.live.server.app import SimServer
 
-__all__ = ["MemoryTransport"]
+__all__ = ["MemoryConnection", "MemoryTransport", "memory_connect"]
 
 #: What the client's inbox holds: a frame's payload, or how the connection ended (``None``: cut, no frame).
 _Item = bytes | Close | None
@@ -57,8 +57,10 @@ class _MemorySink:
             self.inbox.put_nowait(None)
 
 
-class _MemoryConnection:
-    """The client side of the pipe: the part of websockets' ``ClientConnection`` the client uses."""
+class MemoryConnection:
+    """The client side of the pipe: the part of websockets' ``ClientConnection`` a client uses (``send``,
+    ``recv``, ``close``; a closed connection raises websockets' ``ConnectionClosed``), so code written for a
+    socket runs unchanged."""
 
     def __init__(self, server: SimServer) -> None:
         self.server = server
@@ -87,7 +89,8 @@ class _MemoryConnection:
             raise self._closed_error()
         item = await self.inbox.get()
         if isinstance(item, bytes):
-            return item.decode() if decode else item
+            # websockets' rule: a text frame is a str unless decode=False.
+            return item if decode is False else item.decode()
         self._ended, self._end = True, item
         await self._release()
         raise self._closed_error()
@@ -115,5 +118,28 @@ class MemoryTransport(WebSocketClient):
         self.server = server
 
     async def _open(self) -> None:
-        self._ws = cast("ClientConnection", _MemoryConnection(self.server))
+        self._ws = cast("ClientConnection", MemoryConnection(self.server))
         self.connections += 1
+
+
+class memory_connect:
+    """A new in-memory WebSocket-mode connection to ``server``: ``async with memory_connect(server) as ws`` or
+    ``ws = await memory_connect(server)``, as ``websockets.connect(server.ws_url)`` would be."""
+
+    def __init__(self, server: SimServer) -> None:
+        self.server = server
+        self.connection: MemoryConnection | None = None
+
+    async def _open(self) -> MemoryConnection:
+        self.connection = MemoryConnection(self.server)
+        return self.connection
+
+    def __await__(self) -> Generator[Any, None, MemoryConnection]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> MemoryConnection:
+        return await self._open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.connection is not None:
+            await self.connection.close()
