@@ -304,3 +304,25 @@ async def test_timing_rows_match_the_turn_log() -> None:
         assert warm["status"] == "warmup" and warm["actual_first_s"] is None
         assert turn["status"] == "completed" and turn["planned_done_s"] == 0.0  # instant: no plan waits
         assert turn["actual_done_s"] >= turn["actual_first_s"] >= 0
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("batch", [True, False])
+async def test_both_frame_writers_send_every_event_in_order(monkeypatch, batch: bool) -> None:
+    # The batch writer (aiohttp's private fields) and its plain fallback (send_str) send the same stream.
+    from labkit.live.server import connection, frames
+
+    used = []
+
+    def pick(ws):
+        writer = frames.frame_writer(ws, allow_batch=batch)
+        used.append(type(writer).__name__)
+        return writer
+
+    monkeypatch.setattr(connection, "frame_writer", pick)
+    async with SimServer(workload=WL, tps=4000, spin_s=0) as server, websockets.connect(server.ws_url) as ws:
+        events = await ws_events(ws, create(task(50), tools=TOOLS))
+    assert used == ["BatchFrameWriter" if batch else "PlainFrameWriter"]
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    assert events[-1]["type"] == "response.completed"
+    assert sum(e["type"].endswith(".delta") for e in events) == server.metrics["delta_frames"] > 1
