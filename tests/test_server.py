@@ -283,7 +283,7 @@ async def test_protocol_module_is_the_server_vocabulary() -> None:
 @pytest.mark.live
 @pytest.mark.parametrize("transport", ["ws", "http"])
 async def test_self_check_reports_lateness_never_earliness(transport: str) -> None:
-    from labkit.live.server.selfcheck import self_check
+    from labkit.live.selfcheck import self_check
 
     report = await self_check("websocket", WL, tps=4000, transport=transport)  # type: ignore[arg-type]
     assert report["turns"] == WL.turns and report["transport"] == transport

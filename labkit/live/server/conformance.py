@@ -98,7 +98,12 @@ class ScenarioResult:
 
 
 class Recorder:
-    """A scenario's transcript and failed checks."""
+    """A scenario's transcript and failed checks.
+
+    It speaks the raw wire (``websockets``, ``httpx``) instead of the rollout runner's agent loop on purpose:
+    the suite sends what a typed client would refuse to (malformed events, bad lanes, a wrong key), records
+    every byte both ways as the transcript, and runs against the real API to check the simulator against it.
+    """
 
     def __init__(self, target: Target) -> None:
         self.target = target
