@@ -224,3 +224,69 @@ async def test_stop_during_an_sse_stream() -> None:
             with pytest.raises(httpx.HTTPError):
                 async for _ in chunks:
                     pass
+
+
+# A lone UTF-16 surrogate escape in any string field (JSON allows the escape; it is not Unicode text).
+LONE = "\\ud800"
+SURROGATE_BODIES = [
+    '{"model":"gpt-5","input":"hi LONE"}',
+    '{"model":"gpt-5","input":"x","instructions":"LONE"}',
+    '{"model":"gptLONE","input":"x"}',
+    '{"model":"gpt-5","input":[{"type":"message","role":"user","content":"\\udc00 LONE"}]}',
+    '{"model":"gpt-5","input":"x","metadata":{"k":"LONE"}}',
+]
+
+
+@pytest.mark.parametrize("body", SURROGATE_BODIES)
+async def test_a_lone_surrogate_gets_an_error_event_and_the_socket_stays_usable(body: str) -> None:
+    async with sim_server(workload=WL, instant=True) as server, memory_connect(server) as ws:
+        await ws.send('{"type":"response.create",' + body.replace("LONE", LONE)[1:])
+        (err,) = await ws_events(ws)
+        assert err["type"] == "error" and err["error"]["code"] == "invalid_json"
+        assert "surrogate" in err["error"]["message"]
+        assert (await ws_events(ws, create("hi \U0001f600")))[-1]["type"] == "response.completed"
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("body", SURROGATE_BODIES)
+async def test_a_lone_surrogate_gets_a_400_over_http(body: str) -> None:
+    async with SimServer(workload=WL, instant=True) as server, httpx.AsyncClient(base_url=server.base_url) as c:
+        r = await c.post("/responses", content=body.replace("LONE", LONE), headers={"Content-Type": "application/json"})
+        assert r.status_code == 400 and r.headers["Content-Type"].startswith("application/json")
+        assert r.json()["error"]["code"] == "invalid_json" and "surrogate" in r.json()["error"]["message"]
+        # Non-BMP text written as a surrogate pair is one character, and is served.
+        ok = await c.post("/responses", json={"model": "gpt-5", "input": "hi \U0001f600"})
+        assert ok.status_code == 200
+
+
+async def test_the_websocket_edge_turns_a_bug_into_server_error_for_that_message(monkeypatch) -> None:
+    from labkit.live.server.session import WebSocketSession
+
+    real = WebSocketSession.receive
+    calls = []
+
+    def broken(self, data, now):
+        calls.append(data)
+        if len(calls) == 1:
+            raise KeyError("simulated bug")
+        return real(self, data, now)
+
+    monkeypatch.setattr(WebSocketSession, "receive", broken)
+    async with sim_server(workload=WL, instant=True) as server, memory_connect(server) as ws:
+        (err,) = await ws_events(ws, create("x"))
+        assert err["status"] == 500 and err["error"]["code"] == "server_error"
+        assert "simulated bug" not in err["error"]["message"]
+        assert (await ws_events(ws, create("x")))[-1]["type"] == "response.completed"
+
+
+@pytest.mark.live
+async def test_the_http_edge_turns_a_bug_into_a_500_json_body(monkeypatch) -> None:
+    async with SimServer(workload=WL, instant=True) as server, httpx.AsyncClient(base_url=server.base_url) as c:
+
+        def broken(*args, **kwargs):
+            raise KeyError("simulated bug")
+
+        monkeypatch.setattr(server.engine, "prepare", broken)
+        r = await c.post("/responses", json={"model": "m", "input": "x"})
+        assert r.status_code == 500 and r.json()["error"]["code"] == "server_error"
+        assert "simulated bug" not in r.text

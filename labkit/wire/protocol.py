@@ -58,6 +58,7 @@ __all__ = [
     "function_arguments",
     "function_call_output",
     "input_tokens",
+    "internal_error",
     "is_terminal",
     "item_tokens",
     "load_json",
@@ -270,15 +271,36 @@ def user_message(text: str) -> dict[str, Any]:
     return {"type": "message", "role": "user", "content": text}
 
 
+#: A ``\\uD800``-``\\uDFFF`` escape in JSON text: half of a UTF-16 surrogate pair (a pair is one character).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE_ESCAPE_BYTES = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
 def load_json(data: str | bytes, what: str) -> Any:
-    """Decode a client's JSON; ``what`` (``message`` or ``body``) leads the error message."""
+    """Decode a client's JSON; ``what`` (``message`` or ``body``) leads the error message.
+
+    JSON lets a string escape a lone UTF-16 surrogate (``"\\ud800"``), which Python decodes to a string that
+    is not Unicode text (it cannot be encoded as UTF-8): such a message is rejected here, as invalid JSON,
+    before any field reaches code that encodes it. Only a message holding a surrogate escape pays for the check.
+    """
     try:
-        return json.loads(data)
+        obj = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError("invalid_json", f"{what}: not valid JSON ({exc})", None) from None
     except RecursionError:
         # json's decoder recurses per nesting level: a few KB of '[' would otherwise escape as a crash.
         raise ProtocolError("invalid_json", f"{what}: JSON nested too deeply", None) from None
+    escape = _SURROGATE_ESCAPE_BYTES if isinstance(data, bytes) else _SURROGATE_ESCAPE
+    if escape.search(data) is not None:  # type: ignore[arg-type]
+        try:
+            json.dumps(obj, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise ProtocolError(
+                "invalid_json", f"{what}: a string holds a lone UTF-16 surrogate escape (\\ud800-\\udfff)", None
+            ) from None
+        except RecursionError:
+            raise ProtocolError("invalid_json", f"{what}: JSON nested too deeply", None) from None
+    return obj
 
 
 def parse_client_event(data: str | bytes, *, max_bytes: int | None = None) -> CreateRequest | SteerRequest:
@@ -662,6 +684,11 @@ def error_body(
 ) -> dict[str, Any]:
     """The JSON body of an HTTP error response."""
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+def internal_error() -> ProtocolError:
+    """The API's 500 for a request the server failed on (``server_error``); no detail of the failure leaks."""
+    return ProtocolError("server_error", "The server had an internal error.", None, status=500, type="server_error")
 
 
 def no_tool_call_error(call_id: str) -> ProtocolError:

@@ -34,6 +34,7 @@ from labkit.wire.protocol import (
     ProtocolError,
     ServerEvent,
     error_body,
+    internal_error,
     load_json,
     parse_create_body,
     sse_frame,
@@ -363,6 +364,10 @@ class SimServer:
             turn = engine.prepare(req, transport="http", t0=t0, paced=req.stream)
         except ProtocolError as exc:
             return self._error_response(exc)
+        except Exception:
+            # The edge's catch-all: a bug costs this request (the API's 500 body), logged once.
+            log.exception("labkit server: a create request failed")
+            return self._error_response(internal_error())
 
         if not req.stream:
             try:
@@ -373,11 +378,7 @@ class SimServer:
                 return self._abort(request)
             except Exception:
                 log.exception("labkit server: response failed")
-                return self._error_response(
-                    ProtocolError(
-                        "server_error", "The server had an internal error.", None, status=500, type="server_error"
-                    )
-                )
+                return self._error_response(internal_error())
             return web.json_response(events.response())
 
         resp = web.StreamResponse(

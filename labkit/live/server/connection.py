@@ -37,7 +37,7 @@ from labkit.live.server.session import (
     Work,
 )
 from labkit.wire.events import ErrorEvent, ServerEvent, SteerAccepted
-from labkit.wire.protocol import ProtocolError
+from labkit.wire.protocol import ProtocolError, internal_error
 
 if TYPE_CHECKING:
     from labkit.live.server.app import SimServer
@@ -92,8 +92,14 @@ class SessionDriver:
         self._expire_task: asyncio.Task[None] | None = None
 
     async def receive(self, data: str | bytes) -> None:
-        """One client message, now."""
-        await self.perform(self.session.receive(data, asyncio.get_running_loop().time()))
+        """One client message, now. The edge's catch-all: a bug while handling a message costs that message
+        (an ``error`` event, ``server_error``, logged once), not the connection."""
+        try:
+            actions = self.session.receive(data, asyncio.get_running_loop().time())
+        except Exception:
+            log.exception("labkit server: a WebSocket message failed (connection %x)", id(self))
+            actions = [Send(internal_error().event())]
+        await self.perform(actions)
 
     async def send_event(self, event: ServerEvent) -> None:
         if not self.sink.closed:

@@ -40,6 +40,7 @@ from labkit.wire.protocol import (
     ResponseEvents,
     SteerError,
     SteerRequest,
+    internal_error,
     parse_client_event,
     steer_failed,
 )
@@ -258,10 +259,7 @@ class WebSocketSession:
         if started and not ev.terminal:
             event: ServerEvent = ev.failed("server_error", "The server had an internal error.")
         else:
-            exc = ProtocolError(
-                "server_error", "The server had an internal error.", None, status=500, type="server_error"
-            )
-            event = exc.event(stream_id=work.request.stream_id)
+            event = internal_error().event(stream_id=work.request.stream_id)
         return [Send(event), *self._release(work, now)]
 
     def ended(self, work: Work, now: float) -> list[Action]:
