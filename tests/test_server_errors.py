@@ -290,3 +290,20 @@ async def test_the_http_edge_turns_a_bug_into_a_500_json_body(monkeypatch) -> No
         r = await c.post("/responses", json={"model": "m", "input": "x"})
         assert r.status_code == 500 and r.json()["error"]["code"] == "server_error"
         assert "simulated bug" not in r.text
+
+
+async def test_a_bug_while_resolving_a_create_costs_that_create_alone(monkeypatch) -> None:
+    async with sim_server(workload=WL, instant=True) as server, memory_connect(server) as ws:
+        real = server.engine.prepare
+        calls = []
+
+        def broken(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 1:
+                raise UnicodeEncodeError("utf-8", "x", 0, 1, "simulated bug")
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(server.engine, "prepare", broken)
+        (err,) = await ws_events(ws, create("x"))
+        assert err["status"] == 500 and err["error"]["code"] == "server_error"
+        assert (await ws_events(ws, create("x")))[-1]["type"] == "response.completed"

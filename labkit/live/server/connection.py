@@ -151,6 +151,11 @@ class SessionDriver:
         except ProtocolError as exc:
             await self.perform(session.rejected(work, exc, loop.time()))
             return
+        except Exception:
+            # The per-create catch-all covers resolving the create too: the bug costs this create alone.
+            log.exception("labkit server: create %s failed before it started", work.response_id)
+            await self.perform(session.crashed(work, loop.time(), started=False))
+            return
         self.turns[work.response_id] = turn
         if work.steers and turn.pacer.steer():
             turn.wake()  # steering accepted before the engine had the turn
@@ -169,7 +174,7 @@ class SessionDriver:
             return
         except Exception:
             # A bug must cost one response, not the connection or the server.
-            log.exception("labkit server: response failed")
+            log.exception("labkit server: response %s failed", work.response_id)
             await self.perform(session.crashed(work, loop.time(), started=turn.sent > 0))
             return
         finally:
