@@ -98,15 +98,14 @@ class ServerEvent(Mapping[str, Any]):
         """The event's JSON object (shared: do not mutate it)."""
         wire = self._wire
         if wire is None:
-            wire = {"type": self.type}
-            omit = self._OMIT_NONE
-            for name in self._keys():
-                value = getattr(self, name)
-                if value is None and (name == "stream_id" or name in omit):
-                    continue
-                wire[name] = value
+            wire = self._build()
             object.__setattr__(self, "_wire", wire)
         return wire
+
+    def _build(self) -> dict[str, Any]:
+        # Replaced per event class by _compile_build (one dict display in key order: this is the hot path of
+        # every event the server sends).
+        raise NotImplementedError
 
     def to_json(self) -> str:
         """The WebSocket text frame's payload: compact JSON, UTF-8 as is."""
@@ -377,6 +376,32 @@ class OtherEvent(ServerEvent):
     read through the mapping (``event["type"]``); only :meth:`from_dict` makes one."""
 
 
+def _compile_build(cls: builtins.type[ServerEvent]) -> None:
+    """Give ``cls`` a ``_build`` that makes its JSON object in one pass, in the class's field order, leaving out
+    ``stream_id`` and the ``_OMIT_NONE`` fields when they are ``None`` (the way dataclasses generates
+    ``__init__``: the source is built from the fields, so the order is the declaration's)."""
+    keys = cls._keys()
+    optional = {k for k in keys if k == "stream_id" or k in cls._OMIT_NONE}
+    lead = []
+    for key in keys:
+        if key in optional:
+            break
+        lead.append(key)
+    lines = [
+        "def _build(self):",
+        f"    d = {{'type': {cls.type!r}, " + ", ".join(f"{k!r}: self.{k}" for k in lead) + "}",
+    ]
+    for key in keys[len(lead) :]:
+        if key in optional:
+            lines += [f"    v = self.{key}", "    if v is not None:", f"        d[{key!r}] = v"]
+        else:
+            lines.append(f"    d[{key!r}] = self.{key}")
+    lines.append("    return d")
+    namespace: dict[str, Any] = {}
+    exec("\n".join(lines), namespace)
+    cls._build = namespace["_build"]  # type: ignore[method-assign]
+
+
 _BY_TYPE: dict[str, type[ServerEvent]] = {
     cls.type: cls
     for cls in (
@@ -404,6 +429,10 @@ _BY_TYPE: dict[str, type[ServerEvent]] = {
         ErrorEvent,
     )
 }
+
+
+for _cls in _BY_TYPE.values():
+    _compile_build(_cls)
 
 
 def is_terminal(event: Mapping[str, Any]) -> bool:
