@@ -109,11 +109,15 @@ class ServerEvent(Mapping[str, Any]):
 
     def to_json(self) -> str:
         """The WebSocket text frame's payload: compact JSON, UTF-8 as is."""
-        return _ENCODER.encode(self.to_dict())
+        # Not cached: an event is framed once (the object built for it is kept only when read as a mapping).
+        wire = self._wire
+        return _ENCODER.encode(self._build() if wire is None else wire)
 
     def to_sse(self) -> bytes:
         """The SSE record: ``event: <type>`` and ``data: <json>`` lines and a blank line."""
-        wire = self.to_dict()
+        wire = self._wire
+        if wire is None:
+            wire = self._build()
         return f"event: {wire['type']}\ndata: {_ENCODER.encode(wire)}\n\n".encode()
 
     @property
@@ -450,9 +454,11 @@ def parse_server_event(data: str | bytes) -> ServerEvent:
 
 def ws_frame(event: Mapping[str, Any]) -> str:
     """One event as a WebSocket text frame's payload (a typed event or a plain JSON object)."""
+    if type(event) is dict:
+        return _ENCODER.encode(event)
     if isinstance(event, ServerEvent):
         return event.to_json()
-    return _ENCODER.encode(event)
+    return _ENCODER.encode(dict(event))
 
 
 def sse_frame(event: Mapping[str, Any]) -> bytes:

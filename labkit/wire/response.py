@@ -308,16 +308,19 @@ class ResponseEvents:
         """One delta of the open item (several tokens when the server coalesces them)."""
         item = self._open
         if item is None:
-            raise ValueError("delta: no open output item")
+            # The table's rule (``delta`` only in ``item_open``, which leaves it there), checked through the
+            # open item: an item is open exactly in that state. This is the hot path, once per delta.
+            raise ResponseStateError("delta", self.state)
         if item.kind == "reasoning" and not item.summary:
             raise ValueError("delta: a reasoning item without a summary has no deltas")
-        self._advance("delta")
         item.chunks.append(chunk)
+        seq = self.sequence_number
+        self.sequence_number = seq + 1
         if item.kind == "message":
-            return OutputTextDelta(self._seq(), item.id, item.output_index, 0, chunk, [], self.stream_id)
+            return OutputTextDelta(seq, item.id, item.output_index, 0, chunk, [], self.stream_id)
         if item.kind == "function_call":
-            return FunctionCallArgumentsDelta(self._seq(), item.id, item.output_index, chunk, self.stream_id)
-        return ReasoningSummaryTextDelta(self._seq(), item.id, item.output_index, 0, chunk, self.stream_id)
+            return FunctionCallArgumentsDelta(seq, item.id, item.output_index, chunk, self.stream_id)
+        return ReasoningSummaryTextDelta(seq, item.id, item.output_index, 0, chunk, self.stream_id)
 
     def close_item(self, status: Literal["completed", "incomplete"] = "completed") -> list[ServerEvent]:
         """The ``.done`` events of the open item; the item joins the response's output."""

@@ -37,7 +37,6 @@ from labkit.wire.protocol import (
     internal_error,
     load_json,
     parse_create_body,
-    sse_frame,
 )
 
 log = logging.getLogger("labkit.live.server")
@@ -389,7 +388,7 @@ class SimServer:
 
         async def emit(events: list[ServerEvent]) -> None:
             # One write per batch of events due together (fewer syscalls and less framing per request).
-            await resp.write(b"".join([sse_frame(e) for e in events]))
+            await resp.write(b"".join([e.to_sse() for e in events]))
 
         try:
             await engine.run(turn, emit)
@@ -405,7 +404,7 @@ class SimServer:
             ev = turn.events
             with contextlib.suppress(ConnectionError, RuntimeError):
                 if not ev.terminal:
-                    await resp.write(sse_frame(ev.failed("server_error", "The server had an internal error.")))
+                    await resp.write(ev.failed("server_error", "The server had an internal error.").to_sse())
         await resp.write_eof()
         return resp
 

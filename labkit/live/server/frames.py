@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from labkit.wire.events import ServerEvent, ws_frame
+from labkit.wire.events import ServerEvent
 
 #: aiohttp releases whose WebSocket writer :class:`BatchFrameWriter` was checked against (major, minor).
 BATCH_WRITER_AIOHTTP = ((3, 10), (3, 14))
@@ -41,7 +41,7 @@ class PlainFrameWriter:
     async def send(self, events: Sequence[ServerEvent]) -> None:
         send = self.ws.send_str
         for event in events:
-            await send(ws_frame(event))
+            await send(event.to_json())
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -69,7 +69,7 @@ class BatchFrameWriter(PlainFrameWriter):
         transport = writer.transport
         if self.ws.closed or writer._closing or transport.is_closing():
             raise ConnectionResetError("Cannot write to closing transport")
-        data = b"".join([text_frame(ws_frame(event).encode()) for event in events])
+        data = b"".join([text_frame(event.to_json().encode()) for event in events])
         transport.write(data)
         # aiohttp's own flow control: past its limit, wait while the transport is paused.
         writer._output_size += len(data)
