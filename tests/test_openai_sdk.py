@@ -133,3 +133,17 @@ async def test_websocket_mode_chained_rollout_with_warmup_and_fallback(client, s
     assert m["warmups"] == 1 and m["previous_response_not_found"] == 1
     # Every chained continuation but the fallback hit the connection cache.
     assert m["cache_hits"] == WORKLOAD.turns - 1
+
+
+async def test_models_list_and_retrieve(client, server):
+    # client.models.list() is the first call many tools make; the catalogue is the server's ``models``.
+    listed = [m async for m in client.models.list()]
+    assert [m.id for m in listed] == list(server.models)
+    assert all(m.object == "model" and m.owned_by and isinstance(m.created, int) for m in listed)
+    model = await client.models.retrieve(server.models[0])
+    assert model.id == server.models[0] and model.object == "model"
+    with pytest.raises(openai.NotFoundError) as exc:
+        await client.models.retrieve("no-such-model")
+    assert exc.value.status_code == 404 and exc.value.code == "model_not_found"
+    assert exc.value.body["message"] == "The model `no-such-model` does not exist or you do not have access to it."
+    assert exc.value.body["type"] == "invalid_request_error" and exc.value.body["param"] is None

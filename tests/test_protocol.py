@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from labkit.live.server.ids import new_id, wall_clock
 from labkit.live.server.output import output_text
 from labkit.wire import protocol as P
 from labkit.wire.tokens import estimate_tokens, filler_text
@@ -185,7 +186,7 @@ def _all(events: list[dict]) -> list[str]:
 
 def test_text_turn_events_in_order() -> None:
     req = P.parse_client_event(json.dumps(P.build_create("m", "hi")))
-    events = list(P.turn_events(req, filler_text(5), input_tokens=1))
+    events = list(P.turn_events(req, ids=new_id, clock=wall_clock, text=filler_text(5), input_tokens=1))
     assert _all(events) == [
         "response.created",
         "response.in_progress",
@@ -208,7 +209,16 @@ def test_text_turn_events_in_order() -> None:
 
 def test_tool_turn_events_and_ids() -> None:
     req = P.parse_client_event(json.dumps(P.build_create("m", "hi", tools=TOOLS, stream_id="s1")))
-    events = list(P.turn_events(req, output_text("function_call", 12), kind="function_call", tool_name="run_tool"))
+    events = list(
+        P.turn_events(
+            req,
+            ids=new_id,
+            clock=wall_clock,
+            text=output_text("function_call", 12),
+            kind="function_call",
+            tool_name="run_tool",
+        )
+    )
     types = _all(events)
     assert types[2] == "response.output_item.added"
     assert types.count("response.function_call_arguments.delta") == 12
@@ -223,19 +233,19 @@ def test_tool_turn_events_and_ids() -> None:
     assert item["id"].startswith("fc_") and item["call_id"].startswith("call_")
     assert json.loads(item["arguments"])["q"]
     with pytest.raises(ValueError, match="^name"):
-        P.ResponseEvents(req).open_item("function_call")
+        P.ResponseEvents(req, ids=new_id, clock=wall_clock).open_item("function_call")
 
 
 def test_warmup_has_no_output() -> None:
     req = P.parse_client_event(json.dumps(P.build_create("m", "hi", generate=False)))
-    events = list(P.turn_events(req, filler_text(5)))
+    events = list(P.turn_events(req, ids=new_id, clock=wall_clock, text=filler_text(5)))
     assert _all(events) == ["response.created", "response.in_progress", "response.completed"]
     assert events[-1]["response"]["output"] == []
 
 
 def test_failed_event_and_framings() -> None:
     req = P.parse_client_event(json.dumps(P.build_create("m", "hi")))
-    ev = P.ResponseEvents(req)
+    ev = P.ResponseEvents(req, ids=new_id, clock=wall_clock)
     ev.start()
     failed = ev.failed()
     assert failed["response"]["status"] == "failed"
@@ -262,7 +272,9 @@ def test_official_sdk_parses_every_event() -> None:
     for kind, tool in (("message", None), ("function_call", "run_tool")):
         req = P.parse_client_event(json.dumps(P.build_create("m", "hi", tools=TOOLS)))
         text = output_text(kind, 4)  # type: ignore[arg-type]
-        events = list(P.turn_events(req, text, kind=kind, tool_name=tool, input_tokens=3))  # type: ignore[arg-type]
+        events = list(
+            P.turn_events(req, ids=new_id, clock=wall_clock, text=text, kind=kind, tool_name=tool, input_tokens=3)
+        )  # type: ignore[arg-type]
         for event in events:
             parsed = construct_type_unchecked(value=event, type_=ResponsesServerEvent)
             assert type(parsed).__name__ != "dict" and parsed.type == event["type"]
@@ -354,7 +366,7 @@ def test_reasoning_parallel_calls_terminals_and_steer_events_parse_in_the_sdk() 
     req = P.parse_create_body(
         {"model": "m", "input": "hi", "tools": TOOLS, "reasoning": {"effort": "low", "summary": "auto"}}
     )
-    ev = P.ResponseEvents(req)
+    ev = P.ResponseEvents(req, ids=new_id, clock=wall_clock)
     events = [ev.queued(), *ev.start()]
     events += ev.open_item("reasoning", summary=True, encrypted_content="gAAAA")
     events.append(ev.delta("tok "))
@@ -379,7 +391,7 @@ def test_reasoning_parallel_calls_terminals_and_steer_events_parse_in_the_sdk() 
         parsed = construct_type_unchecked(value=event, type_=ResponsesServerEvent)
         assert type(parsed).__name__ != "dict" and parsed.type == event["type"]
     Response.model_validate(final)
-    incomplete = P.ResponseEvents(req)
+    incomplete = P.ResponseEvents(req, ids=new_id, clock=wall_clock)
     incomplete.start()
     done = incomplete.incomplete("steered")
     assert done["response"]["incomplete_details"] == {"reason": "steered"}
@@ -410,3 +422,45 @@ def test_the_wire_imports_only_the_standard_library_and_itself() -> None:
         assert labkit <= {"labkit.wire"}, labkit
         assert all(name.split(".")[0] in sys.stdlib_module_names or name.startswith("labkit") for name in imported)
     assert not hasattr(P, "output_text")
+
+
+def test_response_events_refuse_calls_out_of_order() -> None:
+    req = P.parse_client_event(json.dumps(P.build_create("m", "hi")))
+    ev = P.ResponseEvents(req, ids=new_id, clock=wall_clock)
+    ev.start()
+    with pytest.raises(P.ResponseStateError, match=r"^start: not allowed in state 'streaming'"):
+        ev.start()
+    ev.failed()
+    with pytest.raises(P.ResponseStateError, match=r"^completed: not allowed in state 'failed'"):
+        ev.completed()
+    assert ev.status == "failed" and ev.sequence_number == 3
+    fresh = P.ResponseEvents(req, ids=new_id, clock=wall_clock)
+    with pytest.raises(P.ResponseStateError, match="^open_item"):
+        fresh.open_item("message")
+    fresh.start()
+    fresh.open_item("message")
+    with pytest.raises(P.ResponseStateError, match="^completed: not allowed in state 'item_open'"):
+        fresh.completed()
+    fresh.close_item()
+    fresh.completed()
+    with pytest.raises(P.ResponseStateError, match="^queued"):
+        fresh.queued()
+
+
+def test_response_events_take_their_clock_and_ids() -> None:
+    req = P.parse_client_event(json.dumps(P.build_create("m", "hi")))
+    ids = iter(range(100))
+    ev = P.ResponseEvents(req, ids=lambda prefix: f"{prefix}_{next(ids)}", clock=lambda: 42.9)
+    assert ev.id == "resp_0" and ev.created_at == 42
+    created, _ = ev.start()
+    assert created["response"]["created_at"] == 42
+    assert ev.open_item("function_call", name="t")[0]["item"]["call_id"] == "call_2"
+
+
+def test_one_definition_of_terminal_events() -> None:
+    from labkit.wire.events import TERMINAL_EVENT_TYPES
+
+    assert {"response.completed", "response.failed", "response.incomplete", "error"} == TERMINAL_EVENT_TYPES
+    assert P.parse_server_event('{"type":"response.incomplete","sequence_number":1,"response":{}}').terminal
+    assert not P.parse_server_event('{"type":"response.output_text.delta"}').terminal
+    assert P.parse_server_event('{"type":"response.web_search_call.searching","x":1}')["x"] == 1

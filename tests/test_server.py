@@ -8,14 +8,16 @@ import json
 import httpx
 import pytest
 import websockets
-from test_server_support import TOOLS, create, sse_events, task, tool_output, ws_events
+from test_server_support import TOOLS, create, sim_server, sse_events, task, tool_output, ws_events
 
+from labkit.live.memory import memory_connect
 from labkit.live.server import SimServer
 from labkit.model import SERVER_STAGES, load_profile, load_workload, plan_turn
 from labkit.wire import protocol as P
 from labkit.wire.tokens import estimate_tokens
 
-pytestmark = pytest.mark.live
+# Tests that need a socket (HTTP, the upgrade, framing) are marked live; WebSocket mode's rules run in
+# memory (labkit.live.memory), in make test-fast.
 
 WL = load_workload("fast_test")
 P_PRE = ("validate", "load_state", "render", "config", "safety_in", "hops", "queue", "prefill")
@@ -29,6 +31,7 @@ def _spec_fields(spec):  # everything but the tool time, which the server never 
     return (spec.index, spec.context_tokens, spec.new_input_tokens, spec.output_tokens, spec.final)
 
 
+@pytest.mark.live
 async def test_start_in_running_loop_and_urls() -> None:
     server = await SimServer.start(profile="websocket", workload=WL, instant=True)
     try:
@@ -42,12 +45,14 @@ async def test_start_in_running_loop_and_urls() -> None:
     await server.stop()  # idempotent
 
 
+@pytest.mark.live
 async def test_taken_port_raises_oserror() -> None:
     async with SimServer(instant=True) as a:
         with pytest.raises(OSError, match="port"):
             await SimServer.start(instant=True, port=a.port)
 
 
+@pytest.mark.live
 def test_bad_options_name_the_field() -> None:
     with pytest.raises(ValueError, match="^profile"):
         SimServer(profile="nope")
@@ -64,7 +69,7 @@ def test_bad_options_name_the_field() -> None:
 
 
 async def test_plain_sleeps_without_the_yield_wait_are_never_early() -> None:
-    async with SimServer(workload=WL, tps=4000, spin_s=0) as server, websockets.connect(server.ws_url) as ws:
+    async with sim_server(workload=WL, tps=4000, spin_s=0) as server, memory_connect(server) as ws:
         await ws_events(ws, create("x"))
         (row,) = server.timing()
         assert row["actual_first_s"] >= row["planned_first_s"] > 0
@@ -73,7 +78,7 @@ async def test_plain_sleeps_without_the_yield_wait_are_never_early() -> None:
 
 
 async def test_ws_text_turn_and_tool_turn() -> None:
-    async with SimServer(workload=WL, instant=True) as server, websockets.connect(server.ws_url) as ws:
+    async with sim_server(workload=WL, instant=True) as server, memory_connect(server) as ws:
         text = await ws_events(ws, create("hello", store=False))
         assert _types(text)[:4] == [
             "response.created",
@@ -104,7 +109,7 @@ async def test_ws_text_turn_and_tool_turn() -> None:
 async def test_ws_rollout_reproduces_the_workload_turns() -> None:
     """A chained rollout sending the workload's sizes makes the server plan exactly the workload's turns."""
     specs = WL.turn_specs()
-    async with SimServer(workload=WL, instant=True) as server, websockets.connect(server.ws_url) as ws:
+    async with sim_server(workload=WL, instant=True) as server, memory_connect(server) as ws:
         events = await ws_events(ws, create(task(specs[0].new_input_tokens), tools=TOOLS, store=False))
         for spec in specs[1:]:
             resp = events[-1]["response"]
@@ -153,6 +158,7 @@ async def _http_rollout(client: httpx.AsyncClient, *, chained: bool, stream: boo
     return finals
 
 
+@pytest.mark.live
 @pytest.mark.parametrize(("chained", "stream"), [(False, True), (True, False), (True, True)])
 async def test_http_rollouts_reproduce_the_workload_turns(chained: bool, stream: bool) -> None:
     specs = WL.turn_specs()
@@ -167,6 +173,7 @@ async def test_http_rollouts_reproduce_the_workload_turns(chained: bool, stream:
         assert server.metrics["store_hits"] == (len(specs) - 1 if chained else 0)
 
 
+@pytest.mark.live
 async def test_sse_and_json_answers_are_the_same_shape() -> None:
     async with SimServer(workload=WL, instant=True) as server, httpx.AsyncClient(base_url=server.base_url) as c:
         events = await sse_events(c, {"model": "sim", "input": "hi"})
@@ -180,6 +187,7 @@ async def test_sse_and_json_answers_are_the_same_shape() -> None:
         assert body["output"][0]["content"][0]["text"] == events[-1]["response"]["output"][0]["content"][0]["text"]
 
 
+@pytest.mark.live
 async def test_max_output_tokens_caps_the_output() -> None:
     async with SimServer(workload=WL, instant=True) as server, httpx.AsyncClient(base_url=server.base_url) as c:
         r = await c.post("/responses", json={"model": "sim", "input": "hi", "max_output_tokens": 7})
@@ -192,7 +200,7 @@ async def test_pacing_sends_every_token_and_counts_coalescing() -> None:
     profile = load_profile("websocket", decode_tps=4000)
     n = 200
     wl = WL.with_(output_tokens=n, final_output_tokens=n)
-    async with SimServer(profile, wl) as server, websockets.connect(server.ws_url) as ws:
+    async with sim_server(profile, wl) as server, memory_connect(server) as ws:
         loop = asyncio.get_running_loop()
         t_send = loop.time()
         events = await ws_events(ws, create("hello", store=False))
@@ -216,6 +224,7 @@ async def test_pacing_sends_every_token_and_counts_coalescing() -> None:
         assert row["configured_tps"] == 4000 and 0.5 <= row["achieved_tps"] / 4000 <= 2
 
 
+@pytest.mark.live
 async def test_stop_closes_open_websockets_promptly() -> None:
     server = await SimServer.start(workload=WL, instant=True)
     ws = await websockets.connect(server.ws_url)
@@ -229,6 +238,7 @@ async def test_stop_closes_open_websockets_promptly() -> None:
     assert exc.value.rcvd is not None and exc.value.rcvd.code == 1001
 
 
+@pytest.mark.live
 async def test_stop_during_a_paced_response() -> None:
     profile = load_profile("websocket", decode_tps=100)  # a slow stream still running at stop
     server = await SimServer.start(profile, workload=WL)
@@ -243,7 +253,7 @@ async def test_stop_during_a_paced_response() -> None:
 
 async def test_instructions_count_once_per_request() -> None:
     instructions = "x" * 400  # 100 tokens
-    async with SimServer(workload=WL, instant=True) as server, websockets.connect(server.ws_url) as ws:
+    async with sim_server(workload=WL, instant=True) as server, memory_connect(server) as ws:
         first = await ws_events(ws, create(task(50), instructions=instructions, tools=TOOLS, store=False))
         resp = first[-1]["response"]
         assert resp["instructions"] == instructions
@@ -265,14 +275,15 @@ async def test_instructions_count_once_per_request() -> None:
 
 async def test_protocol_module_is_the_server_vocabulary() -> None:
     # The server's error events are the protocol module's, so clients can parse them with it.
-    async with SimServer(workload=WL, instant=True) as server, websockets.connect(server.ws_url) as ws:
+    async with sim_server(workload=WL, instant=True) as server, memory_connect(server) as ws:
         (err,) = await ws_events(ws, {"type": "response.create", "input": "x"})
         assert P.parse_server_event(json.dumps(err))["error"]["param"] == "model"
 
 
+@pytest.mark.live
 @pytest.mark.parametrize("transport", ["ws", "http"])
 async def test_self_check_reports_lateness_never_earliness(transport: str) -> None:
-    from labkit.live.server.selfcheck import self_check
+    from labkit.live.selfcheck import self_check
 
     report = await self_check("websocket", WL, tps=4000, transport=transport)  # type: ignore[arg-type]
     assert report["turns"] == WL.turns and report["transport"] == transport
@@ -286,10 +297,32 @@ async def test_self_check_reports_lateness_never_earliness(transport: str) -> No
 
 
 async def test_timing_rows_match_the_turn_log() -> None:
-    async with SimServer(workload=WL, instant=True) as server, websockets.connect(server.ws_url) as ws:
+    async with sim_server(workload=WL, instant=True) as server, memory_connect(server) as ws:
         await ws_events(ws, create(task(100), tools=TOOLS, generate=False, store=False))
         await ws_events(ws, create("x"))
         warm, turn = server.timing()
         assert warm["status"] == "warmup" and warm["actual_first_s"] is None
         assert turn["status"] == "completed" and turn["planned_done_s"] == 0.0  # instant: no plan waits
         assert turn["actual_done_s"] >= turn["actual_first_s"] >= 0
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("batch", [True, False])
+async def test_both_frame_writers_send_every_event_in_order(monkeypatch, batch: bool) -> None:
+    # The batch writer (aiohttp's private fields) and its plain fallback (send_str) send the same stream.
+    from labkit.live.server import connection, frames
+
+    used = []
+
+    def pick(ws):
+        writer = frames.frame_writer(ws, allow_batch=batch)
+        used.append(type(writer).__name__)
+        return writer
+
+    monkeypatch.setattr(connection, "frame_writer", pick)
+    async with SimServer(workload=WL, tps=4000, spin_s=0) as server, websockets.connect(server.ws_url) as ws:
+        events = await ws_events(ws, create(task(50), tools=TOOLS))
+    assert used == ["BatchFrameWriter" if batch else "PlainFrameWriter"]
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    assert events[-1]["type"] == "response.completed"
+    assert sum(e["type"].endswith(".delta") for e in events) == server.metrics["delta_frames"] > 1

@@ -8,12 +8,14 @@ import json
 import httpx
 import pytest
 import websockets
-from test_server_support import create, sse_events, ws_events
+from test_server_support import create, sim_server, sse_events, ws_events
 
+from labkit.live.memory import memory_connect
 from labkit.live.server import SimServer
 from labkit.model import load_profile, load_workload
 
-pytestmark = pytest.mark.live
+# Tests that need a socket (HTTP, the upgrade, framing) are marked live; WebSocket mode's rules run in
+# memory (labkit.live.memory), in make test-fast.
 
 WL = load_workload("fast_test")
 KEY = "sk-test-not-a-real-key-7f3a"
@@ -33,8 +35,8 @@ KEY = "sk-test-not-a-real-key-7f3a"
     ],
 )
 async def test_ws_bad_messages_get_an_error_event_and_the_socket_stays_usable(message, code) -> None:
-    async with SimServer(workload=WL, instant=True) as server:
-        async with websockets.connect(server.ws_url) as bystander, websockets.connect(server.ws_url) as ws:
+    async with sim_server(workload=WL, instant=True) as server:
+        async with memory_connect(server) as bystander, memory_connect(server) as ws:
             await ws.send(message)
             (err,) = await ws_events(ws)
             assert err["type"] == "error" and err["error"]["code"] == code
@@ -44,6 +46,7 @@ async def test_ws_bad_messages_get_an_error_event_and_the_socket_stays_usable(me
         assert server.metrics["errors"] == 1
 
 
+@pytest.mark.live
 async def test_ws_oversize_message() -> None:
     async with SimServer(workload=WL, instant=True, max_message_bytes=4096) as server:
         async with websockets.connect(server.ws_url) as ws:
@@ -59,6 +62,7 @@ async def test_ws_oversize_message() -> None:
             assert (await ws_events(ws, create("x")))[-1]["type"] == "response.completed"
 
 
+@pytest.mark.live
 @pytest.mark.parametrize(
     ("content", "status", "code"),
     [
@@ -79,6 +83,7 @@ async def test_http_bad_bodies(content: bytes, status: int, code: str) -> None:
         assert (await c.post("/responses", json={"model": "m", "input": "x"})).status_code == 200
 
 
+@pytest.mark.live
 async def test_http_oversize_body_and_plain_get() -> None:
     async with (
         SimServer(workload=WL, instant=True, max_message_bytes=4096) as server,
@@ -91,6 +96,7 @@ async def test_http_oversize_body_and_plain_get() -> None:
         assert (await c.post("/responses", json={"model": "m", "input": "x"})).status_code == 200
 
 
+@pytest.mark.live
 async def test_http_bearer_check_and_key_never_echoed() -> None:
     async with (
         SimServer(workload=WL, instant=True, api_key=KEY) as server,
@@ -106,6 +112,7 @@ async def test_http_bearer_check_and_key_never_echoed() -> None:
         assert r.status_code == 200
 
 
+@pytest.mark.live
 async def test_ws_bearer_check_refuses_the_upgrade_with_401() -> None:
     async with SimServer(workload=WL, instant=True, api_key=KEY) as server:
         with pytest.raises(websockets.InvalidStatus) as exc:
@@ -124,6 +131,7 @@ async def test_ws_bearer_check_refuses_the_upgrade_with_401() -> None:
             assert (await ws_events(ws, create("x")))[-1]["type"] == "response.completed"
 
 
+@pytest.mark.live
 async def test_no_permessage_deflate() -> None:
     # The client offers compression; the server must decline it (latency work wants raw frames).
     async with SimServer(workload=WL, instant=True) as server:
@@ -135,6 +143,7 @@ async def test_no_permessage_deflate() -> None:
             await ws.close()
 
 
+@pytest.mark.live
 async def test_client_disconnect_mid_stream_does_not_hurt_the_server() -> None:
     from labkit.model import load_profile
 
@@ -152,7 +161,7 @@ async def test_client_disconnect_mid_stream_does_not_hurt_the_server() -> None:
 
 
 async def test_an_internal_bug_costs_one_response_not_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:
-    async with SimServer(workload=WL, instant=True) as server, websockets.connect(server.ws_url) as ws:
+    async with sim_server(workload=WL, instant=True) as server, memory_connect(server) as ws:
         real = server.engine.run
         calls = []
 
@@ -169,6 +178,7 @@ async def test_an_internal_bug_costs_one_response_not_the_connection(monkeypatch
         assert (await ws_events(ws, create("x")))[-1]["type"] == "response.completed"
 
 
+@pytest.mark.live
 async def test_an_internal_bug_mid_stream_ends_the_response_failed(monkeypatch: pytest.MonkeyPatch) -> None:
     from labkit.wire.protocol import ResponseEvents
 
@@ -200,6 +210,7 @@ async def test_an_internal_bug_mid_stream_ends_the_response_failed(monkeypatch: 
         assert r.status_code == 500 and r.json()["error"]["code"] == "server_error"
 
 
+@pytest.mark.live
 async def test_stop_during_an_sse_stream() -> None:
     from labkit.model import load_profile
 
@@ -213,3 +224,86 @@ async def test_stop_during_an_sse_stream() -> None:
             with pytest.raises(httpx.HTTPError):
                 async for _ in chunks:
                     pass
+
+
+# A lone UTF-16 surrogate escape in any string field (JSON allows the escape; it is not Unicode text).
+LONE = "\\ud800"
+SURROGATE_BODIES = [
+    '{"model":"gpt-5","input":"hi LONE"}',
+    '{"model":"gpt-5","input":"x","instructions":"LONE"}',
+    '{"model":"gptLONE","input":"x"}',
+    '{"model":"gpt-5","input":[{"type":"message","role":"user","content":"\\udc00 LONE"}]}',
+    '{"model":"gpt-5","input":"x","metadata":{"k":"LONE"}}',
+]
+
+
+@pytest.mark.parametrize("body", SURROGATE_BODIES)
+async def test_a_lone_surrogate_gets_an_error_event_and_the_socket_stays_usable(body: str) -> None:
+    async with sim_server(workload=WL, instant=True) as server, memory_connect(server) as ws:
+        await ws.send('{"type":"response.create",' + body.replace("LONE", LONE)[1:])
+        (err,) = await ws_events(ws)
+        assert err["type"] == "error" and err["error"]["code"] == "invalid_json"
+        assert "surrogate" in err["error"]["message"]
+        assert (await ws_events(ws, create("hi \U0001f600")))[-1]["type"] == "response.completed"
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("body", SURROGATE_BODIES)
+async def test_a_lone_surrogate_gets_a_400_over_http(body: str) -> None:
+    async with SimServer(workload=WL, instant=True) as server, httpx.AsyncClient(base_url=server.base_url) as c:
+        r = await c.post("/responses", content=body.replace("LONE", LONE), headers={"Content-Type": "application/json"})
+        assert r.status_code == 400 and r.headers["Content-Type"].startswith("application/json")
+        assert r.json()["error"]["code"] == "invalid_json" and "surrogate" in r.json()["error"]["message"]
+        # Non-BMP text written as a surrogate pair is one character, and is served.
+        ok = await c.post("/responses", json={"model": "gpt-5", "input": "hi \U0001f600"})
+        assert ok.status_code == 200
+
+
+async def test_the_websocket_edge_turns_a_bug_into_server_error_for_that_message(monkeypatch) -> None:
+    from labkit.live.server.session import WebSocketSession
+
+    real = WebSocketSession.receive
+    calls = []
+
+    def broken(self, data, now):
+        calls.append(data)
+        if len(calls) == 1:
+            raise KeyError("simulated bug")
+        return real(self, data, now)
+
+    monkeypatch.setattr(WebSocketSession, "receive", broken)
+    async with sim_server(workload=WL, instant=True) as server, memory_connect(server) as ws:
+        (err,) = await ws_events(ws, create("x"))
+        assert err["status"] == 500 and err["error"]["code"] == "server_error"
+        assert "simulated bug" not in err["error"]["message"]
+        assert (await ws_events(ws, create("x")))[-1]["type"] == "response.completed"
+
+
+@pytest.mark.live
+async def test_the_http_edge_turns_a_bug_into_a_500_json_body(monkeypatch) -> None:
+    async with SimServer(workload=WL, instant=True) as server, httpx.AsyncClient(base_url=server.base_url) as c:
+
+        def broken(*args, **kwargs):
+            raise KeyError("simulated bug")
+
+        monkeypatch.setattr(server.engine, "prepare", broken)
+        r = await c.post("/responses", json={"model": "m", "input": "x"})
+        assert r.status_code == 500 and r.json()["error"]["code"] == "server_error"
+        assert "simulated bug" not in r.text
+
+
+async def test_a_bug_while_resolving_a_create_costs_that_create_alone(monkeypatch) -> None:
+    async with sim_server(workload=WL, instant=True) as server, memory_connect(server) as ws:
+        real = server.engine.prepare
+        calls = []
+
+        def broken(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 1:
+                raise UnicodeEncodeError("utf-8", "x", 0, 1, "simulated bug")
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(server.engine, "prepare", broken)
+        (err,) = await ws_events(ws, create("x"))
+        assert err["status"] == 500 and err["error"]["code"] == "server_error"
+        assert (await ws_events(ws, create("x")))[-1]["type"] == "response.completed"

@@ -13,17 +13,20 @@ import sys
 import httpx
 import pytest
 import websockets
-from test_server_support import create, sse_events, ws_events
+from test_server_support import create, sim_server, sse_events, ws_events
 
+from labkit.live.memory import memory_connect
 from labkit.live.server import Faults, SimServer
 from labkit.live.server.faults import FaultInjector
 from labkit.model import load_workload
 
-pytestmark = pytest.mark.live
+# Tests that need a socket (HTTP, the upgrade, framing) are marked live; WebSocket mode's rules run in
+# memory (labkit.live.memory), in make test-fast.
 
 WL = load_workload("fast_test")
 
 
+@pytest.mark.live
 def test_fault_parameters_are_validated() -> None:
     with pytest.raises(ValueError, match="^drop_rate"):
         Faults(drop_rate=1.5)
@@ -33,6 +36,7 @@ def test_fault_parameters_are_validated() -> None:
         Faults(drop_after_events=0)
 
 
+@pytest.mark.live
 def test_fault_draws_are_seeded() -> None:
     f = Faults(seed=7, drop_rate=0.3, stall_rate=0.3, evict_rate=0.3, fail_rate=0.3, stall_s=0.1)
     a = [FaultInjector(f).draw(50) for _ in range(1)] + [FaultInjector(f).draw(50)]
@@ -43,8 +47,8 @@ def test_fault_draws_are_seeded() -> None:
 
 
 async def test_ws_drop_after_n_events() -> None:
-    async with SimServer(workload=WL, instant=True, faults=Faults(drop_after_events=5)) as server:
-        async with websockets.connect(server.ws_url) as ws:
+    async with sim_server(workload=WL, instant=True, faults=Faults(drop_after_events=5)) as server:
+        async with memory_connect(server) as ws:
             await ws.send(json.dumps(create("x")))
             got = []
             with pytest.raises(websockets.ConnectionClosedError):
@@ -58,10 +62,10 @@ async def test_ws_drop_after_n_events() -> None:
 
 async def test_random_drop_point_is_within_the_response() -> None:
     faults = Faults(seed=5, drop_rate=1.0)
-    async with SimServer(workload=WL, instant=True, faults=faults) as server:
+    async with sim_server(workload=WL, instant=True, faults=faults) as server:
         counts = []
         for _ in range(3):
-            async with websockets.connect(server.ws_url) as ws:
+            async with memory_connect(server) as ws:
                 await ws.send(json.dumps(create("x")))
                 n = 0
                 with pytest.raises(websockets.ConnectionClosedError):
@@ -73,6 +77,7 @@ async def test_random_drop_point_is_within_the_response() -> None:
         assert all(n >= 1 for n in counts)
 
 
+@pytest.mark.live
 async def test_sse_drop_cuts_the_stream() -> None:
     async with (
         SimServer(workload=WL, instant=True, faults=Faults(drop_after_events=3)) as server,
@@ -91,6 +96,7 @@ async def test_sse_drop_cuts_the_stream() -> None:
             await c.post("/responses", json={"model": "m", "input": "x"})
 
 
+@pytest.mark.live
 async def test_failures_per_transport() -> None:
     async with SimServer(workload=WL, instant=True, faults=Faults(fail_rate=1.0)) as server:
         async with websockets.connect(server.ws_url) as ws:
@@ -113,14 +119,15 @@ async def test_failures_per_transport() -> None:
 
 async def test_stall_delays_the_first_delta() -> None:
     stall = 0.2
-    async with SimServer(workload=WL, instant=True, faults=Faults(stall_rate=1.0, stall_s=stall)) as server:
-        async with websockets.connect(server.ws_url) as ws:
+    async with sim_server(workload=WL, instant=True, faults=Faults(stall_rate=1.0, stall_s=stall)) as server:
+        async with memory_connect(server) as ws:
             await ws_events(ws, create("x"))
         (turn,) = server.turn_log
         assert turn.t_first - turn.t0 >= stall  # instant mode: the stall is the only wait
         assert server.metrics["faults_stalled"] == 1
 
 
+@pytest.mark.live
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_serve_cli_starts_answers_and_stops_on_a_signal(sig: signal.Signals) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -148,6 +155,7 @@ def test_serve_cli_starts_answers_and_stops_on_a_signal(sig: signal.Signals) -> 
             proc.wait()
 
 
+@pytest.mark.live
 def test_serve_cli_bad_input_and_non_loopback_warning(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     from labkit.cli import main, serve
 

@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from labkit.live.server.ids import new_id, wall_clock
 from labkit.live.server.output import plan_output
 from labkit.live.server.schedule import Pacer, Timing
 from labkit.wire.protocol import ResponseEvents, parse_create_body
@@ -31,7 +32,7 @@ def types(batch: list[dict]) -> list[str]:
 
 
 def test_message_turn_is_due_at_the_planned_times() -> None:
-    ev = ResponseEvents(REQ)
+    ev = ResponseEvents(REQ, ids=new_id, clock=wall_clock)
     pacer = Pacer(ev, plan_output(kind="message", output_tokens=5), Timing(10.0, 0.2, 0.0, 0.05, 100.0))
     batches = drive(pacer)
     times = [t for t, _ in batches]
@@ -48,7 +49,7 @@ def test_message_turn_is_due_at_the_planned_times() -> None:
 
 
 def test_a_late_wakeup_coalesces_every_due_token_into_one_delta() -> None:
-    ev = ResponseEvents(REQ)
+    ev = ResponseEvents(REQ, ids=new_id, clock=wall_clock)
     pacer = Pacer(ev, plan_output(kind="message", output_tokens=40), Timing(0.0, 0.0, 0.0, 0.0, 1000.0))
     batches = drive(pacer, lateness=0.0049)  # each wake-up ~5 ms late: ~5 tokens per frame
     deltas = [e for _, b in batches for e in b if e["type"] == "response.output_text.delta"]
@@ -64,7 +65,7 @@ def test_a_late_wakeup_coalesces_every_due_token_into_one_delta() -> None:
 
 
 def test_instant_mode_is_one_batch_with_one_delta_per_token() -> None:
-    ev = ResponseEvents(REQ)
+    ev = ResponseEvents(REQ, ids=new_id, clock=wall_clock)
     pacer = Pacer(
         ev, plan_output(kind="message", output_tokens=6), Timing(0.0, 0.0, 0.0, 0.0, math.inf), per_token=True
     )
@@ -73,7 +74,7 @@ def test_instant_mode_is_one_batch_with_one_delta_per_token() -> None:
 
 
 def test_unpaced_json_answer_waits_for_the_whole_plan_once() -> None:
-    ev = ResponseEvents(REQ)
+    ev = ResponseEvents(REQ, ids=new_id, clock=wall_clock)
     pacer = Pacer(ev, plan_output(kind="message", output_tokens=50), Timing(0.0, 0.1, 0.0, 0.0, 100.0), paced=False)
     deadlines = []
     while pacer.deadline is not None:
@@ -84,7 +85,9 @@ def test_unpaced_json_answer_waits_for_the_whole_plan_once() -> None:
 
 
 def test_reasoning_then_parallel_calls() -> None:
-    ev = ResponseEvents(parse_create_body({"model": "m", "input": "x", "reasoning": {"summary": "auto"}}))
+    ev = ResponseEvents(
+        parse_create_body({"model": "m", "input": "x", "reasoning": {"summary": "auto"}}), ids=new_id, clock=wall_clock
+    )
     out = plan_output(
         kind="function_call", output_tokens=9, reasoning_tokens=80, tool_names=("a", "b"), tool_calls=3, summary=True
     )
@@ -105,7 +108,7 @@ def test_reasoning_then_parallel_calls() -> None:
 
 
 def test_max_output_tokens_ends_incomplete() -> None:
-    ev = ResponseEvents(REQ)
+    ev = ResponseEvents(REQ, ids=new_id, clock=wall_clock)
     out = plan_output(kind="message", output_tokens=50, reasoning_tokens=10, max_output_tokens=20)
     pacer = Pacer(ev, out, Timing(0.0, 0.0, 0.01, 0.0, 1000.0))
     batches = drive(pacer)
@@ -117,7 +120,7 @@ def test_max_output_tokens_ends_incomplete() -> None:
 
 
 def test_steering_stops_decoding_where_it_arrives() -> None:
-    ev = ResponseEvents(REQ)
+    ev = ResponseEvents(REQ, ids=new_id, clock=wall_clock)
     pacer = Pacer(ev, plan_output(kind="message", output_tokens=100), Timing(0.0, 0.0, 0.0, 0.5, 100.0))
     t = 0.0
     while pacer.deadline is not None and t < 0.2:
@@ -133,7 +136,7 @@ def test_steering_stops_decoding_where_it_arrives() -> None:
 
 
 def test_steering_after_decoding_lets_the_response_complete() -> None:
-    ev = ResponseEvents(REQ)
+    ev = ResponseEvents(REQ, ids=new_id, clock=wall_clock)
     pacer = Pacer(ev, plan_output(kind="message", output_tokens=3), Timing(0.0, 0.0, 0.0, 0.5, 100.0))
     while pacer.deadline is not None and pacer.decoded < 3:
         pacer.advance(pacer.deadline)
@@ -143,13 +146,13 @@ def test_steering_after_decoding_lets_the_response_complete() -> None:
 
 
 def test_failure_and_warmup_after_the_pre_inference_stages() -> None:
-    ev = ResponseEvents(REQ)
+    ev = ResponseEvents(REQ, ids=new_id, clock=wall_clock)
     batches = drive(
         Pacer(ev, plan_output(kind="message", output_tokens=3), Timing(0.0, 0.3, 0.0, 0.0, 100.0), fail=True)
     )
     assert batches[-1][0] == pytest.approx(0.3) and types(batches[-1][1]) == ["failed"]
     assert batches[-1][1][0]["response"]["error"]["code"] == "server_error"
-    warm = ResponseEvents(REQ)
+    warm = ResponseEvents(REQ, ids=new_id, clock=wall_clock)
     batches = drive(
         Pacer(warm, plan_output(kind="message", output_tokens=3), Timing(0.0, 0.3, 0.0, 0.0, 100.0), generate=False)
     )

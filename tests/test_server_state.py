@@ -9,13 +9,15 @@ import json
 import httpx
 import pytest
 import websockets
-from test_server_support import TOOLS, create, task, tool_output, ws_events
+from test_server_support import TOOLS, create, sim_server, task, tool_output, ws_events
 
+from labkit.live.memory import memory_connect
 from labkit.live.server import Faults, SimServer
 from labkit.live.server.faults import FaultInjector
 from labkit.model import hit_probability, load_profile, load_workload
 
-pytestmark = pytest.mark.live
+# Tests that need a socket (HTTP, the upgrade, framing) are marked live; WebSocket mode's rules run in
+# memory (labkit.live.memory), in make test-fast.
 
 WL = load_workload("fast_test")
 
@@ -25,7 +27,7 @@ def _continue(resp: dict, n: int = 20, **kw) -> dict:
 
 
 async def test_unknown_previous_response_id_is_an_error_and_the_socket_stays_usable() -> None:
-    async with SimServer(workload=WL, instant=True) as server, websockets.connect(server.ws_url) as ws:
+    async with sim_server(workload=WL, instant=True) as server, memory_connect(server) as ws:
         (err,) = await ws_events(ws, create("x", previous_response_id="resp_nope", store=False))
         assert err["type"] == "error"
         assert err["error"]["code"] == "previous_response_not_found"
@@ -37,20 +39,20 @@ async def test_unknown_previous_response_id_is_an_error_and_the_socket_stays_usa
 
 
 async def test_store_false_lives_only_on_its_connection() -> None:
-    async with SimServer(workload=WL, instant=True) as server:
-        async with websockets.connect(server.ws_url) as ws:
+    async with sim_server(workload=WL, instant=True) as server:
+        async with memory_connect(server) as ws:
             first = (await ws_events(ws, create(task(100), tools=TOOLS, store=False)))[-1]["response"]
         # Reconnecting loses the connection-local state; store=false kept nothing else.
-        async with websockets.connect(server.ws_url) as ws:
+        async with memory_connect(server) as ws:
             (err,) = await ws_events(ws, _continue(first, store=False))
             assert err["error"]["code"] == "previous_response_not_found"
 
 
 async def test_store_true_continues_on_a_new_connection_from_the_store() -> None:
-    async with SimServer(workload=WL, instant=True) as server:
-        async with websockets.connect(server.ws_url) as ws:
+    async with sim_server(workload=WL, instant=True) as server:
+        async with memory_connect(server) as ws:
             first = (await ws_events(ws, create(task(100), tools=TOOLS, store=True)))[-1]["response"]
-        async with websockets.connect(server.ws_url) as ws:
+        async with memory_connect(server) as ws:
             done = await ws_events(ws, _continue(first))
             assert done[-1]["type"] == "response.completed"
         last = server.turn_log[-1]
@@ -64,6 +66,7 @@ async def test_store_true_continues_on_a_new_connection_from_the_store() -> None
         assert server.metrics["store_hits"] == 1 and server.metrics["cache_misses"] == 1
 
 
+@pytest.mark.live
 async def test_http_chaining_needs_the_store() -> None:
     async with SimServer(workload=WL, instant=True) as server, httpx.AsyncClient(base_url=server.base_url) as c:
         r = await c.post("/responses", json={"model": "sim", "input": "x", "tools": TOOLS, "store": False})
@@ -86,7 +89,7 @@ def _seed_with(pattern: list[bool], rate: float, field: str) -> int:
 async def test_failed_continuation_evicts_its_parent() -> None:
     seed = _seed_with([False, True], 0.5, "fail")
     faults = Faults(seed=seed, fail_rate=0.5)
-    async with SimServer(workload=WL, instant=True, faults=faults) as server, websockets.connect(server.ws_url) as ws:
+    async with sim_server(workload=WL, instant=True, faults=faults) as server, memory_connect(server) as ws:
         first = (await ws_events(ws, create(task(100), tools=TOOLS, store=False)))[-1]["response"]
         failed = await ws_events(ws, _continue(first, store=False))
         assert failed[-1]["type"] == "response.failed"
@@ -100,7 +103,7 @@ async def test_failed_continuation_evicts_its_parent() -> None:
 
 
 async def test_fork_on_another_lane_keeps_the_parent() -> None:
-    async with SimServer(workload=WL, instant=True) as server, websockets.connect(server.ws_url) as ws:
+    async with sim_server(workload=WL, instant=True) as server, memory_connect(server) as ws:
         first = (await ws_events(ws, create(task(100), tools=TOOLS, store=False)))[-1]["response"]
         fork = await ws_events(ws, _continue(first, store=False, stream_id="b"), stream_id="b")
         assert fork[-1]["type"] == "response.completed"
@@ -112,7 +115,7 @@ async def test_fork_on_another_lane_keeps_the_parent() -> None:
 
 
 async def test_generate_false_warms_the_cache() -> None:
-    async with SimServer(workload=WL, instant=True) as server, websockets.connect(server.ws_url) as ws:
+    async with sim_server(workload=WL, instant=True) as server, memory_connect(server) as ws:
         warm = await ws_events(ws, create(task(500), tools=TOOLS, store=False, generate=False))
         assert [e["type"] for e in warm] == ["response.created", "response.in_progress", "response.completed"]
         resp = warm[-1]["response"]
@@ -130,7 +133,7 @@ async def test_generate_false_warms_the_cache() -> None:
 
 async def test_evict_fault_forces_a_miss() -> None:
     faults = Faults(seed=1, evict_rate=1.0)
-    async with SimServer(workload=WL, instant=True, faults=faults) as server, websockets.connect(server.ws_url) as ws:
+    async with sim_server(workload=WL, instant=True, faults=faults) as server, memory_connect(server) as ws:
         first = (await ws_events(ws, create(task(100), tools=TOOLS, store=True)))[-1]["response"]
         done = await ws_events(ws, _continue(first))
         assert done[-1]["type"] == "response.completed"
@@ -138,6 +141,7 @@ async def test_evict_fault_forces_a_miss() -> None:
         assert server.metrics["faults_evicted"] == 1
 
 
+@pytest.mark.live
 @pytest.mark.parametrize(("routing", "replicas"), [("sticky", 4), ("random", 4)])
 async def test_replica_routing_decides_rendered_cache_hits(routing: str, replicas: int) -> None:
     profile = load_profile("http_chained", replicas=replicas, routing=routing)
@@ -168,7 +172,7 @@ async def test_default_lane_queues_a_second_create_fifo() -> None:
     # The WebSocket-mode guide: the default lane "follows the same ordering and concurrency rules as named
     # streams": a create sent while one runs waits its turn (response.queued), it is not rejected.
     profile = load_profile("websocket", decode_tps=2000)
-    async with SimServer(profile, WL) as server, websockets.connect(server.ws_url) as ws:
+    async with sim_server(profile, WL) as server, memory_connect(server) as ws:
         await ws.send(json.dumps(create("one")))
         await ws.send(json.dumps(create("two")))
         events = []
@@ -189,7 +193,7 @@ async def test_default_lane_queues_a_second_create_fifo() -> None:
 
 async def test_named_lanes_interleave_and_queue_fifo() -> None:
     profile = load_profile("websocket", decode_tps=2000)
-    async with SimServer(profile, WL) as server, websockets.connect(server.ws_url) as ws:
+    async with sim_server(profile, WL) as server, memory_connect(server) as ws:
         for lane, text in (("a", "a1"), ("b", "b1"), ("a", "a2")):
             await ws.send(json.dumps(create(text, stream_id=lane)))
         order: list[tuple[str, str]] = []
@@ -210,7 +214,7 @@ async def test_named_lanes_interleave_and_queue_fifo() -> None:
 
 
 async def test_lane_limit_and_invalid_stream_id() -> None:
-    async with SimServer(workload=WL, instant=True, max_lanes=2) as server, websockets.connect(server.ws_url) as ws:
+    async with sim_server(workload=WL, instant=True, max_lanes=2) as server, memory_connect(server) as ws:
         for lane in ("a", "b"):
             done = await ws_events(ws, create("x", stream_id=lane), stream_id=lane)
             assert done[-1]["type"] == "response.completed"
@@ -225,8 +229,8 @@ async def test_lane_limit_and_invalid_stream_id() -> None:
 async def test_active_response_limit_queues_instead_of_failing() -> None:
     profile = load_profile("websocket", decode_tps=4000)
     async with (
-        SimServer(profile, WL, max_active_responses=1) as server,
-        websockets.connect(server.ws_url) as ws,
+        sim_server(profile, WL, max_active_responses=1) as server,
+        memory_connect(server) as ws,
     ):
         for lane in ("a", "b", "c"):
             await ws.send(json.dumps(create("x", stream_id=lane)))
@@ -243,25 +247,25 @@ async def test_active_response_limit_queues_instead_of_failing() -> None:
 
 
 async def test_connection_lifetime_limit() -> None:
-    async with SimServer(workload=WL, instant=True, connection_lifetime_s=0.3) as server:
-        async with websockets.connect(server.ws_url) as ws:
+    async with sim_server(workload=WL, instant=True, connection_lifetime_s=0.3) as server:
+        async with memory_connect(server) as ws:
             assert (await ws_events(ws, create("x")))[-1]["type"] == "response.completed"
             (err,) = await asyncio.wait_for(ws_events(ws), 5)
             assert err["error"]["code"] == "websocket_connection_limit_reached"
             with pytest.raises(websockets.ConnectionClosedOK):
                 await asyncio.wait_for(ws.recv(), 5)
         # Other and new connections are unaffected.
-        async with websockets.connect(server.ws_url) as ws:
+        async with memory_connect(server) as ws:
             assert (await ws_events(ws, create("x")))[-1]["type"] == "response.completed"
 
 
 async def test_many_connections_keep_their_own_caches() -> None:
     """Concurrent sockets: each chain continues from its own cache; nobody sees another's responses."""
-    async with SimServer(workload=WL, tps=4000) as server:
+    async with sim_server(workload=WL, tps=4000) as server:
 
         async def rollout(i: int) -> list[str]:
             ids = []
-            async with websockets.connect(server.ws_url) as ws:
+            async with memory_connect(server) as ws:
                 resp = (await ws_events(ws, create(task(50 + i), tools=TOOLS, store=False)))[-1]["response"]
                 ids.append(resp["id"])
                 for _ in range(2):
@@ -282,6 +286,7 @@ async def test_many_connections_keep_their_own_caches() -> None:
             assert by_id[ids[0]].spec.new_input_tokens == 50 + i
 
 
+@pytest.mark.live
 async def test_async_with_a_started_server_and_a_per_conversation_seed():
     import httpx
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 from httpx_sse import aconnect_sse
 
+from labkit.live.server import SimServer
 from labkit.wire import protocol as P
 from labkit.wire.tokens import filler_text
 
@@ -38,6 +41,17 @@ async def sse_events(client: httpx.AsyncClient, body: dict[str, Any], **kw: Any)
             assert ev["type"] == sse.event
             events.append(ev)
     return events
+
+
+@contextlib.asynccontextmanager
+async def sim_server(*args: Any, **kw: Any) -> AsyncIterator[SimServer]:
+    """A simulated server that never listens (no socket): reach it with ``labkit.live.memory.memory_connect``,
+    WebSocket mode in memory (the same session and engine as over a socket)."""
+    server = SimServer(*args, **kw)
+    try:
+        yield server
+    finally:
+        await server.stop()
 
 
 def create(input: Any, **kw: Any) -> dict[str, Any]:

@@ -59,10 +59,11 @@ def test_soak_under_a_tight_budget_evicts_and_recovers() -> None:
 
 
 def test_cache_budget_evicts_least_recently_used_across_connections() -> None:
+    from labkit.live.server.counters import ServerCounters
     from labkit.live.server.engine import CacheBudget, LaneCache
     from labkit.live.server.state import ResponseRecord
 
-    metrics = {"cache_evictions": 0}
+    metrics = ServerCounters()
     budget = CacheBudget(1000, 4.0, metrics)  # 250 tokens
     a, b = LaneCache(budget), LaneCache(budget)
 
@@ -71,17 +72,17 @@ def test_cache_budget_evicts_least_recently_used_across_connections() -> None:
 
     a.put(None, rec("r1", 100))
     b.put(None, rec("r2", 100))
-    assert budget.total == 800 and metrics["cache_evictions"] == 0
+    assert budget.total == 800 and metrics.cache_evictions == 0
     assert a.find("r1") is not None  # a is now the most recently used
     b.put("lane", rec("r3", 60))  # 1,040 bytes: the least recently used (b's default lane) goes
-    assert metrics["cache_evictions"] == 1 and b.find("r2") is None and a.find("r1") is not None
+    assert metrics.cache_evictions == 1 and b.find("r2") is None and a.find("r1") is not None
     assert budget.total == 640 <= budget.max_bytes
     a.put(None, rec("r4", 120))  # replaces r1 on the same lane: its bytes are returned first
-    assert budget.total == 720 and metrics["cache_evictions"] == 1
+    assert budget.total == 720 and metrics.cache_evictions == 1
     b.clear()  # a closed connection gives its bytes back
     assert budget.total == 480 and a.find("r4") is not None
     assert a.evict(None, "r4") and budget.total == 0
     a.put(None, rec("huge", 1000))  # larger than the whole budget: not kept at all
-    assert a.lanes == {} and budget.total == 0 and metrics["cache_evictions"] == 2
+    assert a.lanes == {} and budget.total == 0 and metrics.cache_evictions == 2
     with pytest.raises(ValueError, match="max_cached_bytes"):
         CacheBudget(-1, 4.0, metrics)

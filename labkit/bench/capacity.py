@@ -64,6 +64,8 @@ async def lean_agent(ws_url: str, workload: Any, seed: int) -> tuple[float, floa
     The same conversation as :func:`labkit.live.runner.run_rollout` (the task, then per turn a
     ``function_call_output`` with ``previous_response_id``), but delta frames are only timestamped by
     their type prefix, not parsed: the load generator must not be the bottleneck of a server benchmark.
+    It stays lean on purpose instead of running :mod:`labkit.live.runner`'s agent loop, whose client parses
+    and records every event (several microseconds each, on the core the load generator shares).
     """
     import json
 

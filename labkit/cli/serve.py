@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile)
     workload = load_workload(args.workload)
     if args.self_check:
-        from labkit.live.server.selfcheck import self_check
+        from labkit.live.selfcheck import self_check
 
         report = asyncio.run(self_check(profile, workload, tps=args.tps, transport=args.self_check, seed=args.seed))
         print(json.dumps(report, indent=2))

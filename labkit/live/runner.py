@@ -41,12 +41,13 @@ import pandas as pd
 
 from labkit.live.client.http import HttpClient
 from labkit.live.client.record import Exchange, events_frame
-from labkit.live.client.ws import Steer, WebSocketClient
+from labkit.live.client.transport import Steer, Transport
+from labkit.live.client.ws import WebSocketClient
 from labkit.model import TurnSpec, load_workload
 from labkit.model.spans import SpanColumns, concat_spans
 from labkit.util import progress
 from labkit.util.gctools import paused_gc
-from labkit.wire.protocol import SEED_METADATA_KEY, function_call_output, user_message
+from labkit.wire.protocol import SEED_METADATA_KEY, build_create, function_call_output, user_message
 from labkit.wire.tokens import estimate_tokens, filler_text
 
 TransportName = Literal["ws", "http", "http-chained"]
@@ -262,7 +263,7 @@ class RolloutConfig:
     def scenario_name(self) -> str:
         return self.scenario if self.scenario is not None else self.transport
 
-    def make_client(self) -> WebSocketClient | HttpClient:
+    def make_client(self) -> Transport:
         if self.transport == "ws":
             return WebSocketClient(self.base_url, self.api_key, timeout=self.timeout, ping_interval=self.ping_interval)
         return HttpClient(self.base_url, self.api_key, keep_alive=self.keep_alive, stream=True, timeout=self.timeout)
@@ -436,7 +437,7 @@ class Rollout:
         self,
         config: RolloutConfig,
         workload: WorkloadLike,
-        client: WebSocketClient | HttpClient,
+        client: Transport,
         *,
         seed: int,
         rollout: int,
@@ -519,7 +520,7 @@ class Rollout:
         items = self._user_items(nxt)
         # Calls the model made anyway are answered (empty outputs): the API rejects a request that leaves one.
         answers = [function_call_output(str(c.get("call_id", "")), "") for c in calls]
-        if ex.steer_outcome in ("accepted", "pending") and isinstance(self.client, WebSocketClient):
+        if ex.steer_outcome in ("accepted", "pending") and self.client.steering:
             self.transcript.extend(items)
             if ex.steered or not calls:
                 self.successor = items
@@ -587,8 +588,8 @@ class Rollout:
             if full:
                 # A new chain from the retained history: never continue from a parent that failed.
                 self.prev_id = None
-            if code == "websocket_connection_limit_reached" and isinstance(self.client, WebSocketClient):
-                await self.client.close()
+            if code == "websocket_connection_limit_reached":
+                await self.client.reconnect()
             delay = policy.delay_s(attempt)
             if delay:
                 await asyncio.sleep(delay)
@@ -601,16 +602,14 @@ class Rollout:
 
     async def _send(self, spec: TurnSpec, follow: list[dict[str, Any]] | None) -> Exchange:
         cli = self.client
-        if follow is not None and isinstance(cli, WebSocketClient):
+        if follow is not None:
+            # Only set after the server accepted steering, which only a steering transport reports.
             return await cli.follow(input=follow)
-        body = self._body(spec)
-        if isinstance(cli, WebSocketClient):
-            steer = None
-            if spec.steered and not spec.final:
-                # The user steers once the turn's output (the tokens decoded before steering took effect) is in.
-                steer = Steer(tuple(self._user_items(self.specs[spec.index + 1])), after_tokens=spec.output_tokens)
-            return await cli.create(body, steer=steer)
-        return await cli.create(body)
+        steer = None
+        if cli.steering and spec.steered and not spec.final:
+            # The user steers once the turn's output (the tokens decoded before steering took effect) is in.
+            steer = Steer(tuple(self._user_items(self.specs[spec.index + 1])), after_tokens=spec.output_tokens)
+        return await cli.create(self._body(spec), steer=steer)
 
     def _replay(self) -> list[dict[str, Any]]:
         """The retained history as a new chain's input. A call nobody answered (a steered response owes its
@@ -627,28 +626,31 @@ class Rollout:
 
     def _body(self, spec: TurnSpec) -> dict[str, Any]:
         cfg = self.config
-        body: dict[str, Any] = {"model": cfg.model, "tools": [dict(t) for t in cfg.tools], "store": cfg.store_flag}
-        if cfg.instructions:
-            body["instructions"] = cfg.instructions
-        if cfg.chaining and self.prev_id is not None:
-            body["previous_response_id"] = self.prev_id
-            body["input"] = list(self.pending)
-        else:
-            body["input"] = self._replay()
+        chained = cfg.chaining and self.prev_id is not None
+        extra: dict[str, Any] = {}
         if cfg.script_tool_choice:
-            body["tool_choice"] = "none" if spec.final or spec.tool_calls == 0 else "required"
-            body["parallel_tool_calls"] = self.parallel
+            extra["tool_choice"] = "none" if spec.final or spec.tool_calls == 0 else "required"
+            extra["parallel_tool_calls"] = self.parallel
         elif self.parallel:
-            body["parallel_tool_calls"] = True
+            extra["parallel_tool_calls"] = True
         if self.reasoning:
-            body["reasoning"] = {"effort": cfg.reasoning_effort}
+            extra["reasoning"] = {"effort": cfg.reasoning_effort}
             if not cfg.store_flag:
                 # Without a store the reasoning items come back encrypted, so a full-history retry can replay them.
-                body["include"] = ["reasoning.encrypted_content"]
-        # The seed travels with every request so the simulator sizes this conversation's outputs from
-        # the same turn specs as the runner (and the DES); on the real API it is inert metadata.
-        body["metadata"] = {SEED_METADATA_KEY: str(self.seed), **(cfg.metadata or {})}
-        return body
+                extra["include"] = ["reasoning.encrypted_content"]
+        return build_create(
+            cfg.model,
+            list(self.pending) if chained else self._replay(),
+            instructions=cfg.instructions or None,
+            tools=cfg.tools,
+            previous_response_id=self.prev_id if chained else None,
+            store=cfg.store_flag,
+            # The seed travels with every request so the simulator sizes this conversation's outputs from
+            # the same turn specs as the runner (and the DES); on the real API it is inert metadata.
+            metadata={SEED_METADATA_KEY: str(self.seed), **(cfg.metadata or {})},
+            websocket=False,
+            **extra,
+        )
 
     def result(self) -> RolloutResult:
         return RolloutResult(
@@ -682,12 +684,12 @@ class RolloutRunner:
         seed: int = 0,
         rollout: int = 0,
         t0: float | None = None,
-        client: WebSocketClient | HttpClient | None = None,
+        client: Transport | None = None,
     ) -> RolloutResult:
         """One rollout of ``workload.turn_specs(seed)``. ``t0`` is the ``perf_counter`` origin of the span
         times (share one across concurrent rollouts). ``client`` reuses an open client (not closed here)."""
         wl = load_workload(workload) if isinstance(workload, str) else workload
-        if client is not None and isinstance(client, WebSocketClient) != (self.config.transport == "ws"):
+        if client is not None and (client.mode == "websocket") != (self.config.transport == "ws"):
             raise ValueError(f"client: a {type(client).__name__} cannot carry transport {self.config.transport!r}")
         own = client is None
         # Built before the clock starts: creating an HTTP client loads TLS certificates (~0.1 s).
@@ -736,7 +738,7 @@ async def run_rollout(
     seed: int = 0,
     rollout: int = 0,
     t0: float | None = None,
-    client: WebSocketClient | HttpClient | None = None,
+    client: Transport | None = None,
     **options: Any,
 ) -> RolloutResult:
     """Run one scripted agent rollout and record it: :meth:`RolloutRunner.run` with

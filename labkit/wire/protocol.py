@@ -18,19 +18,37 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
-import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
+from labkit.wire.events import (
+    TERMINAL_EVENT_TYPES,
+    ErrorEvent,
+    ServerEvent,
+    is_terminal,
+    parse_server_event,
+    sse_frame,
+    ws_frame,
+)
+from labkit.wire.response import (
+    ResponseEvents,
+    ResponseStateError,
+    error_event,
+    split_tokens,
+    steer_failed,
+    turn_events,
+)
 from labkit.wire.tokens import estimate_tokens
 
 __all__ = [
     "OUTPUT_ITEM_TYPES",
+    "TERMINAL_EVENT_TYPES",
     "CreateRequest",
     "ProtocolError",
     "ResponseEvents",
+    "ResponseStateError",
+    "ServerEvent",
     "SteerError",
     "SteerRequest",
     "build_create",
@@ -40,9 +58,10 @@ __all__ = [
     "function_arguments",
     "function_call_output",
     "input_tokens",
+    "internal_error",
+    "is_terminal",
     "item_tokens",
     "load_json",
-    "new_id",
     "no_tool_call_error",
     "no_tool_output_error",
     "parse_client_event",
@@ -146,7 +165,7 @@ class ProtocolError(Exception):
         self.previous_response_id: str | None = None
         self.stream_id: str | None = None
 
-    def event(self, *, stream_id: str | None = None, sequence_number: int | None = None) -> dict[str, Any]:
+    def event(self, *, stream_id: str | None = None, sequence_number: int | None = None) -> ErrorEvent:
         return error_event(
             self.code,
             self.message,
@@ -252,15 +271,36 @@ def user_message(text: str) -> dict[str, Any]:
     return {"type": "message", "role": "user", "content": text}
 
 
+#: A ``\\uD800``-``\\uDFFF`` escape in JSON text: half of a UTF-16 surrogate pair (a pair is one character).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE_ESCAPE_BYTES = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
 def load_json(data: str | bytes, what: str) -> Any:
-    """Decode a client's JSON; ``what`` (``message`` or ``body``) leads the error message."""
+    """Decode a client's JSON; ``what`` (``message`` or ``body``) leads the error message.
+
+    JSON lets a string escape a lone UTF-16 surrogate (``"\\ud800"``), which Python decodes to a string that
+    is not Unicode text (it cannot be encoded as UTF-8): such a message is rejected here, as invalid JSON,
+    before any field reaches code that encodes it. Only a message holding a surrogate escape pays for the check.
+    """
     try:
-        return json.loads(data)
+        obj = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError("invalid_json", f"{what}: not valid JSON ({exc})", None) from None
     except RecursionError:
         # json's decoder recurses per nesting level: a few KB of '[' would otherwise escape as a crash.
         raise ProtocolError("invalid_json", f"{what}: JSON nested too deeply", None) from None
+    escape = _SURROGATE_ESCAPE_BYTES if isinstance(data, bytes) else _SURROGATE_ESCAPE
+    if escape.search(data) is not None:  # type: ignore[arg-type]
+        try:
+            json.dumps(obj, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise ProtocolError(
+                "invalid_json", f"{what}: a string holds a lone UTF-16 surrogate escape (\\ud800-\\udfff)", None
+            ) from None
+        except RecursionError:
+            raise ProtocolError("invalid_json", f"{what}: JSON nested too deeply", None) from None
+    return obj
 
 
 def parse_client_event(data: str | bytes, *, max_bytes: int | None = None) -> CreateRequest | SteerRequest:
@@ -636,45 +676,7 @@ def function_arguments(n_tokens: int, text: str) -> str:
     return '{"q":"' + text + '"}'
 
 
-def split_tokens(text: str, size: int = 4) -> list[str]:
-    """Cut an output text into its tokens (the server sends each as a delta, or coalesces several)."""
-    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
-
-
-# -- server events ----------------------------------------------------------------------------------
-
-
-def new_id(prefix: str) -> str:
-    """An id like the API's: ``resp_``, ``msg_``, ``fc_``, ``call_``, ``rs_`` followed by 48 hex digits."""
-    return f"{prefix}_{secrets.token_hex(24)}"
-
-
-def error_event(
-    code: str | None,
-    message: str,
-    param: str | None = None,
-    *,
-    type: str = "invalid_request_error",
-    status: int | None = None,
-    stream_id: str | None = None,
-    sequence_number: int | None = None,
-) -> dict[str, Any]:
-    """An ``error`` server event: ``{type: "error", error: {type, code, message, param}, status}``.
-
-    The nested ``error`` object is the WebSocket-mode shape; over SSE the official SDK raises an
-    ``APIError`` with its message, which is what a client should see.
-    """
-    event: dict[str, Any] = {
-        "type": "error",
-        "error": {"type": type, "code": code, "message": message, "param": param},
-    }
-    if status is not None:
-        event["status"] = status
-    if sequence_number is not None:
-        event["sequence_number"] = sequence_number
-    if stream_id is not None:
-        event["stream_id"] = stream_id
-    return event
+# -- server errors ----------------------------------------------------------------------------------
 
 
 def error_body(
@@ -682,6 +684,11 @@ def error_body(
 ) -> dict[str, Any]:
     """The JSON body of an HTTP error response."""
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+def internal_error() -> ProtocolError:
+    """The API's 500 for a request the server failed on (``server_error``); no detail of the failure leaks."""
+    return ProtocolError("server_error", "The server had an internal error.", None, status=500, type="server_error")
 
 
 def no_tool_call_error(call_id: str) -> ProtocolError:
@@ -692,388 +699,3 @@ def no_tool_call_error(call_id: str) -> ProtocolError:
 def no_tool_output_error(call_id: str) -> ProtocolError:
     """The real API's 400 for a continuation that leaves a function call without its output (``code: null``)."""
     return ProtocolError(None, f"No tool output found for function call {call_id[:80]}.", "input")
-
-
-OutputKind = Literal["message", "function_call", "reasoning"]
-#: Item id prefixes, as the API's.
-_ITEM_PREFIX = {"message": "msg", "function_call": "fc", "reasoning": "rs"}
-
-
-@dataclass(slots=True)
-class _Item:
-    kind: OutputKind
-    id: str
-    output_index: int
-    name: str | None = None
-    call_id: str | None = None
-    #: A reasoning item streams its summary (``reasoning.summary`` was requested).
-    summary: bool = False
-    encrypted_content: str | None = None
-    chunks: list[str] = field(default_factory=list)
-
-    @property
-    def text(self) -> str:
-        if len(self.chunks) > 1:
-            self.chunks[:] = ["".join(self.chunks)]
-        return self.chunks[0] if self.chunks else ""
-
-    def snapshot(self, status: str) -> dict[str, Any]:
-        done = status != "in_progress"
-        if self.kind == "message":
-            content = [{"type": "output_text", "text": self.text, "annotations": [], "logprobs": []}] if done else []
-            return {"id": self.id, "type": "message", "status": status, "role": "assistant", "content": content}
-        if self.kind == "function_call":
-            return {
-                "id": self.id,
-                "type": "function_call",
-                "status": status,
-                "arguments": self.text if done else "",
-                "call_id": self.call_id,
-                "name": self.name,
-            }
-        item: dict[str, Any] = {
-            "id": self.id,
-            "type": "reasoning",
-            "summary": [{"type": "summary_text", "text": self.text}] if done and self.summary else [],
-        }
-        if self.encrypted_content is not None:
-            item["encrypted_content"] = self.encrypted_content
-        return item
-
-
-class ResponseEvents:
-    """The events of one response, in order, each with the next ``sequence_number``.
-
-    Call :meth:`start` (after :meth:`queued` if the create waited), then for each output item
-    :meth:`open_item`, :meth:`delta` per chunk and :meth:`close_item`, then one terminal event:
-    :meth:`completed`, :meth:`incomplete` or :meth:`failed`. A response's output can hold a ``reasoning``
-    item, then a ``message`` or several ``function_call`` items (parallel tool calls). The server
-    interleaves these calls with its clock; :func:`turn_events` calls them back to back.
-    """
-
-    def __init__(
-        self,
-        request: CreateRequest,
-        *,
-        response_id: str | None = None,
-        stream_id: str | None = None,
-        created_at: float | None = None,
-    ) -> None:
-        self.request = request
-        self.id = response_id or new_id("resp")
-        self.stream_id = stream_id
-        self.created_at = int(created_at if created_at is not None else time.time())
-        self.sequence_number = 0
-        self.output: list[dict[str, Any]] = []
-        self.items: list[_Item] = []
-        self._open: _Item | None = None
-        self.usage: dict[str, Any] | None = None
-        self.status = "in_progress"
-        self.error: dict[str, Any] | None = None
-        self.incomplete_details: dict[str, Any] | None = None
-
-    @property
-    def call_ids(self) -> tuple[str, ...]:
-        """``call_id`` of every function call this response made (a continuation owes an output for each)."""
-        return tuple(i.call_id for i in self.items if i.kind == "function_call" and i.call_id)
-
-    @property
-    def has_open_item(self) -> bool:
-        return self._open is not None
-
-    @property
-    def terminal(self) -> bool:
-        return self.status in ("completed", "incomplete", "failed", "cancelled")
-
-    # -- helpers --
-    def _event(self, type_: str, **fields: Any) -> dict[str, Any]:
-        event = {"type": type_, "sequence_number": self.sequence_number, **fields}
-        self.sequence_number += 1
-        if self.stream_id is not None:
-            event["stream_id"] = self.stream_id
-        return event
-
-    def response(self) -> dict[str, Any]:
-        """The Response object in its current state (as ``response.completed`` carries it)."""
-        req = self.request
-        extra = req.extra
-        reasoning = extra.get("reasoning") or {}
-        return {
-            "id": self.id,
-            "object": "response",
-            "created_at": self.created_at,
-            "status": self.status,
-            "background": False,
-            "error": self.error,
-            "incomplete_details": self.incomplete_details,
-            "instructions": req.instructions,
-            "max_output_tokens": req.max_output_tokens,
-            "max_tool_calls": extra.get("max_tool_calls"),
-            "metadata": req.metadata or {},
-            "model": req.model,
-            "output": list(self.output),
-            "parallel_tool_calls": extra.get("parallel_tool_calls", True),
-            "previous_response_id": req.previous_response_id,
-            "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
-            "service_tier": "default",
-            "store": req.store,
-            "temperature": extra.get("temperature", 1.0),
-            "text": extra.get("text", {"format": {"type": "text"}, "verbosity": "medium"}),
-            "tool_choice": extra.get("tool_choice", "auto"),
-            "tools": [dict(t) for t in req.tools],
-            "top_p": extra.get("top_p", 1.0),
-            "truncation": extra.get("truncation", "disabled"),
-            "usage": self.usage,
-            "user": extra.get("user"),
-        }
-
-    # -- the lifecycle --
-    def queued(self) -> dict[str, Any]:
-        """``response.queued``: the create waits behind its lane or the connection's active limit."""
-        self.status = "queued"
-        event = self._event("response.queued", response=self.response())
-        self.status = "in_progress"
-        return event
-
-    def start(self) -> list[dict[str, Any]]:
-        """``response.created`` and ``response.in_progress``."""
-        snapshot = self.response()
-        return [
-            self._event("response.created", response=snapshot),
-            self._event("response.in_progress", response=snapshot),
-        ]
-
-    def open_item(
-        self,
-        kind: OutputKind = "message",
-        *,
-        name: str | None = None,
-        summary: bool = False,
-        encrypted_content: str | None = None,
-    ) -> list[dict[str, Any]]:
-        """``response.output_item.added`` (and the part's ``.added`` event for a message or a reasoning summary)."""
-        if self._open is not None:
-            raise ValueError("open_item: close the current output item first")
-        if kind == "function_call" and not name:
-            raise ValueError("name: a function_call item needs the name of a tool")
-        item = _Item(
-            kind,
-            new_id(_ITEM_PREFIX[kind]),
-            len(self.items),
-            name=name,
-            call_id=new_id("call") if kind == "function_call" else None,
-            summary=summary,
-            encrypted_content=encrypted_content,
-        )
-        self.items.append(item)
-        self._open = item
-        events = [
-            self._event("response.output_item.added", output_index=item.output_index, item=item.snapshot("in_progress"))
-        ]
-        if kind == "message":
-            events.append(
-                self._event(
-                    "response.content_part.added",
-                    item_id=item.id,
-                    output_index=item.output_index,
-                    content_index=0,
-                    part={"type": "output_text", "text": "", "annotations": [], "logprobs": []},
-                )
-            )
-        elif summary:
-            events.append(
-                self._event(
-                    "response.reasoning_summary_part.added",
-                    item_id=item.id,
-                    output_index=item.output_index,
-                    summary_index=0,
-                    part={"type": "summary_text", "text": ""},
-                )
-            )
-        return events
-
-    def delta(self, chunk: str) -> dict[str, Any]:
-        """One delta of the open item (several tokens when the server coalesces them)."""
-        item = self._open
-        if item is None:
-            raise ValueError("delta: no open output item")
-        item.chunks.append(chunk)
-        if item.kind == "message":
-            return self._event(
-                "response.output_text.delta",
-                item_id=item.id,
-                output_index=item.output_index,
-                content_index=0,
-                delta=chunk,
-                logprobs=[],
-            )
-        if item.kind == "function_call":
-            return self._event(
-                "response.function_call_arguments.delta", item_id=item.id, output_index=item.output_index, delta=chunk
-            )
-        if not item.summary:
-            raise ValueError("delta: a reasoning item without a summary has no deltas")
-        return self._event(
-            "response.reasoning_summary_text.delta",
-            item_id=item.id,
-            output_index=item.output_index,
-            summary_index=0,
-            delta=chunk,
-        )
-
-    def close_item(self, status: Literal["completed", "incomplete"] = "completed") -> list[dict[str, Any]]:
-        """The ``.done`` events of the open item; the item joins the response's output."""
-        item = self._open
-        if item is None:
-            raise ValueError("close_item: no open output item")
-        self._open = None
-        snap = item.snapshot(status)
-        self.output.append(snap)
-        at = {"item_id": item.id, "output_index": item.output_index}
-        events: list[dict[str, Any]] = []
-        if item.kind == "message":
-            events += [
-                self._event("response.output_text.done", **at, content_index=0, text=item.text, logprobs=[]),
-                self._event("response.content_part.done", **at, content_index=0, part=snap["content"][0]),
-            ]
-        elif item.kind == "function_call":
-            events.append(
-                self._event("response.function_call_arguments.done", **at, name=item.name, arguments=item.text)
-            )
-        elif item.summary:
-            part = {"type": "summary_text", "text": item.text}
-            events += [
-                self._event("response.reasoning_summary_text.done", **at, summary_index=0, text=item.text),
-                self._event("response.reasoning_summary_part.done", **at, summary_index=0, part=part),
-            ]
-        events.append(self._event("response.output_item.done", output_index=item.output_index, item=snap))
-        return events
-
-    def set_usage(
-        self, input_tokens: int, output_tokens: int, cached_tokens: int = 0, reasoning_tokens: int = 0
-    ) -> None:
-        """Usage as the API reports it: ``output_tokens`` include the reasoning tokens."""
-        self.usage = {
-            "input_tokens": input_tokens,
-            "input_tokens_details": {"cached_tokens": cached_tokens, "cache_write_tokens": 0},
-            "output_tokens": output_tokens,
-            "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
-            "total_tokens": input_tokens + output_tokens,
-        }
-
-    def completed(self) -> dict[str, Any]:
-        """``response.completed`` with the full response object (output and usage)."""
-        self.status = "completed"
-        return self._event("response.completed", response=self.response())
-
-    def incomplete(self, reason: str) -> dict[str, Any]:
-        """``response.incomplete``: ``reason`` is ``max_output_tokens`` or ``steered`` (and the API's others)."""
-        self.status = "incomplete"
-        self.incomplete_details = {"reason": reason}
-        return self._event("response.incomplete", response=self.response())
-
-    def failed(self, code: str = "server_error", message: str = "The server had an error.") -> dict[str, Any]:
-        """``response.failed``: the response object with ``status: failed`` and its ``error``."""
-        self.status = "failed"
-        self.error = {"code": code, "message": message}
-        return self._event("response.failed", response=self.response())
-
-    # -- steering (WebSocket mode) --
-    def steer_accepted(self, steer_id: str) -> dict[str, Any]:
-        return self._event("response.steer.accepted", steer={"id": steer_id, "previous_response_id": self.id})
-
-    def steer_pending(self, steer_id: str, required_input: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        """After ``response.completed``: the steering waits for the tool outputs named in ``required_input``."""
-        return self._event(
-            "response.steer.pending",
-            reason="waiting_for_required_input",
-            required_input=[dict(r) for r in required_input],
-            steer={"id": steer_id, "previous_response_id": self.id},
-        )
-
-    def required_input(self) -> list[dict[str, Any]]:
-        """Stubs of the tool outputs this response's function calls are owed (``response.steer.pending``)."""
-        return [
-            {"type": "function_call_output", "call_id": i.call_id, "name": i.name}
-            for i in self.items
-            if i.kind == "function_call"
-        ]
-
-
-def steer_failed(
-    code: str,
-    message: str,
-    previous_response_id: str,
-    raw_input: Any,
-    *,
-    steer_id: str | None = None,
-    stream_id: str | None = None,
-    sequence_number: int = 0,
-) -> dict[str, Any]:
-    """``response.steer.failed``: returns the uncommitted input (``steer.id`` only once one was allocated)."""
-    steer: dict[str, Any] = {"input": raw_input, "previous_response_id": previous_response_id}
-    if steer_id is not None:
-        steer["id"] = steer_id
-    event: dict[str, Any] = {
-        "type": "response.steer.failed",
-        "sequence_number": sequence_number,
-        "error": {"type": "invalid_request_error", "code": code, "message": message},
-        "steer": steer,
-    }
-    if stream_id is not None:
-        event["stream_id"] = stream_id
-    return event
-
-
-def turn_events(
-    request: CreateRequest,
-    text: str,
-    *,
-    kind: Literal["message", "function_call"] = "message",
-    tool_name: str | None = None,
-    input_tokens: int = 0,
-    cached_tokens: int = 0,
-    response_id: str | None = None,
-) -> Iterator[dict[str, Any]]:
-    """Every event of one text or tool turn carrying ``text``, back to back, one token per delta."""
-    ev = ResponseEvents(request, response_id=response_id, stream_id=request.stream_id)
-    yield from ev.start()
-    output_tokens = 0
-    if request.generate:
-        yield from ev.open_item(kind, name=tool_name)
-        for chunk in split_tokens(text):
-            yield ev.delta(chunk)
-        yield from ev.close_item()
-        output_tokens = estimate_tokens(text)
-    ev.set_usage(input_tokens, output_tokens, cached_tokens)
-    yield ev.completed()
-
-
-# -- framing ----------------------------------------------------------------------------------------
-
-
-# One compact encoder, built once: ``json.dumps`` with non-default options builds a new encoder per call,
-# which is about half the cost of framing a small delta event.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-
-
-def _dumps(event: Mapping[str, Any]) -> str:
-    return _ENCODER.encode(event)
-
-
-def ws_frame(event: Mapping[str, Any]) -> str:
-    """One event as a WebSocket text frame's payload."""
-    return _dumps(event)
-
-
-def sse_frame(event: Mapping[str, Any]) -> bytes:
-    """One event as an SSE record: ``event: <type>`` and ``data: <json>`` lines and a blank line."""
-    return f"event: {event['type']}\ndata: {_dumps(event)}\n\n".encode()
-
-
-def parse_server_event(data: str | bytes) -> dict[str, Any]:
-    """Parse one server event (a WebSocket frame's payload or an SSE ``data:`` line)."""
-    obj = json.loads(data)
-    if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
-        raise ValueError("event: a server event must be a JSON object with a string 'type'")
-    return obj

@@ -8,7 +8,8 @@ event timestamps and the live coarse spans; :mod:`labkit.live.runner` drives who
 from labkit.live.client.config import DEFAULT_BASE_URL, websocket_url
 from labkit.live.client.http import HttpClient
 from labkit.live.client.record import DELTA_TYPES, STEER_TYPES, TERMINAL_TYPES, Exchange, events_frame
-from labkit.live.client.ws import Steer, WebSocketClient
+from labkit.live.client.transport import Steer, Transport
+from labkit.live.client.ws import WebSocketClient
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -18,6 +19,7 @@ __all__ = [
     "Exchange",
     "HttpClient",
     "Steer",
+    "Transport",
     "WebSocketClient",
     "events_frame",
     "websocket_url",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -20,6 +21,7 @@ except ImportError:  # pragma: no cover - private modules; only a warm-up
 
 from labkit.live.client.config import auth_headers, is_loopback, resolve_api_key, resolve_base_url, responses_url
 from labkit.live.client.record import Exchange, dumps, request_input_tokens
+from labkit.live.client.transport import Mode, Steer
 from labkit.wire.protocol import parse_server_event
 
 
@@ -31,6 +33,10 @@ class HttpClient:
     ``connect`` span. Whether a request is stateless or chained is the body's business
     (``previous_response_id`` with ``store=true``): see :mod:`labkit.live.runner`.
     """
+
+    mode: Mode = "http"
+    #: HTTP has no ``response.steer``: a steering user's input goes with the next request.
+    steering = False
 
     def __init__(
         self,
@@ -62,10 +68,17 @@ class HttpClient:
         self.connections = 0
 
     async def create(
-        self, body: dict[str, Any], *, stream: bool | None = None, timeout: float | None = None
+        self,
+        body: dict[str, Any],
+        *,
+        stream: bool | None = None,
+        timeout: float | None = None,
+        steer: Steer | None = None,
     ) -> Exchange:
         """POST one create request and read its answer; never raises on a server-side failure: the
         returned :class:`Exchange` says what happened (``status``, ``error``, ``http_status``)."""
+        if steer is not None:
+            raise ValueError("steer: response.steer exists only in WebSocket mode")
         streaming = self.stream if stream is None else stream
         # Serialised before the clock starts: the exchange begins when the request is ready to go.
         payload = dumps({**body, "stream": streaming}).encode()
@@ -151,6 +164,13 @@ class HttpClient:
             ex.fail(t, "error", "invalid_json", "the response body is not JSON")
             return
         ex.finish(t, obj, obj.get("status") if isinstance(obj, dict) else None)
+
+    async def follow(self, *, timeout: float | None = None, input: Sequence[dict[str, Any]] = ()) -> Exchange:
+        """HTTP has no steering, so the server never starts a response by itself: there is nothing to follow."""
+        raise ValueError("follow: only WebSocket mode starts a steered response's successor by itself")
+
+    async def reconnect(self) -> None:
+        """Nothing to drop: an HTTP server keeps no connection-scoped state (pooled connections stay)."""
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -35,13 +35,14 @@ import numpy as np
 import pandas as pd
 
 from labkit.model.spans import SpanColumns
+from labkit.wire.events import READER_TERMINAL_EVENT_TYPES, ServerEvent
 from labkit.wire.protocol import input_tokens, user_message
 from labkit.wire.tokens import estimate_tokens
 
 #: Output delta events: the first one is TTFT, their spacing the inter-token gaps.
 DELTA_TYPES = frozenset({"response.output_text.delta", "response.function_call_arguments.delta"})
 #: Events that end a response on the wire (``response.done``: older servers; its ``response.status`` decides).
-TERMINAL_TYPES = frozenset({"response.completed", "response.failed", "response.incomplete", "response.done", "error"})
+TERMINAL_TYPES = READER_TERMINAL_EVENT_TYPES
 #: Events of a steering submission (WebSocket mode): recorded, never terminal.
 STEER_TYPES = frozenset({"response.steer.accepted", "response.steer.pending", "response.steer.failed"})
 _OUTCOMES = {"response.completed": "completed", "response.incomplete": "incomplete", "response.failed": "failed"}
@@ -88,11 +89,11 @@ class Exchange:
     #: When a ``response.steer`` for this response was sent, and the ``response.steer.*`` events received
     #: during this exchange, whole.
     t_steer_sent: float | None = None
-    steer_events: list[dict[str, Any]] = field(default_factory=list)
+    steer_events: list[ServerEvent] = field(default_factory=list)
 
     # -- recording (called by the clients) ------------------------------------------------------------
 
-    def on_event(self, t: float, event: dict[str, Any], nbytes: int = 0) -> bool:
+    def on_event(self, t: float, event: ServerEvent, nbytes: int = 0) -> bool:
         """Record one parsed server event; returns True when it ends the response."""
         etype = event.get("type")
         if not isinstance(etype, str):
@@ -130,7 +131,7 @@ class Exchange:
         self.finish(t, response, outcome)
         return True
 
-    def _on_other(self, t: float, etype: str, event: dict[str, Any]) -> None:
+    def _on_other(self, t: float, etype: str, event: ServerEvent) -> None:
         if etype == "response.queued":
             if self.t_queued is None:
                 self.t_queued = t

@@ -7,7 +7,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -21,7 +20,8 @@ from labkit.live.client.config import (
     websocket_url,
 )
 from labkit.live.client.record import STEER_TYPES, Exchange, Status, dumps, request_input_tokens
-from labkit.wire.protocol import parse_server_event
+from labkit.live.client.transport import Mode, Steer
+from labkit.wire.events import OtherEvent, ServerEvent, parse_server_event
 from labkit.wire.tokens import BYTES_PER_TOKEN
 
 #: Handshake headers whose values never reach a log.
@@ -38,23 +38,6 @@ class _RedactingLogger(logging.LoggerAdapter):
 
 
 _LOGGER = _RedactingLogger(logging.getLogger("websockets.client"), {})
-
-
-@dataclass(frozen=True, slots=True)
-class Steer:
-    """User input to steer a streaming response with (``response.steer``), sent once ``after_tokens`` visible
-    output tokens of it have arrived (estimated from the deltas' text; 0: at ``response.created``). The server
-    answers ``response.steer.accepted`` (or ``.failed``); an accepted steer ends the response ``incomplete``
-    (reason ``steered``) and a successor starts by itself: read it with :meth:`WebSocketClient.follow`."""
-
-    input: tuple[dict[str, Any], ...]
-    after_tokens: int = 1
-
-    def __post_init__(self) -> None:
-        if not self.input:
-            raise ValueError("input: steering needs at least one input item")
-        if not isinstance(self.after_tokens, int) or self.after_tokens < 0:
-            raise ValueError(f"after_tokens: must be an integer >= 0, got {self.after_tokens!r}")
 
 
 #: ``metadata`` key through which :meth:`WebSocketClient.pipeline` tells its creates' responses apart.
@@ -74,6 +57,9 @@ class WebSocketClient:
     ``create``) and records the handshake as that exchange's ``connect`` span. permessage-deflate is off:
     compression costs CPU per frame and would distort latency measurements.
     """
+
+    mode: Mode = "websocket"
+    steering = True
 
     def __init__(
         self,
@@ -190,7 +176,7 @@ class WebSocketClient:
         done: list[bool] = [False] * n
         running: int | None = None  # the response whose item events are arriving
         # Errors name no request: held until the end, then given to the creates nothing else answered.
-        errors: list[tuple[float, dict[str, Any], int]] = []
+        errors: list[tuple[float, ServerEvent, int]] = []
         try:
             async with asyncio.timeout(limit):
                 for ex, message in zip(exchanges, messages, strict=True):
@@ -202,7 +188,7 @@ class WebSocketClient:
                     try:
                         event = parse_server_event(raw)
                     except ValueError:
-                        event = {"type": "?"}
+                        event = OtherEvent.from_dict({"type": "?"})
                     k = _pipeline_position(event, n)
                     if k is not None:
                         matched[k] = True
@@ -233,7 +219,7 @@ class WebSocketClient:
         exchanges: list[Exchange],
         done: list[bool],
         matched: list[bool],
-        errors: list[tuple[float, dict[str, Any], int]],
+        errors: list[tuple[float, ServerEvent, int]],
         status: Status,
         code: str,
         message: str,
@@ -291,7 +277,7 @@ class WebSocketClient:
                         event = parse_server_event(raw)
                     except ValueError:
                         # Recorded as an unknown event: a measurement never dies on one bad frame.
-                        event = {"type": "?"}
+                        event = OtherEvent.from_dict({"type": "?"})
                     if ex.on_event(t, event, len(raw)):
                         if ex.t_steer_sent is not None and not ex.steer_events:
                             await self._await_steer_answer(ws, ex)
@@ -335,7 +321,7 @@ class WebSocketClient:
                     try:
                         event = parse_server_event(raw)
                     except ValueError:
-                        event = {"type": "?"}
+                        event = OtherEvent.from_dict({"type": "?"})
                     ex.events.append((time.perf_counter(), str(event.get("type"))))
                     ex.received_bytes += len(raw)
                     if event.get("type") in STEER_TYPES:
@@ -347,6 +333,10 @@ class WebSocketClient:
         ws, self._ws = self._ws, None
         if ws is not None:
             await ws.close()
+
+    async def reconnect(self) -> None:
+        """Close the connection (its server-side cache goes with it); the next create opens a new one."""
+        await self.close()
 
     async def __aenter__(self) -> WebSocketClient:
         await self.connect()
@@ -375,14 +365,14 @@ def _request(sent: dict[str, Any], body: dict[str, Any]) -> tuple[str, Exchange]
     return message, ex
 
 
-def _response_id(event: dict[str, Any]) -> str | None:
+def _response_id(event: ServerEvent) -> str | None:
     """The id of the response an event belongs to, when the event carries the response object."""
     response = event.get("response")
     rid = response.get("id") if isinstance(response, dict) else None
     return rid if isinstance(rid, str) and rid else None
 
 
-def _pipeline_position(event: dict[str, Any], n: int) -> int | None:
+def _pipeline_position(event: ServerEvent, n: int) -> int | None:
     """The position a pipelined create gave its response (``metadata.labkit_pipeline``), if the event says."""
     response = event.get("response")
     metadata = response.get("metadata") if isinstance(response, dict) else None

@@ -18,22 +18,25 @@ import asyncio
 import contextlib
 import hmac
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
 
 from labkit.live.netaddr import is_loopback_host
 from labkit.live.server import surface
-from labkit.live.server.connection import Connection
+from labkit.live.server.connection import Connection, SessionDriver
 from labkit.live.server.engine import Engine, TurnFailed, TurnLog
 from labkit.live.server.faults import DropConnection, Faults, injected_failure
+from labkit.live.server.ids import wall_clock
 from labkit.model import Profile, Workload, load_profile, load_workload
 from labkit.wire.protocol import (
     ProtocolError,
+    ServerEvent,
     error_body,
+    internal_error,
     load_json,
     parse_create_body,
-    sse_frame,
 )
 
 log = logging.getLogger("labkit.live.server")
@@ -83,6 +86,7 @@ class SimServer:
         max_cached_bytes: int | None = None,
         shutdown_timeout_s: float = 2.0,
         spin_s: float = 0.0015,
+        models: Sequence[str] = surface.DEFAULT_MODELS,
     ) -> None:
         prof = load_profile(profile) if isinstance(profile, str) else profile
         if not isinstance(prof, Profile):
@@ -104,6 +108,8 @@ class SimServer:
             raise ValueError("max_lanes: must be an integer >= 1")
         if api_key is not None and not api_key:
             raise ValueError("api_key: must be a non-empty string or None")
+        if isinstance(models, str) or not all(isinstance(m, str) and m for m in models):
+            raise ValueError("models: must be a sequence of non-empty model ids")
         self.profile = prof
         self.workload = wl
         self.host = host
@@ -126,10 +132,13 @@ class SimServer:
         self.max_message_bytes = max_message_bytes
         self.max_active_responses = max_active_responses
         self.max_lanes = max_lanes
+        #: What ``GET /v1/models`` lists (creates accept any model name).
+        self.models = tuple(models)
+        self._models_created = int(wall_clock())
         self._api_key = api_key
         self._shutdown_timeout_s = shutdown_timeout_s
         self._runner: web.AppRunner | None = None
-        self._connections: set[Connection] = set()
+        self._connections: set[SessionDriver] = set()
         self._http_tasks: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -155,6 +164,8 @@ class SimServer:
         app.router.add_delete("/v1/responses/{response_id}", self._handle_delete)
         app.router.add_get("/v1/responses/{response_id}/input_items", self._handle_input_items)
         app.router.add_post("/v1/responses/{response_id}/cancel", self._handle_cancel)
+        app.router.add_get("/v1/models", self._handle_models)
+        app.router.add_get("/v1/models/{model_id}", self._handle_model)
         app.router.add_get("/v1/labkit/metrics", self._handle_metrics)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=self._shutdown_timeout_s)
         await runner.setup()
@@ -167,10 +178,10 @@ class SimServer:
             await runner.cleanup()
             raise OSError(exc.errno, f"port: cannot listen on {self.host}:{self._port} ({exc.strerror})") from exc
         self._runner = runner
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        if sockets:
-            self._port = sockets[0].getsockname()[1]
+        # The bound address (port 0 picks one): aiohttp's public runner.addresses.
+        addresses = runner.addresses
+        if addresses:
+            self._port = addresses[0][1]
 
     async def stop(self) -> None:
         """Close every WebSocket (code 1001), cancel open streams, stop listening. Idempotent."""
@@ -180,7 +191,7 @@ class SimServer:
         for conn in list(self._connections):
             await conn.shutdown()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.ws.close(code=1001, message=b"server shutdown"), 1.0)
+                await asyncio.wait_for(conn.sink.close(1001, "server shutdown"), 1.0)
         for task in list(self._http_tasks):
             task.cancel()
         await runner.cleanup()
@@ -226,7 +237,7 @@ class SimServer:
     @property
     def metrics(self) -> dict[str, float]:
         """A snapshot of the server-side counters, plus the bytes held in connection caches."""
-        m = dict(self.engine.metrics)
+        m = self.engine.metrics.to_dict()
         cached = sum(c.cache.cached_tokens() for c in self._connections)
         m["cached_bytes"] = int(cached * self.profile.bytes_per_token)
         m["cached_responses"] = sum(len(c.cache.lanes) for c in self._connections)
@@ -262,7 +273,7 @@ class SimServer:
         return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self._api_key.encode())
 
     def _error_response(self, exc: ProtocolError) -> web.Response:
-        self.engine.metrics["errors"] += 1
+        self.engine.metrics.errors += 1
         return web.json_response(exc.body(), status=exc.status)
 
     async def _handle_metrics(self, request: web.Request) -> web.StreamResponse:
@@ -272,7 +283,7 @@ class SimServer:
 
     def _unauthorized(self, request: web.Request) -> web.Response:
         """401 as the real API: ``invalid_request_error`` with code ``invalid_api_key`` (the key is not echoed)."""
-        self.engine.metrics["errors"] += 1
+        self.engine.metrics.errors += 1
         if request.headers.get("Authorization"):
             message = "Incorrect API key provided."
         else:
@@ -299,17 +310,25 @@ class SimServer:
             # Refuse the upgrade itself with the API's 401 body: the client's handshake fails with it.
             return self._unauthorized(request)
         await ws.prepare(request)
-        m = self.engine.metrics
-        m["connections"] += 1
-        m["connections_open"] += 1
         conn = Connection(self, ws, request)
-        self._connections.add(conn)
+        self.attach(conn)
         try:
             await conn.serve()
         finally:
-            self._connections.discard(conn)
-            m["connections_open"] -= 1
+            self.detach(conn)
         return ws
+
+    def attach(self, conn: SessionDriver) -> None:
+        """Count and keep a WebSocket-mode connection (over aiohttp, or in memory) until :meth:`detach`."""
+        m = self.engine.metrics
+        m.connections += 1
+        m.connections_open += 1
+        self._connections.add(conn)
+
+    def detach(self, conn: SessionDriver) -> None:
+        if conn in self._connections:
+            self._connections.discard(conn)
+            self.engine.metrics.connections_open -= 1
 
     async def _handle_post(self, request: web.Request) -> web.StreamResponse:
         task = asyncio.current_task()
@@ -336,7 +355,7 @@ class SimServer:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         engine = self.engine
-        engine.metrics["http_requests"] += 1
+        engine.metrics.http_requests += 1
         if not self._authorized(request):
             return self._unauthorized(request)
         try:
@@ -344,6 +363,10 @@ class SimServer:
             turn = engine.prepare(req, transport="http", t0=t0, paced=req.stream)
         except ProtocolError as exc:
             return self._error_response(exc)
+        except Exception:
+            # The edge's catch-all: a bug costs this request (the API's 500 body), logged once.
+            log.exception("labkit server: a create request failed")
+            return self._error_response(internal_error())
 
         if not req.stream:
             try:
@@ -354,11 +377,7 @@ class SimServer:
                 return self._abort(request)
             except Exception:
                 log.exception("labkit server: response failed")
-                return self._error_response(
-                    ProtocolError(
-                        "server_error", "The server had an internal error.", None, status=500, type="server_error"
-                    )
-                )
+                return self._error_response(internal_error())
             return web.json_response(events.response())
 
         resp = web.StreamResponse(
@@ -367,9 +386,9 @@ class SimServer:
         )
         await resp.prepare(request)
 
-        async def emit(events: list[dict[str, Any]]) -> None:
+        async def emit(events: list[ServerEvent]) -> None:
             # One write per batch of events due together (fewer syscalls and less framing per request).
-            await resp.write(b"".join([sse_frame(e) for e in events]))
+            await resp.write(b"".join([e.to_sse() for e in events]))
 
         try:
             await engine.run(turn, emit)
@@ -385,7 +404,7 @@ class SimServer:
             ev = turn.events
             with contextlib.suppress(ConnectionError, RuntimeError):
                 if not ev.terminal:
-                    await resp.write(sse_frame(ev.failed("server_error", "The server had an internal error.")))
+                    await resp.write(ev.failed("server_error", "The server had an internal error.").to_sse())
         await resp.write_eof()
         return resp
 
@@ -400,7 +419,7 @@ class SimServer:
     async def _surface(self, request: web.Request, call: Any) -> web.Response:
         if not self._authorized(request):
             return self._unauthorized(request)
-        self.engine.metrics["http_requests"] += 1
+        self.engine.metrics.http_requests += 1
         try:
             return web.json_response(await call())
         except ProtocolError as exc:
@@ -454,6 +473,20 @@ class SimServer:
     async def _handle_compact(self, request: web.Request) -> web.Response:
         async def call() -> dict[str, Any]:
             return surface.compact(self.engine, await self._json_body(request))
+
+        return await self._surface(request, call)
+
+    async def _handle_models(self, request: web.Request) -> web.Response:
+        async def call() -> dict[str, Any]:
+            return surface.list_models(self.models, self._models_created)
+
+        return await self._surface(request, call)
+
+    async def _handle_model(self, request: web.Request) -> web.Response:
+        model_id = request.match_info["model_id"]
+
+        async def call() -> dict[str, Any]:
+            return surface.retrieve_model(self.models, model_id, self._models_created)
 
         return await self._surface(request, call)
 

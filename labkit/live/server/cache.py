@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 from labkit.live.server.state import ResponseRecord
 from labkit.model.cache import CacheModel, entry_bytes
+
+if TYPE_CHECKING:
+    from labkit.live.server.counters import ServerCounters
 
 
 class CacheBudget:
@@ -18,7 +22,7 @@ class CacheBudget:
     context. Evictions are counted in the engine's ``cache_evictions`` metric.
     """
 
-    def __init__(self, max_bytes: int | None, bytes_per_token: float, metrics: dict[str, float]) -> None:
+    def __init__(self, max_bytes: int | None, bytes_per_token: float, metrics: ServerCounters) -> None:
         if max_bytes is not None and (not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 0):
             raise ValueError(f"max_cached_bytes: must be an integer >= 0 or None, got {max_bytes!r}")
         self.max_bytes = max_bytes
@@ -43,7 +47,7 @@ class CacheBudget:
             _, (victim, victim_lane, size) = self._entries.popitem(last=False)
             victim.lanes.pop(victim_lane, None)
             self.total -= size
-            self.metrics["cache_evictions"] += 1
+            self.metrics.cache_evictions += 1
 
     def touch(self, cache: LaneCache, lane: str | None) -> None:
         key = (id(cache), lane)

@@ -27,10 +27,11 @@ from websockets.asyncio.client import ClientConnection
 from labkit.live.server.app import SimServer
 from labkit.model import Workload, load_workload
 from labkit.util.progress import progress
+from labkit.wire.events import TERMINAL_EVENT_TYPES
 
 #: The in-process simulator's key (a key, so that the wrong-key scenario has something to be wrong about).
 SIMULATOR_KEY = "sk-conformance"
-TERMINAL = frozenset({"response.completed", "response.failed", "response.incomplete", "error"})
+TERMINAL = TERMINAL_EVENT_TYPES
 
 WEATHER = {
     "type": "function",
@@ -98,7 +99,12 @@ class ScenarioResult:
 
 
 class Recorder:
-    """A scenario's transcript and failed checks."""
+    """A scenario's transcript and failed checks.
+
+    It speaks the raw wire (``websockets``, ``httpx``) instead of the rollout runner's agent loop on purpose:
+    the suite sends what a typed client would refuse to (malformed events, bad lanes, a wrong key), records
+    every byte both ways as the transcript, and runs against the real API to check the simulator against it.
+    """
 
     def __init__(self, target: Target) -> None:
         self.target = target

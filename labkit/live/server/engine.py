@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 from labkit.live.server.cache import CacheBudget, LaneCache
+from labkit.live.server.counters import ServerCounters
 from labkit.live.server.faults import DropConnection, EventCounter, FaultInjector, Faults, TurnFaults
+from labkit.live.server.ids import new_id, wall_clock
 from labkit.live.server.output import OutputPlan, plan_output, reasoning_tokens_for
 from labkit.live.server.schedule import Pacer, Timing
 from labkit.live.server.state import Bodies, Replicas, ResponseRecord, Store
@@ -38,6 +40,7 @@ from labkit.wire.protocol import (
     CreateRequest,
     ProtocolError,
     ResponseEvents,
+    ServerEvent,
     SteerRequest,
     conversation_split,
     item_tokens,
@@ -46,7 +49,7 @@ from labkit.wire.protocol import (
 )
 from labkit.wire.tokens import estimate_tokens
 
-Emit = Callable[[list[dict[str, Any]]], Awaitable[None]]
+Emit = Callable[[list[ServerEvent]], Awaitable[None]]
 Source = Literal["none", "connection", "store"]
 
 _PRE_REASONING = ("validate", "load_state", "render", "config", "safety_in", "hops", "queue", "prefill")
@@ -129,38 +132,6 @@ class Turn:
             self._waker.set_result(None)
 
 
-def _new_metrics() -> dict[str, float]:
-    return {
-        "connections": 0,
-        "connections_open": 0,
-        "http_requests": 0,
-        "requests": 0,
-        "responses": 0,
-        "warmups": 0,
-        "responses_failed": 0,
-        "responses_incomplete": 0,
-        "steers_accepted": 0,
-        "errors": 0,
-        "cache_hits": 0,
-        "cache_misses": 0,
-        "store_hits": 0,
-        "previous_response_not_found": 0,
-        "parents_evicted": 0,
-        "replica_hits": 0,
-        "replica_misses": 0,
-        "events_sent": 0,
-        "delta_frames": 0,
-        "output_tokens": 0,
-        "coalesced_tokens": 0,
-        "pacing_lag_max_s": 0.0,
-        "faults_dropped": 0,
-        "faults_stalled": 0,
-        "faults_evicted": 0,
-        "faults_failed": 0,
-        "cache_evictions": 0,
-    }
-
-
 def _wake(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
@@ -209,7 +180,7 @@ class Engine:
         #: Stored responses as clients read them back (``GET /v1/responses/{id}``).
         self.bodies = Bodies(max_stored_bodies)
         self.faults = FaultInjector(faults or Faults())
-        self.metrics = _new_metrics()
+        self.metrics = ServerCounters()
         #: Server-wide budget of the connection caches (``None``: unlimited); see :class:`CacheBudget`.
         self.cache_budget = CacheBudget(max_cached_bytes, profile.bytes_per_token, self.metrics)
         #: The most recent turns, newest last: what the server decided and when it sent what (loop clock).
@@ -247,7 +218,7 @@ class Engine:
         paced: bool = True,
     ) -> Turn:
         """Resolve the conversation, the cache state and the plan; raises :class:`ProtocolError`."""
-        self.metrics["requests"] += 1
+        self.metrics.requests += 1
         specs = self.specs_for(request)
         faults = self._draw_faults(request, specs, counter)
         parent, source = self._lookup(request, conn_cache, faults)
@@ -262,7 +233,7 @@ class Engine:
         spec = _spec(position, output)
         plan = plan_turn(self.profile_for(source), spec, cache)
         cached_input = spec.conversation_tokens - next(s for s in plan if s.name == "prefill").tokens
-        events = events or ResponseEvents(request, stream_id=request.stream_id)
+        events = events or ResponseEvents(request, ids=new_id, clock=wall_clock, stream_id=request.stream_id)
         pacer = self._pacer(request, events, output, plan, faults, t0, spec, cached_input, paced)
         return Turn(
             request=request,
@@ -304,14 +275,14 @@ class Engine:
             faults.before_lookup(conn_cache)
             found = conn_cache.find(prev)
             if found is not None:
-                m["cache_hits"] += 1
+                m.cache_hits += 1
                 return found[1], "connection"
-            m["cache_misses"] += 1
+            m.cache_misses += 1
         parent = self.store.get(prev)
         if parent is not None:
-            m["store_hits"] += 1
+            m.store_hits += 1
             return parent, "store"
-        m["previous_response_not_found"] += 1
+        m.previous_response_not_found += 1
         raise ProtocolError(
             "previous_response_not_found",
             f"Previous response with id '{prev[:80]}' not found.",
@@ -391,7 +362,10 @@ class Engine:
         replica = self.replicas.route(position.key) if transport == "http" else conn_replica
         replica_hit = self.replicas.holds(replica, position.key)
         if position.turn > 0:
-            self.metrics["replica_hits" if replica_hit else "replica_misses"] += 1
+            if replica_hit:
+                self.metrics.replica_hits += 1
+            else:
+                self.metrics.replica_misses += 1
         return replica, CacheState(
             connection_open=transport == "websocket",
             connection_cache_hit=source == "connection",
@@ -452,12 +426,12 @@ class Engine:
     def _evict_parent(self, conn_cache: LaneCache | None, lane: str | None, parent: ResponseRecord | None) -> None:
         # Only the lane's own latest response: an errored cross-lane fork keeps the source lane's parent.
         if conn_cache is not None and parent is not None and conn_cache.evict(lane, parent.id):
-            self.metrics["parents_evicted"] += 1
+            self.metrics.parents_evicted += 1
 
     def evict_failed_continuation(self, conn_cache: LaneCache, lane: str | None, response_id: str | None) -> None:
         """A continuation rejected before it was resolved (a malformed message) evicts its parent too."""
         if response_id is not None and conn_cache.evict(lane, response_id):
-            self.metrics["parents_evicted"] += 1
+            self.metrics.parents_evicted += 1
 
     # -- running a turn -------------------------------------------------------------------------------
 
@@ -480,7 +454,7 @@ class Engine:
             self.active -= 1
             self.inflight.pop(ev.id, None)
         if ev.status == "failed":
-            self.metrics["responses_failed"] += 1
+            self.metrics.responses_failed += 1
             self._evict_parent(turn.conn_cache, turn.lane, turn.parent)
             self._log(turn, "failed")
             raise TurnFailed(ev)
@@ -504,7 +478,7 @@ class Engine:
             allowed = faults.admit(len(batch), pacer.done, emit is not None)
             if allowed and emit is not None:
                 await emit(batch if allowed == len(batch) else batch[:allowed])
-                m["events_sent"] += allowed
+                m.events_sent += allowed
                 turn.sent += allowed
             if allowed < len(batch):
                 raise DropConnection()
@@ -562,16 +536,16 @@ class Engine:
             self.bodies.put(ev.response(), turn.request.input)
         self.replicas.remember(turn.replica, turn.conversation_key)
         if generated:
-            m["responses"] += 1
-            m["output_tokens"] += pacer.decoded
-            m["delta_frames"] += pacer.frames
-            m["coalesced_tokens"] += max(0, pacer.decoded - pacer.frames)
+            m.responses += 1
+            m.output_tokens += pacer.decoded
+            m.delta_frames += pacer.frames
+            m.coalesced_tokens += max(0, pacer.decoded - pacer.frames)
             if pacer.t_last is not None and pacer.planned_last is not None:
-                m["pacing_lag_max_s"] = max(m["pacing_lag_max_s"], pacer.t_last - pacer.planned_last)
+                m.pacing_lag_max_s = max(m.pacing_lag_max_s, pacer.t_last - pacer.planned_last)
         else:
-            m["warmups"] += 1
+            m.warmups += 1
         if ev.status == "incomplete":
-            m["responses_incomplete"] += 1
+            m.responses_incomplete += 1
         self._log(turn, ev.status if generated else "warmup")
 
     def timing_row(self, log: TurnLog) -> dict[str, Any]:

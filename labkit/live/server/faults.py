@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 from labkit.wire.protocol import ProtocolError
 
 if TYPE_CHECKING:
-    from collections.abc import MutableMapping
+    from labkit.live.server.counters import ServerCounters
 
 
 class DropConnection(Exception):
@@ -98,9 +98,7 @@ class TurnFaults:
 
     __slots__ = ("_counter", "_drop_after", "_metrics", "_sent", "plan")
 
-    def __init__(
-        self, plan: FaultPlan, drop_after: int | None, counter: EventCounter, metrics: MutableMapping[str, float]
-    ) -> None:
+    def __init__(self, plan: FaultPlan, drop_after: int | None, counter: EventCounter, metrics: ServerCounters) -> None:
         self.plan = plan
         self._drop_after = drop_after
         self._counter = counter
@@ -110,17 +108,17 @@ class TurnFaults:
     def before_lookup(self, cache: _Clearable | None) -> None:
         """An injected eviction empties the connection cache just before the request is looked up."""
         if self.plan.evict and cache is not None:
-            self._metrics["faults_evicted"] += 1
+            self._metrics.faults_evicted += 1
             cache.clear()
 
     def stall_s(self) -> float:
         if self.plan.stall_s:
-            self._metrics["faults_stalled"] += 1
+            self._metrics.faults_stalled += 1
         return self.plan.stall_s
 
     def fail(self) -> bool:
         if self.plan.fail:
-            self._metrics["faults_failed"] += 1
+            self._metrics.faults_failed += 1
         return self.plan.fail
 
     def admit(self, n: int, final: bool, stream: bool = True) -> int:
@@ -141,7 +139,7 @@ class TurnFaults:
         self._sent += allowed
         self._counter.sent += allowed
         if allowed < n:
-            self._metrics["faults_dropped"] += 1
+            self._metrics.faults_dropped += 1
         return allowed
 
 
@@ -166,6 +164,6 @@ class FaultInjector:
             fail=u_fail < f.fail_rate,
         )
 
-    def for_turn(self, expected_events: int, counter: EventCounter, metrics: MutableMapping[str, float]) -> TurnFaults:
+    def for_turn(self, expected_events: int, counter: EventCounter, metrics: ServerCounters) -> TurnFaults:
         """The one fault decision of a turn (drops, 5xx, stalls, evictions), counted in ``metrics``."""
         return TurnFaults(self.draw(expected_events), self.faults.drop_after_events, counter, metrics)

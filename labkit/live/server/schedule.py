@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Generator
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from labkit.live.server.output import ItemPlan, OutputPlan
-from labkit.wire.protocol import ResponseEvents
+from labkit.wire.protocol import ResponseEvents, ServerEvent
 
-Event = dict[str, Any]
+Event = ServerEvent
 
 
 class Timing(NamedTuple):

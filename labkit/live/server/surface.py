@@ -10,6 +10,10 @@
   followed by one ``compaction`` item; a later ``response.create`` accepts that output as its input (the
   WebSocket-mode guide's recovery path after ``previous_response_not_found``). The item's opaque content is
   sized to a tenth of the compacted conversation (a simulator choice), which is what it costs a new chain.
+- ``GET /v1/models`` and ``GET /v1/models/{id}``: the catalogue the server advertises, as the official SDK's
+  ``client.models.list()`` and ``retrieve()`` read it (``{object: "list", data: [Model]}``, a Model being
+  ``{id, object: "model", created, owned_by}``); an id outside it is a 404 ``model_not_found`` with the real
+  API's message. Creates accept any model name (the simulator models one latency profile, whatever the name).
 
 Each function returns the JSON body or raises :class:`~labkit.wire.protocol.ProtocolError` (with ``status``).
 """
@@ -20,7 +24,8 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from labkit.wire.protocol import ProtocolError, input_tokens, new_id, parse_input_items
+from labkit.live.server.ids import new_id
+from labkit.wire.protocol import ProtocolError, input_tokens, parse_input_items
 from labkit.wire.tokens import estimate_tokens, filler_text
 
 if TYPE_CHECKING:
@@ -188,3 +193,27 @@ def compact(engine: Engine, obj: Any) -> dict[str, Any]:
             "total_tokens": total + out_tokens,
         },
     }
+
+
+#: The models ``GET /v1/models`` lists by default (``SimServer(models=...)`` replaces them).
+DEFAULT_MODELS = ("gpt-5", "gpt-5-mini", "gpt-5-nano", "gpt-5-codex", "gpt-4.1", "gpt-4o")
+
+
+def model_object(model_id: str, created: int) -> dict[str, Any]:
+    """One Model as the API returns it (``openai.types.Model``)."""
+    return {"id": model_id, "object": "model", "created": created, "owned_by": "system"}
+
+
+def list_models(models: tuple[str, ...], created: int) -> dict[str, Any]:
+    return {"object": "list", "data": [model_object(m, created) for m in models]}
+
+
+def retrieve_model(models: tuple[str, ...], model_id: str, created: int) -> dict[str, Any]:
+    if model_id not in models:
+        raise ProtocolError(
+            "model_not_found",
+            f"The model `{model_id[:256]}` does not exist or you do not have access to it.",
+            None,
+            status=404,
+        )
+    return model_object(model_id, created)
