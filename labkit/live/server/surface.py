@@ -20,6 +20,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from labkit.wire.items import resource_item
 from labkit.wire.protocol import ProtocolError, input_tokens, new_id, parse_input_items
 from labkit.wire.tokens import estimate_tokens, filler_text
 
@@ -93,9 +94,7 @@ def input_items(engine: Engine, response_id: str, query: Mapping[str, str]) -> d
     if not 1 <= limit <= 100:
         raise ProtocolError("invalid_value", "limit: must be between 1 and 100", "limit")
     # Stored items get stable ids (the API returns every input item with one).
-    items = [
-        {"id": item.get("id") or f"{_prefix(item)}_{response_id[5:]}{i:04d}", **item} for i, item in enumerate(body[1])
-    ]
+    items = [resource_item(item, f"{_prefix(item)}_{response_id[5:]}{i:04d}") for i, item in enumerate(body[1])]
     if order == "desc":
         items.reverse()
     after = query.get("after")
@@ -166,7 +165,9 @@ def compact(engine: Engine, obj: Any) -> dict[str, Any]:
     if not isinstance(body.get("model"), str) or not body["model"]:
         raise ProtocolError("missing_required_parameter", "model: missing required parameter", "model")
     total, items = _conversation_tokens(engine, body)
-    kept = [dict(it) for it in items if it.get("type") == "message" and it.get("role") == "user"]
+    kept = [
+        resource_item(it, new_id("msg")) for it in items if it.get("type") == "message" and it.get("role") == "user"
+    ]
     size = max(1, round(total * COMPACTION_RATIO))
     item = {
         "id": new_id("cmp"),
@@ -182,7 +183,7 @@ def compact(engine: Engine, obj: Any) -> dict[str, Any]:
         "output": [*kept, item],
         "usage": {
             "input_tokens": total,
-            "input_tokens_details": {"cached_tokens": 0},
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
             "output_tokens": out_tokens,
             "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": total + out_tokens,
