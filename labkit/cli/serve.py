@@ -12,6 +12,7 @@ import sys
 
 from labkit.live.netaddr import is_loopback_host
 from labkit.live.server import Faults, SimServer
+from labkit.live.server.script import Script, ScriptError
 from labkit.model import load_profile, load_workload, preset_names, workload_names
 
 NAME = "serve"
@@ -48,6 +49,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="instead of serving: run one rollout of the workload against a fresh loopback server over this "
         "transport and print, as JSON, how late the server was against its plan (seconds)",
     )
+    parser.add_argument(
+        "--script",
+        default=None,
+        metavar="FILE.yaml",
+        help="a scripted model: what it does turn by turn or by rule (tool calls, texts, failures); "
+        "see docs/guides/test-double.md",
+    )
     faults = parser.add_argument_group("fault injection (seeded)")
     faults.add_argument("--fault-seed", type=int, default=0)
     faults.add_argument("--drop-after-events", type=int, default=None, help="cut a connection after N events")
@@ -68,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         report = asyncio.run(self_check(profile, workload, tps=args.tps, transport=args.self_check, seed=args.seed))
         print(json.dumps(report, indent=2))
         return 0
+    script = _script(args.script)
     faults = Faults(
         seed=args.fault_seed,
         drop_after_events=args.drop_after_events,
@@ -92,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         connection_lifetime_s=args.lifetime,
         max_message_bytes=args.max_message_bytes,
         max_stored_bodies=args.max_stored_bodies,
+        script=script,
     )
     if not is_loopback_host(args.host) and not args.api_key:
         print(
@@ -119,5 +129,33 @@ async def _serve(server: SimServer) -> None:
             f"profile {server.profile.name}, workload {server.workload.name}, {mode}; Ctrl-C stops)",
             flush=True,
         )
+        hint = turn_limit_hint(server)
+        if hint:
+            print(hint, flush=True)
         await stop.wait()
         print("labkit serve: stopping", file=sys.stderr, flush=True)
+
+
+#: The Agents SDK's default ``max_turns``: a client with a turn limit stops a longer rollout with an error.
+CLIENT_TURN_LIMIT = 10
+
+
+def turn_limit_hint(server: SimServer) -> str | None:
+    """How to end a rollout early, when the workload's rollout is longer than common clients' turn limits."""
+    if server.engine.script is not None or server.workload.turns <= CLIENT_TURN_LIMIT:
+        return None
+    short = load_workload("fast_test").turns
+    return (
+        f"labkit serve: the model answers after {server.workload.turns} calls (workload {server.workload.name}); "
+        f"a client that stops after its own turn limit (the Agents SDK's max_turns={CLIENT_TURN_LIMIT}) fails "
+        f"first: end rollouts early with --workload fast_test ({short} calls) or script them with --script FILE.yaml"
+    )
+
+
+def _script(path: str | None) -> Script | None:
+    if path is None:
+        return None
+    try:
+        return Script.load(path)
+    except ScriptError as exc:
+        raise ValueError(str(exc)) from None
