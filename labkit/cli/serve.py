@@ -9,11 +9,15 @@ import json
 import os
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 from labkit.live.netaddr import is_loopback_host
 from labkit.live.server import Faults, SimServer
 from labkit.live.server.script import Script, ScriptError
-from labkit.model import load_profile, load_workload, preset_names, workload_names
+
+if TYPE_CHECKING:
+    from labkit.live.server.replay import ReplayServer
+from labkit.model import Profile, load_profile, load_workload, preset_names, workload_names
 
 NAME = "serve"
 HELP = "Run the simulated Responses API (WebSocket mode and HTTP/SSE on one port) until Ctrl-C or SIGTERM."
@@ -56,6 +60,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a scripted model: what it does turn by turn or by rule (tool calls, texts, failures); "
         "see docs/guides/test-double.md",
     )
+    parser.add_argument(
+        "--replay",
+        default=None,
+        metavar="DIR",
+        help="answer requests with the events of a recording made by 'labkit record' (a request that does not "
+        "match fails loudly)",
+    )
+    parser.add_argument(
+        "--replay-timing",
+        choices=("recorded", "profile", "instant"),
+        default="recorded",
+        help="with --replay: send events at their recorded times, paced by --profile, or at once (default recorded)",
+    )
     faults = parser.add_argument_group("fault injection (seeded)")
     faults.add_argument("--fault-seed", type=int, default=0)
     faults.add_argument("--drop-after-events", type=int, default=None, help="cut a connection after N events")
@@ -76,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
         report = asyncio.run(self_check(profile, workload, tps=args.tps, transport=args.self_check, seed=args.seed))
         print(json.dumps(report, indent=2))
         return 0
+    if args.replay:
+        return _replay(args, profile)
     script = _script(args.script)
     faults = Faults(
         seed=args.fault_seed,
@@ -159,3 +178,34 @@ def _script(path: str | None) -> Script | None:
         return Script.load(path)
     except ScriptError as exc:
         raise ValueError(str(exc)) from None
+
+
+def _replay(args: argparse.Namespace, profile: Profile) -> int:
+    from labkit.live.server.replay import ReplayServer
+
+    server = ReplayServer(args.replay, host=args.host, port=args.port, timing=args.replay_timing, profile=profile)
+    try:
+        asyncio.run(_serve_replay(server))
+    except OSError as exc:
+        print(f"labkit serve: error: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _serve_replay(server: ReplayServer) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    async with server:
+        n = sum(1 for e in server.recording.exchanges if e.is_create)
+        print(
+            f"labkit serve: {server.base_url}  (WebSocket mode: {server.ws_url}; replaying {n} recorded responses, "
+            f"{server.timing} timing; Ctrl-C stops)",
+            flush=True,
+        )
+        await stop.wait()
+        if server.mismatches:
+            print(f"labkit serve: {len(server.mismatches)} request(s) matched no recording", file=sys.stderr)
+        print("labkit serve: stopping", file=sys.stderr, flush=True)
