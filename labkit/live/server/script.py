@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labkit.live.server.output import ItemPlan, OutputPlan, _encrypted
-from labkit.wire.protocol import CreateRequest, ProtocolError, split_tokens
+from labkit.wire.protocol import CreateRequest, ProtocolError, is_model_output, split_tokens
 from labkit.wire.tokens import filler_text
 
 if TYPE_CHECKING:
@@ -116,15 +116,16 @@ def vars_of(obj: Any) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class When:
-    """A rule's condition; every field given must hold. Texts match as substrings."""
+    """A rule's condition; every field given must hold. Texts match as substrings of the request's new input (the
+    items after the model's last output: a client that resends the whole history is matched on what it added)."""
 
     #: The turn index (model responses before this one in the conversation).
     turn: int | None = None
-    #: Text of a user message in this request's new input.
+    #: Text of a user message in the new input.
     user: str | None = None
-    #: Output of a ``function_call_output`` in this request's input.
+    #: Output of a ``function_call_output`` in the new input.
     tool_output: str | None = None
-    #: Any text in this request's input (messages and tool outputs).
+    #: Any text in the new input (messages and tool outputs).
     input: str | None = None
 
     def matches(self, request: CreateRequest, turn: int) -> bool:
@@ -193,13 +194,20 @@ class Script:
     @classmethod
     def load(cls, path: str | Path) -> Script:
         """A script from a YAML (or JSON) file; errors name the file."""
-        import yaml
-
         p = Path(path)
         try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8"))
+            text = p.read_text(encoding="utf-8")
         except OSError as exc:
             raise ScriptError(f"{p}: cannot read ({exc.strerror})") from None
+        try:
+            import yaml
+        except ImportError:  # pyyaml is optional: JSON (a subset of YAML) still loads
+            try:
+                return cls.from_dict(json.loads(text), str(p))
+            except ValueError:
+                raise ScriptError(f"{p}: reading YAML needs pyyaml (pip install pyyaml); JSON works without") from None
+        try:
+            data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = f" line {mark.line + 1}" if mark is not None else ""
@@ -335,9 +343,15 @@ def _part_text(content: Any) -> str:
     return ""
 
 
+def _new_items(request: CreateRequest) -> tuple[dict[str, Any], ...]:
+    """What this request adds: the items after the model's last output (a full history repeats the rest)."""
+    last = max((i for i, item in enumerate(request.input) if is_model_output(item)), default=-1)
+    return request.input[last + 1 :]
+
+
 def _texts(request: CreateRequest, kind: str) -> list[str]:
     out = []
-    for item in request.input:
+    for item in _new_items(request):
         t = item.get("type", "message")
         if t == "message" and kind in ("user", "any") and (item.get("role") == "user" or kind == "any"):
             out.append(_part_text(item.get("content")))
