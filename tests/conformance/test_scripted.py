@@ -117,3 +117,36 @@ async def test_agents_sdk_runs_the_scripted_tool_loop(websocket: bool) -> None:
             agent, "The test fails.", run_config=RunConfig(model_provider=provider, tracing_disabled=True)
         )
     assert ran == ["tests/"] and result.final_output == "fixed"
+
+
+async def test_scripted_drop_stream_failure_and_incomplete_over_websocket() -> None:
+    import websockets
+
+    script = Script(
+        turns=(Step(say="x"),),
+        rules=(
+            Rule(When(user="drop"), Step(say="never", drop=True)),
+            Rule(When(user="fail"), Step(say="never", fail=Failure(stream=True))),
+            Rule(When(user="cut"), Step(say="a longer answer than the client gets", incomplete=True)),
+        ),
+    )
+    async with SimServer(workload="fast_test", instant=True, script=script) as server:
+
+        async def last_event(text: str) -> dict[str, Any]:
+            async with websockets.connect(server.ws_url) as ws:
+                await ws.send(json.dumps({"type": "response.create", "model": "m", "input": text}))
+                events = []
+                try:
+                    while not events or events[-1]["type"] not in DONE:
+                        events.append(json.loads(await ws.recv()))
+                except websockets.ConnectionClosed:
+                    return {"type": "closed", "after": [e["type"] for e in events]}
+                return events[-1]
+
+        dropped = await last_event("drop")
+        assert dropped == {"type": "closed", "after": ["response.created", "response.in_progress"]}
+        failed = await last_event("fail")
+        assert failed["type"] == "response.failed" and failed["response"]["error"]["code"] == "server_error"
+        cut = await last_event("cut")
+        assert cut["type"] == "response.incomplete"
+        assert cut["response"]["incomplete_details"] == {"reason": "max_output_tokens"}
