@@ -248,3 +248,20 @@ async def test_bad_requests_answer_as_the_api_over_http_and_websocket() -> None:
         while (event := json.loads(await ws.recv()))["type"] not in ("response.completed", "error"):
             pass
         assert event["type"] == "response.completed" and event["response"]["temperature"] == 0.5
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("path", ["/responses/input_tokens", "/responses/compact"])
+async def test_the_other_bodies_are_checked_by_the_same_table(path: str) -> None:
+    async with (
+        SimServer(workload="fast_test", instant=True) as server,
+        httpx.AsyncClient(base_url=server.base_url, timeout=10) as client,
+    ):
+        bad = await client.post(path, json={"model": "m", "input": "x", "stop": "\n"})
+        assert bad.status_code == 400 and bad.json()["error"]["message"] == "Unknown parameter: 'stop'."
+        field = {"truncation": "sometimes"} if path.endswith("input_tokens") else {"service_tier": "gold"}
+        wrong = await client.post(path, json={"model": "m", "input": "x", **field})
+        assert wrong.status_code == 400
+        assert (wrong.json()["error"]["code"], wrong.json()["error"]["param"]) == ("invalid_value", next(iter(field)))
+        ok = await client.post(path, json={"model": "m", "input": "x"})
+        assert ok.status_code == 200

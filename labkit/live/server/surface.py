@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from labkit.wire.items import resource_item
 from labkit.wire.protocol import ProtocolError, input_tokens, new_id, parse_input_items
 from labkit.wire.tokens import estimate_tokens, filler_text
+from labkit.wire.validation import check_create
 
 if TYPE_CHECKING:
     from labkit.live.server.engine import Engine
@@ -130,7 +131,9 @@ def _body(obj: Any, allowed: frozenset[str]) -> dict[str, Any]:
         raise ProtocolError("invalid_type", "body: must be a JSON object", None)
     for key in obj:
         if key not in allowed:
-            raise ProtocolError("unknown_parameter", f"{key[:64]}: unknown parameter", key[:64])
+            raise ProtocolError("unknown_parameter", f"Unknown parameter: '{key[:64]}'.", key[:64])
+    if (bad := check_create(obj)) is not None:  # the create body's table: the fields these bodies share with it
+        raise ProtocolError(bad.code, bad.message, bad.param)
     return obj
 
 
