@@ -97,7 +97,7 @@ def test_loading_from_yaml_and_mappings(tmp_path) -> None:
         "turns:\n  - call: {run_tests: {path: tests/}}\n  - fixed\n"
         "rules:\n  - when: {turn: 4}\n    then: {fail: {status: 500, code: server_error}}\n"
     )
-    script = Script.load(path)
+    script = Script.from_file(path)
     assert script.turns[0].calls == (Call("run_tests", {"path": "tests/"}),) and script.turns[1].say == "fixed"
     assert script.rules[0].then.fail == Failure(500, "server_error")
     assert load_script(script.to_dict()).turns == script.turns
@@ -120,7 +120,7 @@ def test_bad_scripts_name_the_file_and_field(tmp_path, text: str, where: str) ->
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     with pytest.raises(ScriptError) as exc:
-        Script.load(path)
+        Script.from_file(path)
     assert str(path) in str(exc.value) and where in str(exc.value)
 
 

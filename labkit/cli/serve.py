@@ -175,7 +175,7 @@ def _script(path: str | None) -> Script | None:
     if path is None:
         return None
     try:
-        return Script.load(path)
+        return Script.from_file(path)
     except ScriptError as exc:
         raise ValueError(str(exc)) from None
 

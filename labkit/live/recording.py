@@ -130,7 +130,7 @@ class Recording:
     upstream: str = ""
 
     @classmethod
-    def load(cls, directory: str | Path) -> Recording:
+    def read(cls, directory: str | Path) -> Recording:
         path = Path(directory) / RECORDING_FILE
         if not path.is_file():
             raise RecordingError(f"{directory}: no {RECORDING_FILE} (not a directory written by 'labkit record')")

@@ -91,7 +91,7 @@ async def test_record_then_replay_with_the_official_sdk(tmp_path: Path) -> None:
         live_http = await http_loop(proxy.base_url)
     # Never the key, anywhere in the recording.
     assert KEY not in _files_text(out) and "Bearer" not in _files_text(out)
-    rec = Recording.load(out)
+    rec = Recording.read(out)
     creates = [e for e in rec.exchanges if e.is_create]
     assert len(creates) == len(live_ws) + len(live_http) - 1
     assert all(e.t_end >= e.t_sent for e in rec.exchanges)
@@ -120,7 +120,7 @@ async def test_recorded_timing_is_kept_on_replay(tmp_path: Path) -> None:
         RecordingProxy(upstream.base_url, out) as proxy,
     ):
         await ws_loop(proxy.base_url)
-    first = next(e for e in Recording.load(out).exchanges if e.is_create)
+    first = next(e for e in Recording.read(out).exchanges if e.is_create)
     recorded = first.events[-1].t - first.t_sent
     async with ReplayServer(out, timing="recorded") as replay:
         import time

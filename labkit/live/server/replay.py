@@ -65,7 +65,7 @@ class ReplayServer:
     ) -> None:
         if timing not in ("recorded", "profile", "instant"):
             raise ValueError(f"timing: expected recorded, profile or instant, got {timing!r}")
-        self.recording = recording if isinstance(recording, Recording) else Recording.load(recording)
+        self.recording = recording if isinstance(recording, Recording) else Recording.read(recording)
         self.timing = timing
         self.profile = load_profile(profile) if isinstance(profile, str) else profile
         self.host, self._port = host, port

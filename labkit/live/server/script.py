@@ -12,7 +12,7 @@ a tool the request does not offer, arguments its schema rejects) gets an ``error
 naming the turn and the reason, and a warning in the server log (``labkit.live.server``).
 
 From Python, ``SimServer(script=Script(turns=[Step(calls=(Call("run_tests", {"path": "tests/"}),)),
-Step(say="fixed")]))``; from a file, ``labkit serve --script FILE.yaml`` (:meth:`Script.load`)::
+Step(say="fixed")]))``; from a file, ``labkit serve --script FILE.yaml`` (:meth:`Script.from_file`)::
 
     turns:
       - call: {run_tests: {path: tests/}}
@@ -192,27 +192,11 @@ class Script:
         return cls(turns, rules)
 
     @classmethod
-    def load(cls, path: str | Path) -> Script:
-        """A script from a YAML (or JSON) file; errors name the file."""
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ScriptError(f"{p}: cannot read ({exc.strerror})") from None
-        try:
-            import yaml
-        except ImportError:  # pyyaml is optional: JSON (a subset of YAML) still loads
-            try:
-                return cls.from_dict(json.loads(text), str(p))
-            except ValueError:
-                raise ScriptError(f"{p}: reading YAML needs pyyaml (pip install pyyaml); JSON works without") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = f" line {mark.line + 1}" if mark is not None else ""
-            raise ScriptError(f"{p}:{line} not valid YAML") from None
-        return cls.from_dict(data, str(p))
+    def from_file(cls, path: str | Path) -> Script:
+        """A script from a YAML (or JSON) file; errors name the file (:func:`labkit.live.scriptfile.read_script`)."""
+        from labkit.live.scriptfile import read_script
+
+        return read_script(path)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -227,7 +211,7 @@ def load_script(script: Script | Mapping[str, Any] | str | Path) -> Script:
         return script
     if isinstance(script, Mapping):
         return Script.from_dict(script)
-    return Script.load(script)
+    return Script.from_file(script)
 
 
 def mismatch(turn: int, why: str) -> ProtocolError:
