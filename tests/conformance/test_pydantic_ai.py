@@ -64,3 +64,39 @@ async def test_tool_loop_over_websocket_mode() -> None:
         m = server.metrics
     assert result.output and len(ran) == 4
     assert m["connections"] >= 1 and m["cache_hits"] >= 3 and m["errors"] == 0
+
+
+async def test_two_concurrent_runs_share_one_socket_on_two_stream_id_lanes() -> None:
+    import asyncio
+
+    from pydantic_ai.profiles.openai import OpenAIModelProfile
+
+    from labkit.live.testing import ResponsesApi
+
+    with ResponsesApi(workload="fast_test", instant=False, tps=4000) as api:
+        model = OpenAIResponsesModel(
+            "gpt-5",
+            provider=OpenAIProvider(openai_client=AsyncOpenAI(base_url=api.base_url, api_key="sk-x")),
+            # pydantic-ai turns lanes on for api.openai.com only; the simulator routes events by stream_id too.
+            profile=OpenAIModelProfile(openai_responses_supports_websocket_stream_id=True),
+        )
+        agent = Agent(
+            model,
+            model_settings=OpenAIResponsesModelSettings(
+                openai_transport="websocket", openai_previous_response_id="auto"
+            ),
+        )
+
+        @agent.tool_plain
+        def run_tests(path: str) -> str:
+            """Run the test suite under a path."""
+            return "2 passed"
+
+        async with agent:
+            first, second = await asyncio.gather(agent.run("Fix tests/a."), agent.run("Fix tests/b."))
+        lanes = {r.stream_id for r in api.requests}
+        m = api.metrics
+    assert first.output and second.output
+    # The first run takes the default lane, the second a named one (pydantic-ai's "lane-1").
+    assert len(lanes) == 2 and len(lanes - {None}) == 1, lanes
+    assert m["connections"] == 1 and m["responses"] == 10 and m["errors"] == 0
