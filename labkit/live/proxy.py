@@ -145,13 +145,18 @@ class RecordingProxy:
     # -- HTTP --
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         tail = request.match_info["tail"]
-        if (
-            request.method == "GET"
-            and tail == "responses"
-            and request.headers.get("Upgrade", "").lower() == "websocket"
-        ):
-            return await self._websocket(request)
-        return await self._http(request, "/" + tail + (f"?{request.query_string}" if request.query_string else ""))
+        upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
+        query = f"?{request.query_string}" if request.query_string else ""
+        try:
+            if request.method == "GET" and tail == "responses" and upgrade:
+                return await self._websocket(request)
+            return await self._http(request, "/" + tail + query)
+        except (aiohttp.ClientConnectionError, OSError, TimeoutError) as exc:
+            # The agent sees why (a 502 in the API's error shape), and nothing is recorded for it.
+            log.warning("labkit record: upstream %s unreachable: %s", self.upstream, exc)
+            message = f"upstream: cannot reach {self.upstream} ({type(exc).__name__})"
+            error = {"message": message, "type": "server_error", "param": None, "code": "upstream_unreachable"}
+            return web.json_response({"error": error}, status=502)
 
     async def _http(self, request: web.Request, path: str) -> web.StreamResponse:
         assert self._session is not None

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from openai import AsyncOpenAI, BadRequestError
+from openai import APIStatusError, AsyncOpenAI, BadRequestError
 
 from labkit.cli import main as cli
 from labkit.live.proxy import RecordingProxy
@@ -180,3 +180,12 @@ def test_cli_record_and_serve_replay_validate_their_input(tmp_path: Path, capsys
     (tmp_path / RECORDING_FILE).write_text('{"labkit_recording": 1}\n{"seq": 1}\n')
     assert cli(["serve", "--replay", str(tmp_path)]) == 2
     assert f"{RECORDING_FILE}:2" in capsys.readouterr().err
+
+
+async def test_an_unreachable_upstream_is_a_502_the_agent_sees(tmp_path: Path) -> None:
+    async with RecordingProxy("http://127.0.0.1:9/v1", tmp_path / "rec") as proxy:
+        client = AsyncOpenAI(base_url=proxy.base_url, api_key=KEY, max_retries=0)
+        with pytest.raises(APIStatusError) as exc:
+            await client.responses.create(model="m", input="x")
+    assert exc.value.status_code == 502 and "upstream" in str(exc.value)
+    assert Recording.read(tmp_path / "rec").exchanges == []
