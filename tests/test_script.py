@@ -132,3 +132,30 @@ def test_serve_prints_how_to_end_a_rollout_early() -> None:
     assert hint is not None and "--workload fast_test (5 calls)" in hint and "--script" in hint
     assert turn_limit_hint(SimServer(workload="fast_test")) is None
     assert turn_limit_hint(SimServer(workload="codex_bugfix", script={"turns": ["hi"]})) is None
+
+
+@pytest.mark.live
+def test_serve_tells_when_rollouts_stopped_with_calls_unanswered() -> None:
+    import asyncio
+
+    import httpx
+
+    from labkit.cli.serve import RolloutWatch
+    from labkit.live.server import SimServer
+
+    async def go() -> list[int]:
+        tools = [{"type": "function", "name": "f", "parameters": {"type": "object", "properties": {}}}]
+        async with SimServer(workload="codex_bugfix", instant=True) as server:
+            watch = RolloutWatch(server)
+            async with httpx.AsyncClient(base_url=server.base_url) as client:
+                body: dict = {"model": "m", "input": "go", "tools": tools}
+                for _ in range(3):  # a client that gives up after 3 model calls
+                    r = (await client.post("/responses", json=body)).json()
+                    calls = [o for o in r["output"] if o["type"] == "function_call"]
+                    outputs = [{"type": "function_call_output", "call_id": c["call_id"], "output": "x"} for c in calls]
+                    body = {"model": "m", "input": outputs, "tools": tools, "previous_response_id": r["id"]}
+                # A finished rollout (fast answer without tools) is not reported.
+                await client.post("/responses", json={"model": "m", "input": "no tools"})
+            return watch.stopped_with_calls_owed()
+
+    assert asyncio.run(go()) == [3]

@@ -9,11 +9,13 @@ import json
 import os
 import signal
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from labkit.live.netaddr import is_loopback_host
 from labkit.live.server import Faults, SimServer
+from labkit.live.server.engine import Turn
 from labkit.live.server.script import Script, ScriptError
+from labkit.wire.protocol import CreateRequest
 
 if TYPE_CHECKING:
     from labkit.live.server.replay import ReplayServer
@@ -151,7 +153,18 @@ async def _serve(server: SimServer) -> None:
         hint = turn_limit_hint(server)
         if hint:
             print(hint, flush=True)
+        watch = RolloutWatch(server)
         await stop.wait()
+        stopped = watch.stopped_with_calls_owed()
+        if stopped and server.engine.script is None:
+            turns = ", ".join(str(n) for n in sorted(set(stopped)))
+            print(
+                f"labkit serve: {len(stopped)} rollout(s) stopped with tool calls unanswered after {turns} model "
+                "call(s): a client's own turn limit? End rollouts early with --workload fast_test or --script "
+                "FILE.yaml",
+                file=sys.stderr,
+                flush=True,
+            )
         print("labkit serve: stopping", file=sys.stderr, flush=True)
 
 
@@ -209,3 +222,27 @@ async def _serve_replay(server: ReplayServer) -> None:
         if server.mismatches:
             print(f"labkit serve: {len(server.mismatches)} request(s) matched no recording", file=sys.stderr)
         print("labkit serve: stopping", file=sys.stderr, flush=True)
+
+
+class RolloutWatch:
+    """The latest turn of each conversation the server saw, to tell when clients stopped before the final answer."""
+
+    def __init__(self, server: SimServer, max_conversations: int = 10_000) -> None:
+        self._latest: dict[str, Turn] = {}
+        self._max = max_conversations
+        prepare = server.engine.prepare
+
+        def watching_prepare(request: CreateRequest, **kwargs: Any) -> Turn:
+            turn = prepare(request, **kwargs)
+            previous = self._latest.get(turn.conversation_key)
+            if previous is None or turn.spec.index >= previous.spec.index:
+                self._latest[turn.conversation_key] = turn
+                if len(self._latest) > self._max:
+                    self._latest.pop(next(iter(self._latest)))
+            return turn
+
+        server.engine.prepare = watching_prepare  # type: ignore[method-assign]
+
+    def stopped_with_calls_owed(self) -> list[int]:
+        """Model calls made by each conversation whose last response asked for tool calls nobody answered."""
+        return [t.record.model_turns for t in self._latest.values() if t.record is not None and t.record.call_ids]
