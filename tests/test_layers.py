@@ -54,7 +54,7 @@ def parse_rules(text: str) -> dict[str, Rule]:
         if not line.startswith("|"):
             break
         folder, _, may = (cell.strip() for cell in line.strip("|").split("|"))
-        keys = re.findall(r"`labkit/(\w+)/`", folder) + re.findall(r"`labkit/(__\w+__)\.py`", folder)
+        keys = re.findall(r"`labkit/(\w+)/`", folder) + re.findall(r"`labkit/(\w+)\.py`", folder)
         assert keys, f"a table row names no folder: {line}"
         allowed, _, never = may.partition("never")
         if "everything above" in allowed:  # and the other folders of the same row

@@ -9,10 +9,17 @@ import json
 import os
 import signal
 import sys
+from typing import TYPE_CHECKING, Any
 
 from labkit.live.netaddr import is_loopback_host
 from labkit.live.server import Faults, SimServer
-from labkit.model import load_profile, load_workload, preset_names, workload_names
+from labkit.live.server.engine import Turn
+from labkit.live.server.script import Script, ScriptError
+from labkit.wire.protocol import CreateRequest
+
+if TYPE_CHECKING:
+    from labkit.live.server.replay import ReplayServer
+from labkit.model import Profile, load_profile, load_workload, preset_names, workload_names
 
 NAME = "serve"
 HELP = "Run the simulated Responses API (WebSocket mode and HTTP/SSE on one port) until Ctrl-C or SIGTERM."
@@ -48,6 +55,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="instead of serving: run one rollout of the workload against a fresh loopback server over this "
         "transport and print, as JSON, how late the server was against its plan (seconds)",
     )
+    parser.add_argument(
+        "--script",
+        default=None,
+        metavar="FILE.yaml",
+        help="a scripted model: what it does turn by turn or by rule (tool calls, texts, failures); "
+        "see docs/guides/test-double.md",
+    )
+    parser.add_argument(
+        "--replay",
+        default=None,
+        metavar="DIR",
+        help="answer requests with the events of a recording made by 'labkit record' (a request that does not "
+        "match fails loudly)",
+    )
+    parser.add_argument(
+        "--replay-timing",
+        choices=("recorded", "profile", "instant"),
+        default="recorded",
+        help="with --replay: send events at their recorded times, paced by --profile, or at once (default recorded)",
+    )
     faults = parser.add_argument_group("fault injection (seeded)")
     faults.add_argument("--fault-seed", type=int, default=0)
     faults.add_argument("--drop-after-events", type=int, default=None, help="cut a connection after N events")
@@ -68,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
         report = asyncio.run(self_check(profile, workload, tps=args.tps, transport=args.self_check, seed=args.seed))
         print(json.dumps(report, indent=2))
         return 0
+    if args.replay:
+        return _replay(args, profile)
+    script = _script(args.script)
     faults = Faults(
         seed=args.fault_seed,
         drop_after_events=args.drop_after_events,
@@ -92,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         connection_lifetime_s=args.lifetime,
         max_message_bytes=args.max_message_bytes,
         max_stored_bodies=args.max_stored_bodies,
+        script=script,
     )
     if not is_loopback_host(args.host) and not args.api_key:
         print(
@@ -119,5 +150,99 @@ async def _serve(server: SimServer) -> None:
             f"profile {server.profile.name}, workload {server.workload.name}, {mode}; Ctrl-C stops)",
             flush=True,
         )
+        hint = turn_limit_hint(server)
+        if hint:
+            print(hint, flush=True)
+        watch = RolloutWatch(server)
         await stop.wait()
+        stopped = watch.stopped_with_calls_owed()
+        if stopped and server.engine.script is None:
+            turns = ", ".join(str(n) for n in sorted(set(stopped)))
+            print(
+                f"labkit serve: {len(stopped)} rollout(s) stopped with tool calls unanswered after {turns} model "
+                "call(s): a client's own turn limit? End rollouts early with --workload fast_test or --script "
+                "FILE.yaml",
+                file=sys.stderr,
+                flush=True,
+            )
         print("labkit serve: stopping", file=sys.stderr, flush=True)
+
+
+#: The Agents SDK's default ``max_turns``: a client with a turn limit stops a longer rollout with an error.
+CLIENT_TURN_LIMIT = 10
+
+
+def turn_limit_hint(server: SimServer) -> str | None:
+    """How to end a rollout early, when the workload's rollout is longer than common clients' turn limits."""
+    if server.engine.script is not None or server.workload.turns <= CLIENT_TURN_LIMIT:
+        return None
+    short = load_workload("fast_test").turns
+    return (
+        f"labkit serve: the model answers after {server.workload.turns} calls (workload {server.workload.name}); "
+        f"a client that stops after its own turn limit (the Agents SDK's max_turns={CLIENT_TURN_LIMIT}) fails "
+        f"first: end rollouts early with --workload fast_test ({short} calls) or script them with --script FILE.yaml"
+    )
+
+
+def _script(path: str | None) -> Script | None:
+    if path is None:
+        return None
+    try:
+        return Script.from_file(path)
+    except ScriptError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _replay(args: argparse.Namespace, profile: Profile) -> int:
+    from labkit.live.server.replay import ReplayServer
+
+    server = ReplayServer(args.replay, host=args.host, port=args.port, timing=args.replay_timing, profile=profile)
+    try:
+        asyncio.run(_serve_replay(server))
+    except OSError as exc:
+        print(f"labkit serve: error: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _serve_replay(server: ReplayServer) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    async with server:
+        n = sum(1 for e in server.recording.exchanges if e.is_create)
+        print(
+            f"labkit serve: {server.base_url}  (WebSocket mode: {server.ws_url}; replaying {n} recorded responses, "
+            f"{server.timing} timing; Ctrl-C stops)",
+            flush=True,
+        )
+        await stop.wait()
+        if server.mismatches:
+            print(f"labkit serve: {len(server.mismatches)} request(s) matched no recording", file=sys.stderr)
+        print("labkit serve: stopping", file=sys.stderr, flush=True)
+
+
+class RolloutWatch:
+    """The latest turn of each conversation the server saw, to tell when clients stopped before the final answer."""
+
+    def __init__(self, server: SimServer, max_conversations: int = 10_000) -> None:
+        self._latest: dict[str, Turn] = {}
+        self._max = max_conversations
+        prepare = server.engine.prepare
+
+        def watching_prepare(request: CreateRequest, **kwargs: Any) -> Turn:
+            turn = prepare(request, **kwargs)
+            previous = self._latest.get(turn.conversation_key)
+            if previous is None or turn.spec.index >= previous.spec.index:
+                self._latest[turn.conversation_key] = turn
+                if len(self._latest) > self._max:
+                    self._latest.pop(next(iter(self._latest)))
+            return turn
+
+        server.engine.prepare = watching_prepare  # type: ignore[method-assign]
+
+    def stopped_with_calls_owed(self) -> list[int]:
+        """Model calls made by each conversation whose last response asked for tool calls nobody answered."""
+        return [t.record.model_turns for t in self._latest.values() if t.record is not None and t.record.call_ids]

@@ -444,12 +444,16 @@ def is_terminal(event: Mapping[str, Any]) -> bool:
     return event.get("type") in TERMINAL_EVENT_TYPES
 
 
+def server_event(obj: Mapping[str, Any]) -> ServerEvent:
+    """One server event's JSON object (already decoded, e.g. read back from a recording) as its class."""
+    if not isinstance(obj, Mapping) or not isinstance(obj.get("type"), str):
+        raise ValueError("event: a server event must be a JSON object with a string 'type'")
+    return _BY_TYPE.get(obj["type"], OtherEvent).from_dict(obj if type(obj) is dict else dict(obj))
+
+
 def parse_server_event(data: str | bytes) -> ServerEvent:
     """Parse one server event (a WebSocket frame's payload or an SSE ``data:`` line) into its class."""
-    obj = json.loads(data)
-    if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
-        raise ValueError("event: a server event must be a JSON object with a string 'type'")
-    return _BY_TYPE.get(obj["type"], OtherEvent).from_dict(obj)
+    return server_event(json.loads(data))
 
 
 def ws_frame(event: Mapping[str, Any]) -> str:

@@ -40,6 +40,7 @@ from labkit.wire.response import (
     turn_events,
 )
 from labkit.wire.tokens import estimate_tokens
+from labkit.wire.validation import check_create
 
 __all__ = [
     "OUTPUT_ITEM_TYPES",
@@ -366,8 +367,13 @@ def _parse_create(obj: dict[str, Any], *, websocket: bool) -> CreateRequest:
     allowed = _MODELLED_FIELDS | _PASSTHROUGH_FIELDS | _STREAM_FIELDS | (_WS_ONLY_FIELDS if websocket else frozenset())
     for key in obj:
         if key not in allowed:
-            where = "over HTTP (WebSocket mode only)" if key in _WS_ONLY_FIELDS else "for response.create"
-            raise ProtocolError("unknown_parameter", f"{key[:64]}: unknown parameter {where}", key[:64])
+            # The API's words for an unknown field ("Unknown parameter: 'stop'."); a WebSocket-only one says so.
+            message = f"Unknown parameter: '{key[:64]}'."
+            if key in _WS_ONLY_FIELDS:
+                message = f"{key[:64]}: unknown parameter over HTTP (WebSocket mode only)"
+            raise ProtocolError("unknown_parameter", message, key[:64])
+    if (bad := check_create(obj)) is not None:  # types, enums, nested objects, tools[*] (labkit.wire.validation)
+        raise ProtocolError(bad.code, bad.message, bad.param)
 
     model = obj.get("model")
     if model is None:

@@ -40,6 +40,7 @@ from labkit.wire.events import (
     SteerFailed,
     SteerPending,
 )
+from labkit.wire.items import echo_tool
 from labkit.wire.tokens import estimate_tokens
 
 if TYPE_CHECKING:
@@ -241,7 +242,7 @@ class ResponseEvents:
             "temperature": extra.get("temperature", 1.0),
             "text": extra.get("text", {"format": {"type": "text"}, "verbosity": "medium"}),
             "tool_choice": extra.get("tool_choice", "auto"),
-            "tools": [dict(t) for t in req.tools],
+            "tools": [echo_tool(t) for t in req.tools],
             "top_p": extra.get("top_p", 1.0),
             "truncation": extra.get("truncation", "disabled"),
             "usage": self.usage,

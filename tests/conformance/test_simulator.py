@@ -91,7 +91,8 @@ async def test_steering_after_the_output_waits_for_the_tool_output_then_is_prepe
         async with httpx.AsyncClient(base_url=server.base_url) as c:
             items = (await c.get(f"/responses/{follow['id']}/input_items", params={"order": "asc"})).json()["data"]
         assert [i["type"] for i in items] == ["message", "function_call_output"]
-        assert items[0]["content"] == "Use Celsius."
+        # Stored input items come back in the API's resource form: the message's text as an input_text part.
+        assert items[0]["content"] == [{"type": "input_text", "text": "Use Celsius."}]
 
 
 async def test_steering_failures_name_their_reason() -> None:

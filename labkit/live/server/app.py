@@ -18,7 +18,8 @@ import asyncio
 import contextlib
 import hmac
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -29,6 +30,7 @@ from labkit.live.server.connection import Connection, SessionDriver
 from labkit.live.server.engine import Engine, TurnFailed, TurnLog
 from labkit.live.server.faults import DropConnection, Faults, injected_failure
 from labkit.live.server.ids import wall_clock
+from labkit.live.server.script import Script, load_script
 from labkit.model import Profile, Workload, load_profile, load_workload
 from labkit.wire.protocol import (
     ProtocolError,
@@ -87,6 +89,7 @@ class SimServer:
         shutdown_timeout_s: float = 2.0,
         spin_s: float = 0.0015,
         models: Sequence[str] = surface.DEFAULT_MODELS,
+        script: Script | Mapping[str, Any] | str | Path | None = None,
     ) -> None:
         prof = load_profile(profile) if isinstance(profile, str) else profile
         if not isinstance(prof, Profile):
@@ -128,6 +131,8 @@ class SimServer:
             spin_s=spin_s,
             max_cached_bytes=max_cached_bytes,
         )
+        # A scripted model (labkit.live.server.script): a Script, a mapping, or a YAML file's path.
+        self.engine.script = None if script is None else load_script(script)
         self.connection_lifetime_s = float(connection_lifetime_s)
         self.max_message_bytes = max_message_bytes
         self.max_active_responses = max_active_responses

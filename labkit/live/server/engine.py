@@ -33,6 +33,7 @@ from labkit.live.server.faults import DropConnection, EventCounter, FaultInjecto
 from labkit.live.server.ids import new_id, wall_clock
 from labkit.live.server.output import OutputPlan, plan_output, reasoning_tokens_for
 from labkit.live.server.schedule import Pacer, Timing
+from labkit.live.server.script import Script
 from labkit.live.server.state import Bodies, Replicas, ResponseRecord, Store
 from labkit.model import CacheState, Profile, Stage, TurnSpec, Workload, plan_turn
 from labkit.wire.protocol import (
@@ -190,6 +191,8 @@ class Engine:
         # plan_turn reads the chaining mode from the profile; the server decides it per request (a hit in
         # the connection cache, a load from the store, or the full context), so keep one variant of each.
         self._variants: dict[Source, Profile] = {}
+        #: What the model does, when scripted (``SimServer(script=...)``); ``None``: the workload's filler.
+        self.script: Script | None = None
 
     def profile_for(self, source: Source) -> Profile:
         variant = self._variants.get(source)
@@ -226,6 +229,8 @@ class Engine:
             position = self._position(request, parent)
             self._check_function_calls(request, parent)
             output = self._shape(request, position.turn, specs)
+            if self.script is not None:  # a scripted model decides instead (labkit.live.server.script)
+                output = self.script.apply(request, position.turn, output, faults)
         except ProtocolError:
             self._evict_parent(conn_cache, request.stream_id, parent)
             raise

@@ -25,8 +25,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from labkit.live.server.ids import new_id
+from labkit.wire.items import resource_item
 from labkit.wire.protocol import ProtocolError, input_tokens, parse_input_items
 from labkit.wire.tokens import estimate_tokens, filler_text
+from labkit.wire.validation import check_create
 
 if TYPE_CHECKING:
     from labkit.live.server.engine import Engine
@@ -98,9 +100,7 @@ def input_items(engine: Engine, response_id: str, query: Mapping[str, str]) -> d
     if not 1 <= limit <= 100:
         raise ProtocolError("invalid_value", "limit: must be between 1 and 100", "limit")
     # Stored items get stable ids (the API returns every input item with one).
-    items = [
-        {"id": item.get("id") or f"{_prefix(item)}_{response_id[5:]}{i:04d}", **item} for i, item in enumerate(body[1])
-    ]
+    items = [resource_item(item, f"{_prefix(item)}_{response_id[5:]}{i:04d}") for i, item in enumerate(body[1])]
     if order == "desc":
         items.reverse()
     after = query.get("after")
@@ -136,7 +136,9 @@ def _body(obj: Any, allowed: frozenset[str]) -> dict[str, Any]:
         raise ProtocolError("invalid_type", "body: must be a JSON object", None)
     for key in obj:
         if key not in allowed:
-            raise ProtocolError("unknown_parameter", f"{key[:64]}: unknown parameter", key[:64])
+            raise ProtocolError("unknown_parameter", f"Unknown parameter: '{key[:64]}'.", key[:64])
+    if (bad := check_create(obj)) is not None:  # the create body's table: the fields these bodies share with it
+        raise ProtocolError(bad.code, bad.message, bad.param)
     return obj
 
 
@@ -171,7 +173,9 @@ def compact(engine: Engine, obj: Any) -> dict[str, Any]:
     if not isinstance(body.get("model"), str) or not body["model"]:
         raise ProtocolError("missing_required_parameter", "model: missing required parameter", "model")
     total, items = _conversation_tokens(engine, body)
-    kept = [dict(it) for it in items if it.get("type") == "message" and it.get("role") == "user"]
+    kept = [
+        resource_item(it, new_id("msg")) for it in items if it.get("type") == "message" and it.get("role") == "user"
+    ]
     size = max(1, round(total * COMPACTION_RATIO))
     item = {
         "id": new_id("cmp"),
@@ -187,7 +191,7 @@ def compact(engine: Engine, obj: Any) -> dict[str, Any]:
         "output": [*kept, item],
         "usage": {
             "input_tokens": total,
-            "input_tokens_details": {"cached_tokens": 0},
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
             "output_tokens": out_tokens,
             "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": total + out_tokens,
