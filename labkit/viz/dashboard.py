@@ -6,7 +6,7 @@ the model parameter it sets. A strategy is a preset plus mechanism checkboxes (o
 the closed form (:func:`labkit.sim.analytic.forecast`, about a millisecond per profile) and updates the existing
 figures in place, addressing traces by ``uid``; only traces whose values changed are touched, so a decode-speed
 step re-sends the few traces that depend on it. No figure is ever rebuilt. The figures are
-:class:`SharedFigureWidget`\ s: plotly's ``FigureWidget`` with its ~5 MB page module sent once for all of them
+:class:`SharedFigureWidget` instances: plotly's ``FigureWidget`` with its ~5 MB page module sent once for all of them
 (:class:`PlotlyModule`) and no plot state echoed back after an update.
 
 Callbacks are synchronous and call only the fast path, so they need no event loop. A control drag sends a value
