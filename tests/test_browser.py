@@ -264,6 +264,8 @@ def test_dashboard_slider_redraws_plot_in_browser(lab: tuple[str, Path], tmp_pat
         finally:
             browser.close()
 
+    timeouts = [c for c in console if ANYWIDGET_TIMEOUT in c]
+    print(f"console errors: {len(console)}, of which {ANYWIDGET_TIMEOUT}: {len(timeouts)}")
     assert report["after_value"] != report["before_value"], "the TPS slider's readout did not move"
     assert not report["missing_x"], f"traces drawn without their x data in the page: {report['missing_x']}"
     assert report["layout"].get("plots", 0) >= 3, report["layout"]
@@ -276,7 +278,6 @@ def test_dashboard_slider_redraws_plot_in_browser(lab: tuple[str, Path], tmp_pat
     )
     # anywidget rejects a model that takes over 2 s to initialize (the figures share one plotly module and
     # initialize at once, so this must not appear); any console error fails.
-    timeouts = [c for c in console if ANYWIDGET_TIMEOUT in c]
     assert timeouts == [], f"{len(timeouts)} x {ANYWIDGET_TIMEOUT}"
     assert console == [], "console errors in the page:\n" + "\n".join(console)
 
