@@ -24,7 +24,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -69,8 +68,9 @@ def _screenshot_path(tmp_path: Path) -> Path:
 
 #: anywidget's error when a widget model takes over 2 s to initialize.
 ANYWIDGET_TIMEOUT = "[anywidget] Failed to initialize model."
-#: Generous bound on the p95 redraw (the issue's target is 100 ms; a loaded 2-core machine is noisy).
-P95_BOUND_S = 0.5
+#: The goal: p95 over the steps of key press to all three plots redrawn (what the user sees). The machine's load
+#: is printed with the numbers; on a heavily loaded machine this can fail for reasons outside the dashboard.
+P95_BOUND_S = 0.1
 # Installed before the page loads: timestamps of key presses, of kernel comm messages each way (bytes too),
 # and of every change of a plot's trace paths.
 INSTRUMENT_JS = """(() => {
@@ -264,21 +264,22 @@ def test_dashboard_slider_redraws_plot_in_browser(lab: tuple[str, Path], tmp_pat
         finally:
             browser.close()
 
+    timeouts = [c for c in console if ANYWIDGET_TIMEOUT in c]
+    print(f"console errors: {len(console)}, of which {ANYWIDGET_TIMEOUT}: {len(timeouts)}")
     assert report["after_value"] != report["before_value"], "the TPS slider's readout did not move"
     assert not report["missing_x"], f"traces drawn without their x data in the page: {report['missing_x']}"
     assert report["layout"].get("plots", 0) >= 3, report["layout"]
     assert report["layout"]["problems"] == [], "\n".join(report["layout"]["problems"])
     assert report["drag_final_ok"], "after a drag the plots did not settle on the slider's final value"
     assert _screenshot_path(tmp_path).stat().st_size > 20_000
-    assert report["p95_s"] <= P95_BOUND_S, f"p95 redraw {report['p95_s']:.3f} s"
-    # anywidget rejects a model that takes over 2 s to initialize; plotly's FigureWidget carries a 5 MB module,
-    # which a loaded machine can take longer than that to import (the widget still renders). Known and open:
-    # reported as a warning so it stays visible; any other console error fails.
-    known = [c for c in console if c.startswith(f"page error: {ANYWIDGET_TIMEOUT}")]
-    if known:
-        warnings.warn(f"{len(known)} x {ANYWIDGET_TIMEOUT} (a FigureWidget took over 2 s to load)", stacklevel=1)
-    others = [c for c in console if c not in known]
-    assert others == [], "console errors in the page:\n" + "\n".join(others)
+    assert report["p95_all_s"] <= P95_BOUND_S, (
+        f"p95 of key press to all three plots redrawn {report['p95_all_s']:.3f} s (goal {P95_BOUND_S} s; "
+        f"load average {LOAD_BEFORE:.2f})"
+    )
+    # anywidget rejects a model that takes over 2 s to initialize (the figures share one plotly module and
+    # initialize at once, so this must not appear); any console error fails.
+    assert timeouts == [], f"{len(timeouts)} x {ANYWIDGET_TIMEOUT}"
+    assert console == [], "console errors in the page:\n" + "\n".join(console)
 
 
 def _settled(page, since: float, quiet_ms: float = 250.0, timeout_ms: float = 15_000) -> None:

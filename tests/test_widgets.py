@@ -283,3 +283,21 @@ def test_widget_state_carries_the_data_a_new_view_starts_from(dash):
     index = list(dash._uids["speedup"]).index("current_tps")
     state = dash.figures["speedup"]._widget_data[index]
     assert list(state["x"]) == [40.0, 40.0]
+
+
+def test_plotly_module_travels_once_for_every_figure(tmp_path):
+    from plotly.basewidget import BaseFigureWidget
+
+    from labkit.viz.dashboard import PlotlyModule, SharedFigureWidget
+
+    one = what_if(workload="fast_test", export_dir=tmp_path)
+    two = what_if(workload="fast_test", export_dir=tmp_path)
+    # One module widget per kernel, shown in the dashboard's box so a front end creates it...
+    assert isinstance(one.plotly_module, PlotlyModule) and one.plotly_module is two.plotly_module
+    assert one.plotly_module in one.widget.children
+    # ...holding plotly's own widget module; each figure's module is a few lines that wait for it.
+    plotly_js = str(BaseFigureWidget._esm)
+    assert one.plotly_module.bundle == plotly_js and len(plotly_js) > 1_000_000
+    for fig in [*one.figures.values(), *two.figures.values()]:
+        assert isinstance(fig, SharedFigureWidget)
+        assert len(fig._esm) < 5_000 and "labkit.plotly-widget" in fig._esm

@@ -5,7 +5,9 @@ the model parameter it sets. A strategy is a preset plus mechanism checkboxes (o
 :data:`labkit.model.profile.MECHANISMS`), so a user can switch single mechanisms on or off. Every change recomputes
 the closed form (:func:`labkit.sim.analytic.forecast`, about a millisecond per profile) and updates the existing
 figures in place, addressing traces by ``uid``; only traces whose values changed are touched, so a decode-speed
-step re-sends the few traces that depend on it. No figure is ever rebuilt.
+step re-sends the few traces that depend on it. No figure is ever rebuilt. The figures are
+:class:`SharedFigureWidget` instances: plotly's ``FigureWidget`` with its ~5 MB page module sent once for all of them
+(:class:`PlotlyModule`) and no plot state echoed back after an update.
 
 Callbacks are synchronous and call only the fast path, so they need no event loop. A control drag sends a value
 per step; each redraw is a few milliseconds of Python, so the kernel keeps up and the last value wins.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import html
+import json
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -27,6 +30,7 @@ import ipywidgets as W
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import traitlets
 
 from labkit.analysis.cache_memory import cache_hit_share, forecast_under_budget, speedup_curve
 from labkit.analysis.calibrate import scaled
@@ -334,6 +338,135 @@ export default { render({ el }) {
 """
 
 
+#: Where the page keeps plotly's widget module once it is loaded (a registry shared by every figure of the page).
+_PLOTLY_KEY = "labkit.plotly-widget"
+#: The model attributes that carry plotly's Python-to-page messages (``plotly.basewidget``): set, then None.
+_PY2JS = (
+    "_py2js_addTraces",
+    "_py2js_deleteTraces",
+    "_py2js_moveTraces",
+    "_py2js_restyle",
+    "_py2js_relayout",
+    "_py2js_update",
+    "_py2js_animate",
+    "_py2js_removeLayoutProps",
+    "_py2js_removeTraceProps",
+)
+
+
+#: The page-wide registry of plotly's module, in JavaScript: one promise every figure of the page waits on.
+_SLOT_JS = """
+const KEY = Symbol.for('__KEY__');
+function slot() {
+  if (!globalThis[KEY]) {
+    const s = {started: false};
+    s.module = new Promise((resolve, reject) => { s.resolve = resolve; s.reject = reject; });
+    globalThis[KEY] = s;
+  }
+  return globalThis[KEY];
+}
+""".replace("__KEY__", _PLOTLY_KEY)
+
+
+class PlotlyModule(anywidget.AnyWidget):
+    """plotly's ``FigureWidget`` front end (its ~5 MB module), sent to the page once for every
+    :class:`SharedFigureWidget`.
+
+    A plain ``FigureWidget`` carries the module as its ``_esm``: three figures send it three times, the page
+    imports it three times, and anywidget rejects a model that takes over 2 s to initialize (``[anywidget]
+    Failed to initialize model.``). Here the module is an ordinary synced string; this widget's own module is a
+    few lines that import it once into a page-wide registry and return at once (nothing waits on the import).
+    The import also drops the state echo (see :class:`SharedFigureWidget`).
+    """
+
+    _esm = (
+        _SLOT_JS
+        + """
+export default { initialize({ model }) {
+  const s = slot();
+  if (s.started) return;
+  s.started = true;
+  const url = URL.createObjectURL(new Blob([model.get('bundle')], {type: 'text/javascript'}));
+  import(url).then(mod => {
+    URL.revokeObjectURL(url);
+    // After every update a view sends the whole plot state back (trace and layout deltas, ~68 KB a step for
+    // the dashboard) for Python to learn plotly.js's defaults; the dashboard never reads them.
+    mod.FigureView.prototype._sendTraceDeltas = function () {};
+    mod.FigureView.prototype._sendLayoutDelta = function () {};
+    s.resolve(mod);
+  }, err => { URL.revokeObjectURL(url); s.reject(err); });
+} }
+"""
+    )
+    bundle = traitlets.Unicode("").tag(sync=True)
+
+
+_MODULE: PlotlyModule | None = None
+
+
+def plotly_module() -> PlotlyModule:
+    """The kernel's one :class:`PlotlyModule` (created on first use, with plotly's installed widget module)."""
+    global _MODULE
+    if _MODULE is None or _MODULE.comm is None:
+        from plotly.basewidget import BaseFigureWidget
+
+        _MODULE = PlotlyModule(bundle=str(BaseFigureWidget._esm))
+    return _MODULE
+
+
+class SharedFigureWidget(go.FigureWidget):
+    """A plotly ``FigureWidget`` whose page side is plotly's own, loaded once by :class:`PlotlyModule`.
+
+    Same Python API and messages as ``FigureWidget``; only the ``_esm`` differs: a small module that waits for
+    the shared one. Its ``initialize`` returns at once (anywidget's 2 s budget). Python's messages that arrive
+    before the first view exists are replayed to that view (plotly's model-side handlers change only copies of
+    the state, and replaying into the model before a view existed broke its x data in our runs); a new full
+    state, sent when the dashboard is displayed, supersedes them. Views send no plot state back after an update
+    (the figures are driven from Python); user zooms and clicks still reach Python as with ``FigureWidget``.
+    """
+
+    _esm = (
+        _SLOT_JS
+        + """
+const PY2JS = __PY2JS__;
+export default () => {
+  let ready;
+  let early = [];
+  let listeners = null;
+  let source = null;
+  return {
+    initialize({ model }) {
+      source = model;
+      model.on('change:_widget_data', () => { early = []; });
+      listeners = PY2JS.map(name => {
+        const f = () => { const v = model.get(name); if (v !== null && v !== undefined) early.push([name, v]); };
+        model.on('change:' + name, f);
+        return [name, f];
+      });
+      ready = slot().module.then(mod => {
+        const widget = mod.default();
+        widget.initialize({ model });
+        return widget;
+      });
+    },
+    async render({ model, el }) {
+      const widget = await ready;
+      const cleanup = widget.render({ model, el });
+      if (listeners) {
+        for (const [name, f] of listeners) source.off('change:' + name, f);
+        listeners = null;
+        const replay = early;
+        early = [];
+        for (const [name, v] of replay) { source.set(name, v); source.set(name, null); }
+      }
+      return cleanup;
+    },
+  };
+};
+""".replace("__PY2JS__", json.dumps(list(_PY2JS)))
+    )
+
+
 # Readouts wide enough for "4000" or "100000" so a number never runs into the next control.
 _CSS = (
     "<style>.lk-dashboard .widget-readout { min-width: 56px; }"
@@ -423,7 +556,9 @@ class Dashboard:
         }
         for name, fig in figs.items():
             self._fit(name, fig)
-        self.figures: dict[str, Any] = {name: go.FigureWidget(fig) for name, fig in figs.items()}
+        # plotly's page module travels once, before the figures that wait for it.
+        self.plotly_module = plotly_module()
+        self.figures: dict[str, Any] = {name: SharedFigureWidget(fig) for name, fig in figs.items()}
         for fw in self.figures.values():
             fw._config = {**fw._config, "responsive": True, "displaylogo": False}
         # A FigureWidget gives its traces fresh uids; keep the builders' (stage, scenario, metric) as the address.
@@ -478,6 +613,8 @@ class Dashboard:
                 self.figures["breakdown"],
                 W.HBox([self.export_button, self.export_output]),
                 FitWidth(),
+                # Draws nothing; in the box so that any front end showing the dashboard creates its model.
+                self.plotly_module,
             ],
             layout=W.Layout(width="100%"),
         )
