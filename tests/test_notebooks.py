@@ -6,6 +6,7 @@ folder; one runner test also writes every format and the index, as ``make figure
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -157,7 +158,9 @@ def test_figures_runner_writes_every_format_index_and_tour(tmp_path: Path, capsy
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         width, height = int.from_bytes(png.read_bytes()[16:20], "big"), int.from_bytes(png.read_bytes()[20:24], "big")
         assert (width, height) == runner.TOUR_SIZE
-        assert sorted(p.name for p in docs.iterdir()) == ["02_critical_path.png"]
+        # The tour image and its caption, from the same figure (labkit.report.notebooks.write_tour).
+        assert sorted(p.name for p in docs.iterdir()) == ["02_critical_path.png", "captions.json"]
+        assert json.loads((docs / "captions.json").read_text())["02_critical_path"]
 
 
 def test_failing_notebook_is_reported_and_others_listed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
