@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from labkit.live.netaddr import is_loopback_host
 from labkit.live.server import Faults, SimServer
+from labkit.live.server.app import DEFAULT_HEADER_TIMEOUT_S, DEFAULT_HTTP_IDLE_TIMEOUT_S, DEFAULT_WS_IDLE_TIMEOUT_S
 from labkit.live.server.engine import Turn
 from labkit.live.server.script import Script, ScriptError
 from labkit.wire.protocol import CreateRequest
@@ -36,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--api-key",
         default=os.environ.get("LABKIT_SERVER_API_KEY"),
-        help="require 'Authorization: Bearer KEY' (default: $LABKIT_SERVER_API_KEY, else no check)",
+        help="require 'Authorization: Bearer KEY' (default: $LABKIT_SERVER_API_KEY, else no check; prefer the "
+        "variable: a key on the command line is visible to every user of the machine in the process list)",
     )
     parser.add_argument("--replicas", type=int, default=None, help="API replicas (default: the profile's)")
     parser.add_argument("--routing", choices=("sticky", "random"), default=None, help="replica routing")
@@ -74,6 +76,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("recorded", "profile", "instant"),
         default="recorded",
         help="with --replay: send events at their recorded times, paced by --profile, or at once (default recorded)",
+    )
+    bounds = parser.add_argument_group("bounds (docs/guides/wire.md, 'Bounds')")
+    bounds.add_argument(
+        "--header-timeout", type=float, default=DEFAULT_HEADER_TIMEOUT_S, help="s for a new connection's first request"
+    )
+    bounds.add_argument(
+        "--http-idle-timeout",
+        type=float,
+        default=DEFAULT_HTTP_IDLE_TIMEOUT_S,
+        help="s a kept-alive HTTP connection may idle",
+    )
+    bounds.add_argument(
+        "--ws-idle-timeout",
+        type=float,
+        default=DEFAULT_WS_IDLE_TIMEOUT_S,
+        help="s a WebSocket may go without a client frame (pings count) while no response is in flight",
+    )
+    bounds.add_argument(
+        "--max-connections",
+        type=int,
+        default=None,
+        help="open connections at most (default: the open-files limit, raised to its hard limit, less 64)",
     )
     faults = parser.add_argument_group("fault injection (seeded)")
     faults.add_argument("--fault-seed", type=int, default=0)
@@ -123,7 +147,17 @@ def run(args: argparse.Namespace) -> int:
         max_message_bytes=args.max_message_bytes,
         max_stored_bodies=args.max_stored_bodies,
         script=script,
+        header_timeout_s=args.header_timeout,
+        http_idle_timeout_s=args.http_idle_timeout,
+        ws_idle_timeout_s=args.ws_idle_timeout,
+        max_connections=args.max_connections,
     )
+    if _key_on_command_line():
+        print(
+            "labkit serve: warning: --api-key on the command line shows the key to every user of this machine "
+            "(ps); set LABKIT_SERVER_API_KEY instead",
+            file=sys.stderr,
+        )
     if not is_loopback_host(args.host) and not args.api_key:
         print(
             f"labkit serve: warning: listening on {args.host} without --api-key: anyone who can reach it can use it",
@@ -135,6 +169,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"labkit serve: error: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _key_on_command_line() -> bool:
+    return any(a == "--api-key" or a.startswith("--api-key=") for a in sys.argv[1:])
 
 
 async def _serve(server: SimServer) -> None:

@@ -27,9 +27,12 @@ from aiohttp import web
 from labkit.live.netaddr import is_loopback_host
 from labkit.live.server import surface
 from labkit.live.server.connection import Connection, SessionDriver
+from labkit.live.server.descriptors import default_max_connections, raise_open_files_limit
 from labkit.live.server.engine import Engine, TurnFailed, TurnLog
 from labkit.live.server.faults import DropConnection, Faults, injected_failure
+from labkit.live.server.guard import ConnectionGuard
 from labkit.live.server.ids import wall_clock
+from labkit.live.server.logsafety import install_log_safety
 from labkit.live.server.script import Script, load_script
 from labkit.model import Profile, Workload, load_profile, load_workload
 from labkit.wire.protocol import (
@@ -44,6 +47,12 @@ from labkit.wire.protocol import (
 log = logging.getLogger("labkit.live.server")
 
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+#: Bounds on what a connection may hold (docs/guides/wire.md, "Bounds"): the first request's headers must
+#: arrive within this; a kept-alive HTTP connection may sit idle this long; a WebSocket with no client frame
+#: (pings count) and no response in flight is closed after this.
+DEFAULT_HEADER_TIMEOUT_S = 10.0
+DEFAULT_HTTP_IDLE_TIMEOUT_S = 75.0
+DEFAULT_WS_IDLE_TIMEOUT_S = 600.0
 #: Documented WebSocket-mode limits: active responses per connection (more are queued) and named lanes.
 MAX_ACTIVE_RESPONSES = 16
 MAX_LANES = 32
@@ -90,6 +99,10 @@ class SimServer:
         spin_s: float = 0.0015,
         models: Sequence[str] = surface.DEFAULT_MODELS,
         script: Script | Mapping[str, Any] | str | Path | None = None,
+        header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S,
+        http_idle_timeout_s: float = DEFAULT_HTTP_IDLE_TIMEOUT_S,
+        ws_idle_timeout_s: float = DEFAULT_WS_IDLE_TIMEOUT_S,
+        max_connections: int | None = None,
     ) -> None:
         prof = load_profile(profile) if isinstance(profile, str) else profile
         if not isinstance(prof, Profile):
@@ -111,6 +124,15 @@ class SimServer:
             raise ValueError("max_lanes: must be an integer >= 1")
         if api_key is not None and not api_key:
             raise ValueError("api_key: must be a non-empty string or None")
+        for name, value in (
+            ("header_timeout_s", header_timeout_s),
+            ("http_idle_timeout_s", http_idle_timeout_s),
+            ("ws_idle_timeout_s", ws_idle_timeout_s),
+        ):
+            if not (isinstance(value, int | float) and value > 0):
+                raise ValueError(f"{name}: must be > 0 seconds, got {value!r}")
+        if max_connections is not None and not (isinstance(max_connections, int) and max_connections >= 1):
+            raise ValueError(f"max_connections: must be an integer >= 1 or None, got {max_connections!r}")
         if isinstance(models, str) or not all(isinstance(m, str) and m for m in models):
             raise ValueError("models: must be a sequence of non-empty model ids")
         self.profile = prof
@@ -141,6 +163,12 @@ class SimServer:
         self.models = tuple(models)
         self._models_created = int(wall_clock())
         self._api_key = api_key
+        self.header_timeout_s = float(header_timeout_s)
+        self.http_idle_timeout_s = float(http_idle_timeout_s)
+        self.ws_idle_timeout_s = float(ws_idle_timeout_s)
+        #: ``None`` until start: then the process's descriptor limit (raised to its hard limit) less a reserve.
+        self.max_connections = max_connections
+        self.guard: ConnectionGuard | None = None
         self._shutdown_timeout_s = shutdown_timeout_s
         self._runner: web.AppRunner | None = None
         self._connections: set[SessionDriver] = set()
@@ -158,9 +186,15 @@ class SimServer:
     async def _start(self) -> None:
         if self._runner is not None:
             raise RuntimeError("server: already started")
+        # Client input reaches aiohttp's and asyncio's loggers: redact keys there, limit floods (logsafety).
+        install_log_safety()
+        if self.max_connections is None:
+            self.max_connections = default_max_connections(raise_open_files_limit())
+        guard = ConnectionGuard(max_connections=self.max_connections, header_timeout_s=self.header_timeout_s)
+        self.guard = guard
         # aiohttp's own limit is a backstop well above ours, so that an oversize message gets a clear
         # error event and the connection stays usable; beyond it aiohttp closes with 1009.
-        app = web.Application(client_max_size=self.max_message_bytes)
+        app = web.Application(client_max_size=self.max_message_bytes, middlewares=[guard.middleware])
         app.router.add_get("/v1/responses", self._handle_get)
         app.router.add_post("/v1/responses", self._handle_post)
         app.router.add_post("/v1/responses/input_tokens", self._handle_input_tokens)
@@ -172,8 +206,17 @@ class SimServer:
         app.router.add_get("/v1/models", self._handle_models)
         app.router.add_get("/v1/models/{model_id}", self._handle_model)
         app.router.add_get("/v1/labkit/metrics", self._handle_metrics)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=self._shutdown_timeout_s)
+        # keepalive_timeout: aiohttp closes a kept-alive connection idle (or halfway through its next request's
+        # headers) this long; the guard bounds the first request's headers and the number of connections.
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            shutdown_timeout=self._shutdown_timeout_s,
+            keepalive_timeout=self.http_idle_timeout_s,
+        )
         await runner.setup()
+        assert runner.server is not None
+        guard.attach(runner.server)
         if not is_loopback_host(self.host) and self._api_key is None:
             log.warning("listening on %s without an api_key: anyone who can reach it can use it", self.host)
         site = web.TCPSite(runner, self.host, self._port)
@@ -247,6 +290,9 @@ class SimServer:
         m["cached_bytes"] = int(cached * self.profile.bytes_per_token)
         m["cached_responses"] = sum(len(c.cache.lanes) for c in self._connections)
         m["stored_responses"] = len(self.engine.store)
+        if self.guard is not None:
+            m["refused_connections"] = self.guard.counters.refused_connections
+            m["header_timeouts"] = self.guard.counters.header_timeouts
         return m
 
     @property
@@ -302,6 +348,10 @@ class SimServer:
             autoping=True,
             timeout=1.0,
         )
+        if not self._authorized(request):
+            # Before the upgrade is looked at: aiohttp's handshake logs the offered subprotocols, where a browser
+            # client puts its key (openai-insecure-api-key.KEY). Refused with the API's 401 body.
+            return self._unauthorized(request)
         if not ws.can_prepare(request).ok:
             return self._error_response(
                 ProtocolError(
@@ -311,9 +361,6 @@ class SimServer:
                     status=426,
                 )
             )
-        if not self._authorized(request):
-            # Refuse the upgrade itself with the API's 401 body: the client's handshake fails with it.
-            return self._unauthorized(request)
         await ws.prepare(request)
         conn = Connection(self, ws, request)
         self.attach(conn)

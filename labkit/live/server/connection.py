@@ -234,11 +234,20 @@ class Connection(SessionDriver):
         self.ws = ws
 
     async def serve(self) -> None:
+        idle_s = self.server.ws_idle_timeout_s
         try:
-            async for msg in self.ws:
+            while True:
+                try:
+                    # A ping restarts the wait (aiohttp answers it and reads on), so a pinging client stays.
+                    msg = await self.ws.receive(timeout=idle_s)
+                except TimeoutError:
+                    if self.tasks:  # a response is still streaming: the client is waiting, not idle
+                        continue
+                    await self.sink.close(1000, "idle timeout")
+                    break
                 if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                     await self.receive(msg.data)
-                elif msg.type == WSMsgType.ERROR:
+                elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
                     break
         finally:
             await self.shutdown()
