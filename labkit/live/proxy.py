@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 from aiohttp import WSMsgType, web
 
+from labkit.live.appsite import start_app, stop_app
 from labkit.live.recording import RECORDING_FILE, SPANS_FILE, Event, Exchange, Recording, header, write_spans
 
 log = logging.getLogger("labkit.live.proxy")
@@ -91,26 +92,14 @@ class RecordingProxy:
         self._file = (self.out / RECORDING_FILE).open("w", encoding="utf-8")
         self._write(header(self.recording.upstream))
         self._session = aiohttp.ClientSession(auto_decompress=True, timeout=aiohttp.ClientTimeout(total=None))
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_route("*", "/v1/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self._port)
-        await site.start()
-        self._runner = runner
-        sockets = getattr(site._server, "sockets", None) or []
-        if sockets:
-            self._port = sockets[0].getsockname()[1]
+        self._runner, self._port = await start_app(self._handle, self.host, self._port)
         return self
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None
         if runner is None:
             return
-        for ws in list(self._sockets):
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.close(code=1001, message=b"proxy shutdown"), 1.0)
-        await runner.cleanup()
+        await stop_app(runner, self._sockets, b"proxy shutdown")
         if self._session is not None:
             await self._session.close()
         self._file.close()

@@ -13,7 +13,6 @@ code ``replay_mismatch`` saying how it differs from the next unused recorded req
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -22,6 +21,7 @@ from typing import Any, Literal
 
 from aiohttp import WSMsgType, web
 
+from labkit.live.appsite import start_app, stop_app
 from labkit.live.recording import Exchange, Recording, match_key
 from labkit.model import CacheState, Profile, TurnSpec, load_profile, plan_turn
 from labkit.wire.protocol import ProtocolError, conversation_split, sse_frame, ws_frame
@@ -76,26 +76,14 @@ class ReplayServer:
         self._sockets: set[web.WebSocketResponse] = set()
 
     async def start(self) -> ReplayServer:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_route("*", "/v1/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self._port)
-        await site.start()
-        self._runner = runner
-        sockets = getattr(site._server, "sockets", None) or []
-        if sockets:
-            self._port = sockets[0].getsockname()[1]
+        self._runner, self._port = await start_app(self._handle, self.host, self._port)
         return self
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None
         if runner is None:
             return
-        for ws in list(self._sockets):
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.close(code=1001, message=b"server shutdown"), 1.0)
-        await runner.cleanup()
+        await stop_app(runner, self._sockets, b"server shutdown")
 
     async def __aenter__(self) -> ReplayServer:
         return await self.start()
