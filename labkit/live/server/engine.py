@@ -450,7 +450,10 @@ class Engine:
         ev = turn.events
         self.inflight[ev.id] = turn
         try:
-            await self._pace(turn, emit)
+            if emit is None:
+                await self._answer(turn)
+            else:
+                await self._pace(turn, emit)
         except DropConnection:
             self._evict_parent(turn.conn_cache, turn.lane, turn.parent)
             self._log(turn, "dropped")
@@ -487,6 +490,21 @@ class Engine:
                 turn.sent += allowed
             if allowed < len(batch):
                 raise DropConnection()
+
+    async def _answer(self, turn: Turn) -> None:
+        """A non-streaming answer: wait until the plan's last stage ends, then assemble the Response whole.
+
+        No stream event is built (a JSON answer never sends one). A drawn drop point cuts the connection
+        instead of the answer: a JSON answer is one message on the wire (:meth:`TurnFaults.admit`).
+        """
+        loop = asyncio.get_running_loop()
+        pacer = turn.pacer
+        end = pacer.end
+        if loop.time() < end:
+            await self._wait(turn, end, self._spin())
+        if turn.faults.admit(1, True, False) < 1:
+            raise DropConnection()
+        pacer.assemble()
 
     async def _wait(self, turn: Turn, deadline: float, spin_s: float) -> None:
         """Wait until ``deadline`` on the loop clock, or until :meth:`Turn.wake` (a steer) ends it early.
@@ -538,7 +556,8 @@ class Engine:
             turn.conn_cache.put(turn.lane, record)
         if turn.request.store:
             self.store.put(record)
-            self.bodies.put(ev.response(), turn.request.input)
+            # The Response the terminal event or the JSON answer already carries: built once per response.
+            self.bodies.put(ev.final or ev.response(), turn.request.input)
         self.replicas.remember(turn.replica, turn.conversation_key)
         if generated:
             m.responses += 1
