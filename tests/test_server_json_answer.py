@@ -179,3 +179,45 @@ async def test_over_http_the_json_answer_is_stored_and_chained() -> None:
         assert nxt.status_code == 200 and nxt.json()["previous_response_id"] == body["id"]
         assert server.metrics["store_hits"] == 1
         assert server.metrics["delta_frames"] == 0  # nothing was streamed
+
+
+def _all_pages_the_long_way(stored: tuple[dict[str, Any], ...], rid: str, order: str, limit: int, after: str | None):
+    """input_items as it was before only the page was built: every item in resource form, then sliced."""
+    from labkit.live.server.surface import _prefix
+    from labkit.wire.items import resource_item
+
+    items = [resource_item(item, f"{_prefix(item)}_{rid[5:]}{i:04d}") for i, item in enumerate(stored)]
+    if order == "desc":
+        items.reverse()
+    if after is not None:
+        ids = [it["id"] for it in items]
+        items = items[ids.index(after) + 1 :] if after in ids else []
+    return items[:limit], len(items) > limit
+
+
+def test_input_items_builds_only_the_page_and_pages_as_before() -> None:
+    from labkit.live.server import surface
+
+    engine = Engine(load_profile("websocket"), WL, seed=1, instant=True)
+    stored = tuple(
+        {"type": "message", "role": "user", "content": f"m{i}"}
+        if i % 3
+        else {
+            "type": "function_call_output",
+            "call_id": f"c{i}",
+            "output": "ok",
+            **({"id": "x_given"} if i == 3 else {}),
+        }
+        for i in range(9)
+    )
+    rid = "resp_" + "ab" * 24
+    engine.bodies.put({"id": rid, "object": "response"}, stored)
+    afters: list[str | None] = [None, "x_given", "nope"]
+    afters += [f"msg_{rid[5:]}{i:04d}" for i in (1, 8)]
+    for order in ("asc", "desc"):
+        for limit in (1, 2, 5, 20):
+            for after in afters:
+                query = {"order": order, "limit": str(limit), **({"after": after} if after else {})}
+                got = surface.input_items(engine, rid, query)
+                page, more = _all_pages_the_long_way(stored, rid, order, limit, after)
+                assert got["data"] == page and got["has_more"] == more, query

@@ -153,18 +153,20 @@ async def sse_load(url: str, body: bytes, conns: int, requests: int) -> int:
     return sum(counts)
 
 
-async def json_load(url: str, body: bytes, conns: int, requests: int) -> int:
-    """``conns`` kept-alive connections each make ``requests`` non-streaming POSTs; returns answer bytes.
+async def json_load(url: str, body: bytes | None, conns: int, requests: int) -> int:
+    """``conns`` kept-alive connections each make ``requests`` JSON requests (POST ``body``, or GET without
+    one); returns answer bytes.
 
     Kept alive as the official SDK's connection pool keeps them, so a request costs the handler, not a TCP
     handshake.
     """
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    method = "GET" if body is None else "POST"
     request = (
-        f"POST {parts.path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-        f"Accept: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
+        f"{method} {parts.path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"Accept: application/json\r\nContent-Length: {len(body or b'')}\r\n\r\n"
+    ).encode() + (body or b"")
 
     async def one() -> int:
         n = 0
@@ -221,6 +223,8 @@ class _Sizes:
         self.ws_requests = 2 if quick else 20
         self.sse_requests = 5 if quick else 50
         self.json_requests = 10 if quick else 100
+        #: Per path of the rest of the surface (labkit only): kept-alive connections x requests, per repeat.
+        self.path_requests = 5 if quick else 50
 
 
 def _pair(samples: dict[str, list[float]], labkit: float, raw: float) -> None:
@@ -240,6 +244,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     sse_body = _create(websocket=False).encode()
     json_body = _create(websocket=False, stream=False).encode()
     ws, sse, js = _samples(), _samples(), _samples()
+    paths: dict[str, list[float]] = {}
     events_per_ws_request = events_per_sse_request = bytes_per_json_request = 0.0
     with (
         ServerProcess("labkit") as lab,
@@ -276,10 +281,11 @@ def run(quick: bool = False) -> dict[str, Any]:
                 n_req = conns * size.json_requests
                 _pair(js, cpu_l / n_req * 1e6, cpu_r / n_req * 1e6)
                 bytes_per_json_request = bytes_l / n_req
+                _measure_paths(lab, lab_http, template["id"], paths, size)
     parts = [
         _ws_part(ws, events_per_ws_request, size),
         _sse_part(sse, events_per_sse_request, size),
-        _json_part(js, bytes_per_json_request, size),
+        _json_part(js, bytes_per_json_request, size, paths),
     ]
     # The parts have different goals: the record's ratio is the worse part's ratio over its goal.
     worst = max(part["ratio"] / goal for part, goal in zip(parts, (WS_GOAL, SSE_GOAL, JSON_GOAL), strict=True))
@@ -333,7 +339,31 @@ def _sse_part(sse: dict[str, list[float]], events_per_request: float, size: _Siz
     )
 
 
-def _json_part(js: dict[str, list[float]], bytes_per_request: float, size: _Sizes) -> dict[str, Any]:
+def _path_requests(create_url: str, response_id: str) -> dict[str, tuple[str, bytes | None]]:
+    """The JSON paths whose cost the ``json`` part reports besides the stored create: (url, POST body or GET)."""
+    from labkit.wire.protocol import build_create
+
+    not_stored = json.dumps(build_create("bench", "Say something.", websocket=False, store=False)).encode()
+    compact = json.dumps({"model": "bench", "input": "Say something."}).encode()
+    return {
+        "create, store: false": (create_url, not_stored),
+        "retrieve": (f"{create_url}/{response_id}", None),
+        "input_items": (f"{create_url}/{response_id}/input_items", None),
+        "compact": (f"{create_url}/compact", compact),
+    }
+
+
+def _measure_paths(
+    lab: ServerProcess, create_url: str, response_id: str, out: dict[str, list[float]], size: _Sizes
+) -> None:
+    for name, (url, body) in _path_requests(create_url, response_id).items():
+        cpu, _, _ = _measure(lab, json_load(url, body, size.conns, size.path_requests))
+        out.setdefault(name, []).append(cpu / (size.conns * size.path_requests) * 1e6)
+
+
+def _json_part(
+    js: dict[str, list[float]], bytes_per_request: float, size: _Sizes, paths: dict[str, list[float]]
+) -> dict[str, Any]:
     return result(
         "json",
         summarize(js["ratio"])["median"],
@@ -350,4 +380,7 @@ def _json_part(js: dict[str, list[float]], bytes_per_request: float, size: _Size
         bytes_per_request=bytes_per_request,
         kept_alive_connections=size.conns,
         requests_per_connection=size.json_requests,
+        # The stored create is the part's request (the API's default store: true); the other paths, labkit only.
+        labkit_cpu_us_per_path={name: summarize(v) for name, v in paths.items()},
+        requests_per_path_connection=size.path_requests,
     )
