@@ -192,6 +192,16 @@ async def test_an_internal_bug_mid_stream_ends_the_response_failed(monkeypatch: 
         return real(self, status)
 
     monkeypatch.setattr(ResponseEvents, "close_item", broken)
+    # A non-streaming answer is assembled whole (no close_item): the same bug in its item builder.
+    real_whole = ResponseEvents.whole_item
+
+    def broken_whole(self, *args, **kwargs):
+        calls.append(self)
+        if len(calls) == 1:
+            raise KeyError("simulated bug")
+        return real_whole(self, *args, **kwargs)
+
+    monkeypatch.setattr(ResponseEvents, "whole_item", broken_whole)
     profile = load_profile("websocket", decode_tps=4000)
     async with SimServer(profile, WL) as server, websockets.connect(server.ws_url) as ws:
         events = await ws_events(ws, create("x"))

@@ -1,10 +1,12 @@
-"""``server``: server CPU per streamed event (WebSocket) and per SSE request, labkit vs raw baselines.
+"""``server``: server CPU per streamed event (WebSocket), per SSE request and per JSON request, labkit vs raw baselines.
 
 Each server runs in its own subprocess pinned to one core (:mod:`labkit.bench.servers`); the load
 generator runs here, pinned to another core, and is as lean as possible (no JSON parsing on the hot
 path). Server CPU time (all threads) is read from ``/proc/PID/task/*/schedstat`` (psutil elsewhere)
 before and after each load; the raw and labkit servers are loaded alternately, so a slow moment of
-the machine hits both. The raw servers send exactly as many events per request as the simulator sent in the same run.
+the machine hits both. The raw servers send exactly as many events per request as the simulator sent in the same run;
+the raw JSON handler (:mod:`labkit.bench.rawjson`) answers with the simulator's own non-streaming answer to the
+same request, captured in the warm-up.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ from labkit.bench.runner import result, summarize
 from labkit.util.progress import progress
 from labkit.wire.events import TERMINAL_EVENT_TYPES
 
-#: WebSocket: labkit / raw websockets server CPU per event; SSE: labkit / hand-written handler CPU per request.
+#: WebSocket: labkit / raw websockets server CPU per event; SSE and JSON: labkit / hand-written handler CPU per
+#: request.
 WS_GOAL = 1.5
 SSE_GOAL = 1.2
-GOAL = f"websocket <= {WS_GOAL}, sse <= {SSE_GOAL}"
+JSON_GOAL = 1.2
+GOAL = f"websocket <= {WS_GOAL}, sse <= {SSE_GOAL}, json <= {JSON_GOAL}"
 # The load generator parses no JSON (lean on purpose): a terminal event is found by its quoted type near the
 # head of the frame.
 _TERMINAL = tuple(f'"{t}"' for t in sorted(TERMINAL_EVENT_TYPES))
@@ -94,6 +98,16 @@ class RawPacingProcess(ServerProcess):
         return ["labkit.bench.rawpacing", json.dumps(config)]
 
 
+class RawJsonProcess(ServerProcess):
+    """The hand-written aiohttp JSON handler of :mod:`labkit.bench.rawjson` in a subprocess."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        super().__init__("raw json", {"body": body})
+
+    def _module_args(self, kind: str, config: dict[str, Any]) -> list[str]:
+        return ["labkit.bench.rawjson", json.dumps(config)]
+
+
 async def ws_load(url: str, message: str, conns: int, requests: int) -> int:
     """``conns`` connections each send ``requests`` messages one after another; returns events received."""
     from websockets.asyncio.client import connect
@@ -139,6 +153,51 @@ async def sse_load(url: str, body: bytes, conns: int, requests: int) -> int:
     return sum(counts)
 
 
+async def json_load(url: str, body: bytes | None, conns: int, requests: int) -> int:
+    """``conns`` kept-alive connections each make ``requests`` JSON requests (POST ``body``, or GET without
+    one); returns answer bytes.
+
+    Kept alive as the official SDK's connection pool keeps them, so a request costs the handler, not a TCP
+    handshake.
+    """
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    method = "GET" if body is None else "POST"
+    request = (
+        f"{method} {parts.path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"Accept: application/json\r\nContent-Length: {len(body or b'')}\r\n\r\n"
+    ).encode() + (body or b"")
+
+    async def one() -> int:
+        n = 0
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            for _ in range(requests):
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                if b" 200 " not in head[:20]:
+                    raise RuntimeError(f"json: unexpected answer {head[:200]!r}")
+                at = head.lower().index(b"content-length:") + len(b"content-length:")
+                length = int(head[at : head.index(b"\r\n", at)])
+                n += len(await reader.readexactly(length))
+        finally:
+            writer.close()
+        return n
+
+    counts = await asyncio.gather(*(one() for _ in range(conns)))
+    return sum(counts)
+
+
+async def json_answer(url: str, body: bytes) -> dict[str, Any]:
+    """One non-streaming answer, parsed (the raw JSON handler's template)."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session, session.post(url, data=body) as resp:
+        resp.raise_for_status()
+        answer: dict[str, Any] = await resp.json()
+        return answer
+
+
 def _measure(server: ServerProcess, load: Any) -> tuple[float, int, float]:
     cpu0 = server.cpu()
     t0 = time.perf_counter()
@@ -147,24 +206,46 @@ def _measure(server: ServerProcess, load: Any) -> tuple[float, int, float]:
     return server.cpu() - cpu0, events, wall
 
 
-def _create(websocket: bool) -> str:
+def _create(websocket: bool, stream: bool = True) -> str:
     from labkit.wire.protocol import build_create
 
     if websocket:
         return json.dumps(build_create("bench", "Say something."))
-    return json.dumps(build_create("bench", "Say something.", stream=True, websocket=False))
+    return json.dumps(build_create("bench", "Say something.", stream=True if stream else None, websocket=False))
+
+
+class _Sizes:
+    """How much load each part puts on the servers per repetition."""
+
+    def __init__(self, quick: bool) -> None:
+        self.repeats = 3 if quick else 7
+        self.conns = 2 if quick else 4
+        self.ws_requests = 2 if quick else 20
+        self.sse_requests = 5 if quick else 50
+        self.json_requests = 10 if quick else 100
+        #: Per path of the rest of the surface (labkit only): kept-alive connections x requests, per repeat.
+        self.path_requests = 5 if quick else 50
+
+
+def _pair(samples: dict[str, list[float]], labkit: float, raw: float) -> None:
+    samples["labkit_us"].append(labkit)
+    samples["raw_us"].append(raw)
+    samples["ratio"].append(labkit / raw)
+
+
+def _samples() -> dict[str, list[float]]:
+    return {"labkit_us": [], "raw_us": [], "ratio": []}
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    repeats = 3 if quick else 7
-    conns = 2 if quick else 4
-    ws_requests = 2 if quick else 20
-    sse_requests = 5 if quick else 50
+    size = _Sizes(quick)
+    conns = size.conns
     ws_msg = _create(websocket=True)
     sse_body = _create(websocket=False).encode()
-    ws: dict[str, list[float]] = {"labkit_us": [], "raw_us": [], "ratio": []}
-    sse: dict[str, list[float]] = {"labkit_us": [], "raw_us": [], "ratio": []}
-    events_per_ws_request = events_per_sse_request = 0.0
+    json_body = _create(websocket=False, stream=False).encode()
+    ws, sse, js = _samples(), _samples(), _samples()
+    paths: dict[str, list[float]] = {}
+    events_per_ws_request = events_per_sse_request = bytes_per_json_request = 0.0
     with (
         ServerProcess("labkit") as lab,
         ServerProcess("raw-ws") as raw_ws,
@@ -177,25 +258,50 @@ def run(quick: bool = False) -> dict[str, Any]:
         n_ws = round(ev / 2)
         _, ev, _ = _measure(lab, sse_load(lab_http, sse_body, 1, 2))
         n_sse = round(ev / 2)
+        _measure(lab, json_load(lab_http, json_body, 1, 2))
+        template = asyncio.run(json_answer(lab_http, json_body))
         raw_ws_msg = json.dumps({"n": n_ws})
         raw_sse_body = json.dumps({"n": n_sse}).encode()
-        _measure(raw_ws, ws_load(raw_ws.urls[0], raw_ws_msg, 1, 2))
-        _measure(raw_sse, sse_load(raw_sse.urls[0], raw_sse_body, 1, 2))
-        for _ in progress(range(repeats), desc="server repeats", unit="repeat"):
-            cpu_l, ev_l, _ = _measure(lab, ws_load(lab_ws, ws_msg, conns, ws_requests))
-            cpu_r, ev_r, _ = _measure(raw_ws, ws_load(raw_ws.urls[0], raw_ws_msg, conns, ws_requests))
-            ws["labkit_us"].append(cpu_l / ev_l * 1e6)
-            ws["raw_us"].append(cpu_r / ev_r * 1e6)
-            ws["ratio"].append(ws["labkit_us"][-1] / ws["raw_us"][-1])
-            events_per_ws_request = ev_l / (conns * ws_requests)
-            cpu_l, ev_l, _ = _measure(lab, sse_load(lab_http, sse_body, conns, sse_requests))
-            cpu_r, _, _ = _measure(raw_sse, sse_load(raw_sse.urls[0], raw_sse_body, conns, sse_requests))
-            n_req = conns * sse_requests
-            sse["labkit_us"].append(cpu_l / n_req * 1e6)
-            sse["raw_us"].append(cpu_r / n_req * 1e6)
-            sse["ratio"].append(sse["labkit_us"][-1] / sse["raw_us"][-1])
-            events_per_sse_request = ev_l / n_req
-    ws_part = result(
+        with RawJsonProcess(template) as raw_json:
+            _measure(raw_ws, ws_load(raw_ws.urls[0], raw_ws_msg, 1, 2))
+            _measure(raw_sse, sse_load(raw_sse.urls[0], raw_sse_body, 1, 2))
+            _measure(raw_json, json_load(raw_json.urls[0], json_body, 1, 2))
+            for _ in progress(range(size.repeats), desc="server repeats", unit="repeat"):
+                cpu_l, ev_l, _ = _measure(lab, ws_load(lab_ws, ws_msg, conns, size.ws_requests))
+                cpu_r, ev_r, _ = _measure(raw_ws, ws_load(raw_ws.urls[0], raw_ws_msg, conns, size.ws_requests))
+                _pair(ws, cpu_l / ev_l * 1e6, cpu_r / ev_r * 1e6)
+                events_per_ws_request = ev_l / (conns * size.ws_requests)
+                cpu_l, ev_l, _ = _measure(lab, sse_load(lab_http, sse_body, conns, size.sse_requests))
+                cpu_r, _, _ = _measure(raw_sse, sse_load(raw_sse.urls[0], raw_sse_body, conns, size.sse_requests))
+                n_req = conns * size.sse_requests
+                _pair(sse, cpu_l / n_req * 1e6, cpu_r / n_req * 1e6)
+                events_per_sse_request = ev_l / n_req
+                cpu_l, bytes_l, _ = _measure(lab, json_load(lab_http, json_body, conns, size.json_requests))
+                cpu_r, _, _ = _measure(raw_json, json_load(raw_json.urls[0], json_body, conns, size.json_requests))
+                n_req = conns * size.json_requests
+                _pair(js, cpu_l / n_req * 1e6, cpu_r / n_req * 1e6)
+                bytes_per_json_request = bytes_l / n_req
+                _measure_paths(lab, lab_http, template["id"], paths, size)
+    parts = [
+        _ws_part(ws, events_per_ws_request, size),
+        _sse_part(sse, events_per_sse_request, size),
+        _json_part(js, bytes_per_json_request, size, paths),
+    ]
+    # The parts have different goals: the record's ratio is the worse part's ratio over its goal.
+    worst = max(part["ratio"] / goal for part, goal in zip(parts, (WS_GOAL, SSE_GOAL, JSON_GOAL), strict=True))
+    return result(
+        "server",
+        worst,
+        "<=",
+        1.0,
+        ratio_means=f"worst part's ratio over its goal ({GOAL}; labkit / raw CPU)",
+        parts=parts,
+        repeats=size.repeats,
+    )
+
+
+def _ws_part(ws: dict[str, list[float]], events_per_request: float, size: _Sizes) -> dict[str, Any]:
+    return result(
         "websocket",
         summarize(ws["ratio"])["median"],
         "<=",
@@ -207,11 +313,14 @@ def run(quick: bool = False) -> dict[str, Any]:
         ),
         labkit_cpu_us_per_event=summarize(ws["labkit_us"]),
         raw_cpu_us_per_event=summarize(ws["raw_us"]),
-        events_per_request=events_per_ws_request,
-        connections=conns,
-        requests_per_connection=ws_requests,
+        events_per_request=events_per_request,
+        connections=size.conns,
+        requests_per_connection=size.ws_requests,
     )
-    sse_part = result(
+
+
+def _sse_part(sse: dict[str, list[float]], events_per_request: float, size: _Sizes) -> dict[str, Any]:
+    return result(
         "sse",
         summarize(sse["ratio"])["median"],
         "<=",
@@ -220,22 +329,58 @@ def run(quick: bool = False) -> dict[str, Any]:
         ratio_stats=summarize(sse["ratio"]),
         summary=(
             f"{summarize(sse['labkit_us'])['median']:,.0f} vs {summarize(sse['raw_us'])['median']:,.0f} us CPU "
-            f"per request of {events_per_sse_request:.0f} events"
+            f"per request of {events_per_request:.0f} events"
         ),
         labkit_cpu_us_per_request=summarize(sse["labkit_us"]),
         raw_cpu_us_per_request=summarize(sse["raw_us"]),
-        events_per_request=events_per_sse_request,
-        concurrent_clients=conns,
-        requests_per_client=sse_requests,
+        events_per_request=events_per_request,
+        concurrent_clients=size.conns,
+        requests_per_client=size.sse_requests,
     )
-    # The parts have different goals: the record's ratio is the worse part's ratio over its goal.
-    worst = max(ws_part["ratio"] / WS_GOAL, sse_part["ratio"] / SSE_GOAL)
+
+
+def _path_requests(create_url: str, response_id: str) -> dict[str, tuple[str, bytes | None]]:
+    """The JSON paths whose cost the ``json`` part reports besides the stored create: (url, POST body or GET)."""
+    from labkit.wire.protocol import build_create
+
+    not_stored = json.dumps(build_create("bench", "Say something.", websocket=False, store=False)).encode()
+    compact = json.dumps({"model": "bench", "input": "Say something."}).encode()
+    return {
+        "create, store: false": (create_url, not_stored),
+        "retrieve": (f"{create_url}/{response_id}", None),
+        "input_items": (f"{create_url}/{response_id}/input_items", None),
+        "compact": (f"{create_url}/compact", compact),
+    }
+
+
+def _measure_paths(
+    lab: ServerProcess, create_url: str, response_id: str, out: dict[str, list[float]], size: _Sizes
+) -> None:
+    for name, (url, body) in _path_requests(create_url, response_id).items():
+        cpu, _, _ = _measure(lab, json_load(url, body, size.conns, size.path_requests))
+        out.setdefault(name, []).append(cpu / (size.conns * size.path_requests) * 1e6)
+
+
+def _json_part(
+    js: dict[str, list[float]], bytes_per_request: float, size: _Sizes, paths: dict[str, list[float]]
+) -> dict[str, Any]:
     return result(
-        "server",
-        worst,
+        "json",
+        summarize(js["ratio"])["median"],
         "<=",
-        1.0,
-        ratio_means=f"worst part's ratio over its goal (websocket <= {WS_GOAL}, sse <= {SSE_GOAL}; labkit / raw CPU)",
-        parts=[ws_part, sse_part],
-        repeats=repeats,
+        JSON_GOAL,
+        ratio_means="server CPU per non-streaming request: labkit (instant) / hand-written aiohttp JSON handler",
+        ratio_stats=summarize(js["ratio"]),
+        summary=(
+            f"{summarize(js['labkit_us'])['median']:,.0f} vs {summarize(js['raw_us'])['median']:,.0f} us CPU "
+            f"per request of {bytes_per_request:,.0f} bytes"
+        ),
+        labkit_cpu_us_per_request=summarize(js["labkit_us"]),
+        raw_cpu_us_per_request=summarize(js["raw_us"]),
+        bytes_per_request=bytes_per_request,
+        kept_alive_connections=size.conns,
+        requests_per_connection=size.json_requests,
+        # The stored create is the part's request (the API's default store: true); the other paths, labkit only.
+        labkit_cpu_us_per_path={name: summarize(v) for name, v in paths.items()},
+        requests_per_path_connection=size.path_requests,
     )

@@ -71,6 +71,8 @@ _ITEM_PREFIX = {"message": "msg", "function_call": "fc", "reasoning": "rs"}
 
 class ResponseState(enum.Enum):
     NEW = "new"
+    #: A non-streaming answer is being assembled whole (:meth:`ResponseEvents.assemble`): no events go out.
+    ASSEMBLING = "assembling"
     #: ``response.queued`` went out: the create waits behind its lane or the active limit.
     QUEUED = "queued"
     #: ``response.created`` went out; no output item is open.
@@ -85,8 +87,21 @@ S = ResponseState
 #: state -> {call -> next state}. A call missing from a state's row is out of order. ``failed`` is allowed
 #: from every live state (a response can fail before it starts, or mid-item); ``steer_accepted`` while it runs
 #: (it may not have started streaming yet); ``steer_pending`` only after it ended for client-owned tool output.
+#: ``assemble`` starts a non-streaming answer instead of a stream: whole items, then its end, and no events.
 TRANSITIONS: dict[ResponseState, dict[str, ResponseState]] = {
-    S.NEW: {"queued": S.QUEUED, "start": S.STREAMING, "failed": S.FAILED, "steer_accepted": S.NEW},
+    S.NEW: {
+        "queued": S.QUEUED,
+        "start": S.STREAMING,
+        "assemble": S.ASSEMBLING,
+        "failed": S.FAILED,
+        "steer_accepted": S.NEW,
+    },
+    S.ASSEMBLING: {
+        "whole_item": S.ASSEMBLING,
+        "completed": S.COMPLETED,
+        "incomplete": S.INCOMPLETE,
+        "failed": S.FAILED,
+    },
     S.QUEUED: {"start": S.STREAMING, "failed": S.FAILED, "steer_accepted": S.QUEUED},
     S.STREAMING: {
         "open_item": S.ITEM_OPEN,
@@ -190,6 +205,9 @@ class ResponseEvents:
         self.status = "in_progress"
         self.error: dict[str, Any] | None = None
         self.incomplete_details: dict[str, Any] | None = None
+        #: The Response object as the response ended (its terminal event's, or :meth:`conclude`'s); reused by
+        #: whoever needs it afterwards (the store) instead of being built again.
+        self.final: dict[str, Any] | None = None
 
     @property
     def call_ids(self) -> tuple[str, ...]:
@@ -352,6 +370,68 @@ class ResponseEvents:
         events.append(OutputItemDone(self._seq(), index, snap, lane))
         return events
 
+    # -- a non-streaming answer, assembled whole --
+    def assemble(self) -> None:
+        """Start a non-streaming answer: :meth:`whole_item` per output item, then :meth:`conclude`.
+
+        The Response it ends with is byte for byte the one ``response.completed`` (or ``.incomplete``,
+        ``.failed``) would carry after the same items were streamed (ids are drawn in the same order), but no
+        event is built: an answer that is never streamed costs one dict per item, not one object per delta.
+        """
+        self._advance("assemble")
+
+    def whole_item(
+        self,
+        kind: OutputKind,
+        text: str,
+        *,
+        name: str | None = None,
+        summary: bool = False,
+        encrypted_content: str | None = None,
+        status: Literal["completed", "incomplete"] = "completed",
+    ) -> None:
+        """One finished output item carrying ``text`` (what :meth:`open_item`, the deltas and
+        :meth:`close_item` would leave in :attr:`output`)."""
+        if kind == "function_call" and not name:
+            raise ValueError("name: a function_call item needs the name of a tool")
+        self._advance("whole_item")
+        ids = self.ids
+        item = _Item(
+            kind,
+            ids(_ITEM_PREFIX[kind]),
+            len(self.items),
+            name=name,
+            call_id=ids("call") if kind == "function_call" else None,
+            summary=summary,
+            encrypted_content=encrypted_content,
+            chunks=[text] if text else [],
+        )
+        self.items.append(item)
+        self.output.append(item.snapshot(status))
+
+    def conclude(
+        self,
+        status: Literal["completed", "incomplete", "failed"],
+        *,
+        reason: str | None = None,
+        error: tuple[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """End the response without an event; returns the Response object (as the terminal event would carry it).
+
+        ``reason``: an ``incomplete`` response's (``max_output_tokens``); ``error``: a ``failed`` one's
+        ``(code, message)``.
+        """
+        self._advance(status)
+        self._open = None
+        self.status = status
+        if status == "incomplete":
+            self.incomplete_details = {"reason": reason or "max_output_tokens"}
+        elif status == "failed":
+            code, message = error or ("server_error", "The server had an error.")
+            self.error = {"code": code, "message": message}
+        self.final = self.response()
+        return self.final
+
     def set_usage(
         self, input_tokens: int, output_tokens: int, cached_tokens: int = 0, reasoning_tokens: int = 0
     ) -> None:
@@ -370,14 +450,16 @@ class ResponseEvents:
         """``response.completed`` with the full response object (output and usage)."""
         self._advance("completed")
         self.status = "completed"
-        return ResponseCompleted(self._seq(), self.response(), self.stream_id)
+        self.final = self.response()
+        return ResponseCompleted(self._seq(), self.final, self.stream_id)
 
     def incomplete(self, reason: str) -> ResponseIncomplete:
         """``response.incomplete``: ``reason`` is ``max_output_tokens`` or ``steered`` (and the API's others)."""
         self._advance("incomplete")
         self.status = "incomplete"
         self.incomplete_details = {"reason": reason}
-        return ResponseIncomplete(self._seq(), self.response(), self.stream_id)
+        self.final = self.response()
+        return ResponseIncomplete(self._seq(), self.final, self.stream_id)
 
     def failed(self, code: str = "server_error", message: str = "The server had an error.") -> ResponseFailed:
         """``response.failed``: the response object with ``status: failed`` and its ``error``."""
@@ -385,7 +467,8 @@ class ResponseEvents:
         self._open = None
         self.status = "failed"
         self.error = {"code": code, "message": message}
-        return ResponseFailed(self._seq(), self.response(), self.stream_id)
+        self.final = self.response()
+        return ResponseFailed(self._seq(), self.final, self.stream_id)
 
     # -- steering (WebSocket mode) --
     def steer_accepted(self, steer_id: str) -> SteerAccepted:

@@ -20,9 +20,15 @@ def estimate_tokens(text: str) -> int:
     return -(-len(text.encode()) // BYTES_PER_TOKEN)
 
 
+_WORDS = ("tok ", "abc ", "xyz ", "foo ", "bar ", "qux ", "lab ", "kit ")
+
+
 def filler_text(n_tokens: int, salt: int = 0) -> str:
     """A deterministic text of exactly ``n_tokens`` estimated tokens (4-byte words)."""
     if n_tokens <= 0:
         return ""
-    words = ("tok ", "abc ", "xyz ", "foo ", "bar ", "qux ", "lab ", "kit ")
-    return "".join(words[(i + salt) % len(words)] for i in range(n_tokens))
+    # Word i is _WORDS[(i + salt) % 8]: whole cycles of the rotated words, then the rest (one join, not n).
+    k = salt % len(_WORDS)
+    rotated = _WORDS[k:] + _WORDS[:k]
+    cycles, rest = divmod(n_tokens, len(_WORDS))
+    return "".join(rotated) * cycles + "".join(rotated[:rest])

@@ -430,7 +430,8 @@ class SimServer:
             except Exception:
                 log.exception("labkit server: response failed")
                 return self._error_response(internal_error())
-            return web.json_response(events.response())
+            # Assembled whole by the engine (no stream events): the Response response.completed would carry.
+            return web.json_response(events.final or events.response())
 
         resp = web.StreamResponse(
             status=200,

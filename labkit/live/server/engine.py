@@ -35,7 +35,7 @@ from labkit.live.server.output import OutputPlan, plan_output, reasoning_tokens_
 from labkit.live.server.schedule import Pacer, Timing
 from labkit.live.server.script import Script
 from labkit.live.server.state import Bodies, Replicas, ResponseRecord, Store
-from labkit.model import CacheState, Profile, Stage, TurnSpec, Workload, plan_turn
+from labkit.model import CacheState, Profile, TurnSpec, Workload, plan_turn
 from labkit.wire.protocol import (
     SEED_METADATA_KEY,
     CreateRequest,
@@ -84,6 +84,19 @@ class TurnLog(NamedTuple):
     delta_frames: int
     #: When the last output delta went out (``None`` without a paced stream).
     t_last: float | None = None
+
+
+class _PlanTimes(NamedTuple):
+    """What the server emulates of a turn's plan: its stage times (seconds) and the prefix it had cached."""
+
+    pre_s: float
+    reasoning_s: float
+    post_s: float
+    cached_input: int
+
+
+#: Distinct (source, turn, cache state) plans kept; past it the cache starts over (a bound, not an LRU).
+_PLAN_CACHE_SIZE = 4096
 
 
 class _Position(NamedTuple):
@@ -191,6 +204,9 @@ class Engine:
         # plan_turn reads the chaining mode from the profile; the server decides it per request (a hit in
         # the connection cache, a load from the store, or the full context), so keep one variant of each.
         self._variants: dict[Source, Profile] = {}
+        #: The stage times each (source, turn, cache state) plans to: plan_turn is pure, and the turns of a
+        #: workload repeat, so most requests find theirs here instead of building 16 stages to sum four sums.
+        self._plans: dict[tuple[Source, TurnSpec, CacheState], _PlanTimes] = {}
         #: What the model does, when scripted (``SimServer(script=...)``); ``None``: the workload's filler.
         self.script: Script | None = None
 
@@ -236,10 +252,10 @@ class Engine:
             raise
         replica, cache = self._route(transport, position, conn_replica, source)
         spec = _spec(position, output)
-        plan = plan_turn(self.profile_for(source), spec, cache)
-        cached_input = spec.conversation_tokens - next(s for s in plan if s.name == "prefill").tokens
+        times = self._plan_times(source, spec, cache)
+        cached_input = times.cached_input
         events = events or ResponseEvents(request, ids=new_id, clock=wall_clock, stream_id=request.stream_id)
-        pacer = self._pacer(request, events, output, plan, faults, t0, spec, cached_input, paced)
+        pacer = self._pacer(request, events, output, times, faults, t0, spec, paced)
         return Turn(
             request=request,
             transport=transport,
@@ -264,6 +280,8 @@ class Engine:
         self, request: CreateRequest, specs: tuple[TurnSpec, ...], counter: EventCounter | None
     ) -> TurnFaults:
         # Drawn first, in arrival order, whatever happens next: the fault sequence depends on requests only.
+        if not self.faults.faults.active:
+            return self.faults.for_turn(0, counter or EventCounter(), self.metrics)  # nothing to draw a point in
         turns_in = conversation_split(request.input)[0]
         expected = 8 + specs[min(turns_in, len(specs) - 1)].output_tokens
         return self.faults.for_turn(expected, counter or EventCounter(), self.metrics)
@@ -377,25 +395,40 @@ class Engine:
             replica_hit=replica_hit,
         )
 
+    def _plan_times(self, source: Source, spec: TurnSpec, cache: CacheState) -> _PlanTimes:
+        key = (source, spec, cache)
+        times = self._plans.get(key)
+        if times is None:
+            plan = {s.name: s for s in plan_turn(self.profile_for(source), spec, cache)}
+            times = _PlanTimes(
+                pre_s=sum(plan[name].duration_s for name in _PRE_REASONING),
+                reasoning_s=plan["reasoning"].duration_s,
+                post_s=sum(plan[name].duration_s for name in _POST_DECODE),
+                cached_input=spec.conversation_tokens - plan["prefill"].tokens,
+            )
+            if len(self._plans) >= _PLAN_CACHE_SIZE:
+                self._plans.clear()
+            self._plans[key] = times
+        return times
+
     def _pacer(
         self,
         request: CreateRequest,
         events: ResponseEvents,
         output: OutputPlan,
-        plan: tuple[Stage, ...],
+        times: _PlanTimes,
         faults: TurnFaults,
         t0: float,
         spec: TurnSpec,
-        cached_input: int,
         paced: bool,
     ) -> Pacer:
-        d = {s.name: (0.0 if self.instant else s.duration_s) for s in plan}
+        instant = self.instant
         timing = Timing(
             t0=t0,
-            pre_s=sum(d[name] for name in _PRE_REASONING) + faults.stall_s(),
-            reasoning_s=d["reasoning"],
-            post_s=sum(d[name] for name in _POST_DECODE),
-            tps=float("inf") if self.instant else self.profile.decode_tps,
+            pre_s=(0.0 if instant else times.pre_s) + faults.stall_s(),
+            reasoning_s=0.0 if instant else times.reasoning_s,
+            post_s=0.0 if instant else times.post_s,
+            tps=float("inf") if instant else self.profile.decode_tps,
         )
         return Pacer(
             events,
@@ -404,9 +437,9 @@ class Engine:
             generate=request.generate,
             fail=faults.fail(),
             paced=paced,
-            per_token=self.instant,
+            per_token=instant,
             input_tokens=spec.conversation_tokens,
-            cached_tokens=cached_input,
+            cached_tokens=times.cached_input,
         )
 
     def specs_for(self, request: CreateRequest) -> tuple[TurnSpec, ...]:
@@ -450,7 +483,10 @@ class Engine:
         ev = turn.events
         self.inflight[ev.id] = turn
         try:
-            await self._pace(turn, emit)
+            if emit is None:
+                await self._answer(turn)
+            else:
+                await self._pace(turn, emit)
         except DropConnection:
             self._evict_parent(turn.conn_cache, turn.lane, turn.parent)
             self._log(turn, "dropped")
@@ -487,6 +523,21 @@ class Engine:
                 turn.sent += allowed
             if allowed < len(batch):
                 raise DropConnection()
+
+    async def _answer(self, turn: Turn) -> None:
+        """A non-streaming answer: wait until the plan's last stage ends, then assemble the Response whole.
+
+        No stream event is built (a JSON answer never sends one). A drawn drop point cuts the connection
+        instead of the answer: a JSON answer is one message on the wire (:meth:`TurnFaults.admit`).
+        """
+        loop = asyncio.get_running_loop()
+        pacer = turn.pacer
+        end = pacer.end
+        if loop.time() < end:
+            await self._wait(turn, end, self._spin())
+        if turn.faults.admit(1, True, False) < 1:
+            raise DropConnection()
+        pacer.assemble()
 
     async def _wait(self, turn: Turn, deadline: float, spin_s: float) -> None:
         """Wait until ``deadline`` on the loop clock, or until :meth:`Turn.wake` (a steer) ends it early.
@@ -538,7 +589,8 @@ class Engine:
             turn.conn_cache.put(turn.lane, record)
         if turn.request.store:
             self.store.put(record)
-            self.bodies.put(ev.response(), turn.request.input)
+            # The Response the terminal event or the JSON answer already carries: built once per response.
+            self.bodies.put(ev.final or ev.response(), turn.request.input)
         self.replicas.remember(turn.replica, turn.conversation_key)
         if generated:
             m.responses += 1

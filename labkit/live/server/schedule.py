@@ -18,6 +18,10 @@ Times (all from the turn's ``t0``, on the caller's clock), from :func:`labkit.mo
 - the terminal event when the post stages (``safety_out``, ``persist``, ``postprocess``) end after the
   last token: ``response.completed``, or ``response.incomplete`` when ``max_output_tokens`` cut the output.
 
+A non-streaming answer is not driven through the batches: :attr:`Pacer.end` is when the plan's last stage
+ends (the answer goes out then) and :meth:`Pacer.assemble` builds the final Response at once, without a
+single stream event (the same bytes as ``response.completed``'s ``response``).
+
 Steering (:meth:`Pacer.steer`) stops decoding at the next wake-up: the open item closes ``incomplete``, the
 response ends ``incomplete`` with ``reason: steered``, and the rest of the output is never decoded.
 """
@@ -32,6 +36,8 @@ from labkit.live.server.output import ItemPlan, OutputPlan
 from labkit.wire.protocol import ResponseEvents, ServerEvent
 
 Event = ServerEvent
+#: An injected 5xx's ``error.message`` in the Response (streamed or answered whole).
+_FAILED_MESSAGE = "The server had an error while processing your request."
 
 
 class Timing(NamedTuple):
@@ -48,8 +54,9 @@ class Timing(NamedTuple):
 class Pacer:
     """The batches of one response's events, due at absolute deadlines on the caller's clock.
 
-    ``paced=False`` (a non-streaming HTTP answer) puts every delta in one batch at the last token's
-    deadline; ``per_token=True`` (instant mode) sends one delta per token instead of coalescing.
+    ``paced=False`` puts every delta in one batch at the last token's deadline; ``per_token=True`` (instant
+    mode) sends one delta per token instead of coalescing. A non-streaming answer uses :attr:`end` and
+    :meth:`assemble` instead of the batches.
     """
 
     def __init__(
@@ -102,6 +109,56 @@ class Pacer:
         self.stop_reason = "steered"
         return True
 
+    @property
+    def end(self) -> float:
+        """When the plan's last stage ends: a failure or a warm-up after the pre-inference stages, else after
+        reasoning, the decode of every visible token and the post stages (the terminal event's deadline)."""
+        t = self.timing
+        t_pre = t.t0 + t.pre_s
+        if self.fail or not self.generate:
+            return t_pre
+        n = self.output.visible_tokens
+        decode_s = max(0, n - 1) / t.tps if math.isfinite(t.tps) else 0.0
+        return t_pre + t.reasoning_s + decode_s + t.post_s
+
+    def assemble(self) -> None:
+        """The whole response at once, without its stream events (a non-streaming answer, at :attr:`end`).
+
+        Leaves :attr:`events` terminal with the output, usage and status the streamed batches would leave;
+        nothing counts as a delta frame (none went out).
+        """
+        ev, out = self.events, self.output
+        self.deadline = None
+        self._interruptible = False
+        ev.assemble()
+        if self.fail:
+            ev.conclude("failed", error=("server_error", _FAILED_MESSAGE))
+            return
+        if not self.generate:
+            ev.set_usage(self.input_tokens, 0, self.cached_tokens)
+            ev.conclude("completed")
+            return
+        r = out.reasoning
+        if r is not None:
+            ev.whole_item(
+                "reasoning",
+                "".join(r.tokens),
+                summary=r.summary,
+                encrypted_content=r.encrypted_content,
+                status="incomplete" if r.truncated else "completed",
+            )
+            self.reasoning_decoded = out.reasoning_tokens
+        for item in out.items:
+            ev.whole_item(
+                item.kind, "".join(item.tokens), name=item.name, status="incomplete" if item.truncated else "completed"
+            )
+        self.decoded = out.visible_tokens
+        self._set_usage()
+        if out.truncated:
+            ev.conclude("incomplete", reason="max_output_tokens")
+        else:
+            ev.conclude("completed")
+
     def advance(self, now: float) -> list[Event]:
         """Every event due at ``now`` (empty if nothing is), as one batch."""
         batch = self._batch = []
@@ -124,7 +181,7 @@ class Pacer:
         if self.stop_reason is not None:
             return self._halt()
         if self.fail:
-            self._batch.append(ev.failed("server_error", "The server had an error while processing your request."))
+            self._batch.append(ev.failed("server_error", _FAILED_MESSAGE))
             return None
         if not self.generate:
             # A warm-up stops after the pre-inference work: the state is ready, nothing is sampled.

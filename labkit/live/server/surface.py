@@ -99,21 +99,27 @@ def input_items(engine: Engine, response_id: str, query: Mapping[str, str]) -> d
         raise ProtocolError("invalid_type", "limit: must be an integer", "limit") from None
     if not 1 <= limit <= 100:
         raise ProtocolError("invalid_value", "limit: must be between 1 and 100", "limit")
-    # Stored items get stable ids (the API returns every input item with one).
-    items = [resource_item(item, f"{_prefix(item)}_{response_id[5:]}{i:04d}") for i, item in enumerate(body[1])]
+    stored = body[1]
+
+    def item_id(i: int) -> str:
+        # Stored items get stable ids (the API returns every input item with one).
+        return str(stored[i].get("id") or f"{_prefix(stored[i])}_{response_id[5:]}{i:04d}")
+
+    # Only the page is built in its resource form: a long history's other items are never sent.
+    order_idx = list(range(len(stored)))
     if order == "desc":
-        items.reverse()
+        order_idx.reverse()
     after = query.get("after")
     if after is not None:
-        ids = [it["id"] for it in items]
-        items = items[ids.index(after) + 1 :] if after in ids else []
-    page = items[:limit]
+        ids = [item_id(i) for i in order_idx]
+        order_idx = order_idx[ids.index(after) + 1 :] if after in ids else []
+    page = [resource_item(stored[i], item_id(i)) for i in order_idx[:limit]]
     return {
         "object": "list",
         "data": page,
         "first_id": page[0]["id"] if page else None,
         "last_id": page[-1]["id"] if page else None,
-        "has_more": len(items) > limit,
+        "has_more": len(order_idx) > limit,
     }
 
 
