@@ -33,6 +33,7 @@ from labkit.live.server.faults import DropConnection, Faults, injected_failure
 from labkit.live.server.guard import ConnectionGuard
 from labkit.live.server.ids import wall_clock
 from labkit.live.server.logsafety import install_log_safety
+from labkit.live.server.masking import MaskCheckingWebSocketResponse
 from labkit.live.server.script import Script, load_script
 from labkit.live.server.session import MAX_QUEUED, MAX_QUEUED_PER_LANE
 from labkit.live.server.state import DEFAULT_MAX_STORED_BYTES
@@ -354,7 +355,7 @@ class SimServer:
         return web.json_response(error_body("invalid_api_key", message, None), status=401)
 
     async def _handle_get(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(
+        ws = MaskCheckingWebSocketResponse(
             compress=False,
             max_msg_size=4 * self.max_message_bytes + (1 << 20),
             autoping=True,

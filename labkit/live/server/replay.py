@@ -23,6 +23,7 @@ from typing import Any, Literal
 from aiohttp import WSMsgType, web
 
 from labkit.live.recording import Exchange, Recording, match_key
+from labkit.live.server.masking import MaskCheckingWebSocketResponse
 from labkit.model import CacheState, Profile, TurnSpec, load_profile, plan_turn
 from labkit.wire.protocol import ProtocolError, conversation_split, sse_frame, ws_frame
 
@@ -214,7 +215,7 @@ class ReplayServer:
 
     # -- WebSocket mode --
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(compress=False, max_msg_size=0)
+        ws = MaskCheckingWebSocketResponse(compress=False, max_msg_size=0)
         await ws.prepare(request)
         self._sockets.add(ws)
         locks: dict[str | None, asyncio.Lock] = {}
