@@ -8,6 +8,7 @@ limit, its log); in-process otherwise.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -213,3 +214,225 @@ def test_bounds_reject_nonsense() -> None:
             SimServer(**{field: 0})
     with pytest.raises(ValueError, match="max_connections"):
         SimServer(max_connections=0)
+
+
+# -- attacks with a canary agent, memory, pipelining, floods, big and deep bodies --------------------------
+
+_ATTACK = r"""
+import asyncio, json, sys, time
+import aiohttp
+
+async def main(ws_url, seconds):
+    port = int(ws_url.split(":")[2].split("/")[0])
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as s:
+        # Held first: idle WebSockets and slowloris connections that never finish their headers.
+        held = [await s.ws_connect(ws_url) for _ in range(100)]
+        slow = []
+        for _ in range(100):
+            _, w = await asyncio.open_connection("127.0.0.1", port)
+            w.write(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n")
+            slow.append(w)
+        flooded = await s.ws_connect(ws_url, autoping=True)
+        piped = await s.ws_connect(ws_url, max_msg_size=0)
+        stop = time.monotonic() + seconds
+        print("attack ready", flush=True)
+
+        async def pings():  # a ping flood: as fast as the socket drains
+            while time.monotonic() < stop:
+                for _ in range(200):
+                    await flooded.ping(b"x" * 16)
+                await asyncio.sleep(0)
+
+        async def pipelined():  # creates sent without reading; the queue bounds answer the excess
+            body = json.dumps({"type": "response.create", "model": "m", "input": "flood"})
+            while time.monotonic() < stop:
+                for _ in range(1000):
+                    await piped.send_str(body)
+                await asyncio.sleep(1.0)
+
+        async def drain(ws):
+            async for _ in ws:
+                pass
+
+        readers = [asyncio.create_task(drain(flooded)), asyncio.create_task(drain(piped))]
+        await asyncio.gather(pings(), pipelined(), return_exceptions=True)
+        for task in readers:
+            task.cancel()
+        for ws in [*held, flooded, piped]:
+            await ws.close()
+        for w in slow:
+            w.close()
+
+asyncio.run(main(sys.argv[1], float(sys.argv[2])))
+"""
+
+
+async def _canary_turns(ws_url: str, n: int) -> list[float]:
+    """Seconds from sending each create to its ``response.completed``, ``n`` creates one after another."""
+    times = []
+    async with aiohttp.ClientSession() as session, session.ws_connect(ws_url) as ws:
+        for i in range(n):
+            t0 = time.monotonic()
+            await ws.send_str(json.dumps({"type": "response.create", "model": "m", "input": f"canary {i}"}))
+            while True:
+                event = json.loads((await ws.receive(timeout=30)).data)
+                if event["type"] in ("response.completed", "response.failed", "error"):
+                    break
+            assert event["type"] == "response.completed", event
+            times.append(time.monotonic() - t0)
+    return times
+
+
+async def test_a_canary_agents_turns_stay_within_twice_quiet_under_attack() -> None:
+    # fast_test at 200 tokens/s: each canary turn is about 0.56 s of planned waits, so the server's own
+    # lateness under attack is what the comparison sees.
+    serve = ["--profile", "websocket", "--workload", "fast_test", "--tps", "200", "--seed", "1"]
+    with _serve(serve) as (base, out):
+        ws_url = "ws" + base[len("http") :] + "/v1/responses"
+        quiet = await _canary_turns(ws_url, 4)
+        attacker = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _ATTACK, ws_url, "12", stdout=asyncio.subprocess.PIPE
+        )
+        try:
+            assert attacker.stdout is not None
+            assert b"attack ready" in await asyncio.wait_for(attacker.stdout.readline(), 30)
+            attacked = await _canary_turns(ws_url, 4)
+        finally:
+            await asyncio.wait_for(attacker.wait(), 60)
+        after = await _canary_turns(ws_url, 2)
+    quiet_med, attacked_med = sorted(quiet)[len(quiet) // 2], sorted(attacked)[len(attacked) // 2]
+    print(f"canary turn, median s: quiet {quiet_med:.3f}, under attack {attacked_med:.3f}, after {max(after):.3f}")
+    assert attacked_med <= 2 * quiet_med, (quiet, attacked)
+    assert max(after) <= 2 * quiet_med, after
+    out.unlink()
+
+
+async def test_a_thousand_pipelined_creates_on_one_socket_are_bounded_by_the_queue() -> None:
+    # Slow turns (20 tokens/s) so that nothing completes while the creates arrive.
+    async with SimServer("websocket", "fast_test", tps=20, seed=1) as server, aiohttp.ClientSession() as session:
+        async with session.ws_connect(server.ws_url, max_msg_size=0) as ws:
+            body = json.dumps({"type": "response.create", "model": "m", "input": "pipelined"})
+            for _ in range(1000):
+                await ws.send_str(body)
+            # The first create starts at once; each other one is answered response.queued or error right away
+            # (its response.created, if it waited, comes when it starts).
+            answers: dict[str, int] = {"response.queued": 0, "error": 0}
+            codes: set[str] = set()
+            while answers["response.queued"] + answers["error"] < 999:
+                event = json.loads((await ws.receive(timeout=30)).data)
+                kind = event["type"]
+                if kind in answers:
+                    answers[kind] += 1
+                    if kind == "error":
+                        codes.add(event["error"]["code"])
+            print("1,000 pipelined creates:", answers)
+            assert answers["response.queued"] == server.max_queued_per_lane
+            assert answers["error"] == 1000 - 1 - server.max_queued_per_lane
+            assert codes == {"websocket_queue_limit_reached"}
+            # Still usable on another lane.
+            await ws.send_str(json.dumps({"type": "response.create", "model": "m", "input": "x", "stream_id": "b"}))
+            while (event := json.loads((await ws.receive(timeout=30)).data))["type"] != "response.created":
+                pass
+        await asyncio.sleep(0.2)
+        assert not server._connections  # the closed socket's queued creates are gone with it
+
+
+async def test_a_ping_flood_is_answered_and_costs_the_server_nothing_lasting() -> None:
+    async with SimServer(instant=True) as server, aiohttp.ClientSession() as session:
+        async with session.ws_connect(server.ws_url, autoping=False) as ws:
+            for _ in range(100):
+                for _ in range(200):
+                    await ws.ping(b"p")
+                await asyncio.sleep(0)
+            pongs = 0
+            while pongs < 20_000:
+                msg = await ws.receive(timeout=10)
+                assert msg.type == aiohttp.WSMsgType.PONG, msg
+                pongs += 1
+            # The flooded connection itself still serves a create.
+            await ws.send_str(json.dumps({"type": "response.create", "model": "m", "input": "hi"}))
+            while True:
+                msg = await ws.receive(timeout=10)
+                if msg.type == aiohttp.WSMsgType.TEXT and json.loads(msg.data)["type"] == "response.completed":
+                    break
+        assert await _canary(server.root_url) < 1.0
+
+
+async def test_a_50_mb_body_gets_413_and_100k_deep_json_gets_400() -> None:
+    async with SimServer(instant=True) as server:
+        # 50 MB, streamed; the server answers once it has read past its 16 MiB limit.
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        size = 50 * 1024 * 1024
+        writer.write(
+            f"POST /v1/responses HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {size}\r\n\r\n".encode()
+        )
+        chunk = b'{"model":"m","input":"' + b"x" * (1 << 20)
+
+        async def send() -> None:
+            with contextlib.suppress(ConnectionError):
+                sent = 0
+                while sent < size:
+                    writer.write(chunk[: size - sent])
+                    sent += len(chunk)
+                    await writer.drain()
+
+        sender = asyncio.create_task(send())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+        assert head.split(b"\r\n", 1)[0].split()[1] == b"413", head[:80]
+        sender.cancel()
+        writer.close()
+        async with aiohttp.ClientSession() as session:
+            deep = b'{"model":"m","input":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+            async with session.post(
+                server.base_url + "/responses", data=deep, headers={"Content-Type": "application/json"}
+            ) as r:
+                assert r.status == 400
+                assert (await r.json())["error"]["code"] == "invalid_json"
+        assert await _canary(server.root_url) < 1.0
+
+
+async def test_memory_returns_near_baseline_after_load_with_a_store_cap() -> None:
+    import psutil
+
+    caps = ["--max-stored", "2000", "--max-stored-bodies", "500", "--max-stored-bytes", "2000000"]
+    with _serve(["--instant", "--workload", "fast_test", *caps]) as (base, out):
+        port = int(base.rsplit(":", 1)[1])
+        proc = next(
+            p
+            for p in psutil.process_iter(["pid"])
+            if any(c.laddr.port == port and c.status == psutil.CONN_LISTEN for c in _inet(p))
+        )
+
+        async def load(n: int, workers: int = 8) -> int:
+            async with aiohttp.ClientSession() as session:
+
+                async def worker(k: int) -> int:
+                    for i in range(k):
+                        body = {"model": "m", "input": f"load {i} " + "text " * 200}
+                        async with session.post(f"{base}/v1/responses", json=body) as r:
+                            assert r.status == 200
+                            await r.read()
+                    return k
+
+                return sum(await asyncio.gather(*(worker(n // workers) for _ in range(workers))))
+
+        await load(400)  # warm-up: imports, caches, the allocator's arenas
+        baseline = proc.memory_info().rss
+        peak = baseline
+        for _ in range(5):
+            await load(800)
+            peak = max(peak, proc.memory_info().rss)
+        await asyncio.sleep(1.0)
+        after = proc.memory_info().rss
+    mib = 1024 * 1024
+    print(f"labkit serve RSS, MiB: baseline {baseline / mib:.1f}, peak {peak / mib:.1f}, after {after / mib:.1f}")
+    assert after - baseline < 40 * mib, (baseline, peak, after)
+    out.unlink()
+
+
+def _inet(proc: object) -> list:
+    try:
+        return proc.net_connections(kind="inet")  # type: ignore[attr-defined, no-any-return]
+    except Exception:
+        return []

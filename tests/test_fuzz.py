@@ -419,3 +419,165 @@ async def test_live_fuzz_both_transports() -> None:
         after = await run_rollout("http", "fast_test", base_url=server.base_url, max_attempts=1)
         assert after.finished
         assert server.metrics["responses_failed"] == 0
+
+
+# -- text that is not what it seems: surrogates, lone escapes, non-BMP, in every string field ------------
+#
+# JSON text may escape half of a UTF-16 surrogate pair ("\ud800"), which decodes to a Python string that is not
+# Unicode text; a backslash may start an escape JSON does not have ("\x41", "\U0001F600", a truncated "\u12"), or
+# end the string (escaping its closing quote). Each string field of a create gets such pieces among ordinary and
+# non-BMP text, written into the JSON text as is; over HTTP and WebSocket the answer must be a 4xx JSON error or
+# an error event, or a normal response, never a 5xx, a failed response, or silence.
+
+#: Pieces written into a JSON string's text verbatim (already JSON-escaped, or deliberately broken).
+_ESCAPE_PIECES = [
+    "\\ud800",  # lone high surrogate
+    "\\udfff",  # lone low surrogate
+    "\\ude00\\ud83d",  # a pair in the wrong order
+    "\\ud83d\\ude00",  # a correct pair: one non-BMP character (U+1F600)
+    "\\udbff\\udfff",  # U+10FFFF, the last code point
+    "\\ud800\\u0041",  # high surrogate then an ordinary escape
+    "\\u0000",
+    '\\"',
+    "\\\\",
+    "\\/",
+    "\\b\\f\\n\\r\\t",
+    "\\x41",  # not a JSON escape
+    "\\U0001F600",  # not a JSON escape
+    "\\u12",  # truncated
+    "\\uZZZZ",
+    "\x01",  # a raw control character (JSON requires it escaped)
+    "\\",  # a lone backslash: escapes whatever follows (often the closing quote)
+]
+#: Ordinary text, including non-BMP characters written raw (UTF-8 on the wire).
+_TEXT_PIECES = st.text(
+    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x10FFFF, exclude_categories=("Cs",)),
+    max_size=8,
+).map(lambda t: json.dumps(t, ensure_ascii=False)[1:-1])
+_NON_BMP = st.characters(min_codepoint=0x10000, max_codepoint=0x10FFFF).map(str)
+STRING_TEXT = st.lists(st.sampled_from(_ESCAPE_PIECES) | _TEXT_PIECES | _NON_BMP, min_size=1, max_size=6).map("".join)
+
+#: A create with every string field a client may fill, as JSON text; ``@N@`` marks field N's string text.
+_CREATE_TEMPLATE = (
+    '{"model":"@0@","input":[{"type":"message","role":"user","content":"@1@"},'
+    '{"type":"message","role":"user","content":[{"type":"input_text","text":"@2@"}]}],'
+    '"instructions":"@3@","tools":[{"type":"function","name":"@4@","description":"@5@",'
+    '"parameters":{"type":"object","properties":{"q":{"type":"string","description":"@6@"}}}}],'
+    '"metadata":{"@7@":"@8@"},"store":false@EXTRA@}'
+)
+_STRING_INPUT_TEMPLATE = '{"model":"gpt-5","input":"@1@"@EXTRA@}'
+_CONTINUATION_TEMPLATE = (
+    '{"model":"gpt-5","previous_response_id":"@9@","input":[{"type":"function_call_output",'
+    '"call_id":"@10@","output":"@11@"}]@EXTRA@}'
+)
+_BENIGN = {"0": "gpt-5", "4": "grep", "9": "resp_1", "10": "call_1"}
+STRING_FIELDS = [(_CREATE_TEMPLATE, str(i)) for i in range(9)] + [
+    (_STRING_INPUT_TEMPLATE, "1"),
+    (_CONTINUATION_TEMPLATE, "9"),
+    (_CONTINUATION_TEMPLATE, "10"),
+    (_CONTINUATION_TEMPLATE, "11"),
+    (_CREATE_TEMPLATE, "lane"),  # WebSocket mode's stream_id
+]
+
+
+def _fill(template: str, field: str, text: str, *, websocket: bool) -> str:
+    """The template with ``text`` in ``field`` and a benign value in every other field."""
+    extra = ',"stream_id":"@lane@"' if websocket and field == "lane" else ""
+    body = template.replace("@EXTRA@", extra)
+    if websocket:
+        body = '{"type":"response.create",' + body[1:]
+    for key in [str(i) for i in range(12)] + ["lane"]:
+        body = body.replace(f"@{key}@", text if key == field else _BENIGN.get(key, "ok"))
+    return body
+
+
+@FUZZ
+@given(st.sampled_from(STRING_FIELDS), STRING_TEXT)
+def test_strange_strings_parse_to_unicode_or_a_clean_error(where: tuple[str, str], text: str) -> None:
+    template, field = where
+    for websocket in (False, True):
+        body = _fill(template, field, text, websocket=websocket)
+        req = _parse_ws(body) if websocket else _parse_http(body.encode())
+        if req is not None:
+            # Whatever the parser accepts is Unicode text: nothing past it can fail to encode it.
+            json.dumps(req.input, ensure_ascii=False).encode()
+            (req.instructions or "").encode()
+            req.model.encode()
+
+
+class _ThreadedServer:
+    """A :class:`SimServer` on its own loop in a thread, so that a synchronous hypothesis test can use it."""
+
+    def __init__(self, **options: Any) -> None:
+        import threading
+
+        from labkit.live.server import SimServer
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.server = asyncio.run_coroutine_threadsafe(SimServer.start(**options), self.loop).result(30)
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def threaded_server() -> Any:
+    server = _ThreadedServer(profile="websocket", workload="fast_test", instant=True, max_lanes=1000)
+    try:
+        yield server.server
+    finally:
+        server.close()
+
+
+_TERMINAL = {"response.completed", "response.incomplete", "response.failed", "error"}
+STRANGE = settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+
+
+@STRANGE
+@given(where=st.sampled_from(STRING_FIELDS), text=STRING_TEXT)
+def test_strange_strings_live_over_http(threaded_server: Any, where: tuple[str, str], text: str) -> None:
+    import httpx
+
+    body = _fill(*where, text, websocket=False).encode()
+    r = httpx.post(
+        threaded_server.base_url + "/responses",
+        content=body,
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert r.status_code == 200 or 400 <= r.status_code < 500, (r.status_code, r.text[:200], body[:200])
+    assert r.headers["Content-Type"].startswith("application/json")
+    payload = r.json()
+    if r.status_code == 200:
+        assert payload["status"] in ("completed", "incomplete"), payload
+    else:
+        assert set(payload) == {"error"} and isinstance(payload["error"]["message"], str)
+
+
+@STRANGE
+@given(where=st.sampled_from(STRING_FIELDS), text=STRING_TEXT)
+def test_strange_strings_live_over_websocket(threaded_server: Any, where: tuple[str, str], text: str) -> None:
+    from websockets.sync.client import connect
+
+    message = _fill(*where, text, websocket=True)
+    # Valid UTF-8 goes in a text frame; a message that is not (a raw control character is still UTF-8) could
+    # not be sent as text anyway.
+    with connect(threaded_server.ws_url, max_size=None, open_timeout=10) as ws:
+        ws.send(message)
+        events = []
+        while not events or events[-1]["type"] not in _TERMINAL:
+            events.append(json.loads(ws.recv(timeout=10)))  # silence raises TimeoutError
+        last = events[-1]
+        assert last["type"] != "response.failed", (last, message[:200])
+        if last["type"] == "error":
+            assert 400 <= last["status"] < 500 and isinstance(last["error"]["message"], str), last
+        # The connection is still usable.
+        ws.send('{"type":"response.create","model":"gpt-5","input":"hi \U0001f600"}')
+        while (event := json.loads(ws.recv(timeout=10)))["type"] not in _TERMINAL:
+            pass
+        assert event["type"] == "response.completed", event

@@ -32,6 +32,12 @@ def _check_common(fig: dict, budget: int) -> None:
     assert fig["cached_bytes_peak"] <= budget
     assert fig["rss_peak_mb"] - fig["rss_start_mb"] <= _rss_bound_mb(CONNECTIONS), fig
     assert fig["server_metrics"]["responses_failed"] == 0
+    # The store ran capped, and the record says how RSS grew per 10,000 responses.
+    caps = fig["store_caps"]
+    assert fig["server_metrics"]["stored_responses"] <= caps["max_stored"]
+    assert fig["server_metrics"]["stored_bytes"] <= caps["max_stored_bytes"]
+    assert fig["responses"] >= CONNECTIONS * TURNS
+    assert isinstance(fig["rss_growth_mb_per_10k_responses"], float)
 
 
 @pytest.mark.slow

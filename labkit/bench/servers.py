@@ -95,8 +95,8 @@ async def _serve_raw_sse() -> tuple[str, Any]:
 
 
 async def _serve_labkit(config: dict[str, Any]) -> tuple[str, Any]:
-    """The simulator; ``config`` may set ``profile``, ``tps``, ``instant``, ``max_cached_bytes`` and
-    ``workload`` overrides."""
+    """The simulator; ``config`` may set ``profile``, ``tps``, ``instant``, ``max_cached_bytes``, the store
+    caps (``max_stored``, ``max_stored_bodies``, ``max_stored_bytes``) and ``workload`` overrides."""
     from labkit.live.server import SimServer
     from labkit.model import load_profile, load_workload
 
@@ -105,8 +105,9 @@ async def _serve_labkit(config: dict[str, Any]) -> tuple[str, Any]:
         profile = profile.with_(decode_tps=float(config["tps"]))
     workload = load_workload(config.get("workload_name", "codex_bugfix"), **config.get("workload", {}))
     options: dict[str, Any] = {}
-    if config.get("max_cached_bytes") is not None:
-        options["max_cached_bytes"] = int(config["max_cached_bytes"])
+    for name in ("max_cached_bytes", "max_stored", "max_stored_bodies", "max_stored_bytes"):
+        if config.get(name) is not None:
+            options[name] = int(config[name])
     server = await SimServer.start(
         profile=profile, workload=workload, port=0, instant=config.get("instant", True), **options
     )

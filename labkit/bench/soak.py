@@ -6,6 +6,10 @@ metrics (``cached_bytes``, evictions) every 0.2 s over the whole run. A connecti
 was evicted to stay within the budget gets ``previous_response_not_found`` and its client falls back to
 the full context: that is not an error. Errors are rollouts that did not complete.
 
+The store is capped (:data:`STORE_CAPS`: records, readable bodies and their bytes), so that the record's
+``rss_growth_mb_per_10k_responses`` (RSS growth per 10,000 responses over the run's second half by responses
+served, after the warm-up) shows whether anything but the capped store grows with the responses served.
+
 Used by ``tests/test_soak.py`` at suite size and by ``labkit bench soak`` at 1,000 connections. Ratio =
 peak cached bytes sampled / budget (goal <= 1, with no rollout lost).
 """
@@ -26,6 +30,8 @@ from labkit.model import load_workload
 from labkit.util import progress
 
 SAMPLE_S = 0.2
+#: The store caps every soak runs with (``SimServer`` arguments; see docs/guides/wire.md, "Bounds").
+STORE_CAPS = {"max_stored": 20_000, "max_stored_bodies": 2_000, "max_stored_bytes": 16 * 1024 * 1024}
 
 
 def workload_overrides(turns: int) -> dict[str, Any]:
@@ -52,6 +58,8 @@ class Sampler(threading.Thread):
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         self.rss: list[int] = []
         self.cached_bytes: list[int] = []
+        #: Responses the server had served at each sample.
+        self.responses: list[int] = []
         self.stop_event = threading.Event()
 
     def metrics(self) -> dict[str, Any]:
@@ -60,7 +68,18 @@ class Sampler(threading.Thread):
 
     def sample(self) -> None:
         self.rss.append(self.server.ps.memory_info().rss)
-        self.cached_bytes.append(int(self.metrics()["cached_bytes"]))
+        m = self.metrics()
+        self.cached_bytes.append(int(m["cached_bytes"]))
+        self.responses.append(int(m.get("responses", 0)))
+
+    def growth_per_10k(self) -> float | None:
+        """RSS growth (MB) per 10,000 responses over the run's second half by responses served: the first
+        half warms up (imports, the allocator's arenas, the caches filling) and would dominate a short run."""
+        total = self.responses[-1] if self.responses else 0
+        half = next((i for i, n in enumerate(self.responses) if n >= total / 2), None)
+        if half is None or total - self.responses[half] <= 0:
+            return None
+        return (self.rss[-1] - self.rss[half]) / 2**20 / (total - self.responses[half]) * 10_000
 
     def run(self) -> None:
         while not self.stop_event.is_set():
@@ -86,7 +105,7 @@ async def _agents(base_url: str, connections: int, turns: int) -> list[Any]:
 
 def soak(connections: int, turns: int = 20, max_cached_bytes: int | None = None, tps: float = 1000.0) -> dict:
     """Run the soak and return its figures (see the module docstring)."""
-    config: dict[str, Any] = {"tps": tps, "workload": workload_overrides(turns), "instant": False}
+    config: dict[str, Any] = {"tps": tps, "workload": workload_overrides(turns), "instant": False, **STORE_CAPS}
     if max_cached_bytes is not None:
         config["max_cached_bytes"] = max_cached_bytes
     with ServerProcess("labkit", config) as server:
@@ -107,6 +126,7 @@ def soak(connections: int, turns: int = 20, max_cached_bytes: int | None = None,
     errors = [f"{type(o).__name__}: {o}"[:300] for o in outcomes if isinstance(o, BaseException)]
     done = [o for o in outcomes if not isinstance(o, BaseException)]
     codes = collections.Counter(f.code for o in done for f in o.fallbacks)
+    responses = int(metrics.get("responses", 0))
     return {
         "connections": connections,
         "turns": turns,
@@ -122,6 +142,9 @@ def soak(connections: int, turns: int = 20, max_cached_bytes: int | None = None,
         "rss_start_mb": rss_start / 2**20,
         "rss_peak_mb": max(sampler.rss) / 2**20,
         "rss_end_mb": sampler.rss[-1] / 2**20,
+        "store_caps": dict(STORE_CAPS),
+        "responses": responses,
+        "rss_growth_mb_per_10k_responses": sampler.growth_per_10k(),
         "wall_s": wall,
         "server_metrics": metrics,
     }
@@ -144,7 +167,12 @@ def run(quick: bool = False) -> dict[str, Any]:
         ratio_means="peak cached bytes sampled / max_cached_bytes budget (inf if any rollout was lost)",
         summary=(
             f"{fig['rollouts_finished']}/{connections} rollouts, {fig['errors']} errors, "
-            f"{fig['fallbacks']} fallbacks; RSS {fig['rss_start_mb']:.0f} -> {fig['rss_peak_mb']:.0f} MB peak"
+            f"{fig['fallbacks']} fallbacks; RSS {fig['rss_start_mb']:.0f} -> {fig['rss_peak_mb']:.0f} MB peak, "
+            f"{_growth(fig['rss_growth_mb_per_10k_responses'])} per 10,000 responses with the store capped"
         ),
         **fig,
     )
+
+
+def _growth(mb: float | None) -> str:
+    return "n/a" if mb is None else f"{mb:+.1f} MB"

@@ -16,6 +16,8 @@ from labkit.live.server import Faults, SimServer
 from labkit.live.server.app import DEFAULT_HEADER_TIMEOUT_S, DEFAULT_HTTP_IDLE_TIMEOUT_S, DEFAULT_WS_IDLE_TIMEOUT_S
 from labkit.live.server.engine import Turn
 from labkit.live.server.script import Script, ScriptError
+from labkit.live.server.session import MAX_QUEUED, MAX_QUEUED_PER_LANE
+from labkit.live.server.state import DEFAULT_MAX_STORED_BYTES
 from labkit.wire.protocol import CreateRequest
 
 if TYPE_CHECKING:
@@ -99,6 +101,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="open connections at most (default: the open-files limit, raised to its hard limit, less 64)",
     )
+    bounds.add_argument(
+        "--max-queued-per-lane",
+        type=int,
+        default=MAX_QUEUED_PER_LANE,
+        help=f"WebSocket creates waiting on one lane at most (default {MAX_QUEUED_PER_LANE})",
+    )
+    bounds.add_argument(
+        "--max-queued",
+        type=int,
+        default=MAX_QUEUED,
+        help=f"WebSocket creates waiting on one connection at most (default {MAX_QUEUED})",
+    )
+    bounds.add_argument(
+        "--max-stored",
+        type=int,
+        default=100_000,
+        help="stored responses that can be continued from (default 100000; the oldest are forgotten)",
+    )
+    bounds.add_argument(
+        "--max-stored-bytes",
+        type=int,
+        default=DEFAULT_MAX_STORED_BYTES,
+        help=f"JSON bytes of the readable stored bodies together (default {DEFAULT_MAX_STORED_BYTES}; oldest out)",
+    )
     faults = parser.add_argument_group("fault injection (seeded)")
     faults.add_argument("--fault-seed", type=int, default=0)
     faults.add_argument("--drop-after-events", type=int, default=None, help="cut a connection after N events")
@@ -146,6 +172,10 @@ def run(args: argparse.Namespace) -> int:
         connection_lifetime_s=args.lifetime,
         max_message_bytes=args.max_message_bytes,
         max_stored_bodies=args.max_stored_bodies,
+        max_stored=args.max_stored,
+        max_stored_bytes=args.max_stored_bytes,
+        max_queued_per_lane=args.max_queued_per_lane,
+        max_queued=args.max_queued,
         script=script,
         header_timeout_s=args.header_timeout,
         http_idle_timeout_s=args.http_idle_timeout,

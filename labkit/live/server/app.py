@@ -33,7 +33,10 @@ from labkit.live.server.faults import DropConnection, Faults, injected_failure
 from labkit.live.server.guard import ConnectionGuard
 from labkit.live.server.ids import wall_clock
 from labkit.live.server.logsafety import install_log_safety
+from labkit.live.server.masking import MaskCheckingWebSocketResponse
 from labkit.live.server.script import Script, load_script
+from labkit.live.server.session import MAX_QUEUED, MAX_QUEUED_PER_LANE
+from labkit.live.server.state import DEFAULT_MAX_STORED_BYTES
 from labkit.model import Profile, Workload, load_profile, load_workload
 from labkit.wire.protocol import (
     ProtocolError,
@@ -94,6 +97,7 @@ class SimServer:
         max_lanes: int = MAX_LANES,
         max_stored: int = 100_000,
         max_stored_bodies: int = 10_000,
+        max_stored_bytes: int = DEFAULT_MAX_STORED_BYTES,
         max_cached_bytes: int | None = None,
         shutdown_timeout_s: float = 2.0,
         spin_s: float = 0.0015,
@@ -103,6 +107,8 @@ class SimServer:
         http_idle_timeout_s: float = DEFAULT_HTTP_IDLE_TIMEOUT_S,
         ws_idle_timeout_s: float = DEFAULT_WS_IDLE_TIMEOUT_S,
         max_connections: int | None = None,
+        max_queued_per_lane: int = MAX_QUEUED_PER_LANE,
+        max_queued: int = MAX_QUEUED,
     ) -> None:
         prof = load_profile(profile) if isinstance(profile, str) else profile
         if not isinstance(prof, Profile):
@@ -122,6 +128,9 @@ class SimServer:
             raise ValueError("max_active_responses: must be an integer >= 1")
         if not (isinstance(max_lanes, int) and max_lanes >= 1):
             raise ValueError("max_lanes: must be an integer >= 1")
+        for name, count in (("max_queued_per_lane", max_queued_per_lane), ("max_queued", max_queued)):
+            if not (isinstance(count, int) and not isinstance(count, bool) and count >= 1):
+                raise ValueError(f"{name}: must be an integer >= 1, got {count!r}")
         if api_key is not None and not api_key:
             raise ValueError("api_key: must be a non-empty string or None")
         for name, value in (
@@ -150,6 +159,7 @@ class SimServer:
             faults=self.faults,
             max_stored=max_stored,
             max_stored_bodies=max_stored_bodies,
+            max_stored_bytes=max_stored_bytes,
             spin_s=spin_s,
             max_cached_bytes=max_cached_bytes,
         )
@@ -159,6 +169,8 @@ class SimServer:
         self.max_message_bytes = max_message_bytes
         self.max_active_responses = max_active_responses
         self.max_lanes = max_lanes
+        self.max_queued_per_lane = max_queued_per_lane
+        self.max_queued = max_queued
         #: What ``GET /v1/models`` lists (creates accept any model name).
         self.models = tuple(models)
         self._models_created = int(wall_clock())
@@ -290,6 +302,7 @@ class SimServer:
         m["cached_bytes"] = int(cached * self.profile.bytes_per_token)
         m["cached_responses"] = sum(len(c.cache.lanes) for c in self._connections)
         m["stored_responses"] = len(self.engine.store)
+        m["stored_bytes"] = self.engine.bodies.bytes
         if self.guard is not None:
             m["refused_connections"] = self.guard.counters.refused_connections
             m["header_timeouts"] = self.guard.counters.header_timeouts
@@ -342,7 +355,7 @@ class SimServer:
         return web.json_response(error_body("invalid_api_key", message, None), status=401)
 
     async def _handle_get(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(
+        ws = MaskCheckingWebSocketResponse(
             compress=False,
             max_msg_size=4 * self.max_message_bytes + (1 << 20),
             autoping=True,

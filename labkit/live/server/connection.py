@@ -6,7 +6,7 @@ between them: it feeds the session the socket's messages with the loop's clock, 
 returns (send, start, interrupt, evict, cancel, close), and tells it how each started create ended.
 
 Seams: a catch-all per create is :meth:`Connection._run` (an unexpected exception costs that response only,
-:meth:`WebSocketSession.crashed`); per message, :meth:`Connection.serve`; bounds on queues belong in the session.
+:meth:`WebSocketSession.crashed`); per message, :meth:`Connection.serve`; the queue bounds are the session's.
 """
 
 from __future__ import annotations
@@ -82,6 +82,8 @@ class SessionDriver:
             max_lanes=server.max_lanes,
             max_message_bytes=server.max_message_bytes,
             lifetime_s=server.connection_lifetime_s,
+            max_queued_per_lane=server.max_queued_per_lane,
+            max_queued=server.max_queued,
         )
         #: The engine's turn of each running create (steering interrupts it), and the tasks running them.
         self.turns: dict[str, Turn] = {}

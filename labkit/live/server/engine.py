@@ -34,7 +34,7 @@ from labkit.live.server.ids import new_id, wall_clock
 from labkit.live.server.output import OutputPlan, plan_output, reasoning_tokens_for
 from labkit.live.server.schedule import Pacer, Timing
 from labkit.live.server.script import Script
-from labkit.live.server.state import Bodies, Replicas, ResponseRecord, Store
+from labkit.live.server.state import DEFAULT_MAX_STORED_BYTES, Bodies, Replicas, ResponseRecord, Store
 from labkit.model import CacheState, Profile, TurnSpec, Workload, plan_turn
 from labkit.wire.protocol import (
     SEED_METADATA_KEY,
@@ -166,6 +166,7 @@ class Engine:
         faults: Faults | None = None,
         max_stored: int = 100_000,
         max_stored_bodies: int = 10_000,
+        max_stored_bytes: int = DEFAULT_MAX_STORED_BYTES,
         turn_log_size: int = 10_000,
         spin_s: float = 0.0015,
         spin_max_active: int = 4,
@@ -192,7 +193,7 @@ class Engine:
         )
         self.store = Store(max_stored)
         #: Stored responses as clients read them back (``GET /v1/responses/{id}``).
-        self.bodies = Bodies(max_stored_bodies)
+        self.bodies = Bodies(max_stored_bodies, max_stored_bytes)
         self.faults = FaultInjector(faults or Faults())
         self.metrics = ServerCounters()
         #: Server-wide budget of the connection caches (``None``: unlimited); see :class:`CacheBudget`.

@@ -23,6 +23,7 @@ from aiohttp import WSMsgType, web
 
 from labkit.live.appsite import start_app, stop_app
 from labkit.live.recording import Exchange, Recording, match_key
+from labkit.live.server.masking import MaskCheckingWebSocketResponse
 from labkit.model import CacheState, Profile, TurnSpec, load_profile, plan_turn
 from labkit.wire.protocol import ProtocolError, conversation_split, sse_frame, ws_frame
 
@@ -202,7 +203,7 @@ class ReplayServer:
 
     # -- WebSocket mode --
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(compress=False, max_msg_size=0)
+        ws = MaskCheckingWebSocketResponse(compress=False, max_msg_size=0)
         await ws.prepare(request)
         self._sockets.add(ws)
         locks: dict[str | None, asyncio.Lock] = {}

@@ -22,6 +22,9 @@ The rules, as the WebSocket-mode guide documents them (``docs/guides/wire.md``):
   response is owed (``response.steer.pending``), or fails with it.
 - **Eviction**: a malformed continuation evicts its parent from its lane (:class:`Evict`), as any failed
   continuation does (the engine evicts those it rejects itself).
+- **Queue bounds**: at most ``max_queued_per_lane`` creates wait on one lane and ``max_queued`` on the whole
+  connection (each keeps its input); a create past either gets an ``error`` event
+  (``websocket_queue_limit_reached``, status 429, labkit's code: the API names none) and the connection goes on.
 - **Lifetime**: after ``lifetime_s`` the connection ends with ``websocket_connection_limit_reached``.
 """
 
@@ -51,6 +54,9 @@ MAX_STEERS_PER_RESPONSE = 8
 #: Responses of a connection remembered after they end (steering a finished one answers
 #: ``response_already_completed`` instead of ``response_not_found``).
 FINISHED_REMEMBERED = 256
+#: Creates that may wait (queued, not yet started) on one lane, and on one connection in all.
+MAX_QUEUED_PER_LANE = 64
+MAX_QUEUED = 256
 
 
 @dataclass(slots=True, eq=False)
@@ -143,6 +149,8 @@ class WebSocketSession:
         max_lanes: int = 32,
         max_message_bytes: int | None = None,
         lifetime_s: float = 3600.0,
+        max_queued_per_lane: int = MAX_QUEUED_PER_LANE,
+        max_queued: int = MAX_QUEUED,
     ) -> None:
         self.ids = ids
         self.wall_clock = wall_clock
@@ -150,6 +158,10 @@ class WebSocketSession:
         self.max_lanes = max_lanes
         self.max_message_bytes = max_message_bytes
         self.lifetime_s = lifetime_s
+        self.max_queued_per_lane = max_queued_per_lane
+        self.max_queued = max_queued
+        #: Creates waiting in all lanes' queues (not started yet).
+        self.queued_count = 0
         #: When the connection's lifetime runs out (the edge's clock); ``inf`` without a limit.
         self.expires_at = opened_at + lifetime_s
         self.lanes: dict[str | None, _Lane] = {}
@@ -195,16 +207,43 @@ class WebSocketSession:
                     "stream_id",
                 )
                 return [Send(exc.event(stream_id=key))]
+        full = self._queue_full(lane, key)
+        if full is not None:
+            return [Send(full.event(stream_id=key))]
+        if lane is None:
             lane = self.lanes[key] = _Lane()
         work = Work(request, now, self._events(request, key))
         actions: list[Action] = []
         if lane.running is not None or lane.queue or self.active >= self.max_active:
             actions.append(self._queued(work))
         lane.queue.append(work)
+        self.queued_count += 1
         if lane.running is None and len(lane.queue) == 1:
             self._ready.append(lane)
         actions += self._pump(now)
         return actions
+
+    def _queue_full(self, lane: _Lane | None, key: str | None) -> ProtocolError | None:
+        """The error for a create that would have to wait and would overfill its lane's queue or the
+        connection's, else ``None``.
+
+        Each waiting create keeps its whole input, so without these bounds one connection could pin memory
+        at will. A create that would start at once is never refused: the bounds count waiting creates.
+        """
+        waiting_here = len(lane.queue) if lane is not None else 0
+        busy = lane is not None and (lane.running is not None or waiting_here > 0)
+        if not busy and self.active < self.max_active:
+            return None
+        if waiting_here >= self.max_queued_per_lane:
+            where, count, param = "this lane", waiting_here, "stream_id" if key is not None else None
+        elif self.queued_count >= self.max_queued:
+            where, count, param = "this connection", self.queued_count, None
+        else:
+            return None
+        message = (
+            f"{count} requests already wait on {where} (the limit); wait for a response to end before sending more"
+        )
+        return ProtocolError("websocket_queue_limit_reached", message, param, status=429)
 
     def _events(self, request: CreateRequest, lane: str | None) -> ResponseEvents:
         return ResponseEvents(request, ids=self.ids, clock=self.wall_clock, stream_id=lane)
@@ -220,6 +259,7 @@ class WebSocketSession:
         while self._ready and self.active < self.max_active and not self.closing:
             lane = self._ready.popleft()
             work = lane.queue.popleft()
+            self.queued_count -= 1
             lane.running = work
             self.active += 1
             actions += self._start(work, now)
@@ -286,6 +326,7 @@ class WebSocketSession:
             if successor is not None:
                 # Steering's successor runs next on the same lane, before the creates queued behind it.
                 lane.queue.appendleft(successor)
+                self.queued_count += 1
             if lane.queue:
                 self._ready.append(lane)
                 if successor is not None and self._ready[0] is not lane:

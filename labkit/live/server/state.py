@@ -6,6 +6,7 @@ grow the server's memory with conversation text.
 
 from __future__ import annotations
 
+import json
 import random
 import zlib
 from collections import OrderedDict
@@ -63,33 +64,59 @@ class Store:
         return response_id in self._records
 
 
+#: Default cap on the JSON bytes of the stored bodies together (``max_stored_bytes``).
+DEFAULT_MAX_STORED_BYTES = 64 * 1024 * 1024
+
+
+def body_size(response: dict[str, Any], input_items: tuple[dict[str, Any], ...]) -> int:
+    """A stored body's size: the bytes of its compact ASCII JSON (what reading it back sends, near enough).
+
+    ``ensure_ascii`` so that a lone surrogate a client sent counts (escaped) instead of failing to encode."""
+    return len(json.dumps(response, separators=(",", ":"))) + len(json.dumps(input_items, separators=(",", ":")))
+
+
 class Bodies:
     """Stored responses as clients read them back (``GET /v1/responses/{id}``, ``/input_items``).
 
     Separate from :class:`Store` and smaller: a body holds texts, and a long soak run must not grow the
-    server's memory with them. Least recently stored first out; a response older than the last
-    ``capacity`` can still be continued from (its record) but no longer read back.
+    server's memory with them. Two bounds, least recently stored first out: ``capacity`` bodies and
+    ``max_bytes`` of their JSON together (:func:`body_size`; a body bigger than ``max_bytes`` alone is not
+    kept). A response whose body was evicted can still be continued from (its record) but no longer read back.
     """
 
-    def __init__(self, capacity: int = 10_000) -> None:
+    def __init__(self, capacity: int = 10_000, max_bytes: int = DEFAULT_MAX_STORED_BYTES) -> None:
         if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 0:
             raise ValueError(f"max_stored_bodies: must be an integer >= 0, got {capacity!r}")
+        if not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 0:
+            raise ValueError(f"max_stored_bytes: must be an integer >= 0, got {max_bytes!r}")
         self.capacity = capacity
-        self._bodies: OrderedDict[str, tuple[dict[str, Any], tuple[dict[str, Any], ...]]] = OrderedDict()
+        self.max_bytes = max_bytes
+        #: JSON bytes of the bodies held now.
+        self.bytes = 0
+        self._bodies: OrderedDict[str, tuple[dict[str, Any], tuple[dict[str, Any], ...], int]] = OrderedDict()
 
     def put(self, response: dict[str, Any], input_items: tuple[dict[str, Any], ...]) -> None:
-        if self.capacity == 0:
+        if self.capacity == 0 or self.max_bytes == 0:
             return
-        self._bodies[response["id"]] = (response, input_items)
-        self._bodies.move_to_end(response["id"])
-        while len(self._bodies) > self.capacity:
-            self._bodies.popitem(last=False)
+        size = body_size(response, input_items)
+        self.delete(response["id"])
+        if size > self.max_bytes:
+            return
+        self._bodies[response["id"]] = (response, input_items, size)
+        self.bytes += size
+        while len(self._bodies) > self.capacity or self.bytes > self.max_bytes:
+            self.bytes -= self._bodies.popitem(last=False)[1][2]
 
     def get(self, response_id: str) -> tuple[dict[str, Any], tuple[dict[str, Any], ...]] | None:
-        return self._bodies.get(response_id)
+        body = self._bodies.get(response_id)
+        return None if body is None else (body[0], body[1])
 
     def delete(self, response_id: str) -> bool:
-        return self._bodies.pop(response_id, None) is not None
+        body = self._bodies.pop(response_id, None)
+        if body is None:
+            return False
+        self.bytes -= body[2]
+        return True
 
     def __len__(self) -> int:
         return len(self._bodies)
