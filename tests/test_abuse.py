@@ -237,18 +237,18 @@ async def main(ws_url, seconds):
         stop = time.monotonic() + seconds
         print("attack ready", flush=True)
 
-        async def pings():  # a ping flood: as fast as the socket drains
+        async def pings():  # a ping flood: 100 pings every 10 ms (up to 10,000 a second) for the whole attack
             while time.monotonic() < stop:
-                for _ in range(200):
+                for _ in range(100):
                     await flooded.ping(b"x" * 16)
-                await asyncio.sleep(0)
+                await asyncio.sleep(0.01)
 
-        async def pipelined():  # creates sent without reading; the queue bounds answer the excess
+        async def pipelined():  # 1,000 creates sent at once without reading; the queue bounds answer the excess
             body = json.dumps({"type": "response.create", "model": "m", "input": "flood"})
+            for _ in range(1000):
+                await piped.send_str(body)
             while time.monotonic() < stop:
-                for _ in range(1000):
-                    await piped.send_str(body)
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(0.1)
 
         async def drain(ws):
             async for _ in ws:
