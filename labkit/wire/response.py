@@ -285,6 +285,20 @@ class ResponseEvents:
             ResponseInProgress(self._seq(), snapshot, self.stream_id),
         ]
 
+    def _new_item(self, kind: OutputKind, name: str | None, summary: bool, encrypted_content: str | None) -> _Item:
+        """The next output item: its id, then a function call's ``call_id``, drawn in this order on both paths, so
+        that a streamed and an assembled answer of one seed get the same ids."""
+        ids = self.ids
+        return _Item(
+            kind,
+            ids(_ITEM_PREFIX[kind]),
+            len(self.items),
+            name=name,
+            call_id=ids("call") if kind == "function_call" else None,
+            summary=summary,
+            encrypted_content=encrypted_content,
+        )
+
     def open_item(
         self,
         kind: OutputKind = "message",
@@ -299,16 +313,7 @@ class ResponseEvents:
         if self._open is not None:
             raise ValueError("open_item: close the current output item first")
         self._advance("open_item")
-        ids = self.ids
-        item = _Item(
-            kind,
-            ids(_ITEM_PREFIX[kind]),
-            len(self.items),
-            name=name,
-            call_id=ids("call") if kind == "function_call" else None,
-            summary=summary,
-            encrypted_content=encrypted_content,
-        )
+        item = self._new_item(kind, name, summary, encrypted_content)
         self.items.append(item)
         self._open = item
         lane = self.stream_id
@@ -395,17 +400,9 @@ class ResponseEvents:
         if kind == "function_call" and not name:
             raise ValueError("name: a function_call item needs the name of a tool")
         self._advance("whole_item")
-        ids = self.ids
-        item = _Item(
-            kind,
-            ids(_ITEM_PREFIX[kind]),
-            len(self.items),
-            name=name,
-            call_id=ids("call") if kind == "function_call" else None,
-            summary=summary,
-            encrypted_content=encrypted_content,
-            chunks=[text] if text else [],
-        )
+        item = self._new_item(kind, name, summary, encrypted_content)
+        if text:
+            item.chunks.append(text)
         self.items.append(item)
         self.output.append(item.snapshot(status))
 
