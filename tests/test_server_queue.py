@@ -125,6 +125,7 @@ def test_simserver_validates_the_bounds(name: str) -> None:
         SimServer(**{name: 0})
 
 
+@pytest.mark.live
 async def test_a_full_queue_over_a_socket_answers_an_error_and_the_connection_stays_usable() -> None:
     # Real waits (tps 50) so that creates pile up behind the first; instant would drain the lane.
     server = SimServer(tps=50, seed=1, max_queued_per_lane=3, max_queued=8)
