@@ -5,33 +5,16 @@ The rules are checked on the pure state machine (no socket, a made-up clock), th
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 from typing import Any
 
 import aiohttp
 import pytest
+from session_helpers import _create, _session, _started, _types
 
 from labkit.live.server import SimServer
-from labkit.live.server.session import MAX_QUEUED, MAX_QUEUED_PER_LANE, Send, Start, WebSocketSession, Work
+from labkit.live.server.session import MAX_QUEUED, MAX_QUEUED_PER_LANE, WebSocketSession, Work
 from labkit.wire import protocol as P
-
-
-def _session(**kw: Any) -> WebSocketSession:
-    counter = itertools.count()
-    return WebSocketSession(opened_at=0.0, ids=lambda p: f"{p}_{next(counter)}", wall_clock=lambda: 1.0, **kw)
-
-
-def _create(**kw: Any) -> str:
-    return json.dumps(P.build_create("m", "hi", **kw))
-
-
-def _types(actions: list) -> list[str]:
-    return [a.event["type"] if isinstance(a, Send) else type(a).__name__ for a in actions]
-
-
-def _started(actions: list) -> list[Work]:
-    return [a.work for a in actions if isinstance(a, Start)]
 
 
 def _finish(session: WebSocketSession, work: Work, now: float) -> list:

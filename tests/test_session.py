@@ -4,11 +4,11 @@ The clock is a number passed in and ids come from a counter, so each rule is che
 
 from __future__ import annotations
 
-import itertools
 import json
 from typing import Any
 
 import pytest
+from session_helpers import _create, _session, _started, _types
 
 from labkit.live.server.session import (
     MAX_STEERS_PER_RESPONSE,
@@ -16,29 +16,10 @@ from labkit.live.server.session import (
     Close,
     Evict,
     Interrupt,
-    Send,
-    Start,
     WebSocketSession,
     Work,
 )
 from labkit.wire import protocol as P
-
-
-def _session(**kw: Any) -> WebSocketSession:
-    counter = itertools.count()
-    return WebSocketSession(opened_at=0.0, ids=lambda p: f"{p}_{next(counter)}", wall_clock=lambda: 1.0, **kw)
-
-
-def _create(**kw: Any) -> str:
-    return json.dumps(P.build_create("m", "hi", **kw))
-
-
-def _types(actions: list) -> list[str]:
-    return [a.event["type"] if isinstance(a, Send) else type(a).__name__ for a in actions]
-
-
-def _started(actions: list) -> list[Work]:
-    return [a.work for a in actions if isinstance(a, Start)]
 
 
 def _run_to_end(session: WebSocketSession, work: Work, now: float, **kw: Any) -> list:
