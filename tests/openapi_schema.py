@@ -13,12 +13,12 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
 from pydantic import BaseModel, TypeAdapter
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 SPEC_PATH = Path(__file__).parent / "schema" / "openapi-responses.json"
 _URI = "urn:openai-openapi:responses"
@@ -31,6 +31,12 @@ def spec() -> dict[str, Any]:
 
 @functools.cache
 def _validator(name: str) -> Draft202012Validator:
+    # Imported here: jsonschema and referencing take ~1 s to import, paid by every pytest process (each xdist
+    # worker) at collection if imported at the top, though only the schema tests validate.
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
     registry: Registry = Registry().with_resource(
         _URI, Resource.from_contents(_patched(spec()), default_specification=DRAFT202012)
     )

@@ -8,7 +8,7 @@ import json
 
 from labkit.analysis.headline import compare
 from labkit.cli import _ensemble
-from labkit.model import preset_names
+from labkit.model import load_profile, preset_names
 
 NAME = "compare"
 HELP = "Compare two profiles on one workload (TTFT and end-to-end reductions, overhead shares, 5-95%% intervals)."
@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # A wrong profile name or --tps is reported before the ensemble (seconds to draw) is built.
+    for name in (args.baseline, args.candidate):
+        load_profile(name, **({} if args.tps is None else {"decode_tps": args.tps}))
     r = compare(
         args.baseline,
         args.candidate,
