@@ -239,15 +239,9 @@ class SimServer:
         await server._start()
         return server
 
-    async def _start(self) -> None:
-        if self._runner is not None:
-            raise RuntimeError("server: already started")
-        # Client input reaches aiohttp's and asyncio's loggers: redact keys there, limit floods (logsafety).
-        install_log_safety()
-        if self.max_connections is None:
-            self.max_connections = default_max_connections(raise_open_files_limit())
-        guard = ConnectionGuard(max_connections=self.max_connections, header_timeout_s=self.header_timeout_s)
-        self.guard = guard
+    def web_app(self, guard: ConnectionGuard) -> web.Application:
+        """The aiohttp application this server serves: its routes, behind ``guard``'s middleware. The server
+        listens with it; :mod:`labkit.live.memory` serves it over an in-memory pipe (no socket)."""
         # aiohttp's own limit is a backstop well above ours, so that an oversize message gets a clear
         # error event and the connection stays usable; beyond it aiohttp closes with 1009.
         app = web.Application(client_max_size=self.max_message_bytes, middlewares=[guard.middleware])
@@ -262,6 +256,18 @@ class SimServer:
         app.router.add_get("/v1/models", self._handle_models)
         app.router.add_get("/v1/models/{model_id}", self._handle_model)
         app.router.add_get("/v1/labkit/metrics", self._handle_metrics)
+        return app
+
+    async def _start(self) -> None:
+        if self._runner is not None:
+            raise RuntimeError("server: already started")
+        # Client input reaches aiohttp's and asyncio's loggers: redact keys there, limit floods (logsafety).
+        install_log_safety()
+        if self.max_connections is None:
+            self.max_connections = default_max_connections(raise_open_files_limit())
+        guard = ConnectionGuard(max_connections=self.max_connections, header_timeout_s=self.header_timeout_s)
+        self.guard = guard
+        app = self.web_app(guard)
         # keepalive_timeout: aiohttp closes a kept-alive connection idle (or halfway through its next request's
         # headers) this long; the guard bounds the first request's headers and the number of connections.
         runner = web.AppRunner(
