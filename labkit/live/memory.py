@@ -329,9 +329,10 @@ class MemoryHttp:
     timeout. Started on the first connection; :meth:`close` stops it.
     """
 
-    def __init__(self, app: web.Application, *, keepalive_timeout: float = 75.0) -> None:
+    def __init__(self, app: web.Application, *, keepalive_timeout: float = 75.0, shutdown_timeout: float = 2.0) -> None:
         self.app = app
         self.keepalive_timeout = keepalive_timeout
+        self.shutdown_timeout = shutdown_timeout
         self.guard: ConnectionGuard | None = None
         self._runner: web.AppRunner | None = None
         self._lock = asyncio.Lock()
@@ -342,7 +343,11 @@ class MemoryHttp:
         guard = ConnectionGuard(
             max_connections=server.max_connections or 1024, header_timeout_s=server.header_timeout_s
         )
-        memory = cls(server.web_app(guard), keepalive_timeout=server.http_idle_timeout_s)
+        memory = cls(
+            server.web_app(guard),
+            keepalive_timeout=server.http_idle_timeout_s,
+            shutdown_timeout=server.bounds.shutdown_timeout_s,
+        )
         memory.guard = guard
         return memory
 
@@ -350,7 +355,12 @@ class MemoryHttp:
         """aiohttp's protocol factory: one request handler per connection."""
         async with self._lock:
             if self._runner is None:
-                runner = web.AppRunner(self.app, access_log=None, keepalive_timeout=self.keepalive_timeout)
+                runner = web.AppRunner(
+                    self.app,
+                    access_log=None,
+                    keepalive_timeout=self.keepalive_timeout,
+                    shutdown_timeout=self.shutdown_timeout,
+                )
                 await runner.setup()
                 assert runner.server is not None
                 if self.guard is not None:
