@@ -3,13 +3,18 @@
 The simulator (``labkit.live.server``) decides its own outputs; these tests need exact control over what a
 real server may send (``response.done``, ``response.queued``, reasoning items, several function calls,
 steering and its automatic successor) so the clients are checked against the protocol, not against one
-server. One aiohttp app on 127.0.0.1: ``GET /v1/responses`` upgrades to WebSocket mode, ``POST /v1/responses``
-answers SSE. Every received client message is kept in ``received``.
+server. One aiohttp app: ``GET /v1/responses`` upgrades to WebSocket mode, ``POST /v1/responses`` answers SSE.
+Every received client message is kept in ``received``.
+
+Two ways to reach it: in memory, with no socket (``api.ws_client()``, ``api.http_client()``: labkit's
+``MemoryTransport`` and ``MemoryHttpTransport``), which is how the client's and runner's rule tests run; or on
+127.0.0.1 (``async with ScriptedApi(...) as api``, then ``api.base_url``), for the tests of the transport itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 from collections.abc import Awaitable, Callable
@@ -18,6 +23,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from labkit.live.memory import MemoryHttpTransport, MemorySink, MemoryTransport
 from labkit.wire.tokens import filler_text
 
 _ids = itertools.count(1)
@@ -174,11 +180,22 @@ class ScriptedApi:
         self._runner: web.AppRunner | None = None
         self.base_url = ""
 
-    async def __aenter__(self) -> ScriptedApi:
+    def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/v1/responses", self._ws)
         app.router.add_post("/v1/responses", self._http)
-        self._runner = web.AppRunner(app)
+        return app
+
+    def ws_client(self, *, timeout: float | None = 300.0) -> MemoryTransport:
+        """A WebSocket-mode client of this API in memory: each connection is a new :class:`WsSession`."""
+        return MemoryTransport(peer=lambda sink: _MemoryWsSession(self, sink), timeout=timeout)
+
+    def http_client(self) -> MemoryHttpTransport:
+        """An HTTP client of this API in memory (the same aiohttp app, served without a socket)."""
+        return MemoryHttpTransport(self.app())
+
+    async def __aenter__(self) -> ScriptedApi:
+        self._runner = web.AppRunner(self.app())
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -193,48 +210,12 @@ class ScriptedApi:
     async def _ws(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
-        player = Player(lambda event: ws.send_str(json.dumps(event)))
-        steer = asyncio.Event()
-        running: asyncio.Task[None] | None = None
-        current: dict[str, str] = {}
-
-        async def answer(body: dict[str, Any]) -> None:
-            rid = new_id("resp")
-            current["id"] = rid
-            current.pop("done", None)
-            steer.clear()
-            await player.play(self.scripter(body), response_id=rid, steer=steer)
-            current["done"] = rid
-            if steer.is_set():
-                # The successor starts by itself with the accepted steering input.
-                await player.play(self.successor, previous_response_id=rid)
-
+        session = WsSession(self, ws.send_str)
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
                 break
-            obj = json.loads(msg.data)
-            self.received.append(obj)
-            if obj.get("type") == "response.create":
-                if running is not None:
-                    await running
-                running = asyncio.create_task(answer(obj))
-            elif obj.get("type") == "response.steer":
-                ok = obj.get("previous_response_id") == current.get("id") and "done" not in current
-                if ok:
-                    steer.set()
-                    await player.emit("response.steer.accepted", steer={"id": new_id("steer"), **obj})
-                else:
-                    await player.emit(
-                        "response.steer.failed",
-                        error={
-                            "code": "response_not_active",
-                            "message": "not running",
-                            "type": "invalid_request_error",
-                        },
-                        steer=obj,
-                    )
-        if running is not None:
-            await running
+            await session.receive(msg.data)
+        await session.finish()
         return ws
 
     async def _http(self, request: web.Request) -> web.StreamResponse:
@@ -249,3 +230,63 @@ class ScriptedApi:
         await Player(send).play(self.scripter(body))
         await resp.write_eof()
         return resp
+
+
+class WsSession:
+    """One WebSocket-mode connection of a :class:`ScriptedApi`: creates run one after another; a steer of the
+    running response is accepted, any other fails (``response_not_active``)."""
+
+    def __init__(self, api: ScriptedApi, send_text: Callable[[str], Awaitable[None]]) -> None:
+        self.api = api
+        self.player = Player(lambda event: send_text(json.dumps(event)))
+        self.steer = asyncio.Event()
+        self.running: asyncio.Task[None] | None = None
+        self.current: dict[str, str] = {}
+
+    async def _answer(self, body: dict[str, Any]) -> None:
+        rid = new_id("resp")
+        self.current["id"] = rid
+        self.current.pop("done", None)
+        self.steer.clear()
+        await self.player.play(self.api.scripter(body), response_id=rid, steer=self.steer)
+        self.current["done"] = rid
+        if self.steer.is_set():
+            # The successor starts by itself with the accepted steering input.
+            await self.player.play(self.api.successor, previous_response_id=rid)
+
+    async def receive(self, data: str | bytes) -> None:
+        obj = json.loads(data)
+        self.api.received.append(obj)
+        if obj.get("type") == "response.create":
+            if self.running is not None:
+                await self.running
+            self.running = asyncio.create_task(self._answer(obj))
+        elif obj.get("type") == "response.steer":
+            ok = obj.get("previous_response_id") == self.current.get("id") and "done" not in self.current
+            if ok:
+                self.steer.set()
+                await self.player.emit("response.steer.accepted", steer={"id": new_id("steer"), **obj})
+            else:
+                await self.player.emit(
+                    "response.steer.failed",
+                    error={"code": "response_not_active", "message": "not running", "type": "invalid_request_error"},
+                    steer=obj,
+                )
+
+    async def finish(self) -> None:
+        if self.running is not None:
+            await self.running
+
+
+class _MemoryWsSession(WsSession):
+    """A :class:`WsSession` behind labkit's in-memory WebSocket (``MemoryPeer``)."""
+
+    def __init__(self, api: ScriptedApi, sink: MemorySink) -> None:
+        super().__init__(api, sink.send_text)
+
+    async def shutdown(self) -> None:
+        # The client went away: a response still playing has no one to play to.
+        if self.running is not None and not self.running.done():
+            self.running.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await self.running

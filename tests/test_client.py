@@ -1,4 +1,10 @@
-"""labkit.live.client: both clients against the in-process simulator on loopback (instant unless timing matters)."""
+"""labkit.live.client: both clients against the in-process simulator (instant unless timing matters).
+
+The rules (what is recorded, chaining, errors, steering, queueing) run in memory, with no socket:
+``MemoryTransport`` and ``MemoryHttpTransport`` (labkit.live.memory) are the same clients with their network
+replaced by a pipe into the server in this process. The tests marked ``live`` test the transport itself over
+loopback sockets, each with the reason.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +16,11 @@ from scripted_api import Item, Script, ScriptedApi
 
 from labkit.live.client import HttpClient, Steer, WebSocketClient, websocket_url
 from labkit.live.client.config import is_loopback, resolve_api_key, resolve_base_url
+from labkit.live.memory import MemoryHttpTransport, MemoryTransport
 from labkit.live.runner import TOOLS
 from labkit.live.server import Faults, SimServer
 from labkit.model import CacheState, TurnSpec, load_profile, load_workload, plan_ttft_s, plan_turn
 from labkit.model.spans import LIVE_STAGES, SpanColumns
-
-pytestmark = pytest.mark.live
 
 WORKLOAD = load_workload("fast_test")
 
@@ -28,8 +33,17 @@ def body(**kw):
 
 @pytest.fixture
 async def server():
+    """A listening server, for the transport tests."""
     async with SimServer(profile="websocket", workload=WORKLOAD, instant=True) as s:
         yield s
+
+
+@pytest.fixture
+async def sim():
+    """The same server, never listening: reached in memory."""
+    s = SimServer(profile="websocket", workload=WORKLOAD, instant=True)
+    yield s
+    await s.stop()
 
 
 # -- configuration ------------------------------------------------------------------------------------
@@ -66,8 +80,8 @@ async def test_websocket_client_rejects_http_only_fields():
 # -- WebSocket mode -----------------------------------------------------------------------------------
 
 
-async def test_ws_tool_turn_records_every_event_in_order(server):
-    async with WebSocketClient(server.base_url, "k") as client:
+async def test_ws_tool_turn_records_every_event_in_order(sim):
+    async with MemoryTransport(sim) as client:
         ex = await client.create(body(tools=list(TOOLS)))
     assert ex.ok and ex.status == "completed"
     types = [t for _, t in ex.events]
@@ -83,8 +97,8 @@ async def test_ws_tool_turn_records_every_event_in_order(server):
     assert len(ex.inter_token_gaps()) == len(ex.delta_t) - 1
 
 
-async def test_ws_spans_are_contiguous_and_use_the_live_stages(server):
-    client = WebSocketClient(server.base_url)  # not entered: the first create opens the socket
+async def test_ws_spans_are_contiguous_and_use_the_live_stages(sim):
+    client = MemoryTransport(sim)  # not entered: the first create opens the connection
     try:
         first = await client.create(body(tools=list(TOOLS)))
         second = await client.create(
@@ -110,11 +124,11 @@ async def test_ws_spans_are_contiguous_and_use_the_live_stages(server):
     assert connect["end_s"].iloc[1] == connect["start_s"].iloc[1]
     decode = df[df["stage"] == "decode"]
     assert list(decode["tokens"]) == [first.output_tokens - 1, second.output_tokens - 1]
-    assert second.chained and server.metrics["cache_hits"] == 1
+    assert second.chained and sim.metrics["cache_hits"] == 1
 
 
-async def test_ws_unknown_parent_is_an_error_and_the_socket_stays_usable(server):
-    async with WebSocketClient(server.base_url) as client:
+async def test_ws_unknown_parent_is_an_error_and_the_socket_stays_usable(sim):
+    async with MemoryTransport(sim) as client:
         ex = await client.create(body(previous_response_id="resp_unknown"))
         assert ex.status == "error" and not ex.ok
         assert ex.error_code == "previous_response_not_found"
@@ -123,8 +137,8 @@ async def test_ws_unknown_parent_is_an_error_and_the_socket_stays_usable(server)
         assert again.ok and client.connections == 1
 
 
-async def test_ws_generate_false_warms_up_without_output(server):
-    async with WebSocketClient(server.base_url) as client:
+async def test_ws_generate_false_warms_up_without_output(sim):
+    async with MemoryTransport(sim) as client:
         warm = await client.create(body(tools=list(TOOLS), generate=False))
         assert warm.ok and warm.delta_t == [] and warm.output == []
         nxt = await client.create(body(tools=list(TOOLS), previous_response_id=warm.response_id, input=[]))
@@ -134,6 +148,7 @@ async def test_ws_generate_false_warms_up_without_output(server):
     assert list(cols.frame()["stage"]) == ["connect", "request", "decode", "complete"]
 
 
+@pytest.mark.live  # transport: a real TCP connection cut mid-stream, and a new handshake after it
 async def test_ws_dropped_connection_is_reported_and_the_next_create_reconnects():
     async with SimServer(
         profile="websocket", workload=WORKLOAD, instant=True, faults=Faults(drop_after_events=5)
@@ -148,15 +163,15 @@ async def test_ws_dropped_connection_is_reported_and_the_next_create_reconnects(
 
 
 async def test_ws_timeout_closes_the_socket():
-    async with SimServer(
-        profile="websocket", workload=WORKLOAD, instant=True, faults=Faults(stall_rate=1.0, stall_s=5.0)
-    ) as server:
-        client = WebSocketClient(server.base_url, timeout=0.2)
-        ex = await client.create(body())
-        assert ex.status == "timeout" and ex.error_code == "timeout" and not client.connected
-        await client.close()
+    server = SimServer(profile="websocket", workload=WORKLOAD, instant=True, faults=Faults(stall_rate=1.0, stall_s=5.0))
+    # In memory: the client's timeout closes its connection whatever carries it.
+    client = MemoryTransport(server, timeout=0.2)
+    ex = await client.create(body())
+    assert ex.status == "timeout" and ex.error_code == "timeout" and not client.connected
+    await client.close()
 
 
+@pytest.mark.live  # transport: the HTTP upgrade refused (401) before any WebSocket frame
 async def test_ws_refused_handshake_is_a_failed_exchange():
     async with SimServer(profile="websocket", workload=WORKLOAD, instant=True, api_key="secret") as server:
         bad = WebSocketClient(server.base_url, "wrong")
@@ -170,6 +185,7 @@ async def test_ws_refused_handshake_is_a_failed_exchange():
 # -- HTTP ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.live  # transport: one pooled TCP connection, SSE parsed off a real socket
 async def test_http_sse_keep_alive_reuses_one_connection(server):
     async with HttpClient(server.base_url, keep_alive=True) as client:
         a = await client.create(body(tools=list(TOOLS)))
@@ -180,6 +196,7 @@ async def test_http_sse_keep_alive_reuses_one_connection(server):
     assert "response.function_call_arguments.delta" in {t for _, t in a.events}
 
 
+@pytest.mark.live  # transport: a TCP handshake per request when the pool keeps none
 async def test_http_new_connection_per_request(server):
     async with HttpClient(server.base_url, keep_alive=False) as client:
         a = await client.create(body())
@@ -188,8 +205,8 @@ async def test_http_new_connection_per_request(server):
     assert client.connections == 2
 
 
-async def test_http_json_answer_without_streaming(server):
-    async with HttpClient(server.base_url, stream=False) as client:
+async def test_http_json_answer_without_streaming(sim):
+    async with MemoryHttpTransport(sim, stream=False) as client:
         ex = await client.create(body(tools=list(TOOLS)))
     assert ex.ok and ex.delta_t == [] and ex.output[0]["type"] == "function_call"
     assert ex.output_tokens == WORKLOAD.turn_specs()[0].output_tokens
@@ -199,34 +216,33 @@ async def test_http_json_answer_without_streaming(server):
     assert decode["start_s"] == decode["end_s"] and decode["tokens"] == ex.output_tokens - 1
 
 
-async def test_http_chained_continuation_uses_the_store(server):
-    async with HttpClient(server.base_url) as client:
+async def test_http_chained_continuation_uses_the_store(sim):
+    async with MemoryHttpTransport(sim) as client:
         a = await client.create(body(store=True, tools=list(TOOLS)))
         answer = [{"type": "function_call_output", "call_id": a.output[0]["call_id"], "output": "ok "}]
         b = await client.create(body(store=True, tools=list(TOOLS), previous_response_id=a.response_id, input=answer))
         c = await client.create(body(store=False, previous_response_id="resp_nope"))
-    assert a.ok and b.ok and b.chained and server.metrics["store_hits"] == 1
+    assert a.ok and b.ok and b.chained and sim.metrics["store_hits"] == 1
     assert c.status == "error" and c.http_status == 400 and c.error_code == "previous_response_not_found"
 
 
-async def test_http_errors_keep_the_server_message(server):
-    async with HttpClient(server.base_url) as client:
+async def test_http_errors_keep_the_server_message(sim):
+    async with MemoryHttpTransport(sim) as client:
         ex = await client.create({"input": "hi"})
     assert ex.status == "error" and ex.http_status == 400 and ex.error_code == "missing_required_parameter"
     assert ex.error["param"] == "model" and ex.error["message"].startswith("model")
 
 
 async def test_http_injected_5xx_and_failed_stream():
-    async with (
-        SimServer(profile="http_optimized", workload=WORKLOAD, instant=True, faults=Faults(fail_rate=1.0)) as server,
-        HttpClient(server.base_url) as client,
-    ):
+    server = SimServer(profile="http_optimized", workload=WORKLOAD, instant=True, faults=Faults(fail_rate=1.0))
+    async with MemoryHttpTransport(server) as client:
         streamed = await client.create(body())
         plain = await client.create(body(), stream=False)
     assert streamed.status == "failed" and streamed.error_code == "server_error"
     assert plain.status == "error" and plain.http_status == 500
 
 
+@pytest.mark.live  # transport: the server aborts the TCP connection mid-stream
 async def test_http_dropped_stream_is_reported():
     async with (
         SimServer(
@@ -240,11 +256,12 @@ async def test_http_dropped_stream_is_reported():
 
 async def test_http_api_key_is_sent_as_bearer(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "secret")
-    async with SimServer(profile="http_optimized", workload=WORKLOAD, instant=True, api_key="secret") as server:
-        async with HttpClient(server.base_url) as client:
-            assert (await client.create(body())).ok
-        async with HttpClient(server.base_url, api_key="wrong") as client:
-            ex = await client.create(body())
+    # In memory, the request's headers still go through the server's HTTP parser and its key check.
+    server = SimServer(profile="http_optimized", workload=WORKLOAD, instant=True, api_key="secret")
+    async with MemoryHttpTransport(server) as client:
+        assert (await client.create(body())).ok
+    async with MemoryHttpTransport(server, api_key="wrong") as client:
+        ex = await client.create(body())
     assert ex.http_status == 401 and ex.status == "error"
 
 
@@ -253,7 +270,7 @@ async def test_http_api_key_is_sent_as_bearer(monkeypatch):
 
 async def test_paced_stream_is_never_earlier_than_the_plan():
     profile = load_profile("websocket", decode_tps=2000.0)
-    async with SimServer(profile=profile, workload=WORKLOAD) as server, WebSocketClient(server.base_url) as client:
+    async with MemoryTransport(SimServer(profile=profile, workload=WORKLOAD)) as client:
         ex = await client.create(body(tools=list(TOOLS)))
     spec = WORKLOAD.turn_specs()[0]
     n_in = ex.request_tokens
@@ -265,6 +282,7 @@ async def test_paced_stream_is_never_earlier_than_the_plan():
     assert ex.delta_t[-1] - ex.t_sent >= plan_ttft_s(plan) + (ex.output_tokens - 1) / 2000.0 - 1e-4
 
 
+@pytest.mark.live  # transport: what websockets and httpx log of a real handshake and request
 async def test_the_key_never_reaches_a_debug_log(caplog):
     import logging
 
@@ -278,10 +296,10 @@ async def test_the_key_never_reaches_a_debug_log(caplog):
     assert "sk-secret-key" not in caplog.text and "[redacted]" in caplog.text
 
 
-async def test_ws_concurrent_creates_on_one_client_take_turns(server):
+async def test_ws_concurrent_creates_on_one_client_take_turns(sim):
     import asyncio
 
-    async with WebSocketClient(server.base_url) as client:
+    async with MemoryTransport(sim) as client:
         a, b, c = await asyncio.gather(*(client.create(body()) for _ in range(3)))
     assert a.ok and b.ok and c.ok and client.connections == 1
     # One response in flight at a time: each exchange starts after the previous one ended.
@@ -312,13 +330,13 @@ def _contiguous(df):
 @pytest.mark.parametrize("transport", ["ws", "http"])
 async def test_response_done_is_a_terminal_event(transport):
     scripts = iter([Script([Item("message", 5)], terminal="response.done"), Script(terminal="response.done")])
-    async with ScriptedApi(lambda body: next(scripts)) as api:
-        client = WebSocketClient(api.base_url) if transport == "ws" else HttpClient(api.base_url)
-        try:
-            first = await client.create(body())
-            second = await client.create(body())
-        finally:
-            await client.close()
+    api = ScriptedApi(lambda body: next(scripts))
+    client = api.ws_client() if transport == "ws" else api.http_client()
+    try:
+        first = await client.create(body())
+        second = await client.create(body())
+    finally:
+        await client.close()
     assert first.ok and first.status == "completed" and first.output_tokens == 5
     assert [t for _, t in first.events][-1] == "response.done"
     # The next response on the same socket is read as its own exchange: nothing of the first leaks into it.
@@ -332,7 +350,7 @@ async def test_response_done_takes_its_outcome_from_the_response_status():
             Script(terminal="response.done", status="failed"),
         ]
     )
-    async with ScriptedApi(lambda b: next(scripts)) as api, WebSocketClient(api.base_url) as client:
+    async with ScriptedApi(lambda b: next(scripts)).ws_client() as client:
         cut = await client.create(body())
         failed = await client.create(body())
     assert cut.status == "incomplete" and cut.ok and cut.incomplete_reason == "max_output_tokens"
@@ -340,7 +358,7 @@ async def test_response_done_takes_its_outcome_from_the_response_status():
 
 
 async def test_queued_response_gets_a_queue_span():
-    async with ScriptedApi(lambda b: Script(queued_s=0.03)) as api, WebSocketClient(api.base_url) as client:
+    async with ScriptedApi(lambda b: Script(queued_s=0.03)).ws_client() as client:
         ex = await client.create(body())
     assert ex.ok and ex.queued and ex.t_queued < ex.t_dequeued <= ex.t_first_delta
     df = _frame(ex)
@@ -353,7 +371,7 @@ async def test_queued_response_gets_a_queue_span():
 
 async def test_reasoning_item_becomes_a_reasoning_span_with_the_usage_tokens():
     script = Script([Item("reasoning"), Item("function_call", 6)], reasoning_tokens=37, pace_s=0.002)
-    async with ScriptedApi(lambda b: script) as api, WebSocketClient(api.base_url) as client:
+    async with ScriptedApi(lambda b: script).ws_client() as client:
         ex = await client.create(body())
     assert ex.ok and ex.reasoning_tokens == 37 and ex.output_tokens == 6
     df = _frame(ex)
@@ -377,7 +395,7 @@ async def test_reasoning_tokens_without_a_streamed_item_are_kept_at_the_first_ou
 
 async def test_parallel_function_calls_are_all_recorded():
     items = [Item("function_call", 6), Item("function_call", 10, "read_file"), Item("function_call", 3)]
-    async with ScriptedApi(lambda b: Script(items)) as api, HttpClient(api.base_url) as client:
+    async with ScriptedApi(lambda b: Script(items)).http_client() as client:
         ex = await client.create(body())
     assert ex.ok and [c["name"] for c in ex.function_calls] == ["run_shell", "read_file", "run_shell"]
     assert len({c["call_id"] for c in ex.function_calls}) == 3
@@ -388,10 +406,8 @@ async def test_parallel_function_calls_are_all_recorded():
 
 async def test_ws_steer_is_accepted_and_the_successor_is_followed():
     steering = ({"type": "message", "role": "user", "content": "stop that, try this"},)
-    async with (
-        ScriptedApi(lambda b: Script([Item("message", 200)]), successor=Script([Item("message", 7)])) as api,
-        WebSocketClient(api.base_url) as client,
-    ):
+    api = ScriptedApi(lambda b: Script([Item("message", 200)]), successor=Script([Item("message", 7)]))
+    async with api.ws_client() as client:
         ex = await client.create(body(), steer=Steer(steering, after_tokens=3))
         nxt = await client.follow(input=steering)
         sent = [m for m in api.received if m["type"] == "response.steer"]
@@ -407,10 +423,7 @@ async def test_ws_steer_is_accepted_and_the_successor_is_followed():
 async def test_a_steer_the_response_outran_is_answered_before_the_exchange_ends():
     # One token, unpaced: the response is over before the steer reaches the server, which refuses it.
     steering = ({"type": "message", "role": "user", "content": "late"},)
-    async with (
-        ScriptedApi(lambda b: Script([Item("message", 1)])) as api,
-        WebSocketClient(api.base_url) as client,
-    ):
+    async with ScriptedApi(lambda b: Script([Item("message", 1)])).ws_client() as client:
         ex = await client.create(body(), steer=Steer(steering, after_tokens=1))
         t = time.perf_counter()
         plain = await client.create(body())
@@ -429,7 +442,7 @@ async def test_follow_without_a_socket_is_a_dropped_exchange():
 
 async def test_ws_pipelined_creates_queue_on_the_default_lane():
     profile = load_profile("websocket", decode_tps=4000.0)
-    async with SimServer(profile=profile, workload=WORKLOAD) as server, WebSocketClient(server.base_url) as client:
+    async with MemoryTransport(SimServer(profile=profile, workload=WORKLOAD)) as client:
         exs = await client.pipeline([body(), body(), body(model=""), body()])
     first, second, bad, fourth = exs
     assert [ex.status for ex in exs] == ["completed", "completed", "error", "completed"]

@@ -1,4 +1,9 @@
-"""The agent runner against the in-process simulator: scripted loops, spans, and fault recovery."""
+"""The agent runner against the in-process simulator: scripted loops, spans, and fault recovery.
+
+Every rollout here runs in memory, with no socket (``rollout_in_memory``: the runner over labkit's
+``MemoryTransport`` or ``MemoryHttpTransport``, into a never-listening ``SimServer`` or the scripted API), so the
+runner's rules are checked in ``make test-fast``; the clients' transports have their own tests (test_client).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,11 @@ import json
 
 import pytest
 from scripted_api import Item, Script, ScriptedApi
+from test_server_support import sim_server
 
 from labkit.analysis.metrics import rollout_metrics, turn_metrics
-from labkit.live.client import HttpClient, WebSocketClient
+from labkit.live.client import WebSocketClient
+from labkit.live.memory import MemoryHttpTransport, MemoryTransport
 from labkit.live.runner import (
     RETRYABLE_CODES,
     TOOLS,
@@ -32,10 +39,23 @@ from labkit.model.spans import LIVE_STAGES, validate_spans
 from labkit.wire.protocol import conversation_split, item_tokens
 from labkit.wire.tokens import estimate_tokens, filler_text
 
-pytestmark = pytest.mark.live
-
 WORKLOAD = load_workload("fast_test")
 PROFILE = {"ws": "websocket", "http": "http_optimized", "http-chained": "http_chained"}
+
+
+async def rollout_in_memory(target, transport, workload, **options):
+    """``run_rollout`` over an in-memory client of ``target`` (a SimServer that never listens, or a
+    ScriptedApi), closed afterwards; an ``api_key`` goes with the HTTP client's requests too."""
+    if isinstance(target, ScriptedApi):
+        client = target.ws_client() if transport == "ws" else target.http_client()
+    elif transport == "ws":
+        client = MemoryTransport(target)
+    else:
+        client = MemoryHttpTransport(target, api_key=options.get("api_key"))
+    try:
+        return await run_rollout(transport, workload, client=client, **options)
+    finally:
+        await client.close()
 
 
 def assert_complete_transcript(transcript, workload=WORKLOAD):
@@ -53,8 +73,8 @@ def assert_complete_transcript(transcript, workload=WORKLOAD):
 
 @pytest.mark.parametrize("transport", ["ws", "http", "http-chained"])
 async def test_rollout_follows_the_workload(transport):
-    async with SimServer(profile=PROFILE[transport], workload=WORKLOAD, instant=True) as server:
-        r = await run_rollout(transport, WORKLOAD, base_url=server.base_url, api_key="k")
+    async with sim_server(profile=PROFILE[transport], workload=WORKLOAD, instant=True) as server:
+        r = await rollout_in_memory(server, transport, WORKLOAD, api_key="k")
         metrics = server.metrics
     assert r.finished and r.fallbacks == [] and r.turns == WORKLOAD.turns
     assert_complete_transcript(r.transcript)
@@ -89,8 +109,8 @@ async def test_rollout_follows_the_workload(transport):
 
 async def test_first_request_carries_exactly_the_workloads_input():
     instructions = "Fix the failing test."
-    async with SimServer(profile="websocket", workload=WORKLOAD, instant=True) as server:
-        r = await run_rollout("ws", WORKLOAD, base_url=server.base_url, instructions=instructions)
+    async with sim_server(profile="websocket", workload=WORKLOAD, instant=True) as server:
+        r = await rollout_in_memory(server, "ws", WORKLOAD, instructions=instructions)
     first = r.spans[(r.spans["stage"] == "request") & (r.spans["turn"] == 0)]
     assert first["tokens"].iloc[0] == WORKLOAD.turn_specs()[0].new_input_tokens
     task = WORKLOAD.turn_specs()[0].new_input_tokens - estimate_tokens(instructions)
@@ -99,8 +119,8 @@ async def test_first_request_carries_exactly_the_workloads_input():
 
 async def test_evicted_cache_falls_back_to_the_full_history():
     # Every lookup in the connection cache misses: each continuation gets previous_response_not_found.
-    async with SimServer(profile="websocket", workload=WORKLOAD, instant=True, faults=Faults(evict_rate=1.0)) as s:
-        r = await run_rollout("ws", WORKLOAD, base_url=s.base_url)
+    async with sim_server(profile="websocket", workload=WORKLOAD, instant=True, faults=Faults(evict_rate=1.0)) as s:
+        r = await rollout_in_memory(s, "ws", WORKLOAD)
         assert s.metrics["previous_response_not_found"] == WORKLOAD.turns - 1
     assert r.finished
     assert_complete_transcript(r.transcript)
@@ -121,10 +141,10 @@ async def test_evicted_cache_falls_back_to_the_full_history():
 
 async def test_dropped_connections_reconnect_and_keep_the_transcript():
     # The server cuts each WebSocket after 100 events: every other turn loses its socket mid-stream.
-    async with SimServer(
+    async with sim_server(
         profile="websocket", workload=WORKLOAD, instant=True, faults=Faults(drop_after_events=100)
     ) as s:
-        r = await run_rollout("ws", WORKLOAD, base_url=s.base_url)
+        r = await rollout_in_memory(s, "ws", WORKLOAD)
         connections = s.metrics["connections"]
     assert r.finished
     assert_complete_transcript(r.transcript)
@@ -140,10 +160,10 @@ async def test_dropped_connections_reconnect_and_keep_the_transcript():
 
 
 async def test_failed_turns_are_retried_with_the_full_history():
-    async with SimServer(
+    async with sim_server(
         profile="http_chained", workload=WORKLOAD, instant=True, faults=Faults(fail_rate=0.5, seed=3)
     ) as s:
-        r = await run_rollout("http-chained", WORKLOAD, base_url=s.base_url, max_attempts=20)
+        r = await rollout_in_memory(s, "http-chained", WORKLOAD, max_attempts=20)
         failed = s.metrics["faults_failed"]
     assert r.finished and failed > 0 and len(r.fallbacks) == failed
     assert {f.code for f in r.fallbacks} <= RETRYABLE_CODES
@@ -153,8 +173,8 @@ async def test_failed_turns_are_retried_with_the_full_history():
 async def test_connection_lifetime_limit_reconnects():
     # Tools take longer than a connection may live: each continuation finds its socket expired.
     slow_tools = WORKLOAD.with_(tool_time_median_s=0.15)
-    async with SimServer(profile="websocket", workload=slow_tools, instant=True, connection_lifetime_s=0.1) as s:
-        r = await run_rollout("ws", slow_tools, base_url=s.base_url)
+    async with sim_server(profile="websocket", workload=slow_tools, instant=True, connection_lifetime_s=0.1) as s:
+        r = await rollout_in_memory(s, "ws", slow_tools)
     assert r.finished
     assert_complete_transcript(r.transcript, slow_tools)
     assert len(r.fallbacks) == slow_tools.turns - 1
@@ -162,30 +182,37 @@ async def test_connection_lifetime_limit_reconnects():
 
 
 async def test_unrecoverable_errors_raise_with_what_was_recorded():
-    async with SimServer(profile="websocket", workload=WORKLOAD, instant=True, api_key="secret") as s:
+    async with sim_server(profile="websocket", workload=WORKLOAD, instant=True, api_key="secret") as s:
         # A wrong key over HTTP is a 401: retrying cannot help, so the runner stops at once.
         with pytest.raises(RolloutError, match="turn 0") as info:
-            await run_rollout("http", WORKLOAD, base_url=s.base_url, api_key="wrong")
+            await rollout_in_memory(s, "http", WORKLOAD, api_key="wrong")
     assert info.value.partial is not None and info.value.partial.fallbacks == []
     assert info.value.exchange.http_status == 401
-    async with SimServer(
+    async with sim_server(
         profile="http_optimized", workload=WORKLOAD, instant=True, faults=Faults(drop_after_events=3)
     ) as s:
         with pytest.raises(RolloutError, match="gave up after 2 attempts") as info:
-            await run_rollout("http", WORKLOAD, base_url=s.base_url, max_attempts=2)
+            await rollout_in_memory(s, "http", WORKLOAD, max_attempts=2)
     partial = info.value.partial
     assert len(partial.fallbacks) == 1 and partial.transcript[0]["role"] == "user"
     assert set(partial.spans["attempt"]) == {0, 1}
 
 
-async def test_several_rollouts_share_one_clock():
-    async with SimServer(profile="websocket", workload=WORKLOAD, instant=True) as s:
-        results = await run_rollouts("ws", WORKLOAD, rollouts=3, concurrency=2, base_url=s.base_url)
+def _clients_in_memory(monkeypatch, server):
+    """run_rollouts opens one client per rollout from its config: here, each a new in-memory connection."""
+    monkeypatch.setattr(RolloutConfig, "make_client", lambda config: MemoryTransport(server, timeout=config.timeout))
+
+
+async def test_several_rollouts_share_one_clock(monkeypatch):
+    async with sim_server(profile="websocket", workload=WORKLOAD, instant=True) as s:
+        _clients_in_memory(monkeypatch, s)
+        results = await run_rollouts("ws", WORKLOAD, rollouts=3, concurrency=2)
         assert s.metrics["connections"] == 3
     assert [r.rollout for r in results] == [0, 1, 2] and [r.seed for r in results] == [0, 1, 2]
     assert len({r.t0 for r in results}) == 1 and all(r.finished for r in results)
-    async with SimServer(profile="websocket", workload=WORKLOAD, instant=True) as s:
-        later = await run_rollouts("ws", WORKLOAD, rollouts=2, base_url=s.base_url, t0=results[0].t0)
+    async with sim_server(profile="websocket", workload=WORKLOAD, instant=True) as s:
+        _clients_in_memory(monkeypatch, s)
+        later = await run_rollouts("ws", WORKLOAD, rollouts=2, t0=results[0].t0)
     # A given origin is shared with earlier rollouts: the new spans start after the old ones.
     assert {r.t0 for r in later} == {results[0].t0}
     assert later[0].spans["start_s"].min() > rollouts_spans(results)["end_s"].max()
@@ -252,8 +279,8 @@ def test_paused_gc_restores_the_collectors_state():
 
 
 async def test_scripted_tool_choice_is_accepted_by_the_simulator():
-    async with SimServer(profile="websocket", workload=WORKLOAD, instant=True) as s:
-        r = await run_rollout("ws", WORKLOAD, base_url=s.base_url, script_tool_choice=True, model="some-model")
+    async with sim_server(profile="websocket", workload=WORKLOAD, instant=True) as s:
+        r = await rollout_in_memory(s, "ws", WORKLOAD, script_tool_choice=True, model="some-model")
     assert r.finished and r.turns == WORKLOAD.turns
     bodies = [te.exchange.response for te in r.exchanges]
     assert [b["tool_choice"] for b in bodies] == ["required"] * (WORKLOAD.turns - 1) + ["none"]
@@ -261,10 +288,7 @@ async def test_scripted_tool_choice_is_accepted_by_the_simulator():
 
 
 async def test_a_rollout_can_reuse_an_open_client():
-    async with (
-        SimServer(profile="http_optimized", workload=WORKLOAD, instant=True) as s,
-        HttpClient(s.base_url) as client,
-    ):
+    async with MemoryHttpTransport(SimServer(profile="http_optimized", workload=WORKLOAD, instant=True)) as client:
         first = await run_rollout("http", WORKLOAD, client=client)
         second = await run_rollout("http", WORKLOAD, client=client, rollout=1)
         assert client.connections == 1
@@ -334,9 +358,9 @@ def _creates(api):
 @pytest.mark.parametrize("transport", ["ws", "http"])
 async def test_parallel_calls_get_one_output_each_and_run_in_parallel(transport):
     trace = _trace({"new": 50, "calls": 3, "tool_s": 0.2}, {"new": 31, "calls": 2, "tool_s": 0.02}, {"new": 20})
-    async with ScriptedApi(_agent(trace)) as api:
-        r = await run_rollout(transport, trace, base_url=api.base_url)
-        bodies = _creates(api)
+    api = ScriptedApi(_agent(trace))
+    r = await rollout_in_memory(api, transport, trace)
+    bodies = _creates(api)
     assert r.finished and r.turns == 3 and r.workload == "trace"
     kinds = [i.get("type") for i in r.transcript]
     assert kinds == ["message"] + ["function_call"] * 3 + ["function_call_output"] * 3 + ["function_call"] * 2 + [
@@ -365,9 +389,9 @@ async def test_parallel_calls_get_one_output_each_and_run_in_parallel(transport)
 
 async def test_reasoning_is_requested_and_recorded():
     trace = _trace({"reasoning": 30}, {"reasoning": 12}, {"reasoning": 5})
-    async with ScriptedApi(_agent(trace, reasoning=True)) as api:
-        r = await run_rollout("ws", trace, base_url=api.base_url, reasoning_effort="low")
-        bodies = _creates(api)
+    api = ScriptedApi(_agent(trace, reasoning=True))
+    r = await rollout_in_memory(api, "ws", trace, reasoning_effort="low")
+    bodies = _creates(api)
     assert r.finished
     assert all(b["reasoning"] == {"effort": "low"} for b in bodies)
     # store=false: the reasoning comes back encrypted, so a full-history retry could replay it.
@@ -378,17 +402,17 @@ async def test_reasoning_is_requested_and_recorded():
     assert (tm["ttft_s"] > 0).all()
     # A workload without reasoning or parallel calls asks for neither.
     plain = _trace({}, {})
-    async with ScriptedApi(_agent(plain)) as api:
-        await run_rollout("ws", plain, base_url=api.base_url)
-        assert not any({"reasoning", "include", "parallel_tool_calls"} & set(b) for b in _creates(api))
+    api = ScriptedApi(_agent(plain))
+    await rollout_in_memory(api, "ws", plain)
+    assert not any({"reasoning", "include", "parallel_tool_calls"} & set(b) for b in _creates(api))
 
 
 async def test_ws_steered_turn_steers_and_follows_the_successor():
     trace = _trace({"new": 30}, {"new": 25, "steered": True, "out": 50}, {"new": 9})
-    async with ScriptedApi(_agent(trace), successor=Script([Item("message", 8)])) as api:
-        r = await run_rollout("ws", trace, base_url=api.base_url)
-        creates = _creates(api)
-        steers = [m for m in api.received if m.get("type") == "response.steer"]
+    api = ScriptedApi(_agent(trace), successor=Script([Item("message", 8)]))
+    r = await rollout_in_memory(api, "ws", trace)
+    creates = _creates(api)
+    steers = [m for m in api.received if m.get("type") == "response.steer"]
     assert r.finished and r.turns == 3 and r.fallbacks == []
     # Turn 2 was never requested: the server started it from the accepted steering input.
     assert len(creates) == 2 and len(steers) == 1 and steers[0]["previous_response_id"] == r.response_ids[1]
@@ -413,9 +437,9 @@ async def test_ws_steered_turn_steers_and_follows_the_successor():
 
 async def test_steering_over_http_goes_with_the_next_request():
     trace = _trace({"new": 30}, {"new": 25, "steered": True}, {"new": 9})
-    async with ScriptedApi(_agent(trace)) as api:
-        r = await run_rollout("http", trace, base_url=api.base_url)
-        creates = _creates(api)
+    api = ScriptedApi(_agent(trace))
+    r = await rollout_in_memory(api, "http", trace)
+    creates = _creates(api)
     assert r.finished and len(creates) == 3
     last = creates[2]["input"][-1]
     assert last["role"] == "user" and item_tokens(last) == 9
@@ -424,8 +448,8 @@ async def test_steering_over_http_goes_with_the_next_request():
 @pytest.mark.parametrize("transport", ["ws", "http"])
 async def test_response_done_ends_a_turn(transport):
     trace = _trace({}, {}, {})
-    async with ScriptedApi(_agent(trace, terminal="response.done")) as api:
-        r = await run_rollout(transport, trace, base_url=api.base_url)
+    api = ScriptedApi(_agent(trace, terminal="response.done"))
+    r = await rollout_in_memory(api, transport, trace)
     assert r.finished and r.turns == 3 and r.fallbacks == []
 
 
@@ -433,9 +457,9 @@ async def test_response_done_ends_a_turn(transport):
 async def test_a_turn_without_calls_hands_back_to_the_user(transport):
     # A trace's turn that issued no tool call and is not the last: the user's next message follows.
     trace = _trace({"new": 30, "calls": 0}, {"new": 12}, {"new": 8})
-    async with ScriptedApi(_agent(trace)) as api:
-        r = await run_rollout(transport, trace, base_url=api.base_url, script_tool_choice=True)
-        bodies = _creates(api)
+    api = ScriptedApi(_agent(trace))
+    r = await rollout_in_memory(api, transport, trace, script_tool_choice=True)
+    bodies = _creates(api)
     assert r.finished and r.turns == 3
     kinds = [(i.get("type"), i.get("role")) for i in r.transcript]
     assert kinds == [
@@ -463,9 +487,9 @@ async def test_a_call_cut_short_is_not_answered():
             Script([Item("message", 6)]),
         ]
     )
-    async with ScriptedApi(lambda body: next(scripts)) as api:
-        r = await run_rollout("ws", trace, base_url=api.base_url)
-        second = _creates(api)[1]
+    api = ScriptedApi(lambda body: next(scripts))
+    r = await rollout_in_memory(api, "ws", trace)
+    second = _creates(api)[1]
     assert r.finished and r.exchanges[0].exchange.status == "incomplete"
     kept = r.exchanges[0].exchange.function_calls[0]["call_id"]
     # Only the completed call is answered, and it carries the whole next input.
@@ -483,16 +507,16 @@ async def test_a_tool_runner_replaces_the_scripted_tools():
         return [f"result of {c['name']}" for c in calls]
 
     trace = _trace({"calls": 2}, {})
-    async with ScriptedApi(_agent(trace)) as api:
-        r = await run_rollout("ws", trace, base_url=api.base_url, tool_runner=tools)
+    api = ScriptedApi(_agent(trace))
+    r = await rollout_in_memory(api, "ws", trace, tool_runner=tools)
     assert seen == [(0, 2, [20, 20])]
     assert [i["output"] for i in r.transcript if i.get("type") == "function_call_output"] == ["result of run_shell"] * 2
 
 
 async def test_rollout_result_is_frozen_plain_data():
     trace = _trace({}, {})
-    async with ScriptedApi(_agent(trace)) as api:
-        r = await run_rollout("ws", trace, base_url=api.base_url, api_key="sk-never-exported")
+    api = ScriptedApi(_agent(trace))
+    r = await rollout_in_memory(api, "ws", trace, api_key="sk-never-exported")
     with pytest.raises(dataclasses.FrozenInstanceError):
         r.finished = False  # type: ignore[misc]
     d = r.to_dict()
@@ -557,19 +581,19 @@ def test_rollout_config_from_options():
 
 async def test_no_full_history_fallback_raises_when_the_chain_is_lost():
     policy = RetryPolicy(full_history_fallback=False)
-    async with SimServer(profile="websocket", workload=WORKLOAD, instant=True, faults=Faults(evict_rate=1.0)) as s:
+    async with sim_server(profile="websocket", workload=WORKLOAD, instant=True, faults=Faults(evict_rate=1.0)) as s:
         with pytest.raises(RolloutError, match="chain is lost") as info:
-            await run_rollout("ws", WORKLOAD, base_url=s.base_url, retry=policy)
+            await rollout_in_memory(s, "ws", WORKLOAD, retry=policy)
     assert info.value.exchange.error_code == "previous_response_not_found"
     assert info.value.partial.turns == 2 and info.value.partial.fallbacks == []
 
 
 async def test_resume_chain_retries_the_same_continuation_when_the_store_has_the_parent():
     policy = RetryPolicy(max_attempts=20, resume_chain=True)
-    async with SimServer(
+    async with sim_server(
         profile="http_chained", workload=WORKLOAD, instant=True, faults=Faults(fail_rate=0.5, seed=3)
     ) as s:
-        r = await run_rollout("http-chained", WORKLOAD, base_url=s.base_url, retry=policy)
+        r = await rollout_in_memory(s, "http-chained", WORKLOAD, retry=policy)
     assert r.finished and r.fallbacks
     assert_complete_transcript(r.transcript)
     resumed = [f for f in r.fallbacks if f.turn > 0]
@@ -590,8 +614,8 @@ async def test_reasoning_parallel_calls_and_steering_against_the_simulator(trans
     specs = RICH.turn_specs(0)
     assert any(s.steered for s in specs) and any(s.tool_calls > 1 for s in specs)
     # Paced (not instant), so a steer reaches the server while the response still streams.
-    async with SimServer(profile=PROFILE[transport], workload=RICH, tps=1000) as server:
-        r = await run_rollout(transport, RICH, base_url=server.base_url)
+    async with sim_server(profile=PROFILE[transport], workload=RICH, tps=1000) as server:
+        r = await rollout_in_memory(server, transport, RICH)
         metrics = server.metrics
     assert r.finished and r.turns == RICH.turns and r.fallbacks == []
     spans = validate_spans(r.spans)

@@ -13,8 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from labkit.live.netaddr import is_loopback_host
 from labkit.live.server import Faults, SimServer
-from labkit.live.server.app import DEFAULT_HEADER_TIMEOUT_S, DEFAULT_HTTP_IDLE_TIMEOUT_S, DEFAULT_WS_IDLE_TIMEOUT_S
 from labkit.live.server.engine import Turn
+from labkit.live.server.options import (
+    CONNECTION_LIFETIME_S,
+    DEFAULT_HEADER_TIMEOUT_S,
+    DEFAULT_HTTP_IDLE_TIMEOUT_S,
+    DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_WS_IDLE_TIMEOUT_S,
+)
 from labkit.live.server.script import Script, ScriptError
 from labkit.live.server.session import MAX_QUEUED, MAX_QUEUED_PER_LANE
 from labkit.live.server.state import DEFAULT_MAX_STORED_BYTES
@@ -29,56 +35,97 @@ HELP = "Run the simulated Responses API (WebSocket mode and HTTP/SSE on one port
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8765, help="port (0 picks a free one; default 8765)")
-    parser.add_argument("--profile", default="websocket", help=f"latency preset: {', '.join(preset_names())}")
-    parser.add_argument("--workload", default="codex_bugfix", help=f"workload: {', '.join(workload_names())}")
-    parser.add_argument("--tps", type=float, default=None, help="decode tokens per second (default: the profile's)")
-    parser.add_argument("--seed", type=int, default=None, help="workload seed (default: the workload's)")
-    parser.add_argument("--instant", action="store_true", help="no waits and no pacing (benchmarks, fuzzing)")
-    parser.add_argument(
+    # One group per concern, in the order of the flags in `labkit serve --help`.
+    _add_listening(parser)
+    _add_model(parser)
+    _add_access(parser)
+    _add_replicas(parser)
+    _add_limits(parser)
+    _add_self_check(parser)
+    _add_answers(parser)
+    _add_bounds(parser)
+    _add_faults(parser)
+
+
+def _add_listening(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("where to listen")
+    group.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    group.add_argument("--port", type=int, default=8765, help="port (0 picks a free one; default 8765)")
+
+
+def _add_model(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("the simulated model")
+    group.add_argument("--profile", default="websocket", help=f"latency preset: {', '.join(preset_names())}")
+    group.add_argument("--workload", default="codex_bugfix", help=f"workload: {', '.join(workload_names())}")
+    group.add_argument("--tps", type=float, default=None, help="decode tokens per second (default: the profile's)")
+    group.add_argument("--seed", type=int, default=None, help="workload seed (default: the workload's)")
+    group.add_argument("--instant", action="store_true", help="no waits and no pacing (benchmarks, fuzzing)")
+
+
+def _add_access(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("access")
+    group.add_argument(
         "--api-key",
         default=os.environ.get("LABKIT_SERVER_API_KEY"),
         help="require 'Authorization: Bearer KEY' (default: $LABKIT_SERVER_API_KEY, else no check; prefer the "
         "variable: a key on the command line is visible to every user of the machine in the process list)",
     )
-    parser.add_argument("--replicas", type=int, default=None, help="API replicas (default: the profile's)")
-    parser.add_argument("--routing", choices=("sticky", "random"), default=None, help="replica routing")
-    parser.add_argument("--lifetime", type=float, default=3600.0, help="WebSocket connection lifetime, s")
-    parser.add_argument("--max-message-bytes", type=int, default=16 * 1024 * 1024, help="largest request")
-    parser.add_argument(
+
+
+def _add_replicas(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("API replicas")
+    group.add_argument("--replicas", type=int, default=None, help="API replicas (default: the profile's)")
+    group.add_argument("--routing", choices=("sticky", "random"), default=None, help="replica routing")
+
+
+def _add_limits(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("WebSocket mode and storage limits")
+    group.add_argument("--lifetime", type=float, default=CONNECTION_LIFETIME_S, help="WebSocket connection lifetime, s")
+    group.add_argument("--max-message-bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES, help="largest request")
+    group.add_argument(
         "--max-stored-bodies",
         type=int,
         default=10_000,
         help="stored responses readable with GET /v1/responses/{id} (older ones can still be continued from)",
     )
-    parser.add_argument(
+
+
+def _add_self_check(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("instead of serving")
+    group.add_argument(
         "--self-check",
         choices=("ws", "http"),
         default=None,
         help="instead of serving: run one rollout of the workload against a fresh loopback server over this "
         "transport and print, as JSON, how late the server was against its plan (seconds)",
     )
-    parser.add_argument(
+
+
+def _add_answers(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("scripted or replayed answers (instead of the workload's)")
+    group.add_argument(
         "--script",
         default=None,
         metavar="FILE.yaml",
         help="a scripted model: what it does turn by turn or by rule (tool calls, texts, failures); "
         "see docs/guides/test-double.md",
     )
-    parser.add_argument(
+    group.add_argument(
         "--replay",
         default=None,
         metavar="DIR",
         help="answer requests with the events of a recording made by 'labkit record' (a request that does not "
         "match fails loudly)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--replay-timing",
         choices=("recorded", "profile", "instant"),
         default="recorded",
         help="with --replay: send events at their recorded times, paced by --profile, or at once (default recorded)",
     )
+
+
+def _add_bounds(parser: argparse.ArgumentParser) -> None:
     bounds = parser.add_argument_group("bounds (docs/guides/wire.md, 'Bounds')")
     bounds.add_argument(
         "--header-timeout", type=float, default=DEFAULT_HEADER_TIMEOUT_S, help="s for a new connection's first request"
@@ -125,6 +172,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_MAX_STORED_BYTES,
         help=f"JSON bytes of the readable stored bodies together (default {DEFAULT_MAX_STORED_BYTES}; oldest out)",
     )
+
+
+def _add_faults(parser: argparse.ArgumentParser) -> None:
     faults = parser.add_argument_group("fault injection (seeded)")
     faults.add_argument("--fault-seed", type=int, default=0)
     faults.add_argument("--drop-after-events", type=int, default=None, help="cut a connection after N events")

@@ -34,6 +34,16 @@ from labkit.live.server.guard import ConnectionGuard
 from labkit.live.server.ids import wall_clock
 from labkit.live.server.logsafety import install_log_safety
 from labkit.live.server.masking import MaskCheckingWebSocketResponse
+from labkit.live.server.options import (
+    CONNECTION_LIFETIME_S,
+    DEFAULT_HEADER_TIMEOUT_S,
+    DEFAULT_HTTP_IDLE_TIMEOUT_S,
+    DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_WS_IDLE_TIMEOUT_S,
+    MAX_ACTIVE_RESPONSES,
+    MAX_LANES,
+    ServerBounds,
+)
 from labkit.live.server.script import Script, load_script
 from labkit.live.server.session import MAX_QUEUED, MAX_QUEUED_PER_LANE
 from labkit.live.server.state import DEFAULT_MAX_STORED_BYTES
@@ -49,16 +59,27 @@ from labkit.wire.protocol import (
 
 log = logging.getLogger("labkit.live.server")
 
-DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
-#: Bounds on what a connection may hold (docs/guides/wire.md, "Bounds"): the first request's headers must
-#: arrive within this; a kept-alive HTTP connection may sit idle this long; a WebSocket with no client frame
-#: (pings count) and no response in flight is closed after this.
-DEFAULT_HEADER_TIMEOUT_S = 10.0
-DEFAULT_HTTP_IDLE_TIMEOUT_S = 75.0
-DEFAULT_WS_IDLE_TIMEOUT_S = 600.0
-#: Documented WebSocket-mode limits: active responses per connection (more are queued) and named lanes.
-MAX_ACTIVE_RESPONSES = 16
-MAX_LANES = 32
+
+def _profile_of(profile: str | Profile, tps: float | None) -> Profile:
+    """The server's profile: a preset name or a Profile, with ``tps`` (if given) as its decode rate."""
+    prof = load_profile(profile) if isinstance(profile, str) else profile
+    if not isinstance(prof, Profile):
+        raise ValueError(f"profile: must be a preset name or a Profile, got {type(profile).__name__}")
+    return prof if tps is None else prof.with_(decode_tps=tps)
+
+
+def _workload_of(workload: str | Workload) -> Workload:
+    wl = load_workload(workload)
+    if not isinstance(wl, Workload):
+        raise ValueError(f"workload: must be a preset name or a Workload, got {type(workload).__name__}")
+    return wl
+
+
+def _check_listening(port: int, api_key: str | None) -> None:
+    if not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(f"port: must be an integer within [0, 65535], got {port!r}")
+    if api_key is not None and not api_key:
+        raise ValueError("api_key: must be a non-empty string or None")
 
 
 class SimServer:
@@ -74,7 +95,8 @@ class SimServer:
 
     ``server.base_url`` (``http://127.0.0.1:PORT/v1``) is what the official SDK takes; WebSocket mode is
     at ``server.ws_url``. ``server.metrics`` counts connections, responses, cache hits and misses,
-    errors, coalesced tokens, cached bytes, injected faults.
+    errors, coalesced tokens, cached bytes, injected faults. ``server.bounds`` holds its bounds and timeouts
+    (:class:`~labkit.live.server.options.ServerBounds`, each also a keyword argument here).
     """
 
     def __init__(
@@ -91,7 +113,7 @@ class SimServer:
         replicas: int | None = None,
         routing: str | None = None,
         faults: Faults | None = None,
-        connection_lifetime_s: float = 3600.0,
+        connection_lifetime_s: float = CONNECTION_LIFETIME_S,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         max_active_responses: int = MAX_ACTIVE_RESPONSES,
         max_lanes: int = MAX_LANES,
@@ -110,81 +132,103 @@ class SimServer:
         max_queued_per_lane: int = MAX_QUEUED_PER_LANE,
         max_queued: int = MAX_QUEUED,
     ) -> None:
-        prof = load_profile(profile) if isinstance(profile, str) else profile
-        if not isinstance(prof, Profile):
-            raise ValueError(f"profile: must be a preset name or a Profile, got {type(profile).__name__}")
-        if tps is not None:
-            prof = prof.with_(decode_tps=tps)
-        wl = load_workload(workload)
-        if not isinstance(wl, Workload):
-            raise ValueError(f"workload: must be a preset name or a Workload, got {type(workload).__name__}")
-        if not isinstance(port, int) or not 0 <= port <= 65535:
-            raise ValueError(f"port: must be an integer within [0, 65535], got {port!r}")
-        if not (isinstance(connection_lifetime_s, int | float) and connection_lifetime_s > 0):
-            raise ValueError(f"connection_lifetime_s: must be > 0, got {connection_lifetime_s!r}")
-        if not (isinstance(max_message_bytes, int) and max_message_bytes >= 1024):
-            raise ValueError(f"max_message_bytes: must be an integer >= 1024, got {max_message_bytes!r}")
-        if not (isinstance(max_active_responses, int) and max_active_responses >= 1):
-            raise ValueError("max_active_responses: must be an integer >= 1")
-        if not (isinstance(max_lanes, int) and max_lanes >= 1):
-            raise ValueError("max_lanes: must be an integer >= 1")
-        for name, count in (("max_queued_per_lane", max_queued_per_lane), ("max_queued", max_queued)):
-            if not (isinstance(count, int) and not isinstance(count, bool) and count >= 1):
-                raise ValueError(f"{name}: must be an integer >= 1, got {count!r}")
-        if api_key is not None and not api_key:
-            raise ValueError("api_key: must be a non-empty string or None")
-        for name, value in (
-            ("header_timeout_s", header_timeout_s),
-            ("http_idle_timeout_s", http_idle_timeout_s),
-            ("ws_idle_timeout_s", ws_idle_timeout_s),
-        ):
-            if not (isinstance(value, int | float) and value > 0):
-                raise ValueError(f"{name}: must be > 0 seconds, got {value!r}")
-        if max_connections is not None and not (isinstance(max_connections, int) and max_connections >= 1):
-            raise ValueError(f"max_connections: must be an integer >= 1 or None, got {max_connections!r}")
+        self.profile = _profile_of(profile, tps)
+        self.workload = _workload_of(workload)
+        _check_listening(port, api_key)
         if isinstance(models, str) or not all(isinstance(m, str) and m for m in models):
             raise ValueError("models: must be a sequence of non-empty model ids")
-        self.profile = prof
-        self.workload = wl
+        #: The bounds and timeouts, validated (labkit.live.server.options).
+        self.bounds = ServerBounds(
+            connection_lifetime_s=connection_lifetime_s,
+            max_message_bytes=max_message_bytes,
+            max_active_responses=max_active_responses,
+            max_lanes=max_lanes,
+            max_queued_per_lane=max_queued_per_lane,
+            max_queued=max_queued,
+            max_stored=max_stored,
+            max_stored_bodies=max_stored_bodies,
+            max_stored_bytes=max_stored_bytes,
+            max_cached_bytes=max_cached_bytes,
+            max_connections=max_connections,
+            header_timeout_s=header_timeout_s,
+            http_idle_timeout_s=http_idle_timeout_s,
+            ws_idle_timeout_s=ws_idle_timeout_s,
+            shutdown_timeout_s=shutdown_timeout_s,
+        )
         self.host = host
         self._port = port
         self.faults = faults or Faults()
-        self.engine = Engine(
-            prof,
-            wl,
+        self.engine = self._engine(seed=seed, instant=instant, replicas=replicas, routing=routing, spin_s=spin_s)
+        # A scripted model (labkit.live.server.script): a Script, a mapping, or a YAML file's path.
+        self.engine.script = None if script is None else load_script(script)
+        #: What ``GET /v1/models`` lists (creates accept any model name).
+        self.models = tuple(models)
+        self._models_created = int(wall_clock())
+        self._api_key = api_key
+        #: ``None`` until start: then the process's descriptor limit (raised to its hard limit) less a reserve.
+        self.max_connections = self.bounds.max_connections
+        self.guard: ConnectionGuard | None = None
+        self._runner: web.AppRunner | None = None
+        self._connections: set[SessionDriver] = set()
+        self._http_tasks: set[asyncio.Task[Any]] = set()
+
+    def _engine(
+        self, *, seed: int | None, instant: bool, replicas: int | None, routing: str | None, spin_s: float
+    ) -> Engine:
+        """The engine, which holds what is stored and cached, so it gets the storage bounds."""
+        bounds = self.bounds
+        return Engine(
+            self.profile,
+            self.workload,
             seed=seed,
             instant=instant,
             replicas=replicas,
             routing=routing,
             faults=self.faults,
-            max_stored=max_stored,
-            max_stored_bodies=max_stored_bodies,
-            max_stored_bytes=max_stored_bytes,
+            max_stored=bounds.max_stored,
+            max_stored_bodies=bounds.max_stored_bodies,
+            max_stored_bytes=bounds.max_stored_bytes,
             spin_s=spin_s,
-            max_cached_bytes=max_cached_bytes,
+            max_cached_bytes=bounds.max_cached_bytes,
         )
-        # A scripted model (labkit.live.server.script): a Script, a mapping, or a YAML file's path.
-        self.engine.script = None if script is None else load_script(script)
-        self.connection_lifetime_s = float(connection_lifetime_s)
-        self.max_message_bytes = max_message_bytes
-        self.max_active_responses = max_active_responses
-        self.max_lanes = max_lanes
-        self.max_queued_per_lane = max_queued_per_lane
-        self.max_queued = max_queued
-        #: What ``GET /v1/models`` lists (creates accept any model name).
-        self.models = tuple(models)
-        self._models_created = int(wall_clock())
-        self._api_key = api_key
-        self.header_timeout_s = float(header_timeout_s)
-        self.http_idle_timeout_s = float(http_idle_timeout_s)
-        self.ws_idle_timeout_s = float(ws_idle_timeout_s)
-        #: ``None`` until start: then the process's descriptor limit (raised to its hard limit) less a reserve.
-        self.max_connections = max_connections
-        self.guard: ConnectionGuard | None = None
-        self._shutdown_timeout_s = shutdown_timeout_s
-        self._runner: web.AppRunner | None = None
-        self._connections: set[SessionDriver] = set()
-        self._http_tasks: set[asyncio.Task[Any]] = set()
+
+    # The bounds a connection reads, by the names they had as keyword arguments.
+
+    @property
+    def connection_lifetime_s(self) -> float:
+        return self.bounds.connection_lifetime_s
+
+    @property
+    def max_message_bytes(self) -> int:
+        return self.bounds.max_message_bytes
+
+    @property
+    def max_active_responses(self) -> int:
+        return self.bounds.max_active_responses
+
+    @property
+    def max_lanes(self) -> int:
+        return self.bounds.max_lanes
+
+    @property
+    def max_queued_per_lane(self) -> int:
+        return self.bounds.max_queued_per_lane
+
+    @property
+    def max_queued(self) -> int:
+        return self.bounds.max_queued
+
+    @property
+    def header_timeout_s(self) -> float:
+        return self.bounds.header_timeout_s
+
+    @property
+    def http_idle_timeout_s(self) -> float:
+        return self.bounds.http_idle_timeout_s
+
+    @property
+    def ws_idle_timeout_s(self) -> float:
+        return self.bounds.ws_idle_timeout_s
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -195,15 +239,9 @@ class SimServer:
         await server._start()
         return server
 
-    async def _start(self) -> None:
-        if self._runner is not None:
-            raise RuntimeError("server: already started")
-        # Client input reaches aiohttp's and asyncio's loggers: redact keys there, limit floods (logsafety).
-        install_log_safety()
-        if self.max_connections is None:
-            self.max_connections = default_max_connections(raise_open_files_limit())
-        guard = ConnectionGuard(max_connections=self.max_connections, header_timeout_s=self.header_timeout_s)
-        self.guard = guard
+    def web_app(self, guard: ConnectionGuard) -> web.Application:
+        """The aiohttp application this server serves: its routes, behind ``guard``'s middleware. The server
+        listens with it; :mod:`labkit.live.memory` serves it over an in-memory pipe (no socket)."""
         # aiohttp's own limit is a backstop well above ours, so that an oversize message gets a clear
         # error event and the connection stays usable; beyond it aiohttp closes with 1009.
         app = web.Application(client_max_size=self.max_message_bytes, middlewares=[guard.middleware])
@@ -218,12 +256,24 @@ class SimServer:
         app.router.add_get("/v1/models", self._handle_models)
         app.router.add_get("/v1/models/{model_id}", self._handle_model)
         app.router.add_get("/v1/labkit/metrics", self._handle_metrics)
+        return app
+
+    async def _start(self) -> None:
+        if self._runner is not None:
+            raise RuntimeError("server: already started")
+        # Client input reaches aiohttp's and asyncio's loggers: redact keys there, limit floods (logsafety).
+        install_log_safety()
+        if self.max_connections is None:
+            self.max_connections = default_max_connections(raise_open_files_limit())
+        guard = ConnectionGuard(max_connections=self.max_connections, header_timeout_s=self.header_timeout_s)
+        self.guard = guard
+        app = self.web_app(guard)
         # keepalive_timeout: aiohttp closes a kept-alive connection idle (or halfway through its next request's
         # headers) this long; the guard bounds the first request's headers and the number of connections.
         runner = web.AppRunner(
             app,
             access_log=None,
-            shutdown_timeout=self._shutdown_timeout_s,
+            shutdown_timeout=self.bounds.shutdown_timeout_s,
             keepalive_timeout=self.http_idle_timeout_s,
         )
         await runner.setup()
