@@ -609,6 +609,8 @@ async def test_resume_chain_retries_the_same_continuation_when_the_store_has_the
 RICH = WORKLOAD.with_(reasoning_tokens=40, parallel_tool_calls=2.5, steer_rate=0.3)
 
 
+# Slow: paced in real time (2-4 s each, mostly waiting), so the steer arrives mid-stream; `make test` runs them.
+@pytest.mark.slow
 @pytest.mark.parametrize("transport", ["ws", "http", "http-chained"])
 async def test_reasoning_parallel_calls_and_steering_against_the_simulator(transport):
     specs = RICH.turn_specs(0)
