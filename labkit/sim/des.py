@@ -994,7 +994,7 @@ class _Run:
         attempt: int,
         replica: int,
         t: float,
-    ) -> Generator[simpy.Event, None, tuple[float, float]]:
+    ) -> Generator[simpy.Event, Any, tuple[float, float]]:
         """One request through the pools: it meets the shared clock only at its phase boundaries (arrival,
         inference, back to the API, done); returns its end and when its decode started.
 
@@ -1030,7 +1030,7 @@ class _Run:
                     ev = entering.enter_at(now, then)
                     if ev is not None:
                         # Resumed at the next boundary (``then`` after the handover), the handover time as value.
-                        handed: float = yield ev
+                        handed = yield ev
                         now = env.now
                         waited[wait_kind] += handed - at
                         self.rec.wait(rollout, turn, attempt, wait_stage, at, handed)
