@@ -173,7 +173,7 @@ class Pool:
     time, and those still in the system add ``until`` at the end (likewise for busy servers).
     """
 
-    __slots__ = ("_busy_times", "_presence_times", "arrivals", "busy", "capacity", "env", "in_system", "waiting")
+    __slots__ = ("_busy_times", "_presence_times", "arrivals", "busy", "capacity", "departures", "env", "waiting")
 
     def __init__(self, env: simpy.Environment, capacity: int) -> None:
         if not isinstance(capacity, int) or capacity < 1:
@@ -182,8 +182,8 @@ class Pool:
         self.capacity = capacity
         self.busy = 0
         self.waiting: deque[Handover] = deque()
-        self.in_system = 0
         self.arrivals = 0
+        self.departures = 0
         self._presence_times = 0.0  # sum of departure times minus sum of arrival times
         self._busy_times = 0.0  # the same over the servers' busy periods
 
@@ -198,7 +198,6 @@ class Pool:
     def enter_at(self, now: float, then: float = 0.0) -> Handover | None:
         """:meth:`enter` for a caller that knows the clock already (``now`` is ``env.now``); a wait ends ``then``
         seconds after the server is handed over (see :class:`Handover`)."""
-        self.in_system += 1
         self.arrivals += 1
         self._presence_times -= now
         if self.busy < self.capacity:
@@ -211,7 +210,7 @@ class Pool:
 
     def leave_at(self, now: float) -> None:
         """:meth:`leave` for a caller that knows the clock already (``now`` is ``env.now``)."""
-        self.in_system -= 1
+        self.departures += 1
         self._presence_times += now
         if self.waiting:
             self.waiting.popleft().hand_over(now)
@@ -222,6 +221,11 @@ class Pool:
     def release(self, event: simpy.Event) -> None:
         """:meth:`leave` as the callback of an event scheduled at the time the server goes back."""
         self.leave_at(self.env.now)
+
+    @property
+    def in_system(self) -> int:
+        """Requests waiting or served now."""
+        return self.arrivals - self.departures
 
     @property
     def area(self) -> float:
@@ -694,6 +698,15 @@ class _Run:
         # differs gets its own plan_turn.
         later = self.persistent
         self.expected = (CacheState(False, False, False), CacheState(later, self.chained and later, True))
+        # cache_state for every (continuing, same replica, fresh connection), with whether it is the expected
+        # one: it depends on the turn only through whether it is the first, so it is asked once a run.
+        self.states = [
+            (state, state == self.expected[continuing])
+            for continuing in (0, 1)
+            for same_replica in (False, True)
+            for fresh in (False, True)
+            for state in [cache_state(profile, TurnSpec(continuing, 0, 0, 1, 0.0, False), same_replica, fresh)]
+        ]
         rounds = -(-rollouts // agents)
         # A tile is a block of (agents x rounds) whose rollouts run close together in time, so few tiles are
         # held at once: along one agent's own rollouts when it runs many (it runs them back to back), across
@@ -702,12 +715,17 @@ class _Run:
         self.tile_agents = max(1, PLAN_TILE // self.tile_rounds)
         self.planned: dict[int, _Planned] = {}
 
-    def agent(self, rollouts: list[int], start: float) -> Generator[simpy.Event, None, None]:
-        t = start
+    def agent(self, rollouts: list[int], start: float) -> Generator[simpy.Event, None, float]:
+        """An agent's process: its rollouts back to back from ``start`` (a lone rollout is the process itself,
+        one generator less for every resume to pass through)."""
+        if len(rollouts) == 1:
+            return self.rollout(rollouts[0], start)
+        return self._rollouts(rollouts, start)
+
+    def _rollouts(self, rollouts: list[int], t: float) -> Generator[simpy.Event, None, float]:
         for rollout in rollouts:
             t = yield from self.rollout(rollout, t)
-        if t > self.end:
-            self.end = t
+        return t
 
     def _plan_tile(self, rollout: int) -> None:
         """Turn specs and expected-state plans of the tile that holds ``rollout``, kept until each is run."""
@@ -784,8 +802,8 @@ class _Run:
             while True:
                 # A WebSocket connection stays on its replica; anything else is routed.
                 replica = conv.replica if websocket and not fresh else self._route(conv, row, attempt, fresh)
-                cache = cache_state(self.profile, spec, replica == conv.holder, fresh)
-                plan, d, plain = self._plan(conv, k, spec, cache, mult)
+                cache, expected = self.states[4 * (spec.index > 0) + 2 * (replica == conv.holder) + fresh]
+                plan, d, plain = self._plan(conv, k, spec, cache, expected, mult)
                 self.requests += 1
                 fault = _SERVED
                 if attempt == 0 and (row is not None or conv.store is not None):
@@ -832,6 +850,7 @@ class _Run:
                 t += spec.tool_s
         if stream:
             rec.e2e[rollout] = t - rollout_start  # type: ignore[union-attr]
+        self.end = max(self.end, t)
         return t
 
     def _conversation(self, rollout: int) -> _Conversation:
@@ -864,14 +883,20 @@ class _Run:
         return replica
 
     def _plan(
-        self, conv: _Conversation, k: int, spec: TurnSpec, cache: CacheState, mult: list[float] | None
+        self,
+        conv: _Conversation,
+        k: int,
+        spec: TurnSpec,
+        cache: CacheState,
+        expected: bool,
+        mult: list[float] | None,
     ) -> tuple[_PlanRef, list[float], bool]:
         """The turn's plan, its stage durations, and whether it is plain (the tile's plan, unscaled).
 
         A turn in the cache state the tile expected takes the tile's plan (the recorder's row of its tokens,
         bytes and hits); any other gets its own :func:`~labkit.model.plan_turn`.
         """
-        if cache == self.expected[1 if spec.index else 0]:
+        if expected:
             if mult:
                 return conv.planned.first_row + k, [x * m for x, m in zip(conv.durations[k], mult, strict=False)], False
             return conv.planned.first_row + k, conv.durations[k] if conv.durations else [], True
@@ -1005,9 +1030,7 @@ class _Run:
         already.
         """
         env = self.env
-        if phases is None:
-            phases = _phase_sums(d)
-        net, pre, infer, to_decode, post = phases
+        net, pre, infer, to_decode, post = phases if phases is not None else _phase_sums(d)
         starts = [t]  # when each phase started: network, API before, inference, API after; then the end
         waited = [0.0, 0.0]  # API, inference
         at = t
@@ -1016,25 +1039,27 @@ class _Run:
             (net, pre, infer, post), (pre, infer, post, 0.0), self.pool_passes[replica], strict=True
         ):
             at += seconds
-            if entering is None and leaving is not None and at > now:
-                # Nothing to take here: the server goes back by an event at its time, and the agent goes on.
-                env.timeout(at - now).callbacks.append(leaving.release)
-            elif leaving is not None or entering is not None:
+            if entering is not None:
                 if at > now:
                     # The clock catch-up (as _catch_up, inline: this is the hottest path of a pooled run).
                     yield env.timeout(at - now)
                     now = at
                 if leaving is not None:
                     leaving.leave_at(now)
-                if entering is not None:
-                    ev = entering.enter_at(now, then)
-                    if ev is not None:
-                        # Resumed at the next boundary (``then`` after the handover), the handover time as value.
-                        handed = yield ev
-                        now = env.now
-                        waited[wait_kind] += handed - at
-                        self.rec.wait(rollout, turn, attempt, wait_stage, at, handed)
-                        at = handed
+                ev = entering.enter_at(now, then)
+                if ev is not None:
+                    # Resumed at the next boundary (``then`` after the handover), the handover time as value.
+                    handed = yield ev
+                    now = env.now
+                    waited[wait_kind] += handed - at
+                    self.rec.wait(rollout, turn, attempt, wait_stage, at, handed)
+                    at = handed
+            elif leaving is not None:
+                if at > now:
+                    # Nothing to take here: the server goes back by an event at its time, and the agent goes on.
+                    env.timeout(at - now).callbacks.append(leaving.release)
+                else:
+                    leaving.leave_at(now)
             starts.append(at)
         rec = self.rec
         if rec.stream:
