@@ -578,6 +578,11 @@ class _StreamRecorder:
     def segment(self, *seg: Any) -> None:
         pass
 
+    def bound(self) -> None:
+        """Keep the histograms' buffers bounded (the hot path appends to them directly)."""
+        for h in (self.ttft, self.api_wait, self.inference_wait):
+            h.bound()
+
     def wait(self, *args: Any) -> None:
         pass
 
@@ -689,7 +694,8 @@ class _Run:
             or (profile.routing == "random" and profile.replicas > 1)
         )
         self.end = 0.0
-        self.turns = self.requests = self.fallbacks = 0
+        # Every turn ends with a served request; each fallback (a drop or a refusal) cost one more request.
+        self.turns = self.fallbacks = 0
         self.rollouts = rollouts
         self.agents = agents
         # The cache state every turn gets when nothing goes wrong (no drop, eviction, reconnect or re-routing):
@@ -804,7 +810,6 @@ class _Run:
                 replica = conv.replica if websocket and not fresh else self._route(conv, row, attempt, fresh)
                 cache, expected = self.states[4 * (spec.index > 0) + 2 * (replica == conv.holder) + fresh]
                 plan, d, plain = self._plan(conv, k, spec, cache, expected, mult)
-                self.requests += 1
                 fault = _SERVED
                 if attempt == 0 and (row is not None or conv.store is not None):
                     fault = yield from self._fault(conv, row, cache, d, t)
@@ -838,12 +843,11 @@ class _Run:
                     conv.open = self.persistent
                 conv.holder = replica
                 break
-            self.turns += 1
             self.fallbacks += attempt
             if conv.store is not None:
                 yield from self._keep_response(conv, spec, t, last=k == last)
             if stream:
-                rec.ttft.add(decode_at - turn_start)  # type: ignore[union-attr]
+                rec.ttft.append(decode_at - turn_start)  # type: ignore[union-attr]
             if not spec.final and spec.tool_s > 0:
                 if not stream and not tool_recorded:
                     rec.wait(rollout, spec.index, 0, _TOOL_ID, t, t + spec.tool_s)
@@ -857,7 +861,10 @@ class _Run:
         """The rollout's plans (its tile's, planned now if this is the tile's first rollout) and draws."""
         if rollout not in self.planned:
             self._plan_tile(rollout)
+        if isinstance(self.rec, _StreamRecorder):
+            self.rec.bound()
         planned = self.planned.pop(rollout)
+        self.turns += len(planned.specs)  # a rollout runs every turn to the end
         draws = _draws(self.seed, rollout, len(planned.specs), self.jitter).tolist() if self.need_draws else None
         # Stage durations as Python floats, for the turns laid out stage by stage (faults, jitter, cache lookups,
         # and the spans of pooled turns); a plain turn needs only its total, or its phase sums with pools.
@@ -973,7 +980,6 @@ class _Run:
         conv.holder = -1
         conv.open = True
         full = plan_turn(self.profile, spec, _AFTER_EVICTION)
-        self.requests += 1
         return end, full, _durations(full, mult)
 
     def _cut(
@@ -1063,8 +1069,8 @@ class _Run:
             starts.append(at)
         rec = self.rec
         if rec.stream:
-            rec.api_wait.add(waited[0])  # type: ignore[union-attr]
-            rec.inference_wait.add(waited[1])  # type: ignore[union-attr]
+            rec.api_wait.append(waited[0])  # type: ignore[union-attr]
+            rec.inference_wait.append(waited[1])  # type: ignore[union-attr]
         else:
             rec.segment(rollout, turn, attempt, plan, d, t, starts[1], starts[2], starts[3], math.inf, _N_STAGES)
         return starts[4], starts[2] + to_decode
@@ -1257,7 +1263,7 @@ def _metrics(
         agents=agents,
         rollouts=rollouts,
         turns=sim.turns,
-        requests=sim.requests,
+        requests=sim.turns + sim.fallbacks,
         fallbacks=sim.fallbacks,
         until_s=until,
         e2e_s=rec.e2e,
