@@ -40,9 +40,9 @@ import simpy
 
 from labkit.model import STAGES, CacheState, Profile, TurnSpec, plan_turn
 from labkit.model.cache import CachePolicy, entry_bytes, turn_entry_tokens
+from labkit.model.closedform import cache_state
 from labkit.model.plan import TurnPlan, plan_rollout, plan_rollout_stages
 from labkit.model.spans import SPAN_COLUMNS, spans_frame
-from labkit.sim.analytic import cache_state
 from labkit.sim.streaming import ByteSeries, FleetMetrics, LogHistogram
 from labkit.util.gctools import paused_gc
 
