@@ -792,6 +792,8 @@ class _Run:
         pooled, websocket = self.pooled, self.websocket
         limit_s = self.faults.connection_limit_s
         jitter = self.jitter > 0
+        # Faults are drawn, or cache lookups made, only then (conv.store is set only where caches are kept).
+        faults_drawn = draws is not None or self.caches is not None
         rollout_start = t
         last = len(planned.specs) - 1
         for k, spec in enumerate(planned.specs):
@@ -809,21 +811,19 @@ class _Run:
                 # A WebSocket connection stays on its replica; anything else is routed.
                 replica = conv.replica if websocket and not fresh else self._route(conv, row, attempt, fresh)
                 cache, expected = self.states[4 * (spec.index > 0) + 2 * (replica == conv.holder) + fresh]
-                plan, d, plain = self._plan(conv, k, spec, cache, expected, mult)
+                if not expected or mult:
+                    plan, d, plain = self._plan(conv, k, spec, cache, expected, mult)
+                else:  # the common case, inline: the tile's plan as it is
+                    plan, d, plain = planned.first_row + k, conv.durations[k] if conv.durations else [], True
                 fault = _SERVED
-                if attempt == 0 and (row is not None or conv.store is not None):
+                if attempt == 0 and faults_drawn:
                     fault = yield from self._fault(conv, row, cache, d, t)
                 if fresh:
                     conv.opened_at = t
                 if fault == _DROPPED:
-                    t = self._cut(rollout, spec.index, attempt, plan, d, t, row[_COL_DROP_AT])  # type: ignore[index]
+                    t = yield from self._dropped(conv, spec.index, attempt, plan, d, t, row[_COL_DROP_AT])  # type: ignore[index]
                     attempt += 1
                     fresh = True
-                    conv.open = False
-                    if websocket:
-                        conv.holder = -1  # the connection-scoped cache died with the socket
-                        if conv.store is not None:
-                            yield from self._drop_cache(conv, t)
                     continue
                 if fault == _EVICTED:
                     t, plan, d = self._refused(conv, spec, attempt, plan, d, t, mult)
@@ -982,14 +982,20 @@ class _Run:
         full = plan_turn(self.profile, spec, _AFTER_EVICTION)
         return end, full, _durations(full, mult)
 
-    def _cut(
-        self, rollout: int, turn: int, attempt: int, plan: _PlanRef, d: list[float], t: float, share: float
-    ) -> float:
-        """The connection dropped ``share`` of the way through the request; returns when."""
+    def _dropped(
+        self, conv: _Conversation, turn: int, attempt: int, plan: _PlanRef, d: list[float], t: float, share: float
+    ) -> Generator[simpy.Event, None, float]:
+        """The connection dropped ``share`` of the way through the request: the client will reconnect and
+        re-send (a WebSocket connection's cache died with the socket); returns when it dropped."""
         cut_at = t + share * sum(d)
         if not self.rec.stream:
             t1, t2, t3 = _phase_starts(d, t)
-            self.rec.segment(rollout, turn, attempt, plan, d, t, t1, t2, t3, cut_at, _N_STAGES)
+            self.rec.segment(conv.rollout, turn, attempt, plan, d, t, t1, t2, t3, cut_at, _N_STAGES)
+        conv.open = False
+        if self.websocket:
+            conv.holder = -1
+            if conv.store is not None:
+                yield from self._drop_cache(conv, cut_at)
         return cut_at
 
     # -- serving ------------------------------------------------------------------------------------------
