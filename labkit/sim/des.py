@@ -747,7 +747,9 @@ class _Run:
         specs = [_rollout_specs(self.workload, self.seed, m) for m in members]
         flat = [spec for ss in specs for spec in ss]
         first, later = self.expected
-        states = np.array([later if spec.index else first for spec in flat], dtype=bool).reshape(len(flat), 3)
+        # Picked per turn with numpy: converting one CacheState a turn into an array costs more than the plans.
+        continuing = np.fromiter((spec.index > 0 for spec in flat), dtype=bool, count=len(flat))
+        states = np.where(continuing[:, None], np.array(later, dtype=bool), np.array(first, dtype=bool))
         rec = self.rec
         if isinstance(rec, _SpanRecorder):
             # Spans carry each stage's tokens, bytes and hits too: the recorder keeps them per tile.
