@@ -1043,7 +1043,7 @@ class _Run:
         API-before, inference, to-decode (within inference) and API-after seconds when the tile summed them
         already.
         """
-        env = self.env
+        env, rec = self.env, self.rec
         net, pre, infer, to_decode, post = phases if phases is not None else _phase_sums(d)
         starts = [t]  # when each phase started: network, API before, inference, API after; then the end
         waited = [0.0, 0.0]  # API, inference
@@ -1066,7 +1066,8 @@ class _Run:
                     handed = yield ev
                     now = env.now
                     waited[wait_kind] += handed - at
-                    self.rec.wait(rollout, turn, attempt, wait_stage, at, handed)
+                    if not rec.stream:
+                        rec.wait(rollout, turn, attempt, wait_stage, at, handed)
                     at = handed
             elif leaving is not None:
                 if at > now:
@@ -1075,7 +1076,6 @@ class _Run:
                 else:
                     leaving.leave_at(now)
             starts.append(at)
-        rec = self.rec
         if rec.stream:
             rec.api_wait.append(waited[0])  # type: ignore[union-attr]
             rec.inference_wait.append(waited[1])  # type: ignore[union-attr]
