@@ -13,8 +13,8 @@ are reused):
 Ratio = labkit seconds per simulated stage / raw seconds per timeout, worst of ``spans`` and ``stream``
 (goal <= 0.5: stages laid out arithmetically between the places rollouts share something). ``pools`` has a
 goal labkit set itself (<= 1), reported but not counted in ``met``: with finite pools a turn needs SimPy
-events at its phase boundaries (four a turn, plus one per wait), so its cost follows the pools and how much
-the fleet queues, not how the stages are laid out.
+events at its phase boundaries (four a turn; a wait ends at the next boundary and adds none), so its cost
+follows the pools and how much the fleet queues, not how the stages are laid out.
 
 ``model_share`` is the part of labkit's time spent in the latency model itself (``Workload.turn_specs`` and
 ``plan_rollout``, a tile of rollouts at a time as the DES calls them, timed alone on the same calls): the

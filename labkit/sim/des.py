@@ -11,7 +11,8 @@ arithmetically; it meets SimPy's clock (one ``timeout`` to catch up) only where 
 agents touch too: a pool of API workers or inference slots (:class:`Pool`), or a replica's connection-cache
 memory under a byte budget (:class:`~labkit.model.cache.CachePolicy`), and where a fault frees memory. With
 no finite pool and no budget, rollouts never interact, so a run schedules one event per agent, whatever its
-length; with pools, four per turn (arrive, hand over to inference, back to the API, release) plus the waits.
+length; with pools, four per turn (arrive, hand over to inference, back to the API, release), a wait adding
+none (the request resumes at its next boundary, see :class:`Handover`).
 Spans stay per stage: a turn nothing disturbed (its tile's plan, unscaled, no pool in the way) is recorded
 as one record of seven numbers (rollout, turn, attempt, its plan's row, start, end, tool seconds); any other
 request as a *segment* (its plan, durations and phase starts); both are expanded into one row per stage with
