@@ -38,6 +38,7 @@ from typing import Any, Literal, NamedTuple, TypeAlias
 import numpy as np
 import pandas as pd
 import simpy
+from simpy.events import NORMAL
 
 from labkit.model import STAGES, CacheState, Profile, TurnSpec, plan_turn
 from labkit.model.cache import CachePolicy, entry_bytes, turn_entry_tokens
@@ -158,7 +159,7 @@ class Handover(simpy.Event):
         """
         self._ok = True
         self._value = now
-        self.env.schedule(self, simpy.events.NORMAL, self.then)
+        self.env.schedule(self, NORMAL, self.then)
 
 
 class Pool:
