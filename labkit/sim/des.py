@@ -143,13 +143,26 @@ class Handover(simpy.Event):
     before the phase ends (the DES's requests) resumes once, at the next phase boundary, instead of once at the
     handover and again at the boundary (one event and one process resume less per wait). With ``then = 0`` it
     is an ordinary wait.
+
+    An arrival (a request asking for a server with none to give back) need not resume its process at all: an
+    event at the arrival time calls :meth:`arrive`, which asks :attr:`pool` for a server at :attr:`at` on the
+    process's behalf, and the process, waiting on the handover already, resumes at the next boundary.
     """
+
+    #: An arrival's pool and time (see :meth:`arrive`).
+    pool: Pool | None = None
+    at: float = 0.0
 
     def __init__(self, env: simpy.Environment, then: float) -> None:
         # simpy.Event.__init__, inlined as simpy.Timeout does (one call less on the pooled path).
         self.env = env
         self.callbacks: list[Any] = []
         self.then = then
+
+    def arrive(self, event: simpy.Event) -> None:
+        """The callback of an event at the request's arrival at ``self.pool``, at ``self.at``: it asks for a
+        server there on behalf of the process, which waits on this handover already."""
+        self.pool.take(self, self.at)  # type: ignore[union-attr]
 
     def hand_over(self, now: float) -> None:
         """The server is this request's from ``now``: trigger the event, to be processed ``then`` later.
@@ -209,6 +222,17 @@ class Pool:
         ev = Handover(self.env, then)
         self.waiting.append(ev)
         return ev
+
+    def take(self, ev: Handover, now: float) -> None:
+        """:meth:`enter_at` for a request that waits on ``ev`` already: handed a server at once if one is free."""
+        self.arrivals += 1
+        self._presence_times -= now
+        if self.busy < self.capacity:
+            self.busy += 1
+            self._busy_times -= now
+            ev.hand_over(now)
+        else:
+            self.waiting.append(ev)
 
     def leave_at(self, now: float) -> None:
         """:meth:`leave` for a caller that knows the clock already (``now`` is ``env.now``)."""
@@ -1056,21 +1080,31 @@ class _Run:
         ):
             at += seconds
             if entering is not None:
-                if at > now:
-                    # The clock catch-up (as _catch_up, inline: this is the hottest path of a pooled run).
-                    yield env.timeout(at - now)
-                    now = at
-                if leaving is not None:
-                    leaving.leave_at(now)
-                ev = entering.enter_at(now, then)
+                if leaving is not None or at <= now:
+                    if at > now:
+                        # The clock catch-up (as _catch_up, inline: this is the hottest path of a pooled run).
+                        yield env.timeout(at - now)
+                        now = at
+                    if leaving is not None:
+                        leaving.leave_at(now)
+                    ev = entering.enter_at(now, then)
+                else:
+                    # An arrival (nothing to give back): a callback at ``at`` asks for the server, and the process
+                    # resumes at the next boundary, whether it waited or not (one resume less).
+                    ev = Handover(env, then)
+                    ev.pool, ev.at = entering, at
+                    env.timeout(at - now).callbacks.append(ev.arrive)
                 if ev is not None:
                     # Resumed at the next boundary (``then`` after the handover), the handover time as value.
                     handed = yield ev
-                    now = env.now
-                    waited[wait_kind] += handed - at
-                    if not rec.stream:
-                        rec.wait(rollout, turn, attempt, wait_stage, at, handed)
-                    at = handed
+                    if handed > at:
+                        now = env.now
+                        waited[wait_kind] += handed - at
+                        if not rec.stream:
+                            rec.wait(rollout, turn, attempt, wait_stage, at, handed)
+                        at = handed
+                    else:
+                        now = at + then
             elif leaving is not None:
                 if at > now:
                     # Nothing to take here: the server goes back by an event at its time, and the agent goes on.
