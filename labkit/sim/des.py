@@ -144,12 +144,13 @@ class Handover(simpy.Event):
     handover and again at the boundary (one event and one process resume less per wait). With ``then = 0`` it
     is an ordinary wait.
 
-    An arrival (a request asking for a server with none to give back) need not resume its process at all: an
-    event at the arrival time calls :meth:`arrive`, which asks :attr:`pool` for a server at :attr:`at` on the
-    process's behalf, and the process, waiting on the handover already, resumes at the next boundary.
+    A pool pass need not resume the request's process at all: an event at the boundary calls :meth:`arrive`,
+    which gives :attr:`leaving`'s server back and asks :attr:`pool` for one at :attr:`at` on the process's
+    behalf, and the process, waiting on the handover already, resumes at the next boundary.
     """
 
-    #: An arrival's pool and time (see :meth:`arrive`).
+    #: A pass made by :meth:`arrive`: the pool given back to (if any), the pool asked, and when.
+    leaving: Pool | None = None
     pool: Pool | None = None
     at: float = 0.0
 
@@ -160,8 +161,9 @@ class Handover(simpy.Event):
         self.then = then
 
     def arrive(self, event: simpy.Event) -> None:
-        """The callback of an event at the request's arrival at ``self.pool``, at ``self.at``: it asks for a
-        server there on behalf of the process, which waits on this handover already."""
+        """The callback of an event at the boundary (``self.at``): the pool pass, on behalf of the process."""
+        if self.leaving is not None:
+            self.leaving.leave_at(self.at)
         self.pool.take(self, self.at)  # type: ignore[union-attr]
 
     def hand_over(self, now: float) -> None:
@@ -1080,19 +1082,15 @@ class _Run:
         ):
             at += seconds
             if entering is not None:
-                if leaving is not None or at <= now:
-                    if at > now:
-                        # The clock catch-up (as _catch_up, inline: this is the hottest path of a pooled run).
-                        yield env.timeout(at - now)
-                        now = at
+                if at <= now:  # the process is at the boundary already
                     if leaving is not None:
                         leaving.leave_at(now)
                     ev = entering.enter_at(now, then)
                 else:
-                    # An arrival (nothing to give back): a callback at ``at`` asks for the server, and the process
-                    # resumes at the next boundary, whether it waited or not (one resume less).
+                    # The pass by a callback at ``at``; the process resumes at the next boundary, whether it
+                    # waited or not (no resume at this one).
                     ev = Handover(env, then)
-                    ev.pool, ev.at = entering, at
+                    ev.leaving, ev.pool, ev.at = leaving, entering, at
                     env.timeout(at - now).callbacks.append(ev.arrive)
                 if ev is not None:
                     # Resumed at the next boundary (``then`` after the handover), the handover time as value.
