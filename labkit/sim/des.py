@@ -1065,11 +1065,12 @@ class _Run:
         """One request through the pools: it meets the shared clock only at its phase boundaries (arrival,
         inference, back to the API, done); returns its end and when its decode started.
 
-        The pool pass at each boundary: at the agent's own time, give back the server of the phase that ended,
+        The pool pass at each boundary: at the boundary's time, give back the server of the phase that ended,
         take one of the next phase's, waiting if none is free (a wait moves the boundary, and what follows,
-        later; the wait ends at the next boundary, see :class:`Handover`). ``phases`` are the plan's network,
-        API-before, inference, to-decode (within inference) and API-after seconds when the tile summed them
-        already.
+        later). The process makes the pass itself if the clock is there already; else an event at the boundary
+        makes it (:meth:`Handover.arrive`), and the process, waiting to be handed the server, resumes only at the
+        next boundary. ``phases`` are the plan's network, API-before, inference, to-decode (within inference) and
+        API-after seconds when the tile summed them already.
         """
         env, rec = self.env, self.rec
         net, pre, infer, to_decode, post = phases if phases is not None else _phase_sums(d)
