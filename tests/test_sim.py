@@ -182,3 +182,35 @@ def test_cache_counters_cross_as_a_typed_object(codex):
     }
     assert res.cache.hits + res.cache.misses > 0 and res.cache.peak_bytes > 0
     assert run(load_profile("websocket"), codex, rollouts=2).cache is None
+
+
+def test_a_handover_fires_then_after_the_server_is_handed_over():
+    """A request that waits resumes at its next phase boundary (``then`` after the handover), with the handover
+    time as the value; the pool's integrals count the wait from the request's arrival."""
+    import simpy
+
+    from labkit.sim.des import Pool
+
+    env = simpy.Environment()
+    pool = Pool(env, 1)
+    seen: list[tuple[float, float]] = []
+
+    def first():
+        assert pool.enter_at(env.now, then=5.0) is None  # a free server: no event
+        yield env.timeout(2.0)
+        pool.leave_at(env.now)
+
+    def second():
+        yield env.timeout(0.5)
+        ev = pool.enter_at(env.now, then=1.25)
+        assert ev is not None
+        handed = yield ev
+        seen.append((handed, env.now))
+        pool.leave_at(env.now)
+
+    env.process(first())
+    env.process(second())
+    env.run()
+    assert seen == [(2.0, 3.25)]
+    # In system: the first over [0, 2], the second over [0.5, 3.25].
+    assert pool.area == pytest.approx(2.0 + 2.75) and pool.in_system == 0 and pool.arrivals == 2

@@ -45,13 +45,11 @@ from labkit.model import (
     Profile,
     TurnSpec,
     Workload,
-    hit_probability,
     load_profile,
     load_workload,
     plan_turn,
 )
-from labkit.model.plan import plan_rollout
-from labkit.sim.analytic import forecast
+from labkit.model.closedform import expected_plan_seconds
 
 #: The post's decode speed for the fitted numbers.
 FIT_TPS = 1000.0
@@ -261,13 +259,6 @@ class Rollout:
         return self.overhead_s / self.e2e_s
 
 
-def _states(profile: Profile, n: int) -> np.ndarray:
-    # cache_state() for every turn of an undisturbed sticky rollout, as the (turns x 3) array plan_rollout takes.
-    later = np.arange(n) > 0
-    persistent = profile.transport == "websocket" or profile.keep_alive
-    return np.column_stack([later & persistent, later & (profile.chaining == "connection"), later])
-
-
 @lru_cache(maxsize=256)
 def _tool_times(workload: Workload) -> np.ndarray:
     return np.array([s.tool_s for s in workload.turn_specs()])
@@ -283,17 +274,14 @@ def _tool_total(workload: Workload, ratio: float) -> float | None:
 
 
 def rollout(profile: Profile, workload: Workload, tool_ratio: float = 1.0) -> Rollout:
-    """:func:`labkit.sim.analytic.forecast`'s totals, from one vectorised pass (the same stage arithmetic) where
-    routing is sticky (random routing goes through ``forecast`` itself), with the workload's tool times scaled by
+    """:func:`labkit.model.closedform.forecast`'s totals, from the closed form's stage seconds
+    (:func:`~labkit.model.closedform.expected_plan_seconds`), with the workload's tool times scaled by
     ``tool_ratio`` (token draws do not depend on tool times, so the turns are shared)."""
-    if hit_probability(profile) < 1.0 or (tool_ratio != 1.0 and _tool_total(workload, tool_ratio) is None):
-        wl = workload.with_(tool_time_median_s=workload.tool_time_median_s * tool_ratio)
-        f = forecast(profile, wl)
-        return Rollout(f.e2e_s, f.ttft_mean_s, f.api_s + f.network_s, f.inference_s)
-    specs = workload.turn_specs()
-    d = plan_rollout(profile, specs, _states(profile, len(specs)))
+    d = expected_plan_seconds(profile, workload.turn_specs())
     tools = _tool_total(workload, tool_ratio)
-    assert tools is not None
+    if tools is None:  # a capped draw hides its raw value: the scaled workload's own tool times
+        wl = workload.with_(tool_time_median_s=workload.tool_time_median_s * tool_ratio)
+        tools = float(sum(s.tool_s for s in wl.turn_specs()))
     return Rollout(
         e2e_s=float(d.sum() + tools),
         ttft_mean_s=float(d[:, :_DECODE].sum(axis=1).mean()),

@@ -13,8 +13,8 @@ are reused):
 Ratio = labkit seconds per simulated stage / raw seconds per timeout, worst of ``spans`` and ``stream``
 (goal <= 0.5: stages laid out arithmetically between the places rollouts share something). ``pools`` has a
 goal labkit set itself (<= 1), reported but not counted in ``met``: with finite pools a turn needs SimPy
-events at its phase boundaries (four a turn, plus one per wait), so its cost follows the pools and how much
-the fleet queues, not how the stages are laid out.
+events at its phase boundaries (four a turn; a wait ends at the next boundary and adds none), so its cost
+follows the pools and how much the fleet queues, not how the stages are laid out.
 
 ``model_share`` is the part of labkit's time spent in the latency model itself (``Workload.turn_specs`` and
 ``plan_rollout``, a tile of rollouts at a time as the DES calls them, timed alone on the same calls): the
@@ -27,11 +27,12 @@ import gc
 import time
 from typing import Any
 
+import numpy as np
 import simpy
 
 from labkit.bench.pinning import pinned
 from labkit.bench.runner import result, summarize
-from labkit.model import CacheState, load_profile, load_workload
+from labkit.model import load_profile, load_workload
 from labkit.model.plan import plan_rollout
 from labkit.sim import des
 from labkit.util.progress import progress
@@ -78,7 +79,7 @@ def model_seconds(rollouts: int, seed: int) -> float:
     """Seconds the latency model alone takes for the calls a run makes (turn specs, plans a tile at a time)."""
     profile = load_profile(PROFILE)
     workload = load_workload(WORKLOAD)
-    first, later = CacheState(False, False, False), CacheState(True, True, True)
+    first, later = np.zeros(3, dtype=bool), np.ones(3, dtype=bool)
     t0 = time.perf_counter()
     for start in range(0, rollouts, des.PLAN_TILE):
         specs = [
@@ -86,7 +87,9 @@ def model_seconds(rollouts: int, seed: int) -> float:
             for r in range(start, min(start + des.PLAN_TILE, rollouts))
             for spec in workload.turn_specs(seed * 1_000_003 + r + workload.seed)
         ]
-        plan_rollout(profile, specs, [later if spec.index else first for spec in specs]).tolist()
+        # The cache states as the DES builds them (picked per turn with numpy).
+        continuing = np.fromiter((spec.index > 0 for spec in specs), dtype=bool, count=len(specs))
+        plan_rollout(profile, specs, np.where(continuing[:, None], later, first)).tolist()
     return time.perf_counter() - t0
 
 

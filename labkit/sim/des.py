@@ -11,7 +11,8 @@ arithmetically; it meets SimPy's clock (one ``timeout`` to catch up) only where 
 agents touch too: a pool of API workers or inference slots (:class:`Pool`), or a replica's connection-cache
 memory under a byte budget (:class:`~labkit.model.cache.CachePolicy`), and where a fault frees memory. With
 no finite pool and no budget, rollouts never interact, so a run schedules one event per agent, whatever its
-length; with pools, four per turn (arrive, hand over to inference, back to the API, release) plus the waits.
+length; with pools, four per turn (arrive, hand over to inference, back to the API, release), a wait adding
+none (the request resumes at its next boundary, see :class:`Handover`).
 Spans stay per stage: a turn nothing disturbed (its tile's plan, unscaled, no pool in the way) is recorded
 as one record of seven numbers (rollout, turn, attempt, its plan's row, start, end, tool seconds); any other
 request as a *segment* (its plan, durations and phase starts); both are expanded into one row per stage with
@@ -37,12 +38,13 @@ from typing import Any, Literal, NamedTuple, TypeAlias
 import numpy as np
 import pandas as pd
 import simpy
+from simpy.events import NORMAL
 
 from labkit.model import STAGES, CacheState, Profile, TurnSpec, plan_turn
 from labkit.model.cache import CachePolicy, entry_bytes, turn_entry_tokens
+from labkit.model.closedform import cache_state
 from labkit.model.plan import TurnPlan, plan_rollout, plan_rollout_stages
 from labkit.model.spans import SPAN_COLUMNS, spans_frame
-from labkit.sim.analytic import cache_state
 from labkit.sim.streaming import ByteSeries, FleetMetrics, LogHistogram
 from labkit.util.gctools import paused_gc
 
@@ -133,11 +135,53 @@ class Fleet:
                 raise ValueError(f"{name}: must be an integer >= 1 or None, got {v!r}")
 
 
+class Handover(simpy.Event):
+    """A request's wait for a :class:`Pool`'s server: when the server is handed over to it at ``T``, the event
+    fires at ``T + then`` with ``T`` as its value.
+
+    ``then`` is the request's next phase, which it spends on that server: a process that has nothing to do
+    before the phase ends (the DES's requests) resumes once, at the next phase boundary, instead of once at the
+    handover and again at the boundary (one event and one process resume less per wait). With ``then = 0`` it
+    is an ordinary wait.
+
+    A pool pass need not resume the request's process at all: an event at the boundary calls :meth:`arrive`,
+    which gives :attr:`leaving`'s server back and asks :attr:`pool` for one at :attr:`at` on the process's
+    behalf, and the process, waiting on the handover already, resumes at the next boundary.
+    """
+
+    #: A pass made by :meth:`arrive`: the pool given back to (if any), the pool asked, and when.
+    leaving: Pool | None = None
+    pool: Pool | None = None
+    at: float = 0.0
+
+    def __init__(self, env: simpy.Environment, then: float) -> None:
+        # simpy.Event.__init__, inlined as simpy.Timeout does (one call less on the pooled path).
+        self.env = env
+        self.callbacks: list[Any] = []
+        self.then = then
+
+    def arrive(self, event: simpy.Event) -> None:
+        """The callback of an event at the boundary (``self.at``): the pool pass, on behalf of the process."""
+        if self.leaving is not None:
+            self.leaving.leave_at(self.at)
+        self.pool.take(self, self.at)  # type: ignore[union-attr]
+
+    def hand_over(self, now: float) -> None:
+        """The server is this request's from ``now``: trigger the event, to be processed ``then`` later.
+
+        As :class:`simpy.Timeout` triggers itself (SimPy's own events set ``_ok`` and ``_value``, then
+        schedule): :meth:`simpy.Event.succeed` can only schedule at once.
+        """
+        self._ok = True
+        self._value = now
+        self.env.schedule(self, NORMAL, self.then)
+
+
 class Pool:
     """``capacity`` servers shared first come, first served; integrates the number in system over time.
 
     A free server is taken without any event (:meth:`enter` returns ``None``); a request that must wait gets
-    an event that :meth:`leave` triggers when a server is handed over to it. The integral gives the
+    a :class:`Handover` that :meth:`leave` triggers when a server is handed over to it. The integral gives the
     time-average number in system L independently of the spans, so Little's law (L = lambda * W) can be
     checked against sojourn times measured from the spans.
 
@@ -146,7 +190,7 @@ class Pool:
     time, and those still in the system add ``until`` at the end (likewise for busy servers).
     """
 
-    __slots__ = ("_busy_times", "_presence_times", "arrivals", "busy", "capacity", "env", "in_system", "waiting")
+    __slots__ = ("_busy_times", "_presence_times", "arrivals", "busy", "capacity", "departures", "env", "waiting")
 
     def __init__(self, env: simpy.Environment, capacity: int) -> None:
         if not isinstance(capacity, int) or capacity < 1:
@@ -154,13 +198,13 @@ class Pool:
         self.env = env
         self.capacity = capacity
         self.busy = 0
-        self.waiting: deque[simpy.Event] = deque()
-        self.in_system = 0
+        self.waiting: deque[Handover] = deque()
         self.arrivals = 0
+        self.departures = 0
         self._presence_times = 0.0  # sum of departure times minus sum of arrival times
         self._busy_times = 0.0  # the same over the servers' busy periods
 
-    def enter(self) -> simpy.Event | None:
+    def enter(self) -> Handover | None:
         """Ask for a server at ``env.now``: ``None`` if one was free, else an event to wait for."""
         return self.enter_at(self.env.now)
 
@@ -168,25 +212,36 @@ class Pool:
         """Give a server back at ``env.now``: straight to the longest waiting request, if any."""
         self.leave_at(self.env.now)
 
-    def enter_at(self, now: float) -> simpy.Event | None:
-        """:meth:`enter` for a caller that knows the clock already (``now`` is ``env.now``)."""
-        self.in_system += 1
+    def enter_at(self, now: float, then: float = 0.0) -> Handover | None:
+        """:meth:`enter` for a caller that knows the clock already (``now`` is ``env.now``); a wait ends ``then``
+        seconds after the server is handed over (see :class:`Handover`)."""
         self.arrivals += 1
         self._presence_times -= now
         if self.busy < self.capacity:
             self.busy += 1
             self._busy_times -= now
             return None
-        ev = self.env.event()
+        ev = Handover(self.env, then)
         self.waiting.append(ev)
         return ev
 
+    def take(self, ev: Handover, now: float) -> None:
+        """:meth:`enter_at` for a request that waits on ``ev`` already: handed a server at once if one is free."""
+        self.arrivals += 1
+        self._presence_times -= now
+        if self.busy < self.capacity:
+            self.busy += 1
+            self._busy_times -= now
+            ev.hand_over(now)
+        else:
+            self.waiting.append(ev)
+
     def leave_at(self, now: float) -> None:
         """:meth:`leave` for a caller that knows the clock already (``now`` is ``env.now``)."""
-        self.in_system -= 1
+        self.departures += 1
         self._presence_times += now
         if self.waiting:
-            self.waiting.popleft().succeed()
+            self.waiting.popleft().hand_over(now)
         else:
             self.busy -= 1
             self._busy_times += now
@@ -194,6 +249,11 @@ class Pool:
     def release(self, event: simpy.Event) -> None:
         """:meth:`leave` as the callback of an event scheduled at the time the server goes back."""
         self.leave_at(self.env.now)
+
+    @property
+    def in_system(self) -> int:
+        """Requests waiting or served now."""
+        return self.arrivals - self.departures
 
     @property
     def area(self) -> float:
@@ -546,6 +606,11 @@ class _StreamRecorder:
     def segment(self, *seg: Any) -> None:
         pass
 
+    def bound(self) -> None:
+        """Keep the histograms' buffers bounded (the hot path appends to them directly)."""
+        for h in (self.ttft, self.api_wait, self.inference_wait):
+            h.bound()
+
     def wait(self, *args: Any) -> None:
         pass
 
@@ -657,7 +722,8 @@ class _Run:
             or (profile.routing == "random" and profile.replicas > 1)
         )
         self.end = 0.0
-        self.turns = self.requests = self.fallbacks = 0
+        # Every turn ends with a served request; each fallback (a drop or a refusal) cost one more request.
+        self.turns = self.fallbacks = 0
         self.rollouts = rollouts
         self.agents = agents
         # The cache state every turn gets when nothing goes wrong (no drop, eviction, reconnect or re-routing):
@@ -666,6 +732,15 @@ class _Run:
         # differs gets its own plan_turn.
         later = self.persistent
         self.expected = (CacheState(False, False, False), CacheState(later, self.chained and later, True))
+        # cache_state for every (continuing, same replica, fresh connection), with whether it is the expected
+        # one: it depends on the turn only through whether it is the first, so it is asked once a run.
+        self.states = [
+            (state, state == self.expected[continuing])
+            for continuing in (0, 1)
+            for same_replica in (False, True)
+            for fresh in (False, True)
+            for state in [cache_state(profile, TurnSpec(continuing, 0, 0, 1, 0.0, False), same_replica, fresh)]
+        ]
         rounds = -(-rollouts // agents)
         # A tile is a block of (agents x rounds) whose rollouts run close together in time, so few tiles are
         # held at once: along one agent's own rollouts when it runs many (it runs them back to back), across
@@ -674,12 +749,17 @@ class _Run:
         self.tile_agents = max(1, PLAN_TILE // self.tile_rounds)
         self.planned: dict[int, _Planned] = {}
 
-    def agent(self, rollouts: list[int], start: float) -> Generator[simpy.Event, None, None]:
-        t = start
+    def agent(self, rollouts: list[int], start: float) -> Generator[simpy.Event, None, float]:
+        """An agent's process: its rollouts back to back from ``start`` (a lone rollout is the process itself,
+        one generator less for every resume to pass through)."""
+        if len(rollouts) == 1:
+            return self.rollout(rollouts[0], start)
+        return self._rollouts(rollouts, start)
+
+    def _rollouts(self, rollouts: list[int], t: float) -> Generator[simpy.Event, None, float]:
         for rollout in rollouts:
             t = yield from self.rollout(rollout, t)
-        if t > self.end:
-            self.end = t
+        return t
 
     def _plan_tile(self, rollout: int) -> None:
         """Turn specs and expected-state plans of the tile that holds ``rollout``, kept until each is run."""
@@ -695,7 +775,9 @@ class _Run:
         specs = [_rollout_specs(self.workload, self.seed, m) for m in members]
         flat = [spec for ss in specs for spec in ss]
         first, later = self.expected
-        states = np.array([later if spec.index else first for spec in flat], dtype=bool).reshape(len(flat), 3)
+        # Picked per turn with numpy: converting one CacheState a turn into an array costs more than the plans.
+        continuing = np.fromiter((spec.index > 0 for spec in flat), dtype=bool, count=len(flat))
+        states = np.where(continuing[:, None], np.array(later, dtype=bool), np.array(first, dtype=bool))
         rec = self.rec
         if isinstance(rec, _SpanRecorder):
             # Spans carry each stage's tokens, bytes and hits too: the recorder keeps them per tile.
@@ -740,6 +822,8 @@ class _Run:
         pooled, websocket = self.pooled, self.websocket
         limit_s = self.faults.connection_limit_s
         jitter = self.jitter > 0
+        # Faults are drawn, or cache lookups made, only then (conv.store is set only where caches are kept).
+        faults_drawn = draws is not None or self.caches is not None
         rollout_start = t
         last = len(planned.specs) - 1
         for k, spec in enumerate(planned.specs):
@@ -756,23 +840,20 @@ class _Run:
             while True:
                 # A WebSocket connection stays on its replica; anything else is routed.
                 replica = conv.replica if websocket and not fresh else self._route(conv, row, attempt, fresh)
-                cache = cache_state(self.profile, spec, replica == conv.holder, fresh)
-                plan, d, plain = self._plan(conv, k, spec, cache, mult)
-                self.requests += 1
+                cache, expected = self.states[4 * (spec.index > 0) + 2 * (replica == conv.holder) + fresh]
+                if not expected or mult:
+                    plan, d, plain = self._plan(conv, k, spec, cache, expected, mult)
+                else:  # the common case, inline: the tile's plan as it is
+                    plan, d, plain = planned.first_row + k, conv.durations[k] if conv.durations else [], True
                 fault = _SERVED
-                if attempt == 0 and (row is not None or conv.store is not None):
+                if attempt == 0 and faults_drawn:
                     fault = yield from self._fault(conv, row, cache, d, t)
                 if fresh:
                     conv.opened_at = t
                 if fault == _DROPPED:
-                    t = self._cut(rollout, spec.index, attempt, plan, d, t, row[_COL_DROP_AT])  # type: ignore[index]
+                    t = yield from self._dropped(conv, spec.index, attempt, plan, d, t, row[_COL_DROP_AT])  # type: ignore[index]
                     attempt += 1
                     fresh = True
-                    conv.open = False
-                    if websocket:
-                        conv.holder = -1  # the connection-scoped cache died with the socket
-                        if conv.store is not None:
-                            yield from self._drop_cache(conv, t)
                     continue
                 if fault == _EVICTED:
                     t, plan, d = self._refused(conv, spec, attempt, plan, d, t, mult)
@@ -792,25 +873,28 @@ class _Run:
                     conv.open = self.persistent
                 conv.holder = replica
                 break
-            self.turns += 1
             self.fallbacks += attempt
             if conv.store is not None:
                 yield from self._keep_response(conv, spec, t, last=k == last)
             if stream:
-                rec.ttft.add(decode_at - turn_start)  # type: ignore[union-attr]
+                rec.ttft.append(decode_at - turn_start)  # type: ignore[union-attr]
             if not spec.final and spec.tool_s > 0:
                 if not stream and not tool_recorded:
                     rec.wait(rollout, spec.index, 0, _TOOL_ID, t, t + spec.tool_s)
                 t += spec.tool_s
         if stream:
             rec.e2e[rollout] = t - rollout_start  # type: ignore[union-attr]
+        self.end = max(self.end, t)
         return t
 
     def _conversation(self, rollout: int) -> _Conversation:
         """The rollout's plans (its tile's, planned now if this is the tile's first rollout) and draws."""
         if rollout not in self.planned:
             self._plan_tile(rollout)
+        if isinstance(self.rec, _StreamRecorder):
+            self.rec.bound()
         planned = self.planned.pop(rollout)
+        self.turns += len(planned.specs)  # a rollout runs every turn to the end
         draws = _draws(self.seed, rollout, len(planned.specs), self.jitter).tolist() if self.need_draws else None
         # Stage durations as Python floats, for the turns laid out stage by stage (faults, jitter, cache lookups,
         # and the spans of pooled turns); a plain turn needs only its total, or its phase sums with pools.
@@ -836,14 +920,20 @@ class _Run:
         return replica
 
     def _plan(
-        self, conv: _Conversation, k: int, spec: TurnSpec, cache: CacheState, mult: list[float] | None
+        self,
+        conv: _Conversation,
+        k: int,
+        spec: TurnSpec,
+        cache: CacheState,
+        expected: bool,
+        mult: list[float] | None,
     ) -> tuple[_PlanRef, list[float], bool]:
         """The turn's plan, its stage durations, and whether it is plain (the tile's plan, unscaled).
 
         A turn in the cache state the tile expected takes the tile's plan (the recorder's row of its tokens,
         bytes and hits); any other gets its own :func:`~labkit.model.plan_turn`.
         """
-        if cache == self.expected[1 if spec.index else 0]:
+        if expected:
             if mult:
                 return conv.planned.first_row + k, [x * m for x, m in zip(conv.durations[k], mult, strict=False)], False
             return conv.planned.first_row + k, conv.durations[k] if conv.durations else [], True
@@ -920,17 +1010,22 @@ class _Run:
         conv.holder = -1
         conv.open = True
         full = plan_turn(self.profile, spec, _AFTER_EVICTION)
-        self.requests += 1
         return end, full, _durations(full, mult)
 
-    def _cut(
-        self, rollout: int, turn: int, attempt: int, plan: _PlanRef, d: list[float], t: float, share: float
-    ) -> float:
-        """The connection dropped ``share`` of the way through the request; returns when."""
+    def _dropped(
+        self, conv: _Conversation, turn: int, attempt: int, plan: _PlanRef, d: list[float], t: float, share: float
+    ) -> Generator[simpy.Event, None, float]:
+        """The connection dropped ``share`` of the way through the request: the client will reconnect and
+        re-send (a WebSocket connection's cache died with the socket); returns when it dropped."""
         cut_at = t + share * sum(d)
         if not self.rec.stream:
             t1, t2, t3 = _phase_starts(d, t)
-            self.rec.segment(rollout, turn, attempt, plan, d, t, t1, t2, t3, cut_at, _N_STAGES)
+            self.rec.segment(conv.rollout, turn, attempt, plan, d, t, t1, t2, t3, cut_at, _N_STAGES)
+        conv.open = False
+        if self.websocket:
+            conv.holder = -1
+            if conv.store is not None:
+                yield from self._drop_cache(conv, cut_at)
         return cut_at
 
     # -- serving ------------------------------------------------------------------------------------------
@@ -966,52 +1061,59 @@ class _Run:
         attempt: int,
         replica: int,
         t: float,
-    ) -> Generator[simpy.Event, None, tuple[float, float]]:
+    ) -> Generator[simpy.Event, Any, tuple[float, float]]:
         """One request through the pools: it meets the shared clock only at its phase boundaries (arrival,
         inference, back to the API, done); returns its end and when its decode started.
 
-        The pool pass at each boundary: at the agent's own time, give back the server of the phase that ended,
+        The pool pass at each boundary: at the boundary's time, give back the server of the phase that ended,
         take one of the next phase's, waiting if none is free (a wait moves the boundary, and what follows,
-        later). ``phases`` are the plan's network, API-before, inference, to-decode (within inference) and
+        later). The process makes the pass itself if the clock is there already; else an event at the boundary
+        makes it (:meth:`Handover.arrive`), and the process, waiting to be handed the server, resumes only at the
+        next boundary. ``phases`` are the plan's network, API-before, inference, to-decode (within inference) and
         API-after seconds when the tile summed them already.
         """
-        env = self.env
-        if phases is None:
-            phases = _phase_sums(d)
-        net, pre, infer, to_decode, post = phases
-        passes = self.pool_passes[replica]
+        env, rec = self.env, self.rec
+        net, pre, infer, to_decode, post = phases if phases is not None else _phase_sums(d)
         starts = [t]  # when each phase started: network, API before, inference, API after; then the end
         waited = [0.0, 0.0]  # API, inference
         at = t
         now = env.now  # the shared clock, as of this process's last resume
-        i = 0
-        for seconds in (net, pre, infer, post):
+        for seconds, then, (leaving, entering, wait_stage, wait_kind) in zip(
+            (net, pre, infer, post), (pre, infer, post, 0.0), self.pool_passes[replica], strict=True
+        ):
             at += seconds
-            leaving, entering, wait_stage, wait_kind = passes[i]
-            i += 1  # noqa: SIM113 (zip or enumerate over two sequences costs more on this path)
-            if entering is None and leaving is not None and at > now:
-                # Nothing to take here: the server goes back by an event at its time, and the agent goes on.
-                env.timeout(at - now).callbacks.append(leaving.release)
-            elif leaving is not None or entering is not None:
-                if at > now:
-                    # The clock catch-up (as _catch_up, inline: this is the hottest path of a pooled run).
-                    yield env.timeout(at - now)
-                    now = at
-                if leaving is not None:
-                    leaving.leave_at(now)
-                if entering is not None:
-                    ev = entering.enter_at(now)
-                    if ev is not None:
-                        yield ev
+            if entering is not None:
+                if at <= now:  # the process is at the boundary already
+                    if leaving is not None:
+                        leaving.leave_at(now)
+                    ev = entering.enter_at(now, then)
+                else:
+                    # The pass by a callback at ``at``; the process resumes at the next boundary, whether it
+                    # waited or not (no resume at this one).
+                    ev = Handover(env, then)
+                    ev.leaving, ev.pool, ev.at = leaving, entering, at
+                    env.timeout(at - now).callbacks.append(ev.arrive)
+                if ev is not None:
+                    # Resumed at the next boundary (``then`` after the handover), the handover time as value.
+                    handed = yield ev
+                    if handed > at:
                         now = env.now
-                        waited[wait_kind] += now - at
-                        self.rec.wait(rollout, turn, attempt, wait_stage, at, now)
-                        at = now
+                        waited[wait_kind] += handed - at
+                        if not rec.stream:
+                            rec.wait(rollout, turn, attempt, wait_stage, at, handed)
+                        at = handed
+                    else:
+                        now = at + then
+            elif leaving is not None:
+                if at > now:
+                    # Nothing to take here: the server goes back by an event at its time, and the agent goes on.
+                    env.timeout(at - now).callbacks.append(leaving.release)
+                else:
+                    leaving.leave_at(now)
             starts.append(at)
-        rec = self.rec
         if rec.stream:
-            rec.api_wait.add(waited[0])  # type: ignore[union-attr]
-            rec.inference_wait.add(waited[1])  # type: ignore[union-attr]
+            rec.api_wait.append(waited[0])  # type: ignore[union-attr]
+            rec.inference_wait.append(waited[1])  # type: ignore[union-attr]
         else:
             rec.segment(rollout, turn, attempt, plan, d, t, starts[1], starts[2], starts[3], math.inf, _N_STAGES)
         return starts[4], starts[2] + to_decode
@@ -1204,7 +1306,7 @@ def _metrics(
         agents=agents,
         rollouts=rollouts,
         turns=sim.turns,
-        requests=sim.requests,
+        requests=sim.turns + sim.fallbacks,
         fallbacks=sim.fallbacks,
         until_s=until,
         e2e_s=rec.e2e,

@@ -33,13 +33,15 @@ class LogHistogram:
     """Counts of positive values in geometric bins, plus an exact count of zeros, sum and count.
 
     Values are buffered and binned in batches with numpy (a Python ``log`` per value would cost more than
-    the simulation step that produced it); the buffer is bounded.
+    the simulation step that produced it); the buffer is bounded. A caller adding values on a hot path may call
+    :attr:`append` (the buffer's own, no Python frame) and :meth:`bound` now and then instead of :meth:`add`.
     """
 
-    __slots__ = ("_buf", "counts", "maximum", "n", "total", "zeros")
+    __slots__ = ("_buf", "append", "counts", "maximum", "n", "total", "zeros")
 
     def __init__(self) -> None:
         self._buf: list[float] = []
+        self.append = self._buf.append
         self.counts = np.zeros(N_BINS, dtype=np.int64)
         self.total = 0.0
         self.zeros = 0
@@ -47,7 +49,12 @@ class LogHistogram:
         self.maximum = 0.0
 
     def add(self, x: float) -> None:
-        self._buf.append(x)
+        self.append(x)
+        if len(self._buf) >= _FLUSH:
+            self.flush()
+
+    def bound(self) -> None:
+        """Bin the buffered values if there are many (after values came in through :attr:`append`)."""
         if len(self._buf) >= _FLUSH:
             self.flush()
 
@@ -55,7 +62,7 @@ class LogHistogram:
         if not self._buf:
             return
         v = np.asarray(self._buf, dtype=np.float64)
-        self._buf = []
+        self._buf.clear()  # the same list: ``append`` stays bound to it
         self.n += len(v)
         self.total += float(v.sum())
         self.maximum = max(self.maximum, float(v.max()))
