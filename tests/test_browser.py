@@ -91,24 +91,26 @@ INSTRUMENT_JS = """(() => {
   window.WebSocket = function (...args) {
     const ws = new WS(...args);
     ws.addEventListener('message', e => {
-      if (isComm(text(e.data))) lk.recvs.push([performance.now(), size(e.data)]);
+      const t = text(e.data);
+      if (isComm(t)) lk.recvs.push([performance.now(), size(e.data), t.includes('labkit.plot-edits')]);
     });
     return ws;
   };
   window.WebSocket.prototype = WS.prototype;
   Object.assign(window.WebSocket, {CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3});
+  // One callback can carry the mutations of several plots (edits applied in one task): record each plot.
   const watch = () => new MutationObserver(ms => {
     const t = performance.now();
+    const plots = new Set();
     for (const m of ms) {
       const el = m.target.nodeType === 1 ? m.target : m.target.parentElement;
       const plot = el && el.closest && el.closest('.js-plotly-plot');
-      if (plot) {
-        lk.muts.push(t);
-        const i = Array.from(document.querySelectorAll('.js-plotly-plot')).indexOf(plot);
-        lk.pmuts.push([t, i]);
-        return;
-      }
+      if (plot) plots.add(plot);
     }
+    if (!plots.size) return;
+    lk.muts.push(t);
+    const all = Array.from(document.querySelectorAll('.js-plotly-plot'));
+    for (const plot of plots) lk.pmuts.push([t, all.indexOf(plot)]);
   }).observe(document.body, {subtree: true, attributes: true, childList: true, characterData: true});
   if (document.body) watch(); else document.addEventListener('DOMContentLoaded', watch);
 })()"""
@@ -273,6 +275,8 @@ def test_dashboard_slider_redraws_plot_in_browser(lab: tuple[str, Path], tmp_pat
     assert report["layout"].get("plots", 0) >= 3, report["layout"]
     assert report["layout"]["problems"] == [], "\n".join(report["layout"]["problems"])
     assert report["drag_final_ok"], "after a drag the plots did not settle on the slider's final value"
+    # The timing is honest only if each step redrew every plot: a plot left alone would not count.
+    assert report["steps_missing_a_plot"] == 0, f"{report['steps_missing_a_plot']} step(s) left a plot unchanged"
     assert _screenshot_path(tmp_path).stat().st_size > 20_000
     print(
         f"p95 of key press to all three plots redrawn {report['p95_all_s']:.3f} s: "
@@ -310,6 +314,7 @@ def _step_timings(page, since: float) -> dict[str, float]:
             const recvs = lk.recvs.filter(([t]) => t >= key);
             const muts = lk.muts.filter(t => t >= key);
             const first = a => a.length ? a[0][0] : NaN;
+            const edits = first(recvs.filter(r => r[2]));
             const plots = {};
             for (const [t, i] of lk.pmuts.filter(([t]) => t >= key)) if (!(i in plots)) plots[i] = t - key;
             const at = i => (i in plots ? plots[i] : NaN);
@@ -318,6 +323,8 @@ def _step_timings(page, since: float) -> dict[str, float]:
                 key_to_send: first(sends) - key,
                 send_to_reply: first(recvs) - first(sends),
                 reply_to_plot: muts[0] - first(recvs),
+                key_to_edits: edits - key,
+                edits_to_last_plot: muts[muts.length - 1] - edits,
                 first_plot: muts[0] - key,
                 last_plot: muts[muts.length - 1] - key,
                 msgs_out: sends.length, bytes_out: sends.reduce((a, [, b]) => a + b, 0),
@@ -326,6 +333,26 @@ def _step_timings(page, since: float) -> dict[str, float]:
         }""",
         since,
     )
+
+
+#: Set to a file name to write a CPU profile of the timed steps (open it in Chromium's DevTools, Performance).
+PROFILE_ENV = "LABKIT_BROWSER_PROFILE"
+
+
+def _start_profile(page):
+    """A CDP session profiling the page's JavaScript when ``LABKIT_BROWSER_PROFILE`` names a file, else None."""
+    if not os.environ.get(PROFILE_ENV):
+        return None
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Profiler.enable")
+    cdp.send("Profiler.setSamplingInterval", {"interval": 250})
+    cdp.send("Profiler.start")
+    return cdp
+
+
+def _stop_profile(cdp) -> None:
+    if cdp is not None:
+        Path(os.environ[PROFILE_ENV]).write_text(json.dumps(cdp.send("Profiler.stop")["profile"]))
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -384,6 +411,7 @@ def _run_and_move(page, base: str, nb_path: Path, tmp_path: Path) -> dict:
     handle = dash.locator(".widget-slider .noUi-handle").first
     handle.scroll_into_view_if_needed()
     handle.focus()
+    profiler = _start_profile(page)
     steps = []
     for k in range(STEPS + 1):
         since = page.evaluate("() => performance.now()")
@@ -392,6 +420,7 @@ def _run_and_move(page, base: str, nb_path: Path, tmp_path: Path) -> dict:
         steps.append(_step_timings(page, since))
         if k == 0:
             after_value = readout.inner_text()
+    _stop_profile(profiler)
     missing_x = page.evaluate(MISSING_X_JS)
 
     # A drag: many value changes while the mouse moves; the plots must end on the final value.
@@ -434,7 +463,8 @@ def _run_and_move(page, base: str, nb_path: Path, tmp_path: Path) -> dict:
     )
     print(
         "where it goes (median ms): key to comm message {key_to_send:.0f}, kernel round trip {send_to_reply:.0f}, "
-        "reply to first plot change {reply_to_plot:.0f}; first change of the 1st, 2nd, 3rd plot in the page "
+        "reply to first plot change {reply_to_plot:.0f}; the figures' edits arrive {key_to_edits:.0f} after the key "
+        "and are drawn {edits_to_last_plot:.0f} later; first change of the 1st, 2nd, 3rd plot in the page "
         "{plot_1:.0f}, {plot_2:.0f}, {plot_3:.0f}; per step {msgs_out:.0f} messages out ({bytes_out:.0f} B), "
         "{msgs_in:.0f} in ({bytes_in:.0f} B)".format(**med)
     )
@@ -450,4 +480,5 @@ def _run_and_move(page, base: str, nb_path: Path, tmp_path: Path) -> dict:
         "p95_s": _pct(first, 0.95),
         "p95_all_s": _pct(last, 0.95),
         "drag_final_ok": drag_final_ok,
+        "steps_missing_a_plot": sum(1 for s in steps if any(s[f"plot_{i}"] != s[f"plot_{i}"] for i in (1, 2, 3))),
     }
