@@ -1098,6 +1098,15 @@ def _plain(v: Any) -> Any:
     return v
 
 
+def _prop(trace: Mapping[str, Any], path: str) -> Any:
+    """A trace's property from plotly's own dict of it (``"marker.line"`` walks in); reading the dict is ten
+    times cheaper than through the trace object, and a message reads every trace of a stacked chart."""
+    value: Any = trace
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
 def _has_text(v: Any) -> bool:
     if isinstance(v, str):
         return True
@@ -1121,7 +1130,7 @@ def _animate_message(fig: go.FigureWidget, edit: Mapping[str, Any]) -> dict[str,
         traces = list(range(len(fig.data)))
         props |= {"x", "y"}
     return {
-        "style_data": [{p: _plain(fig.data[i][p]) for p in sorted(props)} for i in traces],
+        "style_data": [{p: _plain(_prop(fig._data[i], p)) for p in sorted(props)} for i in traces],
         "layout_data": _plain(relayout),
         "style_traces": traces,
         "animation_opts": {
