@@ -9,10 +9,11 @@ The test checks that moving the first slider (decode TPS) redraws the plots show
 the user sees), that nothing of the dashboard is clipped or overlaps, that the page logs no console error, and
 that a drag (continuous update) ends on the plot of the final value.
 Timing is taken inside the page (``performance.now()``): a key press, the comm messages to and from the kernel
-(a wrapped ``WebSocket``) and the first and last change of a plot's trace paths (a ``MutationObserver``), so
-the test's own polling adds nothing to the numbers. It prints median and p95 of key press to redrawn plot over
-20 steps and where the time goes, and saves the dashboard's screenshot (as ``docs/img/dashboard.png`` with
-``LABKIT_UPDATE_DOCS=1``).
+(a wrapped ``WebSocket``; the one carrying the dashboard's figure edits marked) and every change of each plot (a
+``MutationObserver``), so the test's own polling adds nothing to the numbers. It prints median and p95 of key
+press to redrawn plots over 20 steps (failing if a step leaves one of the three plots unchanged) and where the
+time goes, and saves the dashboard's screenshot (as ``docs/img/dashboard.png`` with ``LABKIT_UPDATE_DOCS=1``).
+``LABKIT_BROWSER_PROFILE=FILE`` writes a CPU profile of the timed steps.
 """
 
 from __future__ import annotations

@@ -7,7 +7,9 @@ the closed form (:func:`labkit.sim.analytic.forecast`, about a millisecond per p
 figures in place, addressing traces by ``uid``; only traces whose values changed are touched, so a decode-speed
 step re-sends the few traces that depend on it. No figure is ever rebuilt. The figures are
 :class:`SharedFigureWidget` instances: plotly's ``FigureWidget`` with its ~5 MB page module sent once for all of them
-(:class:`PlotlyModule`) and no plot state echoed back after an update.
+(:class:`PlotlyModule`) and no plot state echoed back after an update. A change's edits of the three figures reach
+the page as one message, drawn in one task; a pure data step redraws traces only (value axes keep their range until
+the data leave it), anything else the whole figure (see :func:`_animate_message`).
 
 Callbacks are synchronous and call only the fast path, so they need no event loop. A control drag sends a value
 per step; each redraw is a few milliseconds of Python, so the kernel keeps up and the last value wins.
@@ -359,6 +361,7 @@ class FitWidth(anywidget.AnyWidget):
     A plot draws at its container's width when it first renders; in JupyterLab that happens before the output is
     attached, so plotly falls back to 700 px. The figures are ``responsive`` (they resize on a window ``resize``
     event); this widget watches its box with a ``ResizeObserver`` and fires that event when the width changes.
+    Its initialization counts as one of the dashboard's for when plotly's module may be evaluated (``QUIET_MS``).
     """
 
     _esm = (
