@@ -115,6 +115,25 @@ INSTRUMENT_JS = """(() => {
   }).observe(document.body, {subtree: true, attributes: true, childList: true, characterData: true});
   if (document.body) watch(); else document.addEventListener('DOMContentLoaded', watch);
 })()"""
+# Lines and bars of the dashboard's plots drawn outside their plot area (more than 2 px): an axis range that does
+# not match the data drawn.
+OUTSIDE_JS = """() => { let checked = 0; const outside = [];
+  document.querySelectorAll('.lk-dashboard .js-plotly-plot').forEach((p, i) => {
+    const bg = p.querySelector('.bglayer .bg');
+    if (!bg) return;
+    const a = bg.getBoundingClientRect();
+    p.querySelectorAll('.scatterlayer path.js-line, .barlayer path').forEach(el => {
+      const r = el.getBoundingClientRect();
+      if (r.width + r.height === 0) return;
+      checked++;
+      if (r.left < a.left - 2 || r.right > a.right + 2 || r.top < a.top - 2 || r.bottom > a.bottom + 2)
+        outside.push(`plot ${i}: ${Math.round(r.left)}-${Math.round(r.right)} x ${Math.round(r.top)}-`
+          + `${Math.round(r.bottom)} outside ${Math.round(a.left)}-${Math.round(a.right)} x ${Math.round(a.top)}-`
+          + `${Math.round(a.bottom)}`);
+    });
+  });
+  return {checked, outside};
+}"""
 # Everything of the dashboard that must stay inside its box, and pairs of controls that must not overlap.
 LAYOUT_JS = """() => {
   const dash = document.querySelector('.lk-dashboard');
@@ -276,6 +295,8 @@ def test_dashboard_slider_redraws_plot_in_browser(lab: tuple[str, Path], tmp_pat
     assert report["layout"].get("plots", 0) >= 3, report["layout"]
     assert report["layout"]["problems"] == [], "\n".join(report["layout"]["problems"])
     assert report["drag_final_ok"], "after a drag the plots did not settle on the slider's final value"
+    assert report["outside"]["checked"] >= 3, report["outside"]
+    assert report["outside"]["outside"] == [], f"after the drag, data drawn outside its plot area: {report['outside']}"
     # The timing is honest only if each step redrew every plot: a plot left alone would not count.
     assert report["steps_missing_a_plot"] == 0, f"{report['steps_missing_a_plot']} step(s) left a plot unchanged"
     assert _screenshot_path(tmp_path).stat().st_size > 20_000
@@ -447,6 +468,8 @@ def _run_and_move(page, base: str, nb_path: Path, tmp_path: Path) -> dict:
         since,
     )
     readout_final = readout.inner_text()
+    # Stale axes (a range change lost behind a later step) would leave the drawn data outside its plot area.
+    outside = page.evaluate(OUTSIDE_JS)
     drag_final_ok = drawn is not None and abs(float(drawn) - float(readout_final.replace(",", ""))) <= 0.5
 
     first = [s["first_plot"] / 1e3 for s in steps]
@@ -481,5 +504,6 @@ def _run_and_move(page, base: str, nb_path: Path, tmp_path: Path) -> dict:
         "p95_s": _pct(first, 0.95),
         "p95_all_s": _pct(last, 0.95),
         "drag_final_ok": drag_final_ok,
+        "outside": outside,
         "steps_missing_a_plot": sum(1 for s in steps if any(s[f"plot_{i}"] != s[f"plot_{i}"] for i in (1, 2, 3))),
     }

@@ -1,5 +1,5 @@
-"""What the dashboard sends to the page per change: one message with every figure's edit, as plotly animate
-messages; a pure data step redraws traces only (no layout, no new category), anything else the whole figure."""
+"""What the dashboard sends to the page per change: one message with every figure's edit; a pure data step
+redraws traces only (no layout, no new category), anything else the whole figure."""
 
 from __future__ import annotations
 
@@ -23,8 +23,9 @@ def _edits(d: Dashboard, message: dict[str, Any]) -> dict[str, dict[str, Any]]:
     assert message["kind"] == "labkit.plot-edits"
     by_key = {fig._lk_key: name for name, fig in d.figures.items()}
     out = {}
-    for key, attr, payload in message["edits"]:
-        assert attr == "_py2js_animate"
+    for key, payload in message["edits"]:
+        assert set(payload) == {"traces", "styles", "layout", "redraw"}
+        assert len(payload["styles"]) == len(payload["traces"])
         out[by_key[key]] = payload
     return out
 
@@ -42,20 +43,19 @@ def test_a_decode_speed_step_is_one_message_of_trace_only_redraws(dash):
     edits = _edits(d, sent[0])
     assert set(edits) == {"speedup", "breakdown", "e2e"}
     for name, e in edits.items():
-        assert e["animation_opts"]["frame"]["redraw"] is False, name
-        assert e["layout_data"] == {}, name
-        assert e["animation_opts"]["mode"] == "immediate"
+        assert e["redraw"] is False, name
+        assert e["layout"] == {}, name
     # plotly.js stacks only the bars it is given: the stacked figure gets all of its traces.
-    assert edits["breakdown"]["style_traces"] == list(range(len(d.figures["breakdown"].data)))
-    assert all(set(s) == {"x", "y"} for s in edits["breakdown"]["style_data"])
+    assert edits["breakdown"]["traces"] == list(range(len(d.figures["breakdown"].data)))
+    assert all(set(s) == {"x", "y"} for s in edits["breakdown"]["styles"])
     # The messages carry what the figures hold in Python.
-    e2e = edits["e2e"]["style_data"][0]
+    e2e = edits["e2e"]["styles"][0]
     assert "x" in e2e and set(e2e) <= {"x", "y", "text"}
     for prop, value in e2e.items():
         assert value == list(d.figures["e2e"].data[0][prop]), prop
     speedup = edits["speedup"]
     index = list(d._uids["speedup"]).index("current_tps")
-    assert speedup["style_data"][speedup["style_traces"].index(index)]["x"] == [1100.0, 1100.0]
+    assert speedup["styles"][speedup["traces"].index(index)]["x"] == [1100.0, 1100.0]
 
 
 def test_a_strategy_change_redraws_whole_figures(dash):
@@ -63,7 +63,7 @@ def test_a_strategy_change_redraws_whole_figures(dash):
     d.set(strategy="http_optimized")
     edits = _edits(d, sent[-1])
     # Line widths, new bar categories and the highlighted bar's outline change: full redraws.
-    assert all(e["animation_opts"]["frame"]["redraw"] is True for e in edits.values())
+    assert all(e["redraw"] is True for e in edits.values())
 
 
 def test_axes_keep_their_range_until_the_data_leave_it(dash):
@@ -77,8 +77,8 @@ def test_axes_keep_their_range_until_the_data_leave_it(dash):
     d.set(tps=20.0)
     assert d.figures["e2e"].layout.xaxis.range[1] > top
     edits = _edits(d, sent[-1])
-    assert edits["e2e"]["layout_data"] == {"xaxis.range": list(d.figures["e2e"].layout.xaxis.range)}
-    assert edits["e2e"]["animation_opts"]["frame"]["redraw"] is True
+    assert edits["e2e"]["layout"] == {"xaxis.range": list(d.figures["e2e"].layout.xaxis.range)}
+    assert edits["e2e"]["redraw"] is True
     for name, axis in (("speedup", "yaxis"), ("breakdown", "yaxis"), ("e2e", "xaxis")):
         lo, hi = d.figures[name].layout[axis].range
         assert lo == 0 and hi > 0, name

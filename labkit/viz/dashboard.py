@@ -9,7 +9,7 @@ step re-sends the few traces that depend on it. No figure is ever rebuilt. The f
 :class:`SharedFigureWidget` instances: plotly's ``FigureWidget`` with its ~5 MB page module sent once for all of them
 (:class:`PlotlyModule`) and no plot state echoed back after an update. A change's edits of the three figures reach
 the page as one message, drawn in one task; a pure data step redraws traces only (value axes keep their range until
-the data leave it), anything else the whole figure (see :func:`_animate_message`).
+the data leave it), anything else the whole figure (see :func:`_edit_message`).
 
 Callbacks are synchronous and call only the fast path, so they need no event loop. A control drag sends a value
 per step; each redraw is a few milliseconds of Python, so the kernel keeps up and the last value wins.
@@ -341,7 +341,9 @@ _SLOT_JS = """
 const KEY = Symbol.for('__KEY__');
 function slot() {
   if (!globalThis[KEY]) {
-    const s = {started: false, wanted: false, load: null, figures: new Map(), lastInit: 0};
+    const s = {
+      started: false, wanted: false, load: null, figures: new Map(), views: new Map(), queues: new Map(), lastInit: 0,
+    };
     s.module = new Promise((resolve, reject) => { s.resolve = resolve; s.reject = reject; });
     globalThis[KEY] = s;
   }
@@ -396,17 +398,59 @@ class PlotlyModule(anywidget.AnyWidget):
     _esm = (
         _SLOT_JS
         + """
-// A step's edits of every figure arrive as one message and are applied in one task: each edit is set on its
-// figure's model as plotly's own Python-to-page animate message (then cleared), so plotly's handlers apply it
-// to the model (for views made later) and to every view, in the order they came.
+// A change's edits of every figure arrive as one message. Each edit is set on its figure's model as plotly's own
+// Python-to-page message (then cleared), so plotly's handlers apply it to the model (for views made later) and to
+// every view: a data edit as an animate without transition or redraw (traces only), anything else as an update
+// (a full redraw, at once). An update does not wait for an animate plotly.js still holds (it runs one per
+// animation frame), which would then overwrite it with older data: so a figure's edits wait while any of its
+// views is animating, and data edits that wait are merged (the later values win).
+const NO_TRANSITION = {mode: 'immediate', transition: {duration: 0}, frame: {duration: 0, redraw: false}};
+function animating(key) {
+  for (const gd of slot().views.get(key) || []) {
+    const t = gd._transitionData;
+    if (t && (t._animationRaf || (t._frameQueue && t._frameQueue.length))) return true;
+  }
+  return false;
+}
+function merged(a, b) {
+  const byTrace = new Map();
+  a.traces.forEach((t, i) => byTrace.set(t, {...a.styles[i]}));
+  b.traces.forEach((t, i) => byTrace.set(t, {...(byTrace.get(t) || {}), ...b.styles[i]}));
+  return {...b, traces: [...byTrace.keys()], styles: [...byTrace.values()]};
+}
+function send(fig, e) {
+  let name, msg;
+  if (e.redraw) {
+    const style = {};
+    for (const p of new Set(e.styles.flatMap(Object.keys))) style[p] = e.styles.map(st => st[p]);
+    name = '_py2js_update';
+    msg = {style_data: style, layout_data: e.layout, style_traces: e.traces};
+  } else {
+    name = '_py2js_animate';
+    msg = {style_data: e.styles, layout_data: {}, style_traces: e.traces, animation_opts: NO_TRANSITION};
+  }
+  fig.set(name, msg);
+  fig.set(name, null);
+}
+function drain(key) {
+  const s = slot();
+  const queue = s.queues.get(key);
+  const fig = s.figures.get(key);
+  while (queue.length) {
+    if (animating(key)) { requestAnimationFrame(() => drain(key)); return; }
+    let e = queue.shift();
+    while (!e.redraw && queue.length && !queue[0].redraw) e = merged(e, queue.shift());
+    if (fig) send(fig, e);
+  }
+}
 function applyEdits(msg) {
   if (!msg || msg.kind !== 'labkit.plot-edits') return;
-  const figures = slot().figures;
-  for (const [key, name, payload] of msg.edits) {
-    const fig = figures.get(key);
-    if (!fig) continue;
-    fig.set(name, payload);
-    fig.set(name, null);
+  const s = slot();
+  for (const [key, edit] of msg.edits) {
+    if (!s.queues.has(key)) s.queues.set(key, []);
+    const queue = s.queues.get(key);
+    queue.push(edit);
+    if (queue.length === 1) drain(key);
   }
 }
 export default { initialize({ model }) {
@@ -493,6 +537,10 @@ export default () => {
       if (s.load) s.load(); else s.wanted = true;
       const widget = await ready;
       const cleanup = widget.render({ model, el });
+      // plotly draws into el: the page's edits look at it to know when the figure is animating.
+      const key = model.get('_lk_key');
+      if (!s.views.has(key)) s.views.set(key, new Set());
+      s.views.get(key).add(el);
       if (listeners) {
         for (const [name, f] of listeners) source.off('change:' + name, f);
         listeners = null;
@@ -500,7 +548,7 @@ export default () => {
         early = [];
         for (const [name, v] of replay) { source.set(name, v); source.set(name, null); }
       }
-      return cleanup;
+      return () => { s.views.get(key).delete(el); if (cleanup) cleanup(); };
     },
   };
 };
@@ -946,7 +994,7 @@ class Dashboard:
             fig = self.figures[name]
             with fig.collect_edit() as collected:
                 draw()
-            edits += [[fig._lk_key, "_py2js_animate", _animate_message(fig, e)] for e in collected]
+            edits += [[fig._lk_key, _edit_message(fig, e)] for e in collected]
         if edits:
             self.plotly_module.send({"kind": "labkit.plot-edits", "edits": edits})
         self._write_finding(v, fcs, sel, now[sel])
@@ -1077,7 +1125,6 @@ AXIS_SLACK = 1.6
 #: ``redraw: false``: plotly.js redraws the traces and leaves axes, legend and margins as they are (a full redraw
 #: of the three plots is most of a slider step's time in the page; see the figures guide).
 DATA_PROPS = frozenset({"x", "y", "text"})
-_NO_TRANSITION = {"duration": 0}
 
 
 def _round_up(need: float) -> float:
@@ -1116,14 +1163,14 @@ def _has_text(v: Any) -> bool:
     return isinstance(v, list | tuple) and any(_has_text(x) for x in v)
 
 
-def _animate_message(fig: go.FigureWidget, edit: Mapping[str, Any]) -> dict[str, Any]:
-    """plotly's animate message (``_py2js_animate``) for one collected ``batch_update`` of ``fig``.
+def _edit_message(fig: go.FigureWidget, edit: Mapping[str, Any]) -> dict[str, Any]:
+    """One collected ``batch_update`` of ``fig`` for the page: the traces, their changed properties (current
+    values), the layout changes and whether the page must redraw the whole figure.
 
-    Every edit travels as an animate so that plotly.js applies a figure's edits in the order they came (an
-    update does not wait for an animation already queued, so a slow step could overwrite a later one). A pure
-    data edit (numbers and labels of the points, no new category) redraws only traces; a stacked bar chart then
-    gets every trace, since plotly.js draws and stacks just the traces it is given. Any other edit (layout,
-    categories, visibility, style) redraws the whole figure.
+    A pure data edit (numbers and labels of the points, no new category) redraws only traces (plotly's animate
+    message, ``redraw: false``); a stacked bar chart then gets every trace, since plotly.js draws and stacks just
+    the traces it is given. Any other edit (layout, categories, visibility, style) is plotly's update message, a
+    full redraw (layout through an animate is applied late and lost when another animate follows at once).
     """
     restyle, relayout, traces = edit["restyle"], edit["relayout"], list(edit["traces"])
     props = set(restyle)
@@ -1133,17 +1180,10 @@ def _animate_message(fig: go.FigureWidget, edit: Mapping[str, Any]) -> dict[str,
         traces = list(range(len(fig.data)))
         props |= {"x", "y"}
     return {
-        "style_data": [{p: _plain(_prop(fig._data[i], p)) for p in sorted(props)} for i in traces],
-        "layout_data": _plain(relayout),
-        "style_traces": traces,
-        "animation_opts": {
-            "mode": "immediate",
-            "transition": _NO_TRANSITION,
-            "frame": {"duration": 0, "redraw": not fast},
-        },
-        "trace_edit_id": None,
-        "layout_edit_id": None,
-        "source_view_id": None,
+        "traces": traces,
+        "styles": [{p: _plain(_prop(fig._data[i], p)) for p in sorted(props)} for i in traces],
+        "layout": _plain(relayout),
+        "redraw": not fast,
     }
 
 
