@@ -119,9 +119,12 @@ INSTRUMENT_JS = """(() => {
 # not match the data drawn.
 OUTSIDE_JS = """() => { let checked = 0; const outside = [];
   document.querySelectorAll('.lk-dashboard .js-plotly-plot').forEach((p, i) => {
-    const bg = p.querySelector('.bglayer .bg');
-    if (!bg) return;
-    const a = bg.getBoundingClientRect();
+    const svg = p.querySelector('.main-svg');
+    const size = p._fullLayout && p._fullLayout._size;
+    if (!svg || !size) return;
+    const box = svg.getBoundingClientRect();
+    const a = {left: box.left + size.l, right: box.left + size.l + size.w, top: box.top + size.t,
+      bottom: box.top + size.t + size.h};
     p.querySelectorAll('.scatterlayer path.js-line, .barlayer path').forEach(el => {
       const r = el.getBoundingClientRect();
       if (r.width + r.height === 0) return;
@@ -494,7 +497,7 @@ def _run_and_move(page, base: str, nb_path: Path, tmp_path: Path) -> dict:
     )
     print(
         f"drag: last plot change {settled_at:.0f} ms after release; slider at {readout_final}, "
-        f"plot drawn for {drawn} tokens/s"
+        f"plot drawn for {drawn} tokens/s; {outside['checked']} lines and bars checked inside their plot area"
     )
     return {
         "before_value": before_value,
