@@ -8,7 +8,7 @@ figures in place, addressing traces by ``uid``; only traces whose values changed
 step re-sends the few traces that depend on it. No figure is ever rebuilt. The figures are
 :class:`SharedFigureWidget` instances: plotly's ``FigureWidget`` with its ~5 MB page module sent once for all of them
 (:class:`PlotlyModule`) and no plot state echoed back after an update. A change's edits of the three figures reach
-the page as one message, drawn in one task; a pure data step redraws traces only (value axes keep their range until
+the page as one message; a pure data step redraws traces only (value axes keep their range until
 the data leave it), anything else the whole figure (see :func:`_edit_message`).
 
 Callbacks are synchronous and call only the fast path, so they need no event loop. A control drag sends a value
@@ -392,7 +392,8 @@ class PlotlyModule(anywidget.AnyWidget):
     Failed to initialize model.``). Here the module is an ordinary synced string; this widget's own module is a
     few lines that import it once into a page-wide registry when a figure is first drawn, and return at once
     (nothing waits on the import). The import also drops the state echo (see :class:`SharedFigureWidget`).
-    The same module carries the dashboard's figure edits: one custom message per change, applied in one task.
+    The same module carries the dashboard's figure edits: one custom message per change, applied in order per
+    figure (see the page code's comments).
     """
 
     _esm = (
