@@ -9,10 +9,11 @@ The test checks that moving the first slider (decode TPS) redraws the plots show
 the user sees), that nothing of the dashboard is clipped or overlaps, that the page logs no console error, and
 that a drag (continuous update) ends on the plot of the final value.
 Timing is taken inside the page (``performance.now()``): a key press, the comm messages to and from the kernel
-(a wrapped ``WebSocket``) and the first and last change of a plot's trace paths (a ``MutationObserver``), so
-the test's own polling adds nothing to the numbers. It prints median and p95 of key press to redrawn plot over
-20 steps and where the time goes, and saves the dashboard's screenshot (as ``docs/img/dashboard.png`` with
-``LABKIT_UPDATE_DOCS=1``).
+(a wrapped ``WebSocket``; the one carrying the dashboard's figure edits marked) and every change of each plot (a
+``MutationObserver``), so the test's own polling adds nothing to the numbers. It prints median and p95 of key
+press to redrawn plots over 20 steps (failing if a step leaves one of the three plots unchanged) and where the
+time goes, and saves the dashboard's screenshot (as ``docs/img/dashboard.png`` with ``LABKIT_UPDATE_DOCS=1``).
+``LABKIT_BROWSER_PROFILE=FILE`` writes a CPU profile of the timed steps.
 """
 
 from __future__ import annotations
@@ -91,27 +92,51 @@ INSTRUMENT_JS = """(() => {
   window.WebSocket = function (...args) {
     const ws = new WS(...args);
     ws.addEventListener('message', e => {
-      if (isComm(text(e.data))) lk.recvs.push([performance.now(), size(e.data)]);
+      const t = text(e.data);
+      if (isComm(t)) lk.recvs.push([performance.now(), size(e.data), t.includes('labkit.plot-edits')]);
     });
     return ws;
   };
   window.WebSocket.prototype = WS.prototype;
   Object.assign(window.WebSocket, {CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3});
+  // One callback can carry the mutations of several plots (edits applied in one task): record each plot.
   const watch = () => new MutationObserver(ms => {
     const t = performance.now();
+    const plots = new Set();
     for (const m of ms) {
       const el = m.target.nodeType === 1 ? m.target : m.target.parentElement;
       const plot = el && el.closest && el.closest('.js-plotly-plot');
-      if (plot) {
-        lk.muts.push(t);
-        const i = Array.from(document.querySelectorAll('.js-plotly-plot')).indexOf(plot);
-        lk.pmuts.push([t, i]);
-        return;
-      }
+      if (plot) plots.add(plot);
     }
+    if (!plots.size) return;
+    lk.muts.push(t);
+    const all = Array.from(document.querySelectorAll('.js-plotly-plot'));
+    for (const plot of plots) lk.pmuts.push([t, all.indexOf(plot)]);
   }).observe(document.body, {subtree: true, attributes: true, childList: true, characterData: true});
   if (document.body) watch(); else document.addEventListener('DOMContentLoaded', watch);
 })()"""
+# Lines and bars of the dashboard's plots drawn outside their plot area (more than 2 px): an axis range that does
+# not match the data drawn.
+OUTSIDE_JS = """() => { let checked = 0; const outside = [];
+  document.querySelectorAll('.lk-dashboard .js-plotly-plot').forEach((p, i) => {
+    const svg = p.querySelector('.main-svg');
+    const size = p._fullLayout && p._fullLayout._size;
+    if (!svg || !size) return;
+    const box = svg.getBoundingClientRect();
+    const a = {left: box.left + size.l, right: box.left + size.l + size.w, top: box.top + size.t,
+      bottom: box.top + size.t + size.h};
+    p.querySelectorAll('.scatterlayer path.js-line, .barlayer path').forEach(el => {
+      const r = el.getBoundingClientRect();
+      if (r.width + r.height === 0) return;
+      checked++;
+      if (r.left < a.left - 2 || r.right > a.right + 2 || r.top < a.top - 2 || r.bottom > a.bottom + 2)
+        outside.push(`plot ${i}: ${Math.round(r.left)}-${Math.round(r.right)} x ${Math.round(r.top)}-`
+          + `${Math.round(r.bottom)} outside ${Math.round(a.left)}-${Math.round(a.right)} x ${Math.round(a.top)}-`
+          + `${Math.round(a.bottom)}`);
+    });
+  });
+  return {checked, outside};
+}"""
 # Everything of the dashboard that must stay inside its box, and pairs of controls that must not overlap.
 LAYOUT_JS = """() => {
   const dash = document.querySelector('.lk-dashboard');
@@ -273,6 +298,10 @@ def test_dashboard_slider_redraws_plot_in_browser(lab: tuple[str, Path], tmp_pat
     assert report["layout"].get("plots", 0) >= 3, report["layout"]
     assert report["layout"]["problems"] == [], "\n".join(report["layout"]["problems"])
     assert report["drag_final_ok"], "after a drag the plots did not settle on the slider's final value"
+    assert report["outside"]["checked"] >= 3, report["outside"]
+    assert report["outside"]["outside"] == [], f"after the drag, data drawn outside its plot area: {report['outside']}"
+    # The timing is honest only if each step redrew every plot: a plot left alone would not count.
+    assert report["steps_missing_a_plot"] == 0, f"{report['steps_missing_a_plot']} step(s) left a plot unchanged"
     assert _screenshot_path(tmp_path).stat().st_size > 20_000
     print(
         f"p95 of key press to all three plots redrawn {report['p95_all_s']:.3f} s: "
@@ -310,6 +339,7 @@ def _step_timings(page, since: float) -> dict[str, float]:
             const recvs = lk.recvs.filter(([t]) => t >= key);
             const muts = lk.muts.filter(t => t >= key);
             const first = a => a.length ? a[0][0] : NaN;
+            const edits = first(recvs.filter(r => r[2]));
             const plots = {};
             for (const [t, i] of lk.pmuts.filter(([t]) => t >= key)) if (!(i in plots)) plots[i] = t - key;
             const at = i => (i in plots ? plots[i] : NaN);
@@ -318,6 +348,8 @@ def _step_timings(page, since: float) -> dict[str, float]:
                 key_to_send: first(sends) - key,
                 send_to_reply: first(recvs) - first(sends),
                 reply_to_plot: muts[0] - first(recvs),
+                key_to_edits: edits - key,
+                edits_to_last_plot: muts[muts.length - 1] - edits,
                 first_plot: muts[0] - key,
                 last_plot: muts[muts.length - 1] - key,
                 msgs_out: sends.length, bytes_out: sends.reduce((a, [, b]) => a + b, 0),
@@ -326,6 +358,26 @@ def _step_timings(page, since: float) -> dict[str, float]:
         }""",
         since,
     )
+
+
+#: Set to a file name to write a CPU profile of the timed steps (open it in Chromium's DevTools, Performance).
+PROFILE_ENV = "LABKIT_BROWSER_PROFILE"
+
+
+def _start_profile(page):
+    """A CDP session profiling the page's JavaScript when ``LABKIT_BROWSER_PROFILE`` names a file, else None."""
+    if not os.environ.get(PROFILE_ENV):
+        return None
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Profiler.enable")
+    cdp.send("Profiler.setSamplingInterval", {"interval": 250})
+    cdp.send("Profiler.start")
+    return cdp
+
+
+def _stop_profile(cdp) -> None:
+    if cdp is not None:
+        Path(os.environ[PROFILE_ENV]).write_text(json.dumps(cdp.send("Profiler.stop")["profile"]))
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -384,6 +436,7 @@ def _run_and_move(page, base: str, nb_path: Path, tmp_path: Path) -> dict:
     handle = dash.locator(".widget-slider .noUi-handle").first
     handle.scroll_into_view_if_needed()
     handle.focus()
+    profiler = _start_profile(page)
     steps = []
     for k in range(STEPS + 1):
         since = page.evaluate("() => performance.now()")
@@ -392,6 +445,7 @@ def _run_and_move(page, base: str, nb_path: Path, tmp_path: Path) -> dict:
         steps.append(_step_timings(page, since))
         if k == 0:
             after_value = readout.inner_text()
+    _stop_profile(profiler)
     missing_x = page.evaluate(MISSING_X_JS)
 
     # A drag: many value changes while the mouse moves; the plots must end on the final value.
@@ -417,6 +471,8 @@ def _run_and_move(page, base: str, nb_path: Path, tmp_path: Path) -> dict:
         since,
     )
     readout_final = readout.inner_text()
+    # Stale axes (a range change lost behind a later step) would leave the drawn data outside its plot area.
+    outside = page.evaluate(OUTSIDE_JS)
     drag_final_ok = drawn is not None and abs(float(drawn) - float(readout_final.replace(",", ""))) <= 0.5
 
     first = [s["first_plot"] / 1e3 for s in steps]
@@ -434,13 +490,14 @@ def _run_and_move(page, base: str, nb_path: Path, tmp_path: Path) -> dict:
     )
     print(
         "where it goes (median ms): key to comm message {key_to_send:.0f}, kernel round trip {send_to_reply:.0f}, "
-        "reply to first plot change {reply_to_plot:.0f}; first change of the 1st, 2nd, 3rd plot in the page "
+        "reply to first plot change {reply_to_plot:.0f}; the figures' edits arrive {key_to_edits:.0f} after the key "
+        "and are drawn {edits_to_last_plot:.0f} later; first change of the 1st, 2nd, 3rd plot in the page "
         "{plot_1:.0f}, {plot_2:.0f}, {plot_3:.0f}; per step {msgs_out:.0f} messages out ({bytes_out:.0f} B), "
         "{msgs_in:.0f} in ({bytes_in:.0f} B)".format(**med)
     )
     print(
         f"drag: last plot change {settled_at:.0f} ms after release; slider at {readout_final}, "
-        f"plot drawn for {drawn} tokens/s"
+        f"plot drawn for {drawn} tokens/s; {outside['checked']} lines and bars checked inside their plot area"
     )
     return {
         "before_value": before_value,
@@ -450,4 +507,6 @@ def _run_and_move(page, base: str, nb_path: Path, tmp_path: Path) -> dict:
         "p95_s": _pct(first, 0.95),
         "p95_all_s": _pct(last, 0.95),
         "drag_final_ok": drag_final_ok,
+        "outside": outside,
+        "steps_missing_a_plot": sum(1 for s in steps if any(s[f"plot_{i}"] != s[f"plot_{i}"] for i in (1, 2, 3))),
     }

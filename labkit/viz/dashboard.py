@@ -7,7 +7,9 @@ the closed form (:func:`labkit.sim.analytic.forecast`, about a millisecond per p
 figures in place, addressing traces by ``uid``; only traces whose values changed are touched, so a decode-speed
 step re-sends the few traces that depend on it. No figure is ever rebuilt. The figures are
 :class:`SharedFigureWidget` instances: plotly's ``FigureWidget`` with its ~5 MB page module sent once for all of them
-(:class:`PlotlyModule`) and no plot state echoed back after an update.
+(:class:`PlotlyModule`) and no plot state echoed back after an update. A change's edits of the three figures reach
+the page as one message; a pure data step redraws traces only (value axes keep their range until
+the data leave it), anything else the whole figure (see :func:`_edit_message`).
 
 Callbacks are synchronous and call only the fast path, so they need no event loop. A control drag sends a value
 per step; each redraw is a few milliseconds of Python, so the kernel keeps up and the last value wins.
@@ -20,7 +22,9 @@ import html
 import json
 import math
 import time
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -316,28 +320,6 @@ def scenario_profiles(base: Mapping[str, Profile], v: WhatIf) -> dict[str, Profi
 # -- the dashboard ---------------------------------------------------------------------------------------------------
 
 
-class FitWidth(anywidget.AnyWidget):
-    """Tells the plots of its box to size themselves to the box whenever the box's width changes.
-
-    A plot draws at its container's width when it first renders; in JupyterLab that happens before the output is
-    attached, so plotly falls back to 700 px. The figures are ``responsive`` (they resize on a window ``resize``
-    event); this widget watches its box with a ``ResizeObserver`` and fires that event when the width changes.
-    """
-
-    _esm = """
-export default { render({ el }) {
-  const box = () => el.closest('.lk-dashboard') || el.parentElement || el;
-  let last = 0;
-  const ro = new ResizeObserver(() => {
-    const w = box().getBoundingClientRect().width;
-    if (w > 0 && Math.abs(w - last) > 1) { last = w; window.dispatchEvent(new Event('resize')); }
-  });
-  requestAnimationFrame(() => ro.observe(box()));
-  return () => ro.disconnect();
-} }
-"""
-
-
 #: Where the page keeps plotly's widget module once it is loaded (a registry shared by every figure of the page).
 _PLOTLY_KEY = "labkit.plotly-widget"
 #: The model attributes that carry plotly's Python-to-page messages (``plotly.basewidget``): set, then None.
@@ -359,13 +341,46 @@ _SLOT_JS = """
 const KEY = Symbol.for('__KEY__');
 function slot() {
   if (!globalThis[KEY]) {
-    const s = {started: false};
+    const s = {
+      started: false, wanted: false, load: null, figures: new Map(), views: new Map(), queues: new Map(), lastInit: 0,
+    };
     s.module = new Promise((resolve, reject) => { s.resolve = resolve; s.reject = reject; });
     globalThis[KEY] = s;
   }
   return globalThis[KEY];
 }
+// Every widget model of the dashboard marks its initialization; plotly's module is evaluated once none has
+// initialized for QUIET_MS, since its evaluation holds the page for seconds under load and anywidget gives each
+// model 2 s to initialize ("[anywidget] Failed to initialize model.").
+const QUIET_MS = 400;
+function initialized() { slot().lastInit = performance.now(); }
 """.replace("__KEY__", _PLOTLY_KEY)
+
+
+class FitWidth(anywidget.AnyWidget):
+    """Tells the plots of its box to size themselves to the box whenever the box's width changes.
+
+    A plot draws at its container's width when it first renders; in JupyterLab that happens before the output is
+    attached, so plotly falls back to 700 px. The figures are ``responsive`` (they resize on a window ``resize``
+    event); this widget watches its box with a ``ResizeObserver`` and fires that event when the width changes.
+    Its initialization counts as one of the dashboard's for when plotly's module may be evaluated (``QUIET_MS``).
+    """
+
+    _esm = (
+        _SLOT_JS
+        + """
+export default { initialize() { initialized(); }, render({ el }) {
+  const box = () => el.closest('.lk-dashboard') || el.parentElement || el;
+  let last = 0;
+  const ro = new ResizeObserver(() => {
+    const w = box().getBoundingClientRect().width;
+    if (w > 0 && Math.abs(w - last) > 1) { last = w; window.dispatchEvent(new Event('resize')); }
+  });
+  requestAnimationFrame(() => ro.observe(box()));
+  return () => ro.disconnect();
+} }
+"""
+    )
 
 
 class PlotlyModule(anywidget.AnyWidget):
@@ -375,26 +390,93 @@ class PlotlyModule(anywidget.AnyWidget):
     A plain ``FigureWidget`` carries the module as its ``_esm``: three figures send it three times, the page
     imports it three times, and anywidget rejects a model that takes over 2 s to initialize (``[anywidget]
     Failed to initialize model.``). Here the module is an ordinary synced string; this widget's own module is a
-    few lines that import it once into a page-wide registry and return at once (nothing waits on the import).
-    The import also drops the state echo (see :class:`SharedFigureWidget`).
+    few lines that import it once into a page-wide registry when a figure is first drawn, and return at once
+    (nothing waits on the import). The import also drops the state echo (see :class:`SharedFigureWidget`).
+    The same module carries the dashboard's figure edits: one custom message per change, applied in order per
+    figure (see the page code's comments).
     """
 
     _esm = (
         _SLOT_JS
         + """
+// A change's edits of every figure arrive as one message. Each edit is set on its figure's model as plotly's own
+// Python-to-page message (then cleared), so plotly's handlers apply it to the model (for views made later) and to
+// every view: a data edit as an animate without transition or redraw (traces only), anything else as an update
+// (a full redraw, at once). An update does not wait for an animate plotly.js still holds (it runs one per
+// animation frame), which would then overwrite it with older data: so a figure's edits wait while any of its
+// views is animating, and data edits that wait are merged (the later values win).
+const NO_TRANSITION = {mode: 'immediate', transition: {duration: 0}, frame: {duration: 0, redraw: false}};
+function animating(key) {
+  for (const gd of slot().views.get(key) || []) {
+    const t = gd._transitionData;
+    if (t && (t._animationRaf || (t._frameQueue && t._frameQueue.length))) return true;
+  }
+  return false;
+}
+function merged(a, b) {
+  const byTrace = new Map();
+  a.traces.forEach((t, i) => byTrace.set(t, {...a.styles[i]}));
+  b.traces.forEach((t, i) => byTrace.set(t, {...(byTrace.get(t) || {}), ...b.styles[i]}));
+  return {...b, traces: [...byTrace.keys()], styles: [...byTrace.values()]};
+}
+function send(fig, e) {
+  let name, msg;
+  if (e.redraw) {
+    const style = {};
+    for (const p of new Set(e.styles.flatMap(Object.keys))) style[p] = e.styles.map(st => st[p]);
+    name = '_py2js_update';
+    msg = {style_data: style, layout_data: e.layout, style_traces: e.traces};
+  } else {
+    name = '_py2js_animate';
+    msg = {style_data: e.styles, layout_data: {}, style_traces: e.traces, animation_opts: NO_TRANSITION};
+  }
+  fig.set(name, msg);
+  fig.set(name, null);
+}
+function drain(key) {
+  const s = slot();
+  const queue = s.queues.get(key);
+  const fig = s.figures.get(key);
+  while (queue.length) {
+    if (animating(key)) { requestAnimationFrame(() => drain(key)); return; }
+    let e = queue.shift();
+    while (!e.redraw && queue.length && !queue[0].redraw) e = merged(e, queue.shift());
+    if (fig) send(fig, e);
+  }
+}
+function applyEdits(msg) {
+  if (!msg || msg.kind !== 'labkit.plot-edits') return;
+  const s = slot();
+  for (const [key, edit] of msg.edits) {
+    if (!s.queues.has(key)) s.queues.set(key, []);
+    const queue = s.queues.get(key);
+    queue.push(edit);
+    if (queue.length === 1) drain(key);
+  }
+}
 export default { initialize({ model }) {
   const s = slot();
-  if (s.started) return;
-  s.started = true;
-  const url = URL.createObjectURL(new Blob([model.get('bundle')], {type: 'text/javascript'}));
-  import(url).then(mod => {
-    URL.revokeObjectURL(url);
-    // After every update a view sends the whole plot state back (trace and layout deltas, ~68 KB a step for
-    // the dashboard) for Python to learn plotly.js's defaults; the dashboard never reads them.
-    mod.FigureView.prototype._sendTraceDeltas = function () {};
-    mod.FigureView.prototype._sendLayoutDelta = function () {};
-    s.resolve(mod);
-  }, err => { URL.revokeObjectURL(url); s.reject(err); });
+  model.on('msg:custom', applyEdits);
+  initialized();
+  if (s.load) return;
+  // Evaluating the 5 MB module holds the page for a while: it starts when a figure is first drawn and the
+  // dashboard's widget models have initialized (see QUIET_MS).
+  s.load = () => {
+    if (s.started) return;
+    const wait = s.lastInit + QUIET_MS - performance.now();
+    if (wait > 0) { setTimeout(s.load, wait); return; }
+    s.started = true;
+    const url = URL.createObjectURL(new Blob([model.get('bundle')], {type: 'text/javascript'}));
+    import(url).then(mod => {
+      URL.revokeObjectURL(url);
+      // After every update a view sends the whole plot state back (trace and layout deltas, ~68 KB a step
+      // for the dashboard) for Python to learn plotly.js's defaults; the dashboard never reads them.
+      mod.FigureView.prototype._sendTraceDeltas = function () {};
+      mod.FigureView.prototype._sendLayoutDelta = function () {};
+      s.resolve(mod);
+    }, err => { URL.revokeObjectURL(url); s.reject(err); });
+  };
+  if (s.wanted) s.load();
 } }
 """
     )
@@ -436,7 +518,9 @@ export default () => {
   let source = null;
   return {
     initialize({ model }) {
+      initialized();
       source = model;
+      slot().figures.set(model.get('_lk_key'), model);
       model.on('change:_widget_data', () => { early = []; });
       listeners = PY2JS.map(name => {
         const f = () => { const v = model.get(name); if (v !== null && v !== undefined) early.push([name, v]); };
@@ -450,8 +534,14 @@ export default () => {
       });
     },
     async render({ model, el }) {
+      const s = slot();
+      if (s.load) s.load(); else s.wanted = true;
       const widget = await ready;
       const cleanup = widget.render({ model, el });
+      // plotly draws into el: the page's edits look at it to know when the figure is animating.
+      const key = model.get('_lk_key');
+      if (!s.views.has(key)) s.views.set(key, new Set());
+      s.views.get(key).add(el);
       if (listeners) {
         for (const [name, f] of listeners) source.off('change:' + name, f);
         listeners = null;
@@ -459,12 +549,52 @@ export default () => {
         early = [];
         for (const [name, v] of replay) { source.set(name, v); source.set(name, null); }
       }
-      return cleanup;
+      return () => { s.views.get(key).delete(el); if (cleanup) cleanup(); };
     },
   };
 };
 """.replace("__PY2JS__", json.dumps(list(_PY2JS)))
     )
+    #: The figure's name in the page's registry, for edits that reach it through :class:`PlotlyModule`.
+    _lk_key = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lk_edits: list[dict[str, Any]] | None = None
+
+    @traitlets.default("_lk_key")
+    def _default_key(self) -> str:
+        return uuid.uuid4().hex
+
+    @contextmanager
+    def collect_edit(self) -> Iterator[list[dict[str, Any]]]:
+        """A ``batch_update`` whose message is collected, not sent: the list holds plotly's update (restyle,
+        relayout, trace indexes) once the block ends, for the caller to send with other figures' edits."""
+        edits: list[dict[str, Any]] = []
+        self._lk_edits = edits
+        try:
+            with self.batch_update():
+                yield edits
+        finally:
+            self._lk_edits = None
+
+    def _send_update_msg(
+        self,
+        restyle_data: dict[str, Any],
+        relayout_data: dict[str, Any],
+        trace_indexes: Any = None,
+        source_view_id: str | None = None,
+    ) -> None:
+        if self._lk_edits is None or source_view_id is not None:
+            super()._send_update_msg(restyle_data, relayout_data, trace_indexes, source_view_id)
+            return
+        self._lk_edits.append(
+            {
+                "restyle": restyle_data,
+                "relayout": relayout_data,
+                "traces": self._normalize_trace_indexes(trace_indexes),
+            }
+        )
 
 
 # Readouts wide enough for "4000" or "100000" so a number never runs into the next control.
@@ -472,6 +602,29 @@ _CSS = (
     "<style>.lk-dashboard .widget-readout { min-width: 56px; }"
     " .lk-dashboard .slider-container { flex: 1 1 60px; min-width: 60px; }</style>"
 )
+
+
+def _load_presets(strategy: str) -> dict[str, Profile]:
+    """Every profile preset; ``ValueError`` when the baseline is missing or ``strategy`` is not a preset."""
+    presets = {name: load_profile(name) for name in preset_names()}
+    if BASELINE not in presets:
+        raise ValueError(f"profile: the presets must include {BASELINE!r}")
+    if strategy not in presets:
+        raise ValueError(f"strategy: unknown preset {strategy!r}; known: {', '.join(presets)}")
+    return presets
+
+
+def _load_workloads(workload: str | WorkloadLike) -> tuple[dict[str, WorkloadLike], str]:
+    """The workload presets plus ``workload`` when it is an object (an imported session), and its name."""
+    workloads: dict[str, WorkloadLike] = {n: load_workload(n) for n in workload_names()}
+    if isinstance(workload, str):
+        if workload not in workloads:
+            raise ValueError(f"workload: unknown {workload!r}; known: {', '.join(workloads)}")
+        return workloads, workload
+    if not (hasattr(workload, "name") and callable(getattr(workload, "turn_specs", None))):
+        raise ValueError("workload: needs a name and turn_specs()")
+    workloads[str(workload.name)] = workload
+    return workloads, str(workload.name)
 
 
 class Dashboard:
@@ -489,22 +642,9 @@ class Dashboard:
         export_dir: str | Path = "figures/what_if",
         export_formats: Sequence[str] = FORMATS,
     ) -> None:
-        self.base_profiles = {name: load_profile(name) for name in preset_names()}
-        if BASELINE not in self.base_profiles:
-            raise ValueError(f"profile: the presets must include {BASELINE!r}")
-        if strategy not in self.base_profiles:
-            raise ValueError(f"strategy: unknown preset {strategy!r}; known: {', '.join(self.base_profiles)}")
+        self.base_profiles = _load_presets(strategy)
         CONTROL_BY_NAME["tps"].check(tps)
-        self.workloads: dict[str, WorkloadLike] = {n: load_workload(n) for n in workload_names()}
-        if isinstance(workload, str):
-            if workload not in self.workloads:
-                raise ValueError(f"workload: unknown {workload!r}; known: {', '.join(self.workloads)}")
-            wname = workload
-        else:
-            if not (hasattr(workload, "name") and callable(getattr(workload, "turn_specs", None))):
-                raise ValueError("workload: needs a name and turn_specs()")
-            wname = str(workload.name)
-            self.workloads[wname] = workload
+        self.workloads, wname = _load_workloads(workload)
         self.export_dir = Path(export_dir)
         self.export_formats = tuple(export_formats)
         self.redraws = 0
@@ -513,9 +653,37 @@ class Dashboard:
         self.forecasts: dict[str, RolloutForecast] = {}
         self._hold = False
         self._sent: dict[tuple[str, str, str], Any] = {}
+        self._tops: dict[str, float] = {}
+        self.options = {
+            "workload": [(n, n) for n in self.workloads],
+            "strategy": [(label(n), n) for n in self.base_profiles],
+        }
+        self.controls: dict[str, W.ValueWidget] = {
+            c.name: c.widget(value, self.options.get(c.name))
+            for c, value in zip(CONTROLS, self._initial_values(wname, strategy, tps).values(), strict=True)
+        }
+        self._sync_workload_controls()
+        v = self.values
+        fcs = self.compute(v)
+        # plotly's page module travels once, before the figures that wait for it; it also carries their edits.
+        self.plotly_module = plotly_module()
+        self.figures: dict[str, Any] = self._build_figures(v, fcs)
+        self.finding = W.HTML(value="")
+        self.finding.add_class("lk-finding")
+        self._draw(v, fcs)
+        self.export_button = W.Button(
+            description="export figures", icon="download", tooltip="write the current figures (HTML, PNG, SVG, PDF)"
+        )
+        self.export_output = W.HTML(value="")
+        self.export_button.on_click(lambda _button: self.export())
+        for control in self.controls.values():
+            control.observe(self._on_change, names="value")
+        self.widget = self._layout()
 
+    def _initial_values(self, wname: str, strategy: str, tps: float) -> dict[str, Any]:
+        """Every control's starting value, in the order of :data:`CONTROLS`: the baseline's network, the
+        workload's size, the strategy's mechanisms."""
         base = self.base_profiles[BASELINE]
-        w0 = self.workloads[wname]
         initial: dict[str, Any] = {
             "tps": tps,
             "api_scale": 1.0,
@@ -525,28 +693,22 @@ class Dashboard:
             "sockets": 1000.0,
             "replicas": base.replicas,
             "routing": base.routing,
-            **self._workload_values(w0),
+            "workload": wname,
+            "strategy": strategy,
+            **self._workload_values(self.workloads[wname]),
         }
         have = mechanisms_of(self.base_profiles[strategy], self.base_profiles)
         initial.update({m.name: m.name in have for m in MECHANISMS})
-        initial.update(workload=wname, strategy=strategy)
-        self.options = {
-            "workload": [(n, n) for n in self.workloads],
-            "strategy": [(label(n), n) for n in self.base_profiles],
-        }
-        self.controls: dict[str, W.ValueWidget] = {
-            c.name: c.widget(initial[c.name], self.options.get(c.name)) for c in CONTROLS
-        }
-        self._sync_workload_controls()
+        return {c.name: initial[c.name] for c in CONTROLS}
 
-        v = self.values
-        fcs = self.compute(v)
-        self.forecasts = fcs
+    def _build_figures(self, v: WhatIf, fcs: Mapping[str, RolloutForecast]) -> dict[str, SharedFigureWidget]:
+        """The three live figures, each built once by its builder and wrapped; ``_uids`` addresses their traces.
+
+        A FigureWidget built from a complete figure carries its data in its initial state (traces added later
+        travel as messages a front end that is still loading may miss).
+        """
         names = [n for n in self.base_profiles if n in fcs] + ([CUSTOM] if CUSTOM in fcs else [])
         every = [*self.base_profiles, CUSTOM]
-        # Build every figure once with its builder, then wrap it: a FigureWidget built from a complete figure
-        # carries its data in its initial state (traces added later travel as messages a front end that is still
-        # loading may miss).
         figs = {
             "speedup": speedup_over_tps(
                 self._curve_frame(fcs, v, every), current_tps=v.tps, highlight=self._selected(names)
@@ -554,29 +716,16 @@ class Dashboard:
             "breakdown": stage_breakdown(self._breakdown_input(fcs, names), keep_empty=True),
             "e2e": e2e_by_transport({n: fcs[n] for n in names}, horizontal=True),
         }
+        widgets = {}
         for name, fig in figs.items():
             self._fit(name, fig)
-        # plotly's page module travels once, before the figures that wait for it.
-        self.plotly_module = plotly_module()
-        self.figures: dict[str, Any] = {name: SharedFigureWidget(fig) for name, fig in figs.items()}
-        for fw in self.figures.values():
+            widgets[name] = fw = SharedFigureWidget(fig)
             fw._config = {**fw._config, "responsive": True, "displaylogo": False}
         # A FigureWidget gives its traces fresh uids; keep the builders' (stage, scenario, metric) as the address.
         self._uids = {
-            name: dict(zip((t.uid for t in figs[name].data), self.figures[name].data, strict=True)) for name in figs
+            name: dict(zip((t.uid for t in figs[name].data), widgets[name].data, strict=True)) for name in figs
         }
-        self.finding = W.HTML(value="")
-        self.finding.add_class("lk-finding")
-        self._draw(v, fcs)
-
-        self.export_button = W.Button(
-            description="export figures", icon="download", tooltip="write the current figures (HTML, PNG, SVG, PDF)"
-        )
-        self.export_output = W.HTML(value="")
-        self.export_button.on_click(lambda _button: self.export())
-        for control in self.controls.values():
-            control.observe(self._on_change, names="value")
-        self.widget = self._layout()
+        return widgets
 
     # -- layout -------------------------------------------------------------------------------------------------
 
@@ -832,67 +981,92 @@ class Dashboard:
             trace[prop] = value
 
     def _draw(self, v: WhatIf, fcs: dict[str, RolloutForecast]) -> None:
-        custom = CUSTOM in fcs
+        """Put the forecasts into the figures and the finding; the figures' edits go to the page as one message."""
         self.forecasts = fcs
+        sel = CUSTOM if CUSTOM in fcs else v.strategy
+        shown = [n for n in [*self.base_profiles, CUSTOM] if n in fcs]
+        now = {n: fcs[BASELINE].e2e_s / fcs[n].e2e_s for n in shown}
+        edits = []
+        for name, draw in (
+            ("speedup", lambda: self._draw_speedup(v, fcs, sel, now)),
+            ("breakdown", lambda: self._draw_breakdown(fcs, sel)),
+            ("e2e", lambda: self._draw_e2e(fcs, sel, shown)),
+        ):
+            fig = self.figures[name]
+            with fig.collect_edit() as collected:
+                draw()
+            edits += [[fig._lk_key, _edit_message(fig, e)] for e in collected]
+        if edits:
+            self.plotly_module.send({"kind": "labkit.plot-edits", "edits": edits})
+        self._write_finding(v, fcs, sel, now[sel])
+
+    def _axis_top(self, fig: str, need: float) -> float:
+        """The value axis's upper end: kept while the data need at least 1/1.6 of it, else a round number
+        above ``need``. A step that keeps every axis is a pure data change, which the page redraws cheaply."""
+        old = self._tops.get(fig)
+        if old is not None and need <= old <= need * AXIS_SLACK:
+            return old
+        top = _round_up(need)
+        self._tops[fig] = top
+        return top
+
+    def _set_range(self, axis: Any, top: float) -> None:
+        if axis.range is None or tuple(axis.range) != (0, top):
+            axis.range = [0, top]
+
+    def _draw_speedup(self, v: WhatIf, fcs: Mapping[str, RolloutForecast], sel: str, now: dict[str, float]) -> None:
         base = fcs[BASELINE]
-        names = [*self.base_profiles, CUSTOM]
-        sel = CUSTOM if custom else v.strategy
-        shown = [n for n in names if n in fcs]
+        shown = list(now)
+        need = max(now.values())
+        for n in [*self.base_profiles, CUSTOM]:
+            if n in fcs:
+                curve = speedup_curve(fcs[n], base, v.tps, CURVE_TPS).round(5)
+                need = max(need, float(curve.max()))
+                self._put("speedup", n, "y", curve.tolist())
+            self._put("speedup", n, "visible", n in fcs)
+            self._put("speedup", n, "line.width", 4 if n == sel else 2)
+        top = self._axis_top("speedup", need * 1.08)
+        self._put("speedup", "current_tps", "x", [v.tps, v.tps])
+        self._put("speedup", "current_tps", "y", [0.0, top])
+        self._put("speedup", "at_current_tps", "x", [v.tps] * len(shown))
+        self._put("speedup", "at_current_tps", "y", [round(now[n], 5) for n in shown])
+        self._put("speedup", "at_current_tps", "marker.color", [_color(n) for n in shown])
+        self._put("speedup", "at_current_tps", "text", [f"{now[n]:.2f}×" if n == sel else "" for n in shown])
+        self._set_range(self.figures["speedup"].layout.yaxis, top)
 
-        fig = self.figures["speedup"]
-        now = {n: base.e2e_s / fcs[n].e2e_s for n in shown}
-        with fig.batch_update():
-            for n in names:
-                if n in fcs:
-                    self._put("speedup", n, "y", speedup_curve(fcs[n], base, v.tps, CURVE_TPS).round(5).tolist())
-                self._put("speedup", n, "visible", n in fcs)
-                self._put("speedup", n, "line.width", 4 if n == sel else 2)
-            top = max(3.0, math.ceil(max(now.values()) * 1.1))
-            self._put("speedup", "current_tps", "x", [v.tps, v.tps])
-            self._put("speedup", "current_tps", "y", [0.0, float(top)])
-            self._put("speedup", "at_current_tps", "x", [v.tps] * len(shown))
-            self._put("speedup", "at_current_tps", "y", [round(now[n], 5) for n in shown])
-            self._put("speedup", "at_current_tps", "marker.color", [_color(n) for n in shown])
-            self._put("speedup", "at_current_tps", "text", [f"{now[n]:.2f}×" if n == sel else "" for n in shown])
-
-        fig = self.figures["breakdown"]
+    def _draw_breakdown(self, fcs: Mapping[str, RolloutForecast], sel: str) -> None:
         bars = [BASELINE] if sel == BASELINE else [BASELINE, sel]
         xs = [label(n) for n in bars]
-        with fig.batch_update():
-            for stage in STAGES:
-                ys = [round(fcs[n].stage_s[stage], 6) for n in bars]
-                self._put("breakdown", stage, "x", xs)
-                self._put("breakdown", stage, "y", ys)
-                # Stages that cost nothing in either bar stay out of the legend.
-                self._put("breakdown", stage, "showlegend", any(y > 1e-9 for y in ys))
+        for stage in STAGES:
+            ys = [round(fcs[n].stage_s[stage], 6) for n in bars]
+            self._put("breakdown", stage, "x", xs)
+            self._put("breakdown", stage, "y", ys)
+            # Stages that cost nothing in either bar stay out of the legend.
+            self._put("breakdown", stage, "showlegend", any(y > 1e-9 for y in ys))
+        need = max(sum(fcs[n].stage_s[stage] for stage in STAGES) for n in bars) * 1.05
+        self._set_range(self.figures["breakdown"].layout.yaxis, self._axis_top("breakdown", need))
 
-        fig = self.figures["e2e"]
+    def _draw_e2e(self, fcs: Mapping[str, RolloutForecast], sel: str, shown: Sequence[str]) -> None:
+        base = fcs[BASELINE]
         e2e = [fcs[n].e2e_s for n in shown]
-        with fig.batch_update():
-            self._put("e2e", "e2e_s", "y", [label(n) for n in shown])
-            self._put("e2e", "e2e_s", "x", [round(e, 5) for e in e2e])
-            self._put(
-                "e2e",
-                "e2e_s",
-                "text",
-                [
-                    f"{e:.1f} s" if n == BASELINE else f"{e:.1f} s ({(e / base.e2e_s - 1) * 100:+.0f}%)"
-                    for n, e in zip(shown, e2e, strict=True)
-                ],
-            )
-            self._put("e2e", "e2e_s", "marker.color", [_color(n) for n in shown])
-            self._put(
-                "e2e", "e2e_s", "marker.line", {"color": "#222222", "width": [3 if n == sel else 0 for n in shown]}
-            )
-            # Room for the labels right of the bars, rounded up so small changes leave the axis (and its relayout)
-            # alone.
-            top = float(max(e2e) * 1.45)
-            mag = 10 ** math.floor(math.log10(top))
-            top = math.ceil(top / mag * 2) / 2 * mag
-            if fig.layout.xaxis.range is None or not math.isclose(fig.layout.xaxis.range[1], top):
-                fig.layout.xaxis.range = [0, top]
+        self._put("e2e", "e2e_s", "y", [label(n) for n in shown])
+        self._put("e2e", "e2e_s", "x", [round(e, 5) for e in e2e])
+        self._put(
+            "e2e",
+            "e2e_s",
+            "text",
+            [
+                f"{e:.1f} s" if n == BASELINE else f"{e:.1f} s ({(e / base.e2e_s - 1) * 100:+.0f}%)"
+                for n, e in zip(shown, e2e, strict=True)
+            ],
+        )
+        self._put("e2e", "e2e_s", "marker.color", [_color(n) for n in shown])
+        self._put("e2e", "e2e_s", "marker.line", {"color": "#222222", "width": [3 if n == sel else 0 for n in shown]})
+        # Room for the labels right of the bars.
+        self._set_range(self.figures["e2e"].layout.xaxis, self._axis_top("e2e", max(e2e) * 1.45))
 
-        s = now[sel]
+    def _write_finding(self, v: WhatIf, fcs: Mapping[str, RolloutForecast], sel: str, s: float) -> None:
+        base = fcs[BASELINE]
         ideal = fcs.get("ideal")
         closes = ""
         if ideal is not None and base.e2e_s > ideal.e2e_s and sel != "ideal":
@@ -944,6 +1118,74 @@ class Dashboard:
             f"Wrote {len(files)} file(s) to <code>{html.escape(str(out.resolve()))}</code>:<ul>{items}</ul>{note}"
         )
         return written
+
+
+#: A value axis keeps its range while the data need at least 1/AXIS_SLACK of it (see ``Dashboard._axis_top``).
+AXIS_SLACK = 1.6
+#: Trace properties a data step changes. An edit of only these (no layout) is drawn by ``Plotly.animate`` with
+#: ``redraw: false``: plotly.js redraws the traces and leaves axes, legend and margins as they are (a full redraw
+#: of the three plots is most of a slider step's time in the page; see the figures guide).
+DATA_PROPS = frozenset({"x", "y", "text"})
+
+
+def _round_up(need: float) -> float:
+    """The next half step of ``need``'s decade above it (37 -> 40, 4.2 -> 4.5, 0.13 -> 0.15)."""
+    if not math.isfinite(need) or need <= 0:
+        return 1.0
+    mag = 10 ** math.floor(math.log10(need))
+    return math.ceil(need / mag * 2) / 2 * mag
+
+
+def _plain(v: Any) -> Any:
+    """A trace or layout value as JSON for a comm message (plotly objects as their JSON, arrays as lists)."""
+    if hasattr(v, "to_plotly_json"):
+        return _plain(v.to_plotly_json())
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_plain(x) for x in v]
+    if isinstance(v, np.ndarray | np.generic):
+        return v.tolist()
+    return v
+
+
+def _prop(trace: Mapping[str, Any], path: str) -> Any:
+    """A trace's property from plotly's own dict of it (``"marker.line"`` walks in); reading the dict is ten
+    times cheaper than through the trace object, and a message reads every trace of a stacked chart."""
+    value: Any = trace
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
+def _has_text(v: Any) -> bool:
+    if isinstance(v, str):
+        return True
+    return isinstance(v, list | tuple) and any(_has_text(x) for x in v)
+
+
+def _edit_message(fig: go.FigureWidget, edit: Mapping[str, Any]) -> dict[str, Any]:
+    """One collected ``batch_update`` of ``fig`` for the page: the traces, their changed properties (current
+    values), the layout changes and whether the page must redraw the whole figure.
+
+    A pure data edit (numbers and labels of the points, no new category) redraws only traces (plotly's animate
+    message, ``redraw: false``); a stacked bar chart then gets every trace, since plotly.js draws and stacks just
+    the traces it is given. Any other edit (layout, categories, visibility, style) is plotly's update message, a
+    full redraw (layout through an animate is applied late and lost when another animate follows at once).
+    """
+    restyle, relayout, traces = edit["restyle"], edit["relayout"], list(edit["traces"])
+    props = set(restyle)
+    # New categories (bar labels) change an axis: that is a layout change too.
+    fast = not relayout and props <= DATA_PROPS and not any(_has_text(restyle.get(p)) for p in ("x", "y"))
+    if fast and fig.layout.barmode in ("stack", "relative"):
+        traces = list(range(len(fig.data)))
+        props |= {"x", "y"}
+    return {
+        "traces": traces,
+        "styles": [{p: _plain(_prop(fig._data[i], p)) for p in sorted(props)} for i in traces],
+        "layout": _plain(relayout),
+        "redraw": not fast,
+    }
 
 
 def _same(a: Any, b: Any) -> bool:
