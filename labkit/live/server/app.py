@@ -32,6 +32,7 @@ from labkit.live.server.engine import Engine, TurnFailed, TurnLog
 from labkit.live.server.faults import DropConnection, Faults, injected_failure
 from labkit.live.server.guard import ConnectionGuard
 from labkit.live.server.ids import wall_clock
+from labkit.live.server.jsonout import dumps
 from labkit.live.server.logsafety import install_log_safety
 from labkit.live.server.masking import MaskCheckingWebSocketResponse
 from labkit.live.server.script import Script, load_script
@@ -444,7 +445,7 @@ class SimServer:
                 log.exception("labkit server: response failed")
                 return self._error_response(internal_error())
             # Assembled whole by the engine (no stream events): the Response response.completed would carry.
-            return web.json_response(events.final or events.response())
+            return _json_answer(events.final or events.response())
 
         resp = web.StreamResponse(
             status=200,
@@ -487,7 +488,7 @@ class SimServer:
             return self._unauthorized(request)
         self.engine.metrics.http_requests += 1
         try:
-            return web.json_response(await call())
+            return _json_answer(await call())
         except ProtocolError as exc:
             return self._error_response(exc)
 
@@ -555,6 +556,11 @@ class SimServer:
             return surface.retrieve_model(self.models, model_id, self._models_created)
 
         return await self._surface(request, call)
+
+
+def _json_answer(obj: Any) -> web.Response:
+    """A 200 ``application/json`` answer: compact UTF-8 JSON (:mod:`labkit.live.server.jsonout`)."""
+    return web.Response(body=dumps(obj), content_type="application/json", charset="utf-8")
 
 
 __all__ = ["SimServer"]

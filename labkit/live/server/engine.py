@@ -668,8 +668,11 @@ def _spec(position: _Position, output: OutputPlan) -> TurnSpec:
     )
 
 
+#: Built once: ``json.dumps`` with options builds an encoder per call, most of what a small item costs.
+_KEY_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+
+
 def _conversation_key(request: CreateRequest) -> str:
     """A stateless conversation's identity: a digest of its first input item (its stable prefix)."""
     first = request.input[0] if request.input else {}
-    text = json.dumps(first, sort_keys=True, separators=(",", ":"), default=str)
-    return "conv_" + hashlib.sha1(text.encode()).hexdigest()[:24]
+    return "conv_" + hashlib.sha1(_KEY_ENCODER.encode(first).encode()).hexdigest()[:24]

@@ -6,13 +6,13 @@ grow the server's memory with conversation text.
 
 from __future__ import annotations
 
-import json
 import random
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from labkit.live.server.jsonout import dumps
 from labkit.model import Routing
 
 
@@ -69,10 +69,11 @@ DEFAULT_MAX_STORED_BYTES = 64 * 1024 * 1024
 
 
 def body_size(response: dict[str, Any], input_items: tuple[dict[str, Any], ...]) -> int:
-    """A stored body's size: the bytes of its compact ASCII JSON (what reading it back sends, near enough).
+    """A stored body's size: the bytes of its compact UTF-8 JSON (what reading it back sends).
 
-    ``ensure_ascii`` so that a lone surrogate a client sent counts (escaped) instead of failing to encode."""
-    return len(json.dumps(response, separators=(",", ":"))) + len(json.dumps(input_items, separators=(",", ":")))
+    A lone surrogate (possible only in a body handed in as a mapping) counts as its ASCII escape
+    (:func:`labkit.live.server.jsonout.dumps`) instead of failing to encode."""
+    return len(dumps(response)) + len(dumps(input_items))
 
 
 class Bodies:

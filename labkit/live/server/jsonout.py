@@ -1,0 +1,39 @@
+"""The server's JSON out: answers and stored bodies as compact UTF-8 JSON, encoded by orjson.
+
+Compact UTF-8 is the form every streamed event already has (:mod:`labkit.wire.events`), so a non-streaming
+answer is the same text as the ``response`` its ``response.completed`` event carries. orjson encodes a
+Response of a few KB about ten times faster than the standard library's encoder, and a non-streaming create
+is mostly that encoding plus the HTTP around it (docs/guides/benchmarks.md, "server").
+
+What orjson refuses, the standard library writes as before: an integer beyond 64 bits (a client's tool schema
+may hold one, and the Response echoes it) and a string that is not Unicode text (a lone surrogate, possible
+only in a body handed in as a mapping: the server's JSON decoding rejects one). Error bodies keep
+``web.json_response`` (the error-shape tests pin their bytes).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+__all__ = ["dumps"]
+
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_COMPACT_ASCII = json.JSONEncoder(separators=(",", ":"))
+
+
+def dumps(obj: Any) -> bytes:
+    """``obj`` as compact UTF-8 JSON (a string that is not Unicode text as an ASCII escape)."""
+    try:
+        return orjson.dumps(obj)
+    except (orjson.JSONEncodeError, TypeError):
+        return _fallback(obj)
+
+
+def _fallback(obj: Any) -> bytes:
+    try:
+        return _COMPACT.encode(obj).encode()
+    except UnicodeEncodeError:
+        return _COMPACT_ASCII.encode(obj).encode()
