@@ -18,7 +18,7 @@ async def _ok(request: web.Request) -> web.Response:
 
 
 async def _serve(guard: ConnectionGuard) -> tuple[web.AppRunner, int]:
-    app = web.Application(middlewares=[guard.middleware])
+    app = web.Application()
     app.router.add_get("/", _ok)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

@@ -157,3 +157,19 @@ def test_failure_and_warmup_after_the_pre_inference_stages() -> None:
         Pacer(warm, plan_output(kind="message", output_tokens=3), Timing(0.0, 0.3, 0.0, 0.0, 100.0), generate=False)
     )
     assert types(batches[-1][1]) == ["completed"] and warm.output == []
+
+
+def test_a_plan_is_built_once_per_distinct_request_and_carries_its_texts() -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+    args = {"kind": "function_call", "output_tokens": 40, "tool_names": ("lookup",), "tool_calls": 2, "salt": 3}
+    plan = plan_output(**args, tool_parameters=(schema,))
+    # The same request (an equal schema in another dict) gets the same plan object; another size another plan.
+    assert plan_output(**args, tool_parameters=(dict(schema),)) is plan
+    assert plan_output(**{**args, "output_tokens": 41}, tool_parameters=(schema,)) is not plan
+    assert plan.visible_tokens == sum(len(i.tokens) for i in plan.items) == 40
+    for item in plan.items:
+        assert item.text == "".join(item.tokens) and '"city":' in item.text
+    # A schema that is not JSON is planned as is (uncached), with the same texts as its JSON twin.
+    odd = {"type": "object", "properties": {"city": {"type": "string"}}, "x": {1, 2}}
+    twin = plan_output(**args, tool_parameters=({k: v for k, v in odd.items() if k != "x"},))
+    assert plan_output(**args, tool_parameters=(odd,)).items == twin.items

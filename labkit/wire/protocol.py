@@ -363,18 +363,21 @@ def _json_type(v: Any) -> str:
     return "object" if isinstance(v, dict) else type(v).__name__
 
 
-def _parse_create(obj: dict[str, Any], *, websocket: bool) -> CreateRequest:
-    allowed = _MODELLED_FIELDS | _PASSTHROUGH_FIELDS | _STREAM_FIELDS | (_WS_ONLY_FIELDS if websocket else frozenset())
-    for key in obj:
-        if key not in allowed:
-            # The API's words for an unknown field ("Unknown parameter: 'stop'."); a WebSocket-only one says so.
-            message = f"Unknown parameter: '{key[:64]}'."
-            if key in _WS_ONLY_FIELDS:
-                message = f"{key[:64]}: unknown parameter over HTTP (WebSocket mode only)"
-            raise ProtocolError("unknown_parameter", message, key[:64])
-    if (bad := check_create(obj)) is not None:  # types, enums, nested objects, tools[*] (labkit.wire.validation)
-        raise ProtocolError(bad.code, bad.message, bad.param)
+#: The fields of a common create (a model, its input, the chaining and lane fields): :func:`_parse_common` checks
+#: a body of only these in one pass; any other field (tools, sampling settings, ...) takes the full check.
+_COMMON_HTTP_FIELDS = frozenset(
+    {"model", "input", "instructions", "previous_response_id", "store", "stream", "metadata"}
+)
+_COMMON_WS_FIELDS = _COMMON_HTTP_FIELDS | {"type", "stream_id", "generate"}
 
+
+def _parse_create(obj: dict[str, Any], *, websocket: bool) -> CreateRequest:
+    return _parse_common(obj, websocket) or _parse_full(obj, websocket)
+
+
+def _parse_full(obj: dict[str, Any], websocket: bool) -> CreateRequest:
+    """Every check of a create, in the order the API reports the first problem; raises :class:`ProtocolError`."""
+    _check_fields(obj, websocket)
     model = obj.get("model")
     if model is None:
         raise _invalid("model", "missing required parameter", "missing_required_parameter")
@@ -414,17 +417,7 @@ def _parse_create(obj: dict[str, Any], *, websocket: bool) -> CreateRequest:
     mot = obj.get("max_output_tokens")
     if mot is not None and (not isinstance(mot, int) or isinstance(mot, bool) or mot < 1):
         raise _invalid("max_output_tokens", f"must be an integer >= 1, got {mot!r}"[:120])
-
-    metadata = obj.get("metadata")
-    if metadata is not None:
-        if not isinstance(metadata, dict):
-            raise _invalid("metadata", f"must be an object, got {_json_type(metadata)}", "invalid_type")
-        if len(metadata) > 16:
-            raise _invalid("metadata", "at most 16 keys")
-        for k, v in metadata.items():
-            if not isinstance(v, str):
-                raise _invalid(f"metadata.{k[:64]}", "values must be strings", "invalid_type")
-
+    _check_metadata(obj.get("metadata"))
     stream_id = obj.get("stream_id")
     if stream_id is not None and (not isinstance(stream_id, str) or not STREAM_ID_RE.match(stream_id)):
         raise ProtocolError(
@@ -432,7 +425,6 @@ def _parse_create(obj: dict[str, Any], *, websocket: bool) -> CreateRequest:
             "stream_id: must be 1-256 characters of letters, digits, '_', '-' or '.'",
             "stream_id",
         )
-
     extra = {k: v for k, v in obj.items() if k in _PASSTHROUGH_FIELDS}
     return CreateRequest(
         model=model,
@@ -442,12 +434,88 @@ def _parse_create(obj: dict[str, Any], *, websocket: bool) -> CreateRequest:
         previous_response_id=prev,
         store=store,
         max_output_tokens=mot,
-        metadata=metadata,
+        metadata=obj.get("metadata"),
         stream_id=stream_id,
         generate=generate,
         stream=stream,
         extra=extra,
     )
+
+
+def _check_fields(obj: dict[str, Any], websocket: bool) -> None:
+    """Unknown fields, then the table's fields (types, enums, nested objects, tools[*]: labkit.wire.validation)."""
+    allowed = _MODELLED_FIELDS | _PASSTHROUGH_FIELDS | _STREAM_FIELDS | (_WS_ONLY_FIELDS if websocket else frozenset())
+    for key in obj:
+        if key not in allowed:
+            # The API's words for an unknown field ("Unknown parameter: 'stop'."); a WebSocket-only one says so.
+            message = f"Unknown parameter: '{key[:64]}'."
+            if key in _WS_ONLY_FIELDS:
+                message = f"{key[:64]}: unknown parameter over HTTP (WebSocket mode only)"
+            raise ProtocolError("unknown_parameter", message, key[:64])
+    if (bad := check_create(obj)) is not None:
+        raise ProtocolError(bad.code, bad.message, bad.param)
+
+
+def _check_metadata(metadata: Any) -> None:
+    if metadata is None:
+        return
+    if not isinstance(metadata, dict):
+        raise _invalid("metadata", f"must be an object, got {_json_type(metadata)}", "invalid_type")
+    if len(metadata) > 16:
+        raise _invalid("metadata", "at most 16 keys")
+    for k, v in metadata.items():
+        if not isinstance(v, str):
+            raise _invalid(f"metadata.{k[:64]}", "values must be strings", "invalid_type")
+
+
+def _parse_common(obj: dict[str, Any], websocket: bool) -> CreateRequest | None:
+    """A common create (:data:`_COMMON_HTTP_FIELDS`) checked in one pass, or ``None``: the full check decides.
+
+    ``None`` for any field outside the common ones and for any value the full check might reject, so that
+    every error comes from the full check, in its order and words; what this accepts, the full check accepts
+    with the same result (``tests/test_protocol_fast_path.py`` compares the two on generated bodies).
+    """
+    if not obj.keys() <= (_COMMON_WS_FIELDS if websocket else _COMMON_HTTP_FIELDS):
+        return None
+    model, raw, instructions = obj.get("model"), obj.get("input"), obj.get("instructions")
+    prev, metadata, stream_id = obj.get("previous_response_id"), obj.get("metadata"), obj.get("stream_id")
+    store, stream, generate = obj.get("store", True), obj.get("stream", False), obj.get("generate", True)
+    if not (type(model) is str and model and (instructions is None or type(instructions) is str)):
+        return None
+    if not (prev is None or (type(prev) is str and prev)):
+        return None
+    if type(store) is not bool or type(stream) is not bool or type(generate) is not bool:
+        return None  # explicit nulls (the API's default) and bad types alike
+    if metadata is not None and not (type(metadata) is dict and len(metadata) <= 16 and _all_str(metadata)):
+        return None
+    if stream_id is not None and not (type(stream_id) is str and STREAM_ID_RE.match(stream_id)):
+        return None
+    if type(raw) is str:
+        items: tuple[dict[str, Any], ...] = (user_message(raw),)
+    elif type(raw) is list:
+        try:
+            items = _parse_input(raw)
+        except ProtocolError:
+            return None
+    elif raw is None and not generate:
+        items = ()
+    else:
+        return None
+    return CreateRequest(
+        model=model,
+        input=items,
+        instructions=instructions,
+        previous_response_id=prev,
+        store=store,
+        metadata=metadata,
+        stream_id=stream_id,
+        generate=generate,
+        stream=stream or websocket,
+    )
+
+
+def _all_str(metadata: dict[str, Any]) -> bool:
+    return all(type(v) is str for v in metadata.values())
 
 
 def _optional_bool(obj: Mapping[str, Any], name: str, default: bool) -> bool:

@@ -32,6 +32,7 @@ from labkit.live.server.engine import Engine, TurnFailed, TurnLog
 from labkit.live.server.faults import DropConnection, Faults, injected_failure
 from labkit.live.server.guard import ConnectionGuard
 from labkit.live.server.ids import wall_clock
+from labkit.live.server.jsonout import dumps
 from labkit.live.server.logsafety import install_log_safety
 from labkit.live.server.masking import MaskCheckingWebSocketResponse
 from labkit.live.server.options import (
@@ -244,7 +245,7 @@ class SimServer:
         listens with it; :mod:`labkit.live.memory` serves it over an in-memory pipe (no socket)."""
         # aiohttp's own limit is a backstop well above ours, so that an oversize message gets a clear
         # error event and the connection stays usable; beyond it aiohttp closes with 1009.
-        app = web.Application(client_max_size=self.max_message_bytes, middlewares=[guard.middleware])
+        app = web.Application(client_max_size=self.max_message_bytes)
         app.router.add_get("/v1/responses", self._handle_get)
         app.router.add_post("/v1/responses", self._handle_post)
         app.router.add_post("/v1/responses/input_tokens", self._handle_input_tokens)
@@ -446,11 +447,13 @@ class SimServer:
             self.engine.metrics.connections_open -= 1
 
     async def _handle_post(self, request: web.Request) -> web.StreamResponse:
-        task = asyncio.current_task()
+        # The loop once per request: each lookup of the running loop is a getpid() system call on Python 3.11.
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task(loop)
         if task is not None:
             self._http_tasks.add(task)
         try:
-            return await self._post(request)
+            return await self._post(request, loop.time())
         finally:
             if task is not None:
                 self._http_tasks.discard(task)
@@ -466,9 +469,7 @@ class SimServer:
                 status=413,
             ) from None
 
-    async def _post(self, request: web.Request) -> web.StreamResponse:
-        loop = asyncio.get_running_loop()
-        t0 = loop.time()
+    async def _post(self, request: web.Request, t0: float) -> web.StreamResponse:
         engine = self.engine
         engine.metrics.http_requests += 1
         if not self._authorized(request):
@@ -493,8 +494,10 @@ class SimServer:
             except Exception:
                 log.exception("labkit server: response failed")
                 return self._error_response(internal_error())
-            # Assembled whole by the engine (no stream events): the Response response.completed would carry.
-            return web.json_response(events.final or events.response())
+            # Assembled whole by the engine (no stream events): the Response response.completed would carry,
+            # in the bytes the store encoded it in when it stored it.
+            body = turn.answer if turn.answer is not None else dumps(events.final or events.response())
+            return web.Response(body=body, content_type="application/json", charset="utf-8")
 
         resp = web.StreamResponse(
             status=200,
@@ -537,7 +540,7 @@ class SimServer:
             return self._unauthorized(request)
         self.engine.metrics.http_requests += 1
         try:
-            return web.json_response(await call())
+            return _json_answer(await call())
         except ProtocolError as exc:
             return self._error_response(exc)
 
@@ -605,6 +608,11 @@ class SimServer:
             return surface.retrieve_model(self.models, model_id, self._models_created)
 
         return await self._surface(request, call)
+
+
+def _json_answer(obj: Any) -> web.Response:
+    """A 200 ``application/json`` answer: compact UTF-8 JSON (:mod:`labkit.live.server.jsonout`)."""
+    return web.Response(body=dumps(obj), content_type="application/json", charset="utf-8")
 
 
 __all__ = ["SimServer"]

@@ -31,6 +31,7 @@ from labkit.live.server.cache import CacheBudget, LaneCache
 from labkit.live.server.counters import ServerCounters
 from labkit.live.server.faults import DropConnection, EventCounter, FaultInjector, Faults, TurnFaults
 from labkit.live.server.ids import new_id, wall_clock
+from labkit.live.server.jsonout import dumps
 from labkit.live.server.output import OutputPlan, plan_output, reasoning_tokens_for
 from labkit.live.server.schedule import Pacer, Timing
 from labkit.live.server.script import Script
@@ -130,6 +131,9 @@ class Turn:
     cached_input_tokens: int = 0
     conn_cache: LaneCache | None = None
     record: ResponseRecord | None = None
+    #: The final Response's JSON (:func:`labkit.live.server.jsonout.dumps`), when the store encoded it: a JSON
+    #: answer sends these bytes instead of encoding the Response again.
+    answer: bytes | None = None
     #: Accepted steering of this response: ``(steer id, request)`` in arrival order (WebSocket mode).
     steers: list[tuple[str, SteerRequest]] = field(default_factory=list)
     #: Events of this response that went out on the wire.
@@ -480,17 +484,19 @@ class Engine:
         Raises :class:`TurnFailed` (injected 5xx, after ``response.failed`` went out on a stream) or
         :class:`DropConnection` (injected cut); either way a continuation's parent is evicted from its lane.
         """
+        # The loop once per turn: each lookup of the running loop is a getpid() system call on Python 3.11.
+        loop = asyncio.get_running_loop()
         self.active += 1
         ev = turn.events
         self.inflight[ev.id] = turn
         try:
             if emit is None:
-                await self._answer(turn)
+                await self._answer(turn, loop)
             else:
-                await self._pace(turn, emit)
+                await self._pace(turn, emit, loop)
         except DropConnection:
             self._evict_parent(turn.conn_cache, turn.lane, turn.parent)
-            self._log(turn, "dropped")
+            self._log(turn, "dropped", loop.time())
             raise
         finally:
             self.active -= 1
@@ -498,21 +504,20 @@ class Engine:
         if ev.status == "failed":
             self.metrics.responses_failed += 1
             self._evict_parent(turn.conn_cache, turn.lane, turn.parent)
-            self._log(turn, "failed")
+            self._log(turn, "failed", loop.time())
             raise TurnFailed(ev)
-        self._finish(turn)
+        self._finish(turn, loop.time())
         return ev
 
     def _spin(self) -> float:
         return self.spin_s if self.active <= self.spin_max_active else 0.0
 
-    async def _pace(self, turn: Turn, emit: Emit | None) -> None:
-        loop = asyncio.get_running_loop()
+    async def _pace(self, turn: Turn, emit: Emit | None, loop: asyncio.AbstractEventLoop) -> None:
         pacer, faults, m = turn.pacer, turn.faults, self.metrics
         while pacer.deadline is not None:
             now = loop.time()
             if now < pacer.deadline and pacer.stop_reason is None:
-                await self._wait(turn, pacer.deadline, self._spin() if pacer.spin else 0.0)
+                await self._wait(turn, pacer.deadline, self._spin() if pacer.spin else 0.0, loop)
                 now = loop.time()
             batch = pacer.advance(now)
             if not batch:
@@ -525,22 +530,21 @@ class Engine:
             if allowed < len(batch):
                 raise DropConnection()
 
-    async def _answer(self, turn: Turn) -> None:
+    async def _answer(self, turn: Turn, loop: asyncio.AbstractEventLoop) -> None:
         """A non-streaming answer: wait until the plan's last stage ends, then assemble the Response whole.
 
         No stream event is built (a JSON answer never sends one). A drawn drop point cuts the connection
         instead of the answer: a JSON answer is one message on the wire (:meth:`TurnFaults.admit`).
         """
-        loop = asyncio.get_running_loop()
         pacer = turn.pacer
         end = pacer.end
         if loop.time() < end:
-            await self._wait(turn, end, self._spin())
+            await self._wait(turn, end, self._spin(), loop)
         if turn.faults.admit(1, True, False) < 1:
             raise DropConnection()
         pacer.assemble()
 
-    async def _wait(self, turn: Turn, deadline: float, spin_s: float) -> None:
+    async def _wait(self, turn: Turn, deadline: float, spin_s: float, loop: asyncio.AbstractEventLoop) -> None:
         """Wait until ``deadline`` on the loop clock, or until :meth:`Turn.wake` (a steer) ends it early.
 
         The selector rounds its timeout up to whole milliseconds, so a plain sleep wakes up to ~1 ms late.
@@ -548,7 +552,6 @@ class Engine:
         then yield to the loop (``sleep(0)``, other connections keep running) until it has passed: a
         fraction of a millisecond of CPU per deadline, for sub-millisecond accuracy.
         """
-        loop = asyncio.get_running_loop()
         delay = deadline - loop.time()
         if delay > spin_s:
             # What asyncio.sleep does, with the future kept so that a steer can resolve it early.
@@ -563,7 +566,7 @@ class Engine:
         while loop.time() < deadline and turn.pacer.stop_reason is None:
             await asyncio.sleep(0)
 
-    def _finish(self, turn: Turn) -> None:
+    def _finish(self, turn: Turn, now: float) -> None:
         ev, pacer, m = turn.events, turn.pacer, self.metrics
         generated = turn.request.generate
         steered = ev.status == "incomplete" and (ev.incomplete_details or {}).get("reason") == "steered"
@@ -590,8 +593,10 @@ class Engine:
             turn.conn_cache.put(turn.lane, record)
         if turn.request.store:
             self.store.put(record)
-            # The Response the terminal event or the JSON answer already carries: built once per response.
-            self.bodies.put(ev.final or ev.response(), turn.request.input)
+            # The Response the terminal event or the JSON answer already carries: built and encoded once.
+            final = ev.final or ev.response()
+            turn.answer = dumps(final)
+            self.bodies.put(final, turn.request.input, len(turn.answer))
         self.replicas.remember(turn.replica, turn.conversation_key)
         if generated:
             m.responses += 1
@@ -604,7 +609,7 @@ class Engine:
             m.warmups += 1
         if ev.status == "incomplete":
             m.responses_incomplete += 1
-        self._log(turn, ev.status if generated else "warmup")
+        self._log(turn, ev.status if generated else "warmup", now)
 
     def timing_row(self, log: TurnLog) -> dict[str, Any]:
         """One turn's planned and achieved server-side times (see :meth:`SimServer.timing`)."""
@@ -634,7 +639,7 @@ class Engine:
             ),
         }
 
-    def _log(self, turn: Turn, status: str) -> None:
+    def _log(self, turn: Turn, status: str, now: float) -> None:
         pacer = turn.pacer
         self.turn_log.append(
             TurnLog(
@@ -647,7 +652,7 @@ class Engine:
                 turn.cache,
                 turn.t0,
                 pacer.t_first,
-                asyncio.get_running_loop().time(),
+                now,
                 pacer.frames,
                 pacer.t_last,
             )
@@ -668,8 +673,11 @@ def _spec(position: _Position, output: OutputPlan) -> TurnSpec:
     )
 
 
+#: Built once: ``json.dumps`` with options builds an encoder per call, most of what a small item costs.
+_KEY_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+
+
 def _conversation_key(request: CreateRequest) -> str:
     """A stateless conversation's identity: a digest of its first input item (its stable prefix)."""
     first = request.input[0] if request.input else {}
-    text = json.dumps(first, sort_keys=True, separators=(",", ":"), default=str)
-    return "conv_" + hashlib.sha1(text.encode()).hexdigest()[:24]
+    return "conv_" + hashlib.sha1(_KEY_ENCODER.encode(first).encode()).hexdigest()[:24]

@@ -20,7 +20,8 @@ import base64
 import functools
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from labkit.wire.protocol import function_arguments, split_tokens
@@ -47,6 +48,11 @@ class ItemPlan:
     encrypted_content: str | None = None
     #: ``max_output_tokens`` cut this item short.
     truncated: bool = False
+    #: The item's whole text (its chunks joined once: an answer assembled whole carries it as is).
+    text: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", "".join(self.tokens))
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +64,11 @@ class OutputPlan:
     reasoning_tokens: int
     #: ``max_output_tokens`` cut the output: the response ends ``incomplete``.
     truncated: bool
+    #: Tokens of the visible items (counted once; the engine reads it several times a request).
+    visible_tokens: int = field(init=False, repr=False, compare=False)
 
-    @property
-    def visible_tokens(self) -> int:
-        return sum(len(i.tokens) for i in self.items)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "visible_tokens", sum(len(i.tokens) for i in self.items))
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -145,7 +152,7 @@ def _encrypted(n_tokens: int, salt: int) -> str:
 
 
 # A server plans every turn's output, and agents ask for the same sizes turn after turn: the chunks of a
-# (size, salt, schema) are built once. Bounded, and the chunks are immutable tuples of strings.
+# (size, salt, schema) and whole plans are built once. Bounded, and immutable (frozen plans of tuples of strings).
 @functools.lru_cache(maxsize=4096)
 def _message_chunks(n_tokens: int, salt: int) -> tuple[str, ...]:
     return tuple(split_tokens(output_text("message", n_tokens, salt)))
@@ -156,13 +163,9 @@ def _cached_argument_chunks(schema: str | None, n_tokens: int, salt: int) -> tup
     return tuple(split_tokens(tool_arguments(None if schema is None else json.loads(schema), n_tokens, salt)))
 
 
-def _argument_chunks(parameters: Any, n_tokens: int, salt: int) -> tuple[str, ...]:
-    # Keyed by the schema's JSON text in its own key order (the order decides which property is padded).
-    try:
-        schema = None if parameters is None else json.dumps(parameters, separators=(",", ":"))
-    except (TypeError, ValueError):
-        return tuple(split_tokens(tool_arguments(parameters, n_tokens, salt)))
-    return _cached_argument_chunks(schema, n_tokens, salt)
+#: A tool schema's cache key: its JSON text in its own key order (the order decides which property is padded).
+#: Built once: ``json.dumps`` with options builds an encoder per call.
+_SCHEMA_KEY = json.JSONEncoder(separators=(",", ":"))
 
 
 def plan_output(
@@ -181,7 +184,34 @@ def plan_output(
     """Size a response's items; ``max_output_tokens`` counts reasoning and visible tokens, as on the API.
 
     ``tool_parameters`` are the JSON Schemas of ``tool_names`` (in the same order): arguments follow them.
+    A plan is pure in these arguments, so each distinct one is built once (tools by their schemas' JSON text).
     """
+    plan: Callable[..., OutputPlan] = _cached_plan
+    try:
+        params = tuple(None if p is None else _SCHEMA_KEY.encode(p) for p in tool_parameters)
+        as_json = True
+    except (TypeError, ValueError):  # not JSON: planned as is, not cached
+        plan, params, as_json = _plan, tool_parameters, False
+    return plan(
+        kind, output_tokens, reasoning_tokens, tool_names, params, as_json, tool_calls, summary, encrypted,
+        max_output_tokens, salt,
+    )  # fmt: skip
+
+
+def _plan(
+    kind: Literal["message", "function_call"],
+    output_tokens: int,
+    reasoning_tokens: int,
+    tool_names: tuple[str, ...],
+    tool_parameters: tuple[Any, ...],
+    as_json: bool,
+    tool_calls: int,
+    summary: bool,
+    encrypted: bool,
+    max_output_tokens: int | None,
+    salt: int,
+) -> OutputPlan:
+    """:func:`plan_output`'s plan; ``as_json``: ``tool_parameters`` are the schemas' JSON texts."""
     budget = max_output_tokens if max_output_tokens is not None else None
     r = reasoning_tokens if budget is None else min(reasoning_tokens, budget)
     reasoning = None
@@ -213,7 +243,10 @@ def plan_output(
                 break
             k = i % len(tool_names)
             params = tool_parameters[k] if k < len(tool_parameters) else None
-            chunks = _argument_chunks(params, size, salt + i)
+            if as_json:
+                chunks = _cached_argument_chunks(params, size, salt + i)
+            else:
+                chunks = tuple(split_tokens(tool_arguments(params, size, salt + i)))
             text = chunks[:n]
             items.append(ItemPlan("function_call", text, name=tool_names[k], truncated=n < len(chunks)))
             if left is not None:
@@ -224,3 +257,6 @@ def plan_output(
     if kind == "message" and not items:
         truncated = True
     return OutputPlan(reasoning, tuple(items), r, truncated)
+
+
+_cached_plan = functools.lru_cache(maxsize=4096)(_plan)

@@ -95,8 +95,10 @@ class Pacer:
         self.stop_reason: str | None = None
         self._interruptible = True
         self._batch: list[Event] = []
-        self._steps = self._run()
-        self.deadline: float | None = next(self._steps)
+        # The steps start at the first advance (an answer assembled whole never runs them); the first is
+        # due at t0.
+        self._steps: Generator[float, float, None] | None = None
+        self.deadline: float | None = timing.t0
 
     @property
     def done(self) -> bool:
@@ -142,16 +144,14 @@ class Pacer:
         if r is not None:
             ev.whole_item(
                 "reasoning",
-                "".join(r.tokens),
+                r.text,
                 summary=r.summary,
                 encrypted_content=r.encrypted_content,
                 status="incomplete" if r.truncated else "completed",
             )
             self.reasoning_decoded = out.reasoning_tokens
         for item in out.items:
-            ev.whole_item(
-                item.kind, "".join(item.tokens), name=item.name, status="incomplete" if item.truncated else "completed"
-            )
+            ev.whole_item(item.kind, item.text, name=item.name, status="incomplete" if item.truncated else "completed")
         self.decoded = out.visible_tokens
         self._set_usage()
         if out.truncated:
@@ -162,9 +162,13 @@ class Pacer:
     def advance(self, now: float) -> list[Event]:
         """Every event due at ``now`` (empty if nothing is), as one batch."""
         batch = self._batch = []
+        steps = self._steps
+        if steps is None:
+            steps = self._steps = self._run()
+            next(steps)  # to the first step's yield (t0)
         while self.deadline is not None and (now >= self.deadline or self.stop_reason is not None):
             try:
-                self.deadline = self._steps.send(now)
+                self.deadline = steps.send(now)
             except StopIteration:
                 self.deadline = None
         return batch

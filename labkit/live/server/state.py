@@ -6,13 +6,13 @@ grow the server's memory with conversation text.
 
 from __future__ import annotations
 
-import json
 import random
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from labkit.live.server.jsonout import dumps
 from labkit.model import Routing
 
 
@@ -68,11 +68,15 @@ class Store:
 DEFAULT_MAX_STORED_BYTES = 64 * 1024 * 1024
 
 
-def body_size(response: dict[str, Any], input_items: tuple[dict[str, Any], ...]) -> int:
-    """A stored body's size: the bytes of its compact ASCII JSON (what reading it back sends, near enough).
+def body_size(
+    response: dict[str, Any], input_items: tuple[dict[str, Any], ...], response_bytes: int | None = None
+) -> int:
+    """A stored body's size: the bytes of its compact UTF-8 JSON (what reading it back sends).
 
-    ``ensure_ascii`` so that a lone surrogate a client sent counts (escaped) instead of failing to encode."""
-    return len(json.dumps(response, separators=(",", ":"))) + len(json.dumps(input_items, separators=(",", ":")))
+    ``response_bytes``: the response's, when the caller has encoded it already. A lone surrogate (possible
+    only in a body handed in as a mapping) counts as its ASCII escape (:func:`labkit.live.server.jsonout.dumps`)
+    instead of failing to encode."""
+    return (len(dumps(response)) if response_bytes is None else response_bytes) + len(dumps(input_items))
 
 
 class Bodies:
@@ -95,10 +99,13 @@ class Bodies:
         self.bytes = 0
         self._bodies: OrderedDict[str, tuple[dict[str, Any], tuple[dict[str, Any], ...], int]] = OrderedDict()
 
-    def put(self, response: dict[str, Any], input_items: tuple[dict[str, Any], ...]) -> None:
+    def put(
+        self, response: dict[str, Any], input_items: tuple[dict[str, Any], ...], response_bytes: int | None = None
+    ) -> None:
+        """Keep ``response`` and its input; ``response_bytes``: its JSON's size, if the caller encoded it."""
         if self.capacity == 0 or self.max_bytes == 0:
             return
-        size = body_size(response, input_items)
+        size = body_size(response, input_items, response_bytes)
         self.delete(response["id"])
         if size > self.max_bytes:
             return
