@@ -344,7 +344,7 @@ class MemoryHttp:
             max_connections=server.max_connections or 1024, header_timeout_s=server.header_timeout_s
         )
         memory = cls(
-            server.web_app(guard),
+            server.web_app(),
             keepalive_timeout=server.http_idle_timeout_s,
             shutdown_timeout=server.bounds.shutdown_timeout_s,
         )

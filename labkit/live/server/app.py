@@ -240,9 +240,10 @@ class SimServer:
         await server._start()
         return server
 
-    def web_app(self, guard: ConnectionGuard) -> web.Application:
-        """The aiohttp application this server serves: its routes, behind ``guard``'s middleware. The server
-        listens with it; :mod:`labkit.live.memory` serves it over an in-memory pipe (no socket)."""
+    def web_app(self) -> web.Application:
+        """The aiohttp application this server serves: its routes. The server listens with it;
+        :mod:`labkit.live.memory` serves it over an in-memory pipe (no socket). Either attaches a
+        :class:`ConnectionGuard` to the aiohttp server it runs the application on."""
         # aiohttp's own limit is a backstop well above ours, so that an oversize message gets a clear
         # error event and the connection stays usable; beyond it aiohttp closes with 1009.
         app = web.Application(client_max_size=self.max_message_bytes)
@@ -268,7 +269,7 @@ class SimServer:
             self.max_connections = default_max_connections(raise_open_files_limit())
         guard = ConnectionGuard(max_connections=self.max_connections, header_timeout_s=self.header_timeout_s)
         self.guard = guard
-        app = self.web_app(guard)
+        app = self.web_app()
         # keepalive_timeout: aiohttp closes a kept-alive connection idle (or halfway through its next request's
         # headers) this long; the guard bounds the first request's headers and the number of connections.
         runner = web.AppRunner(
