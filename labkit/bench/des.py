@@ -16,6 +16,15 @@ goal labkit set itself (<= 1), reported but not counted in ``met``: with finite 
 events at its phase boundaries (four a turn; a wait ends at the next boundary and adds none), so its cost
 follows the pools and how much the fleet queues, not how the stages are laid out.
 
+Each part runs in a fresh worker process of its own (``spawn``), pinned to the bench's core as before, its
+labkit runs and its raw baseline runs alternating in that one process after a warm-up of both sides: a part's
+number must not depend on which parts ran before it in the same interpreter (their arrays, garbage, heap
+layout and caches stay with them). When all parts shared one process, ``pools`` measured alone gave 0.82 and
+after ``spans`` and ``stream`` 0.95 (one engineer's five alternating pairs, 1-minute load 1.3-1.5); at load
+10-16 on two cores the difference did not reproduce (see the benchmarks guide), so the cost of the shared
+process is not proven, but nothing in a part's measurement now depends on the order. Both sides get the same
+process, core, priority, warm-up and ``gc.collect()`` before each run; ``raw_timeouts`` is unchanged.
+
 ``model_share`` is the part of labkit's time spent in the latency model itself (``Workload.turn_specs`` and
 ``plan_rollout``, a tile of rollouts at a time as the DES calls them, timed alone on the same calls): the
 floor below which no engine change can go.
@@ -24,7 +33,10 @@ floor below which no engine change can go.
 from __future__ import annotations
 
 import gc
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -93,31 +105,72 @@ def model_seconds(rollouts: int, seed: int) -> float:
     return time.perf_counter() - t0
 
 
+#: The parts, in the order the bench runs them; each in a fresh worker process of its own.
+MODES: tuple[str, ...] = ("spans", "stream", "pools")
+
+
+@dataclass(frozen=True)
+class PartTimes:
+    """One part's repeats, measured in one worker process: labkit and raw alternating, per stage in us."""
+
+    mode: str
+    labkit_us: tuple[float, ...]
+    raw_us: tuple[float, ...]
+    ratios: tuple[float, ...]
+    stages: int
+    #: The latency model alone per stage, timed after each repeat's pair (only in the ``stream`` part).
+    model_us: tuple[float, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def measure_part(mode: str, rollouts: int, repeats: int, with_model: bool = False) -> PartTimes:
+    """``repeats`` alternating pairs of one part (labkit then raw) on the bench's core, in this process.
+
+    Meant to run in a fresh worker process (:func:`run_part`): nothing but this part's own warm-up ran
+    before, so neither side inherits another part's heap, garbage or caches.
+    """
+    lab: list[float] = []
+    raw: list[float] = []
+    ratios: list[float] = []
+    model: list[float] = []
+    stages = 0
+    with pinned(0):
+        # Warm-up for both sides alike: imports, presets, this part's code paths and SimPy's.
+        labkit_rollouts(2, seed=10_000, mode=mode)
+        raw_timeouts(2, 64)
+        for rep in range(repeats):
+            # A fresh seed per repeat and part: no run reuses another's cached turn specs.
+            seed = 100 * rep + MODES.index(mode)
+            gc.collect()
+            t_lab, stages = labkit_rollouts(rollouts, seed, mode)
+            gc.collect()
+            t_raw = raw_timeouts(rollouts, stages)
+            lab.append(t_lab / stages * 1e6)
+            raw.append(t_raw / stages * 1e6)
+            ratios.append(t_lab / t_raw)
+            if with_model:
+                gc.collect()
+                model.append(model_seconds(rollouts, 100 * rep + 50) / stages * 1e6)
+    return PartTimes(mode, tuple(lab), tuple(raw), tuple(ratios), stages, tuple(model))
+
+
+def run_part(mode: str, rollouts: int, repeats: int) -> PartTimes:
+    """:func:`measure_part` in a fresh spawned process (so that no earlier part's state leaks into it)."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(measure_part, mode, rollouts, repeats, mode == "stream").result()
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     rollouts = 20 if quick else 400
     repeats = 3 if quick else 7
-    modes = ("spans", "stream", "pools")
-    lab: dict[str, list[float]] = {m: [] for m in modes}
-    raw: dict[str, list[float]] = {m: [] for m in modes}
-    ratios: dict[str, list[float]] = {m: [] for m in modes}
-    model: list[float] = []
-    events = dict.fromkeys(modes, 0)
-    with pinned(0):
-        labkit_rollouts(2, seed=10_000, mode="spans")  # imports, presets
-        for rep in progress(range(repeats), desc="des repeats", unit="repeat"):
-            for i, mode in enumerate(modes):
-                # A fresh seed per repeat and mode: no run reuses another's cached turn specs.
-                seed = 100 * rep + i
-                gc.collect()
-                t_lab, n = labkit_rollouts(rollouts, seed, mode)
-                gc.collect()
-                t_raw = raw_timeouts(rollouts, n)
-                events[mode] = n
-                lab[mode].append(t_lab / n * 1e6)
-                raw[mode].append(t_raw / n * 1e6)
-                ratios[mode].append(t_lab / t_raw)
-            gc.collect()
-            model.append(model_seconds(rollouts, 100 * rep + 50) / events["stream"] * 1e6)
+    measured = {mode: run_part(mode, rollouts, repeats) for mode in progress(MODES, desc="des parts", unit="part")}
+    lab = {m: list(t.labkit_us) for m, t in measured.items()}
+    raw = {m: list(t.raw_us) for m, t in measured.items()}
+    ratios = {m: list(t.ratios) for m, t in measured.items()}
+    events = {m: t.stages for m, t in measured.items()}
+    model = list(measured["stream"].model_us)
     raw_us = summarize(raw["stream"])["median"]
     model_us = summarize(model)["median"]
     parts = []
@@ -158,6 +211,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         rollouts_per_repeat=rollouts,
         events_per_repeat=events["spans"],
         repeats=repeats,
+        process_per_part="each part in a fresh spawned process, pinned to the bench core",
         model_us_per_stage=summarize(model),
         model_share_of_stream=model_us / summarize(lab["stream"])["median"],
         model_ratio_floor=model_us / raw_us,
