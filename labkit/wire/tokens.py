@@ -17,7 +17,9 @@ def estimate_tokens(text: str) -> int:
     The live server counts conversation tokens with this, and the agent runner builds payloads whose
     estimate equals the workload's token counts, so a live run and a simulation see the same sizes.
     """
-    return -(-len(text.encode()) // BYTES_PER_TOKEN)
+    # ASCII text is one byte per character: its length, without encoding a copy (a long output is kilobytes).
+    n = len(text) if text.isascii() else len(text.encode())
+    return -(-n // BYTES_PER_TOKEN)
 
 
 _WORDS = ("tok ", "abc ", "xyz ", "foo ", "bar ", "qux ", "lab ", "kit ")

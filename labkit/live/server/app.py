@@ -551,7 +551,7 @@ class SimServer:
     async def _handle_retrieve(self, request: web.Request) -> web.Response:
         rid = request.match_info["response_id"]
 
-        async def call() -> dict[str, Any]:
+        async def call() -> bytes:
             if request.query.get("stream") in ("true", "1"):
                 raise ProtocolError(
                     "invalid_value", "stream: replaying a stored response is not supported by the simulator", "stream"
@@ -612,8 +612,10 @@ class SimServer:
 
 
 def _json_answer(obj: Any) -> web.Response:
-    """A 200 ``application/json`` answer: compact UTF-8 JSON (:mod:`labkit.live.server.jsonout`)."""
-    return web.Response(body=dumps(obj), content_type="application/json", charset="utf-8")
+    """A 200 ``application/json`` answer: compact UTF-8 JSON (:mod:`labkit.live.server.jsonout`); bytes are
+    JSON already (a stored response)."""
+    body = obj if isinstance(obj, bytes) else dumps(obj)
+    return web.Response(body=body, content_type="application/json", charset="utf-8")
 
 
 __all__ = ["SimServer"]

@@ -12,7 +12,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from labkit.live.server.jsonout import dumps
+from labkit.live.server.jsonout import dumps, loads
 from labkit.model import Routing
 
 
@@ -86,6 +86,10 @@ class Bodies:
     server's memory with them. Two bounds, least recently stored first out: ``capacity`` bodies and
     ``max_bytes`` of their JSON together (:func:`body_size`; a body bigger than ``max_bytes`` alone is not
     kept). A response whose body was evicted can still be continued from (its record) but no longer read back.
+
+    A body is kept as its two JSON encodings (the response, its input), not as objects: sizing it encodes
+    them anyway, a retrieve sends the response's bytes as they are, and bytes are invisible to the garbage
+    collector (tens of thousands of stored bodies as dicts made every full collection walk them all).
     """
 
     def __init__(self, capacity: int = 10_000, max_bytes: int = DEFAULT_MAX_STORED_BYTES) -> None:
@@ -97,32 +101,41 @@ class Bodies:
         self.max_bytes = max_bytes
         #: JSON bytes of the bodies held now.
         self.bytes = 0
-        self._bodies: OrderedDict[str, tuple[dict[str, Any], tuple[dict[str, Any], ...], int]] = OrderedDict()
+        self._bodies: OrderedDict[str, tuple[bytes, bytes]] = OrderedDict()
 
     def put(
-        self, response: dict[str, Any], input_items: tuple[dict[str, Any], ...], response_bytes: int | None = None
+        self, response: dict[str, Any], input_items: tuple[dict[str, Any], ...], encoded: bytes | None = None
     ) -> None:
-        """Keep ``response`` and its input; ``response_bytes``: its JSON's size, if the caller encoded it."""
+        """Keep ``response`` and its input; ``encoded``: the response's JSON, if the caller encoded it."""
         if self.capacity == 0 or self.max_bytes == 0:
             return
-        size = body_size(response, input_items, response_bytes)
-        self.delete(response["id"])
+        body = (dumps(response) if encoded is None else encoded, dumps(input_items))
+        size = len(body[0]) + len(body[1])
+        rid = response["id"]
+        self.delete(rid)
         if size > self.max_bytes:
             return
-        self._bodies[response["id"]] = (response, input_items, size)
+        self._bodies[rid] = body
         self.bytes += size
         while len(self._bodies) > self.capacity or self.bytes > self.max_bytes:
-            self.bytes -= self._bodies.popitem(last=False)[1][2]
+            gone = self._bodies.popitem(last=False)[1]
+            self.bytes -= len(gone[0]) + len(gone[1])
 
     def get(self, response_id: str) -> tuple[dict[str, Any], tuple[dict[str, Any], ...]] | None:
+        """The stored response and its input items, decoded."""
         body = self._bodies.get(response_id)
-        return None if body is None else (body[0], body[1])
+        return None if body is None else (loads(body[0]), tuple(loads(body[1])))
+
+    def response_json(self, response_id: str) -> bytes | None:
+        """The stored response's JSON, as a retrieve sends it."""
+        body = self._bodies.get(response_id)
+        return None if body is None else body[0]
 
     def delete(self, response_id: str) -> bool:
         body = self._bodies.pop(response_id, None)
         if body is None:
             return False
-        self.bytes -= body[2]
+        self.bytes -= len(body[0]) + len(body[1])
         return True
 
     def __len__(self) -> int:

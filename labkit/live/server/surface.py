@@ -70,11 +70,12 @@ def not_found(response_id: str) -> ProtocolError:
     return ProtocolError(None, f"Response with id '{response_id[:80]}' not found.", None, status=404)
 
 
-def retrieve(engine: Engine, response_id: str) -> dict[str, Any]:
-    body = engine.bodies.get(response_id)
+def retrieve(engine: Engine, response_id: str) -> bytes:
+    """The stored response's JSON, the bytes the create answered with."""
+    body = engine.bodies.response_json(response_id)
     if body is None:
         raise not_found(response_id)
-    return body[0]
+    return body
 
 
 def delete(engine: Engine, response_id: str) -> dict[str, Any]:
@@ -130,7 +131,7 @@ def _prefix(item: Mapping[str, Any]) -> str:
 def cancel(engine: Engine, response_id: str) -> dict[str, Any]:
     if (
         response_id not in engine.inflight
-        and engine.bodies.get(response_id) is None
+        and engine.bodies.response_json(response_id) is None
         and response_id not in engine.store
     ):
         raise not_found(response_id)
