@@ -170,6 +170,8 @@ class SimServer:
         self.max_connections = self.bounds.max_connections
         self.guard: ConnectionGuard | None = None
         self._runner: web.AppRunner | None = None
+        #: The loop the server listens on (set by start()).
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._connections: set[SessionDriver] = set()
         self._http_tasks: set[asyncio.Task[Any]] = set()
 
@@ -290,6 +292,7 @@ class SimServer:
             await runner.cleanup()
             raise OSError(exc.errno, f"port: cannot listen on {self.host}:{self._port} ({exc.strerror})") from exc
         self._runner = runner
+        self._loop = asyncio.get_running_loop()
         # The bound address (port 0 picks one): aiohttp's public runner.addresses.
         addresses = runner.addresses
         if addresses:
@@ -300,6 +303,7 @@ class SimServer:
         runner, self._runner = self._runner, None
         if runner is None:
             return
+        self._loop = None
         for conn in list(self._connections):
             await conn.shutdown()
             with contextlib.suppress(Exception):
@@ -448,13 +452,14 @@ class SimServer:
             self.engine.metrics.connections_open -= 1
 
     async def _handle_post(self, request: web.Request) -> web.StreamResponse:
-        # The loop once per request: each lookup of the running loop is a getpid() system call on Python 3.11.
-        loop = asyncio.get_running_loop()
+        # Each lookup of the running loop is a getpid() system call on Python 3.11: the loop the server
+        # listens on is kept (an application served without start(), in memory, looks it up).
+        loop = self._loop or asyncio.get_running_loop()
         task = asyncio.current_task(loop)
         if task is not None:
             self._http_tasks.add(task)
         try:
-            return await self._post(request, loop.time())
+            return await self._post(request, loop)
         finally:
             if task is not None:
                 self._http_tasks.discard(task)
@@ -470,7 +475,8 @@ class SimServer:
                 status=413,
             ) from None
 
-    async def _post(self, request: web.Request, t0: float) -> web.StreamResponse:
+    async def _post(self, request: web.Request, loop: asyncio.AbstractEventLoop) -> web.StreamResponse:
+        t0 = loop.time()
         engine = self.engine
         engine.metrics.http_requests += 1
         if not self._authorized(request):
@@ -487,7 +493,7 @@ class SimServer:
 
         if not req.stream:
             try:
-                events = await engine.run(turn, None)
+                events = await engine.run(turn, None, loop)
             except TurnFailed:
                 return self._error_response(injected_failure())
             except DropConnection:
@@ -511,7 +517,7 @@ class SimServer:
             await resp.write(b"".join([e.to_sse() for e in events]))
 
         try:
-            await engine.run(turn, emit)
+            await engine.run(turn, emit, loop)
         except TurnFailed:
             pass  # response.failed already went out on the stream.
         except DropConnection:
