@@ -222,9 +222,9 @@ class _Sizes:
         self.conns = 2 if quick else 4
         self.ws_requests = 2 if quick else 20
         self.sse_requests = 5 if quick else 50
-        self.json_requests = 10 if quick else 100
+        self.json_requests = 10 if quick else 250
         #: Per path of the rest of the surface (labkit only): kept-alive connections x requests, per repeat.
-        self.path_requests = 5 if quick else 50
+        self.path_requests = 5 if quick else 100
 
 
 def _pair(samples: dict[str, list[float]], labkit: float, raw: float) -> None:
