@@ -1,0 +1,81 @@
+"""Before/after for the non-streaming create: labkit's server CPU per request from two source trees, in one run.
+
+    PYTHONPATH=$PWD .venv/bin/python tools/json_path_ab.py BASE_TREE NEW_TREE [--requests N] [--repeats R]
+
+``BASE_TREE`` and ``NEW_TREE`` are checkouts (``git worktree add /tmp/base COMMIT``). Each tree's simulator runs
+as ``labkit bench server`` runs it (``labkit.bench.servers labkit``: instant, one core), beside the hand-written
+aiohttp handler of ``labkit.bench.rawjson``; the three are loaded one after another in every repeat (4 kept-alive
+connections x N creates), so a slow moment of the machine hits all three. Prints each server's median CPU per
+request and its ratio to the handler's. ``labkit bench server`` measures one tree against the handler; this
+measures a change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+
+import psutil
+
+from labkit.bench.pinning import pinned
+from labkit.bench.server import RawJsonProcess, ServerProcess, _create, _measure, json_answer, json_load
+
+
+def _simulator(tree: str) -> ServerProcess:
+    """``labkit.bench.servers labkit`` imported from ``tree``."""
+    server = ServerProcess.__new__(ServerProcess)
+    server.proc = subprocess.Popen(
+        [sys.executable, "-m", "labkit.bench.servers", "labkit", "{}"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=tree,
+        env=dict(os.environ, PYTHONPATH=tree),
+    )
+    assert server.proc.stdout is not None
+    line = server.proc.stdout.readline()
+    if not line.startswith("URLS "):
+        server.close()
+        raise SystemExit(f"{tree}: the simulator did not start (got {line!r})")
+    server.urls = line.split()[1:]
+    server.ps = psutil.Process(server.proc.pid)
+    return server
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("trees", nargs=2, metavar="TREE")
+    parser.add_argument("--requests", type=int, default=1000, help="creates per connection per repeat")
+    parser.add_argument("--repeats", type=int, default=9)
+    args = parser.parse_args()
+    body = _create(websocket=False, stream=False).encode()
+    conns = 4
+    with pinned(1):
+        servers = {tree: _simulator(tree) for tree in args.trees}
+        try:
+            for server in servers.values():
+                _measure(server, json_load(server.urls[0], body, 1, 50))
+            template = asyncio.run(json_answer(servers[args.trees[0]].urls[0], body))
+            with RawJsonProcess(template) as raw:
+                _measure(raw, json_load(raw.urls[0], body, 1, 50))
+                samples: dict[str, list[float]] = {"hand-written": [], **{tree: [] for tree in args.trees}}
+                for _ in range(args.repeats):
+                    for name, server in (("hand-written", raw), *servers.items()):
+                        cpu, _, _ = _measure(server, json_load(server.urls[0], body, conns, args.requests))
+                        samples[name].append(cpu / (conns * args.requests) * 1e6)
+        finally:
+            for server in servers.values():
+                server.close()
+    base = statistics.median(samples["hand-written"])
+    for name, values in samples.items():
+        median = statistics.median(values)
+        spread = f"min {min(values):.0f}, max {max(values):.0f}"
+        print(f"{name}: {median:.1f} us CPU per request, ratio {median / base:.2f} ({spread})")
+
+
+if __name__ == "__main__":
+    main()
