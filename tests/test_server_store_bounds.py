@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import httpx
 import pytest
 
+from labkit.live.memory import MemoryHttpTransport
 from labkit.live.server import SimServer
 from labkit.live.server.state import DEFAULT_MAX_STORED_BYTES, Bodies, body_size
 
@@ -69,6 +73,40 @@ async def test_the_server_holds_its_stored_bytes_under_the_cap() -> None:
         assert 0 < m["stored_bytes"] <= cap
         # The oldest body is gone (404), the newest readable; the oldest can still be continued from.
         assert (await http.get(f"/responses/{ids[0]}")).status_code == 404
-        assert (await http.get(f"/responses/{ids[-1]}")).status_code == 200
+        newest = await http.get(f"/responses/{ids[-1]}")
+        assert newest.status_code == 200 and newest.content == r.content  # the bytes the create answered with
         r = await http.post("/responses", json={"model": "gpt-5", "input": "go on", "previous_response_id": ids[0]})
         assert r.status_code == 200
+
+
+def test_a_body_is_kept_as_its_json_and_read_back_whole() -> None:
+    bodies = Bodies(capacity=10)
+    response = _response("r1", "caf\u00e9")
+    items = ({"role": "user", "content": "a\ud800"}, {"type": "function_call_output", "call_id": "c", "output": "ok"})
+    bodies.put(response, items)
+    assert bodies.response_json("r1") == json.dumps(response, ensure_ascii=False, separators=(",", ":")).encode()
+    # A lone surrogate went out as its escape and comes back as itself; the input stays a tuple of items.
+    assert bodies.get("r1") == (response, items)
+    assert bodies.bytes == body_size(response, items)
+    assert bodies.response_json("nope") is None and bodies.get("nope") is None
+
+
+def test_a_stopped_server_serves_again_on_another_event_loop() -> None:
+    # Paced (not instant): a create waits on its loop's timers, so a stale loop would fail it.
+    server = SimServer(profile="ideal", workload="fast_test", seed=1)
+
+    async def one_create() -> str:
+        async with server, httpx.AsyncClient(base_url=server.base_url) as http:
+            r = await http.post("/responses", json={"model": "gpt-5", "input": "hi"})
+            assert r.status_code == 200
+            return str(r.json()["id"])
+
+    async def one_create_in_memory() -> str:
+        async with MemoryHttpTransport(server, stream=False) as client:
+            exchange = await client.create({"model": "gpt-5", "input": "hi"})
+            assert exchange.status == "completed", exchange.error_code
+            return str(exchange.response_id)
+
+    # Each asyncio.run is a new loop: the server must not keep a stopped one's, started or served in memory.
+    ids = {asyncio.run(one_create()), asyncio.run(one_create()), asyncio.run(one_create_in_memory())}
+    assert len(ids) == 3
