@@ -82,10 +82,14 @@ async def test_the_server_holds_its_stored_bytes_under_the_cap() -> None:
 def test_a_body_is_kept_as_its_json_and_read_back_whole() -> None:
     bodies = Bodies(capacity=10)
     response = _response("r1", "caf\u00e9")
-    items = ({"role": "user", "content": "a\ud800"}, {"type": "function_call_output", "call_id": "c", "output": "ok"})
+    items = (
+        {"role": "user", "content": "a\ud800"},
+        {"type": "function_call_output", "call_id": "c", "output": "ok", "n": 2**70},
+    )
     bodies.put(response, items)
     assert bodies.response_json("r1") == json.dumps(response, ensure_ascii=False, separators=(",", ":")).encode()
-    # A lone surrogate went out as its escape and comes back as itself; the input stays a tuple of items.
+    # A lone surrogate went out as its escape and comes back as itself, an integer beyond 64 bits as itself;
+    # the input stays a tuple of items.
     assert bodies.get("r1") == (response, items)
     assert bodies.bytes == body_size(response, items)
     assert bodies.response_json("nope") is None and bodies.get("nope") is None

@@ -38,11 +38,3 @@ def _fallback(obj: Any) -> bytes:
         return _COMPACT.encode(obj).encode()
     except UnicodeEncodeError:
         return _COMPACT_ASCII.encode(obj).encode()
-
-
-def loads(data: bytes) -> Any:
-    """JSON that :func:`dumps` wrote, decoded (the json module takes the escaped lone surrogate orjson refuses)."""
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return json.loads(data)

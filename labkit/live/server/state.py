@@ -6,13 +6,14 @@ grow the server's memory with conversation text.
 
 from __future__ import annotations
 
+import json
 import random
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from labkit.live.server.jsonout import dumps, loads
+from labkit.live.server.jsonout import dumps
 from labkit.model import Routing
 
 
@@ -122,9 +123,10 @@ class Bodies:
             self.bytes -= len(gone[0]) + len(gone[1])
 
     def get(self, response_id: str) -> tuple[dict[str, Any], tuple[dict[str, Any], ...]] | None:
-        """The stored response and its input items, decoded."""
+        """The stored response and its input items, decoded (by the json module: orjson would read an integer
+        beyond 64 bits as a float, and an escaped lone surrogate not at all)."""
         body = self._bodies.get(response_id)
-        return None if body is None else (loads(body[0]), tuple(loads(body[1])))
+        return None if body is None else (json.loads(body[0]), tuple(json.loads(body[1])))
 
     def response_json(self, response_id: str) -> bytes | None:
         """The stored response's JSON, as a retrieve sends it."""
