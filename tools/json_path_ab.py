@@ -16,10 +16,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
-import sys
-
-import psutil
 
 from labkit.bench.pinning import pinned
 from labkit.bench.server import RawJsonProcess, ServerProcess, _create, _measure, json_answer, json_load
@@ -27,23 +23,7 @@ from labkit.bench.server import RawJsonProcess, ServerProcess, _create, _measure
 
 def _simulator(tree: str) -> ServerProcess:
     """``labkit.bench.servers labkit`` imported from ``tree``."""
-    server = ServerProcess.__new__(ServerProcess)
-    server.proc = subprocess.Popen(
-        [sys.executable, "-m", "labkit.bench.servers", "labkit", "{}"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=tree,
-        env=dict(os.environ, PYTHONPATH=tree),
-    )
-    assert server.proc.stdout is not None
-    line = server.proc.stdout.readline()
-    if not line.startswith("URLS "):
-        server.close()
-        raise SystemExit(f"{tree}: the simulator did not start (got {line!r})")
-    server.urls = line.split()[1:]
-    server.ps = psutil.Process(server.proc.pid)
-    return server
+    return ServerProcess("labkit", {}, env=dict(os.environ, PYTHONPATH=tree), cwd=tree)
 
 
 def main() -> None:

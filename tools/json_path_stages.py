@@ -19,7 +19,6 @@ import asyncio
 import collections
 import inspect
 import json
-import subprocess
 import sys
 import time
 from typing import Any
@@ -145,19 +144,18 @@ async def _tight_loop() -> None:
 
 
 def _drive(requests: int, repeats: int) -> None:
-    import psutil
-
     from labkit.bench.pinning import pinned
     from labkit.bench.server import ServerProcess, _create, _measure, json_load
 
+    class TimedSimulator(ServerProcess):
+        """This script's ``--serve``: the benchmark's simulator with the timers in."""
+
+        def _command(self, kind: str, config: dict[str, Any]) -> list[str]:
+            return [sys.executable, __file__, "--serve"]
+
     body = _create(websocket=False, stream=False).encode()
-    server = ServerProcess.__new__(ServerProcess)
-    server.proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
+    server = TimedSimulator("labkit with timers")
     assert server.proc.stdout is not None and server.proc.stdin is not None
-    server.urls = server.proc.stdout.readline().split()[1:]
-    server.ps = psutil.Process(server.proc.pid)
     cpu_s = 0.0
     with pinned(1):
         for _ in range(repeats):

@@ -41,12 +41,22 @@ _TERMINAL = tuple(f'"{t}"' for t in sorted(TERMINAL_EVENT_TYPES))
 class ServerProcess:
     """A benchmark server in a subprocess; ``cpu()`` is its CPU seconds so far."""
 
-    def __init__(self, kind: str, config: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        config: dict[str, Any] | None = None,
+        *,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> None:
+        """``env`` and ``cwd``: the subprocess's (e.g. another source tree's, to compare two versions)."""
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", *self._module_args(kind, config or {})],
+            self._command(kind, config or {}),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            env=env,
+            cwd=cwd,
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -55,6 +65,9 @@ class ServerProcess:
             raise RuntimeError(f"{kind}: server did not start (got {line!r})")
         self.urls = line.split()[1:]
         self.ps = psutil.Process(self.proc.pid)
+
+    def _command(self, kind: str, config: dict[str, Any]) -> list[str]:
+        return [sys.executable, "-m", *self._module_args(kind, config)]
 
     def _module_args(self, kind: str, config: dict[str, Any]) -> list[str]:
         return ["labkit.bench.servers", kind, json.dumps(config)]
