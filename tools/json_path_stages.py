@@ -27,7 +27,8 @@ from typing import Any
 STAGES = (
     ("labkit.live.server.app", "SimServer", "_post", "handler (all of it)"),
     ("labkit.live.server.app", "SimServer", "_read_body", "read body"),
-    ("labkit.live.server.app", None, "parse_create_body", "parse and validate"),
+    ("labkit.live.server.app", None, "load_body", "decode JSON"),
+    ("labkit.live.server.app", None, "parse_create_json", "validate"),
     ("labkit.live.server.engine", "Engine", "prepare", "prepare"),
     ("labkit.live.server.engine", "Engine", "_position", "prepare.position"),
     ("labkit.live.server.engine", None, "conversation_split", "prepare.position.split"),
@@ -121,15 +122,16 @@ async def _tight_loop() -> None:
     """The create path as the server runs it for one request (parse, prepare, run, finish), back to back."""
     from labkit.bench.server import _create
     from labkit.live.server import SimServer
+    from labkit.live.server.jsonin import load_body
     from labkit.model import load_profile, load_workload
-    from labkit.wire.protocol import parse_create_body
+    from labkit.wire.protocol import parse_create_json
 
     body = _create(websocket=False, stream=False).encode()
     server = SimServer(profile=load_profile("websocket"), workload=load_workload("codex_bugfix"), instant=True)
     engine, loop = server.engine, asyncio.get_running_loop()
 
     async def create() -> None:
-        request = parse_create_body(body)
+        request = parse_create_json(load_body(body, "body"))
         await engine.run(engine.prepare(request, transport="http", t0=loop.time(), paced=False), None, loop)
 
     for _ in range(2000):  # warm-up

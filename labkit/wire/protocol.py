@@ -19,8 +19,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from labkit.wire.events import (
     TERMINAL_EVENT_TYPES,
@@ -189,9 +190,16 @@ def _invalid(param: str, message: str, code: str = "invalid_value") -> ProtocolE
 # -- client events ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class CreateRequest:
-    """One validated ``response.create`` (WebSocket) or ``POST /v1/responses`` body."""
+#: The ``extra`` of a request without any: one shared, read-only mapping.
+_NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
+
+
+class CreateRequest(NamedTuple):
+    """One validated ``response.create`` (WebSocket) or ``POST /v1/responses`` body.
+
+    Immutable; a named tuple rather than a frozen dataclass because a request is built per create, and a frozen
+    dataclass sets each field through ``object.__setattr__`` (1.5 us against 0.4 us for these twelve fields).
+    """
 
     model: str
     #: Input items, normalised: a bare string input becomes one user message item.
@@ -208,8 +216,8 @@ class CreateRequest:
     generate: bool = True
     #: HTTP only: answer with SSE instead of one JSON object.
     stream: bool = False
-    #: Accepted fields the simulator does not model (echoed in the Response where it has them).
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: Accepted fields the simulator does not model (echoed in the Response where it has them); read-only.
+    extra: Mapping[str, Any] = _NO_EXTRA
 
     @property
     def tool_names(self) -> tuple[str, ...]:
@@ -341,10 +349,14 @@ def parse_client_event(data: str | bytes, *, max_bytes: int | None = None) -> Cr
 def parse_create_body(body: bytes | str | Mapping[str, Any]) -> CreateRequest:
     """Validate an HTTP ``POST /v1/responses`` body; raises :class:`ProtocolError` naming the field."""
     if isinstance(body, bytes | str):
-        obj = load_json(body, "body")
-    else:
-        obj = dict(body) if isinstance(body, Mapping) else body
-    if not isinstance(obj, dict):
+        return parse_create_json(load_json(body, "body"))
+    return parse_create_json(dict(body) if isinstance(body, Mapping) else body)
+
+
+def parse_create_json(obj: Any) -> CreateRequest:
+    """Validate an HTTP ``POST /v1/responses`` body already decoded from its JSON (the decoder's value, which
+    the request keeps parts of); raises :class:`ProtocolError` naming the field."""
+    if type(obj) is not dict:
         raise _invalid("body", "must be a JSON object", "invalid_type")
     return _parse_create(obj, websocket=False)
 

@@ -32,6 +32,7 @@ from labkit.live.server.engine import Engine, TurnFailed, TurnLog
 from labkit.live.server.faults import DropConnection, Faults, injected_failure
 from labkit.live.server.guard import ConnectionGuard
 from labkit.live.server.ids import wall_clock
+from labkit.live.server.jsonin import load_body
 from labkit.live.server.jsonout import dumps
 from labkit.live.server.logsafety import install_log_safety
 from labkit.live.server.masking import MaskCheckingWebSocketResponse
@@ -54,8 +55,7 @@ from labkit.wire.protocol import (
     ServerEvent,
     error_body,
     internal_error,
-    load_json,
-    parse_create_body,
+    parse_create_json,
 )
 
 log = logging.getLogger("labkit.live.server")
@@ -482,7 +482,7 @@ class SimServer:
         if not self._authorized(request):
             return self._unauthorized(request)
         try:
-            req = parse_create_body(await self._read_body(request))
+            req = parse_create_json(load_body(await self._read_body(request), "body"))
             turn = engine.prepare(req, transport="http", t0=t0, paced=req.stream)
         except ProtocolError as exc:
             return self._error_response(exc)
@@ -552,7 +552,7 @@ class SimServer:
             return self._error_response(exc)
 
     async def _json_body(self, request: web.Request) -> Any:
-        return load_json(await self._read_body(request), "body")
+        return load_body(await self._read_body(request), "body")
 
     async def _handle_retrieve(self, request: web.Request) -> web.Response:
         rid = request.match_info["response_id"]
