@@ -173,3 +173,30 @@ def test_a_plan_is_built_once_per_distinct_request_and_carries_its_texts() -> No
     odd = {"type": "object", "properties": {"city": {"type": "string"}}, "x": {1, 2}}
     twin = plan_output(**args, tool_parameters=({k: v for k, v in odd.items() if k != "x"},))
     assert plan_output(**args, tool_parameters=(odd,)).items == twin.items
+
+
+@pytest.mark.parametrize(
+    "plan",
+    [
+        {"kind": "message", "output_tokens": 37},
+        {"kind": "message", "output_tokens": 50, "reasoning_tokens": 20, "summary": True, "encrypted": True},
+        {"kind": "function_call", "output_tokens": 30, "tool_names": ("a", "b"), "tool_calls": 3},
+        {"kind": "message", "output_tokens": 80, "reasoning_tokens": 10, "max_output_tokens": 40},
+        {"kind": "function_call", "output_tokens": 60, "tool_names": ("a",), "tool_calls": 2, "max_output_tokens": 25},
+    ],
+)
+@pytest.mark.parametrize("whole", [True, False])
+def test_a_plans_counted_tokens_and_calls_are_those_of_the_output_it_leaves(plan, whole) -> None:
+    """The engine reads a plan's ``item_tokens`` and ``function_calls`` instead of counting a finished output's."""
+    from labkit.wire.protocol import item_tokens
+
+    output = plan_output(**plan)
+    ev = ResponseEvents(REQ, ids=new_id, clock=wall_clock)
+    pacer = Pacer(ev, output, Timing(0.0, 0.01, 0.01, 0.01, 1000.0), per_token=not whole)
+    if whole:
+        pacer.assemble()
+    else:
+        drive(pacer)
+    assert pacer.decoded == output.visible_tokens
+    assert output.item_tokens == sum(item_tokens(o) for o in ev.output)
+    assert output.function_calls == sum(1 for o in ev.output if o["type"] == "function_call")

@@ -70,6 +70,10 @@ _ITEM_PREFIX = {"message": "msg", "function_call": "fc", "reasoning": "rs"}
 
 
 class ResponseState(enum.Enum):
+    # Members are singletons compared by identity: hash them by identity too, in C. Enum's own __hash__ is Python
+    # code, and the transition table looks a state up several times per response.
+    __hash__ = object.__hash__
+
     NEW = "new"
     #: A non-streaming answer is being assembled whole (:meth:`ResponseEvents.assemble`): no events go out.
     ASSEMBLING = "assembling"
@@ -237,6 +241,10 @@ class ResponseEvents:
         """The Response object in its current state (as ``response.completed`` carries it)."""
         req = self.request
         extra = req.extra
+        return self._response_echo(req, extra) if extra else self._response_plain(req)
+
+    def _response_echo(self, req: CreateRequest, extra: Mapping[str, Any]) -> dict[str, Any]:
+        """The Response object echoing the request's settings (``extra``) where it has them."""
         reasoning = extra.get("reasoning") or {}
         return {
             "id": self.id,
@@ -265,6 +273,38 @@ class ResponseEvents:
             "truncation": extra.get("truncation", "disabled"),
             "usage": self.usage,
             "user": extra.get("user"),
+        }
+
+    def _response_plain(self, req: CreateRequest) -> dict[str, Any]:
+        """:meth:`_response_echo` of an empty ``extra``: the API's defaults, without a lookup each (most creates;
+        ``tests/test_wire_response.py`` checks that the two agree)."""
+        return {
+            "id": self.id,
+            "object": "response",
+            "created_at": self.created_at,
+            "status": self.status,
+            "background": False,
+            "error": self.error,
+            "incomplete_details": self.incomplete_details,
+            "instructions": req.instructions,
+            "max_output_tokens": req.max_output_tokens,
+            "max_tool_calls": None,
+            "metadata": req.metadata or {},
+            "model": req.model,
+            "output": list(self.output),
+            "parallel_tool_calls": True,
+            "previous_response_id": req.previous_response_id,
+            "reasoning": {"effort": None, "summary": None},
+            "service_tier": "default",
+            "store": req.store,
+            "temperature": 1.0,
+            "text": {"format": {"type": "text"}, "verbosity": "medium"},
+            "tool_choice": "auto",
+            "tools": [echo_tool(t) for t in req.tools] if req.tools else [],
+            "top_p": 1.0,
+            "truncation": "disabled",
+            "usage": self.usage,
+            "user": None,
         }
 
     # -- the lifecycle --

@@ -98,6 +98,14 @@ class _PlanTimes(NamedTuple):
     cached_input: int
 
 
+#: Every cache state, built once (a turn picks one per request).
+_CACHE_STATES = {
+    (conn, hit, replica): CacheState(conn, hit, replica)
+    for conn in (False, True)
+    for hit in (False, True)
+    for replica in (False, True)
+}
+
 #: Distinct (source, turn, cache state) plans kept; past it the cache starts over (a bound, not an LRU).
 _PLAN_CACHE_SIZE = 4096
 
@@ -109,6 +117,8 @@ class _Position(NamedTuple):
     context: int
     new: int
     key: str
+    #: Tokens of the request's own instructions.
+    instructions: int
 
 
 @dataclass(slots=True)
@@ -274,7 +284,7 @@ class Engine:
             conversation_key=position.key,
             replica=replica,
             output=output,
-            instructions_tokens=estimate_tokens(request.instructions or ""),
+            instructions_tokens=position.instructions,
             events=events,
             faults=faults,
             pacer=pacer,
@@ -287,7 +297,7 @@ class Engine:
         self, request: CreateRequest, specs: tuple[TurnSpec, ...], counter: EventCounter | None
     ) -> TurnFaults:
         # Drawn first, in arrival order, whatever happens next: the fault sequence depends on requests only.
-        if not self.faults.faults.active:
+        if not self.faults.active:
             return self.faults.for_turn(0, counter or EventCounter(), self.metrics)  # nothing to draw a point in
         turns_in = conversation_split(request.input)[0]
         expected = 8 + specs[min(turns_in, len(specs) - 1)].output_tokens
@@ -326,10 +336,10 @@ class Engine:
         if parent is not None:
             # Instructions are not carried over to a continuation: the parent's are replaced by these.
             context = parent.conversation_tokens - parent.instructions_tokens + instructions + context_items
-            return _Position(parent.model_turns + turns_in, context, new_items, parent.conversation_key)
+            return _Position(parent.model_turns + turns_in, context, new_items, parent.conversation_key, instructions)
         if turns_in == 0:
-            return _Position(0, 0, instructions + context_items + new_items, _conversation_key(request))
-        return _Position(turns_in, instructions + context_items, new_items, _conversation_key(request))
+            return _Position(0, 0, instructions + context_items + new_items, _conversation_key(request), instructions)
+        return _Position(turns_in, instructions + context_items, new_items, _conversation_key(request), instructions)
 
     @staticmethod
     def _check_function_calls(request: CreateRequest, parent: ResponseRecord | None) -> None:
@@ -360,6 +370,8 @@ class Engine:
         """What this turn outputs: the workload's turn ``index`` (its last beyond the end), as the request allows."""
         w = specs[min(index, len(specs) - 1)]
         extra = request.extra
+        if not request.tools and not extra:
+            return self._shape_plain(request, index, w)
         functions = [t for t in request.tools if t.get("type") == "function" and t.get("name")]
         if extra.get("tool_choice") == "none":
             functions = []
@@ -388,6 +400,20 @@ class Engine:
             salt=index,
         )
 
+    def _shape_plain(self, request: CreateRequest, index: int, w: TurnSpec) -> OutputPlan:
+        """:meth:`_shape` of a request without tools or settings (most creates): the turn answers with a message."""
+        out = w.output_tokens
+        if w.steered and self.workload.steer_at > 0:
+            out = max(out, round(out / self.workload.steer_at))
+        return plan_output(
+            kind="message",
+            output_tokens=out,
+            reasoning_tokens=reasoning_tokens_for(w.reasoning_tokens, None) if request.generate else 0,
+            tool_calls=max(1, w.tool_calls),
+            max_output_tokens=request.max_output_tokens,
+            salt=index,
+        )
+
     def _route(self, transport: str, position: _Position, conn_replica: int, source: Source) -> tuple[int, CacheState]:
         replica = self.replicas.route(position.key) if transport == "http" else conn_replica
         replica_hit = self.replicas.holds(replica, position.key)
@@ -396,11 +422,7 @@ class Engine:
                 self.metrics.replica_hits += 1
             else:
                 self.metrics.replica_misses += 1
-        return replica, CacheState(
-            connection_open=transport == "websocket",
-            connection_cache_hit=source == "connection",
-            replica_hit=replica_hit,
-        )
+        return replica, _CACHE_STATES[transport == "websocket", source == "connection", replica_hit]
 
     def _plan_times(self, source: Source, spec: TurnSpec, cache: CacheState) -> _PlanTimes:
         key = (source, spec, cache)
@@ -494,7 +516,10 @@ class Engine:
         self.inflight[ev.id] = turn
         try:
             if emit is None:
-                await self._answer(turn, loop)
+                if loop.time() < turn.pacer.end:
+                    await self._answer(turn, loop)
+                else:  # due already (instant mode): no coroutine to wait in
+                    self._assemble(turn)
             else:
                 await self._pace(turn, emit, loop)
         except DropConnection:
@@ -539,13 +564,17 @@ class Engine:
         No stream event is built (a JSON answer never sends one). A drawn drop point cuts the connection
         instead of the answer: a JSON answer is one message on the wire (:meth:`TurnFaults.admit`).
         """
-        pacer = turn.pacer
-        end = pacer.end
+        end = turn.pacer.end
         if loop.time() < end:
             await self._wait(turn, end, self._spin(), loop)
+        self._assemble(turn)
+
+    @staticmethod
+    def _assemble(turn: Turn) -> None:
+        """The answer, whole, once it is due; a drawn drop point cuts the connection instead."""
         if turn.faults.admit(1, True, False) < 1:
             raise DropConnection()
-        pacer.assemble()
+        turn.pacer.assemble()
 
     async def _wait(self, turn: Turn, deadline: float, spin_s: float, loop: asyncio.AbstractEventLoop) -> None:
         """Wait until ``deadline`` on the loop clock, or until :meth:`Turn.wake` (a steer) ends it early.
@@ -573,23 +602,26 @@ class Engine:
         ev, pacer, m = turn.events, turn.pacer, self.metrics
         generated = turn.request.generate
         steered = ev.status == "incomplete" and (ev.incomplete_details or {}).get("reason") == "steered"
+        out = turn.output
         # A steered response owes no tool output: its successor continues with the steering input.
         call_ids = (
             ()
-            if steered
+            if steered or not out.function_calls
             else tuple(
                 str(o["call_id"])
                 for o in ev.output
                 if o.get("type") == "function_call" and o.get("status") == "completed"
             )
         )
+        # Output decoded whole is the plan's: its tokens were counted once, with the plan.
+        whole = generated and not steered and pacer.decoded == out.visible_tokens
         record = ResponseRecord(
-            id=ev.id,
-            model_turns=turn.spec.index + (1 if generated else 0),
-            conversation_tokens=turn.spec.conversation_tokens + sum(item_tokens(o) for o in ev.output),
-            instructions_tokens=turn.instructions_tokens,
-            conversation_key=turn.conversation_key,
-            call_ids=call_ids,
+            ev.id,
+            turn.spec.index + (1 if generated else 0),
+            turn.spec.conversation_tokens + (out.item_tokens if whole else sum(item_tokens(o) for o in ev.output)),
+            turn.instructions_tokens,
+            turn.conversation_key,
+            call_ids,
         )
         turn.record = record
         if turn.conn_cache is not None:
@@ -672,7 +704,7 @@ def _spec(position: _Position, output: OutputPlan) -> TurnSpec:
         0.0,
         output.items[0].kind == "message" if output.items else True,
         output.reasoning_tokens,
-        sum(1 for i in output.items if i.kind == "function_call"),
+        output.function_calls,
     )
 
 

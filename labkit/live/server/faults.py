@@ -146,12 +146,14 @@ class TurnFaults:
 class FaultInjector:
     def __init__(self, faults: Faults) -> None:
         self.faults = faults
+        #: Whether any fault can happen (``Faults`` is frozen: decided once, read per request).
+        self.active = faults.active
         self._rng = random.Random(faults.seed)
 
     def draw(self, expected_events: int) -> FaultPlan:
         """The faults of the next response; ``expected_events`` bounds the random drop point."""
         f = self.faults
-        if not f.active:
+        if not self.active:
             return NO_FAULTS
         rng = self._rng
         # Draw every variable every time so that one rate does not shift the others' sequences.

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from labkit.wire.protocol import function_arguments, split_tokens
-from labkit.wire.tokens import filler_text
+from labkit.wire.tokens import estimate_tokens, filler_text
 
 ItemKind = Literal["reasoning", "message", "function_call"]
 
@@ -66,9 +66,16 @@ class OutputPlan:
     truncated: bool
     #: Tokens of the visible items (counted once; the engine reads it several times a request).
     visible_tokens: int = field(init=False, repr=False, compare=False)
+    #: The visible items' estimated tokens as a continuation counts them (:func:`labkit.wire.protocol.item_tokens`
+    #: of each whole item: a message's text, a call's arguments; a reasoning item counts none).
+    item_tokens: int = field(init=False, repr=False, compare=False)
+    #: ``function_call`` items (a response without any owes no tool output).
+    function_calls: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "visible_tokens", sum(len(i.tokens) for i in self.items))
+        object.__setattr__(self, "item_tokens", sum(estimate_tokens(i.text) for i in self.items))
+        object.__setattr__(self, "function_calls", sum(1 for i in self.items if i.kind == "function_call"))
 
     def to_dict(self) -> dict[str, object]:
         return {

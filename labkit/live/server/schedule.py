@@ -59,6 +59,31 @@ class Pacer:
     :meth:`assemble` instead of the batches.
     """
 
+    # A pacer is built per response: slots make that, and every attribute read of a paced stream, cheaper.
+    __slots__ = (
+        "_batch",
+        "_interruptible",
+        "_steps",
+        "cached_tokens",
+        "deadline",
+        "decoded",
+        "events",
+        "fail",
+        "frames",
+        "generate",
+        "input_tokens",
+        "output",
+        "paced",
+        "per_token",
+        "planned_last",
+        "reasoning_decoded",
+        "spin",
+        "stop_reason",
+        "t_first",
+        "t_last",
+        "timing",
+    )
+
     def __init__(
         self,
         events: ResponseEvents,

@@ -30,7 +30,6 @@ The rules, as the WebSocket-mode guide documents them (``docs/guides/wire.md``):
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections import deque
 from dataclasses import dataclass, field
@@ -272,7 +271,7 @@ class WebSocketSession:
         steering = self.pending_steers.pop(work.request.previous_response_id or "", None)
         if steering:
             # Queued steering input is prepended, in submission order, to the explicit continuation's input.
-            work.request = dataclasses.replace(work.request, input=(*steering, *work.request.input))
+            work.request = work.request._replace(input=(*steering, *work.request.input))
             work.events.request = work.request
         self.inflight[work.response_id] = work
         return [Start(work)]
@@ -392,7 +391,7 @@ class WebSocketSession:
             required = ev.required_input()
             return [Send(ev.steer_pending(steer_id, required)) for steer_id, _ in work.steers], None
         # The successor inherits the response's settings and continues from it with the steering input.
-        request = dataclasses.replace(work.request, input=tuple(items), previous_response_id=ev.id, generate=True)
+        request = work.request._replace(input=tuple(items), previous_response_id=ev.id, generate=True)
         return [], Work(request, now, self._events(request, work.lane))
 
     def _steer_rejected(self, exc: SteerError) -> ServerEvent:

@@ -10,16 +10,17 @@ import json
 import random
 import zlib
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from labkit.live.server.jsonout import dumps
 from labkit.model import Routing
 
 
-@dataclass(frozen=True, slots=True)
-class ResponseRecord:
-    """One completed response (or ``generate: false`` warm-up), as a continuation needs it."""
+class ResponseRecord(NamedTuple):
+    """One completed response (or ``generate: false`` warm-up), as a continuation needs it.
+
+    Immutable; a named tuple because one is built per response (a frozen dataclass costs ~3x more to build).
+    """
 
     id: str
     #: Model responses in the chain up to and including this one (a warm-up adds none).
