@@ -732,6 +732,9 @@ def conversation_split(items: Sequence[Mapping[str, Any]]) -> tuple[int, int, in
     items is one response); ``new_tokens`` are the items after the last model output (what this request
     adds), ``context_tokens`` everything before.
     """
+    if len(items) == 1:  # most requests: a continuation's one tool output, or a first user message
+        tokens = item_tokens(items[0])
+        return (1, tokens, 0) if is_model_output(items[0]) else (0, 0, tokens)
     turns = 0
     last_out = -1
     previous_was_output = False

@@ -185,6 +185,25 @@ class ResponseEvents:
     back to back.
     """
 
+    # One per response: slots make it cheaper to build and every attribute of the hot path cheaper to read.
+    __slots__ = (
+        "_open",
+        "created_at",
+        "error",
+        "final",
+        "id",
+        "ids",
+        "incomplete_details",
+        "items",
+        "output",
+        "request",
+        "sequence_number",
+        "state",
+        "status",
+        "stream_id",
+        "usage",
+    )
+
     def __init__(
         self,
         request: CreateRequest,
