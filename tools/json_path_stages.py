@@ -39,7 +39,7 @@ STAGES = (
     ("labkit.live.server.engine", "Engine", "_plan_times", "prepare.plan_times"),
     ("labkit.live.server.engine", "Engine", "_pacer", "prepare.pacer"),
     ("labkit.wire.response", "ResponseEvents", "__init__", "prepare.events"),
-    ("labkit.live.server.engine", "Engine", "_answer", "assemble"),
+    ("labkit.live.server.engine", "Engine", "_assemble", "assemble"),
     ("labkit.wire.response", "ResponseEvents", "response", "assemble.response_object"),
     ("labkit.live.server.engine", "Engine", "_finish", "finish"),
     ("labkit.live.server.engine", None, "dumps", "finish.encode"),

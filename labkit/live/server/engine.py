@@ -569,8 +569,7 @@ class Engine:
             await self._wait(turn, end, self._spin(), loop)
         self._assemble(turn)
 
-    @staticmethod
-    def _assemble(turn: Turn) -> None:
+    def _assemble(self, turn: Turn) -> None:
         """The answer, whole, once it is due; a drawn drop point cuts the connection instead."""
         if turn.faults.admit(1, True, False) < 1:
             raise DropConnection()
