@@ -193,15 +193,17 @@ async def test_an_internal_bug_mid_stream_ends_the_response_failed(monkeypatch: 
 
     monkeypatch.setattr(ResponseEvents, "close_item", broken)
     # A non-streaming answer is assembled whole (no close_item): the same bug in its item builder.
-    real_whole = ResponseEvents.whole_item
+    from labkit.live.server import assembly
 
-    def broken_whole(self, *args, **kwargs):
-        calls.append(self)
+    real_item = assembly.output_item
+
+    def broken_item(*args, **kwargs):
+        calls.append(args)
         if len(calls) == 1:
             raise KeyError("simulated bug")
-        return real_whole(self, *args, **kwargs)
+        return real_item(*args, **kwargs)
 
-    monkeypatch.setattr(ResponseEvents, "whole_item", broken_whole)
+    monkeypatch.setattr(assembly, "output_item", broken_item)
     profile = load_profile("websocket", decode_tps=4000)
     async with SimServer(profile, WL) as server, websockets.connect(server.ws_url) as ws:
         events = await ws_events(ws, create("x"))
@@ -218,6 +220,13 @@ async def test_an_internal_bug_mid_stream_ends_the_response_failed(monkeypatch: 
         calls.clear()
         r = await c.post("/responses", json={"model": "m", "input": "x"})
         assert r.status_code == 500 and r.json()["error"]["code"] == "server_error"
+    # An instant answer is assembled the moment it is resolved (no turn): the same 500, and the server goes on.
+    calls.clear()
+    async with SimServer(profile, WL, instant=True) as server, httpx.AsyncClient(base_url=server.base_url) as c:
+        r = await c.post("/responses", json={"model": "m", "input": "x"})
+        assert r.status_code == 500 and r.json()["error"]["code"] == "server_error"
+        r = await c.post("/responses", json={"model": "m", "input": "x"})
+        assert r.status_code == 200 and r.json()["status"] == "completed"
 
 
 @pytest.mark.live
@@ -296,10 +305,11 @@ async def test_the_http_edge_turns_a_bug_into_a_500_json_body(monkeypatch) -> No
         def broken(*args, **kwargs):
             raise KeyError("simulated bug")
 
-        monkeypatch.setattr(server.engine, "prepare", broken)
-        r = await c.post("/responses", json={"model": "m", "input": "x"})
-        assert r.status_code == 500 and r.json()["error"]["code"] == "server_error"
-        assert "simulated bug" not in r.text
+        monkeypatch.setattr(server.engine, "resolve", broken)
+        for stream in (False, True):
+            r = await c.post("/responses", json={"model": "m", "input": "x", "stream": stream})
+            assert r.status_code == 500 and r.json()["error"]["code"] == "server_error"
+            assert "simulated bug" not in r.text
 
 
 async def test_a_bug_while_resolving_a_create_costs_that_create_alone(monkeypatch) -> None:

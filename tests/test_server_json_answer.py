@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 
 from labkit.live.server import SimServer
+from labkit.live.server.assembly import assemble_response
 from labkit.live.server.engine import Engine, TurnFailed
 from labkit.live.server.faults import Faults
+from labkit.live.server.output import plan_output
 from labkit.model import load_profile, load_workload
 from labkit.wire.protocol import ResponseEvents, ResponseStateError, ServerEvent, parse_create_body
 
@@ -37,19 +39,28 @@ def _ids() -> Any:
 
 
 class _Side:
-    """One engine with fixed ids and clock; streams its turns or answers them whole."""
+    """One engine with fixed ids and clock; streams its turns, answers them whole after a turn, or at once."""
 
-    def __init__(self, stream: bool, *, workload: Any = WL, faults: Faults | None = None, instant: bool = True) -> None:
+    def __init__(
+        self, stream: bool, *, workload: Any = WL, faults: Faults | None = None, instant: bool = True, at_once=False
+    ) -> None:
         profile = load_profile("websocket", decode_tps=50_000)
         self.engine = Engine(profile, workload, seed=7, instant=instant, faults=faults, spin_s=0.0)
         self.stream = stream
+        self.at_once = at_once
         self.ids = _ids()
+        self.engine.ids = self.ids
+        self.engine.clock = lambda: 1_700_000_000.0
 
     async def answer(self, body: dict[str, Any]) -> dict[str, Any]:
         req = parse_create_body(json.dumps({**body, "stream": self.stream}))
         loop = asyncio.get_running_loop()
+        resolved = self.engine.resolve(req, transport="http", t0=loop.time())
+        if self.at_once:
+            assert self.engine.due_at_once(resolved)
+            return dict(json.loads(self.engine.answer_at_once(resolved, loop.time())))
         events = ResponseEvents(req, ids=self.ids, clock=lambda: 1_700_000_000.0, stream_id=req.stream_id)
-        turn = self.engine.prepare(req, transport="http", t0=loop.time(), events=events, paced=req.stream)
+        turn = self.engine.pace(resolved, events=events, paced=req.stream)
         sent: list[ServerEvent] = []
 
         async def emit(batch: list[ServerEvent]) -> None:
@@ -91,6 +102,7 @@ SHAPES: dict[str, list[dict[str, Any]]] = {
         }
     ],
     "max_output_tokens": [{"model": "m", "input": "hi", "max_output_tokens": 16, "reasoning": {"effort": "low"}}],
+    "cut tool call": [{"model": "m", "input": "go", "tools": TOOLS[1:], "max_output_tokens": 3}],
 }
 
 
@@ -98,26 +110,45 @@ def _workload(name: str) -> Any:
     return WL.with_(parallel_tool_calls=4.0) if name == "parallel calls" else WL
 
 
+@pytest.mark.parametrize("at_once", [False, True], ids=["after a turn", "at once"])
 @pytest.mark.parametrize("name", sorted(SHAPES))
-async def test_json_answer_bytes_equal_the_streamed_response(name: str) -> None:
-    streamed, whole = _Side(True, workload=_workload(name)), _Side(False, workload=_workload(name))
+async def test_json_answer_bytes_equal_the_streamed_response(name: str, at_once: bool) -> None:
+    streamed = _Side(True, workload=_workload(name))
+    whole = _Side(False, workload=_workload(name), at_once=at_once)
     (body,) = SHAPES[name]
     a, b = await streamed.answer(body), await whole.answer(body)
     assert json.dumps(b) == json.dumps(a)
-    assert b["status"] == ("incomplete" if name == "max_output_tokens" else "completed")
+    assert b["status"] == ("incomplete" if name in ("max_output_tokens", "cut tool call") else "completed")
     kinds = [o["type"] for o in b["output"]]
     if name == "parallel calls":
         assert kinds.count("function_call") > 1
     if name == "reasoning with summary":
         assert kinds[0] == "reasoning" and b["output"][0]["summary"] and b["output"][0]["encrypted_content"]
+    if name == "cut tool call":
+        assert kinds == ["function_call"] and b["output"][0]["status"] == "incomplete"
+    # What each side kept is the same too: the record a continuation finds, the body a retrieve reads, the log.
+    for engine_a, engine_b in [(streamed.engine, whole.engine)]:
+        assert engine_a.store.get(a["id"]) == engine_b.store.get(b["id"])
+        assert json.dumps(engine_a.bodies.get(a["id"])) == json.dumps(engine_b.bodies.get(b["id"]))
+        log_a, log_b = engine_a.turn_log[-1], engine_b.turn_log[-1]
+        assert (log_a.status, log_a.spec, log_a.cache, log_a.source) == (
+            log_b.status,
+            log_b.spec,
+            log_b.cache,
+            log_b.source,
+        )
+        counted = ("requests", "responses", "output_tokens", "responses_incomplete", "store_hits", "replica_hits")
+        assert {k: getattr(engine_a.metrics, k) for k in counted} == {k: getattr(engine_b.metrics, k) for k in counted}
 
 
-async def test_a_previous_response_id_chain_answers_the_same_bytes_and_stores_the_same() -> None:
-    streamed, whole = _Side(True), _Side(False)
+@pytest.mark.parametrize("at_once", [False, True], ids=["after a turn", "at once"])
+async def test_a_previous_response_id_chain_answers_the_same_bytes_and_stores_the_same(at_once: bool) -> None:
+    streamed, whole = _Side(True), _Side(False, at_once=at_once)
     first = {"model": "m", "input": "go", "tools": TOOLS[:1], "store": True}
     a, b = await streamed.answer(first), await whole.answer(first)
     for _ in range(WL.turns):
         assert json.dumps(b) == json.dumps(a)
+        assert streamed.engine.store.get(a["id"]) == whole.engine.store.get(b["id"])
         a, b = await streamed.answer(_chain(first, a)), await whole.answer(_chain(first, b))
     assert json.dumps(b) == json.dumps(a)
     assert b["previous_response_id"] is not None
@@ -151,16 +182,27 @@ async def test_a_paced_json_answer_waits_for_the_plans_last_stage() -> None:
 def test_assembling_follows_the_transition_table() -> None:
     req = parse_create_body(json.dumps({"model": "m", "input": "hi"}))
     ev = ResponseEvents(req, ids=_ids(), clock=lambda: 0.0)
-    with pytest.raises(ResponseStateError, match="whole_item"):
-        ev.whole_item("message", "x")  # before assemble()
+    whole = assemble_response(
+        req,
+        plan_output(kind="message", output_tokens=3),
+        response_id=ev.id,
+        created_at=ev.created_at,
+        ids=ev.ids,
+        input_tokens=5,
+        cached_tokens=0,
+    )
+    with pytest.raises(ResponseStateError, match="completed"):
+        ev.adopt(whole)  # before assemble()
     ev.assemble()
     with pytest.raises(ResponseStateError, match="start"):
         ev.start()  # an assembled answer never streams
-    ev.whole_item("message", "tok tok ")
-    done = ev.conclude("completed")
-    assert done["output"][0]["content"][0]["text"] == "tok tok " and ev.terminal
+    with pytest.raises(ValueError, match="not this response's"):
+        ev.adopt({**whole, "id": "resp_other"})
+    done = ev.adopt(whole)
+    assert done is whole and ev.final is whole and ev.terminal and ev.status == "completed"
+    assert done["output"][0]["content"][0]["text"] and done["usage"]["output_tokens"] == 3
     with pytest.raises(ResponseStateError):
-        ev.whole_item("message", "more")
+        ev.adopt(whole)
 
 
 @pytest.mark.live

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from labkit.wire.protocol import CreateRequest, ResponseEvents, user_message
+from labkit.wire.response import _response_echo, output_item
 
 _ids = itertools.count()
 
@@ -43,9 +44,9 @@ def _ended(ev: ResponseEvents, how: str) -> ResponseEvents:
     if how == "failed":
         ev.conclude("failed", error=("server_error", "boom"))
         return ev
-    ev.whole_item("message", "hello there")
     ev.set_usage(10, 3, 4)
     ev.conclude(how)  # type: ignore[arg-type]
+    ev.output.append(output_item("message", "msg_1", "hello there", how))
     return ev
 
 
@@ -56,7 +57,9 @@ def test_defaults_path_is_the_general_path_with_nothing_to_echo(request_, how):
     if how != "new":
         _ended(ev, how)
     fast = ev.response()
-    general = ev._response_echo(request_, {})
+    general = _response_echo(
+        request_, {}, ev.id, ev.created_at, ev.status, list(ev.output), ev.usage, ev.error, ev.incomplete_details
+    )
     assert list(fast) == list(general)
     assert json.dumps(fast) == json.dumps(general)
 

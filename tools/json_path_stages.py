@@ -5,7 +5,7 @@
 
 Starts the simulator as ``labkit bench server`` does (instant, pinned to one core) with a wall-clock timer
 around each stage of the create path, loads it with the benchmark's kept-alive creates from the other core,
-and prints each stage's time per request. Stages nest (``prepare`` holds ``prepare.*``) and a nested
+and prints each stage's time per request. Stages nest (``resolve`` holds ``resolve.*``) and a nested
 function's time is also its caller's; each timer adds ~0.3 us, so the total CPU it prints is a little above
 an untimed run's. The stages cost 2.5-3x more there than the same calls in a tight loop (``--tight``: the
 create path, no aiohttp, 15 batches of 2,000 creates, the fastest batch's time per create): between two
@@ -29,23 +29,23 @@ STAGES = (
     ("labkit.live.server.app", "SimServer", "_read_body", "read body"),
     ("labkit.live.server.app", None, "load_body", "decode JSON"),
     ("labkit.live.server.app", None, "parse_create_json", "validate"),
-    ("labkit.live.server.engine", "Engine", "prepare", "prepare"),
-    ("labkit.live.server.engine", "Engine", "_position", "prepare.position"),
-    ("labkit.live.server.engine", None, "conversation_split", "prepare.position.split"),
-    ("labkit.live.server.engine", None, "_conversation_key", "prepare.position.key"),
-    ("labkit.live.server.engine", "Engine", "_shape", "prepare.shape"),
-    ("labkit.live.server.engine", "Engine", "_route", "prepare.route"),
-    ("labkit.live.server.engine", "Engine", "_draw_faults", "prepare.faults"),
-    ("labkit.live.server.engine", "Engine", "_plan_times", "prepare.plan_times"),
-    ("labkit.live.server.engine", "Engine", "_pacer", "prepare.pacer"),
-    ("labkit.wire.response", "ResponseEvents", "__init__", "prepare.events"),
-    ("labkit.live.server.engine", "Engine", "_assemble", "assemble"),
-    ("labkit.wire.response", "ResponseEvents", "response", "assemble.response_object"),
-    ("labkit.live.server.engine", "Engine", "_finish", "finish"),
-    ("labkit.live.server.engine", None, "dumps", "finish.encode"),
-    ("labkit.live.server.state", "Store", "put", "finish.store_record"),
-    ("labkit.live.server.state", "Bodies", "put", "finish.store_body"),
-    ("labkit.live.server.engine", "Engine", "_log", "finish.turn_log"),
+    ("labkit.live.server.engine", "Engine", "resolve", "resolve"),
+    ("labkit.live.server.engine", "Engine", "_position", "resolve.position"),
+    ("labkit.live.server.engine", None, "conversation_split", "resolve.position.split"),
+    ("labkit.live.server.engine", None, "_conversation_key", "resolve.position.key"),
+    ("labkit.live.server.engine", "Engine", "_shape", "resolve.shape"),
+    ("labkit.live.server.engine", "Engine", "_route", "resolve.route"),
+    ("labkit.live.server.engine", "Engine", "_draw_faults", "resolve.faults"),
+    ("labkit.live.server.engine", "Engine", "_plan_times", "resolve.plan_times"),
+    ("labkit.live.server.engine", "Engine", "answer_at_once", "answer"),
+    ("labkit.live.server.engine", None, "assemble_response", "answer.assemble"),
+    ("labkit.live.server.assembly", None, "response_object", "answer.assemble.response_object"),
+    ("labkit.live.server.engine", "Engine", "_keep", "answer.keep_record"),
+    ("labkit.live.server.state", "Store", "put", "answer.keep_record.store"),
+    ("labkit.live.server.engine", None, "dumps", "answer.encode"),
+    ("labkit.live.server.state", "Bodies", "put", "answer.store_body"),
+    ("labkit.live.server.engine", "Engine", "_log_end", "answer.turn_log"),
+    ("labkit.live.server.app", None, "_json_answer", "respond"),
 )
 
 
@@ -119,9 +119,10 @@ def main() -> None:
 
 
 async def _tight_loop() -> None:
-    """The create path as the server runs it for one request (parse, prepare, run, finish), back to back."""
+    """The create path as the server runs it for one request (parse, resolve, answer, respond), back to back."""
     from labkit.bench.server import _create
     from labkit.live.server import SimServer
+    from labkit.live.server.app import _json_answer
     from labkit.live.server.jsonin import load_body
     from labkit.model import load_profile, load_workload
     from labkit.wire.protocol import parse_create_json
@@ -132,7 +133,9 @@ async def _tight_loop() -> None:
 
     async def create() -> None:
         request = parse_create_json(load_body(body, "body"))
-        await engine.run(engine.prepare(request, transport="http", t0=loop.time(), paced=False), None, loop)
+        resolved = engine.resolve(request, transport="http", t0=loop.time())
+        assert engine.due_at_once(resolved)
+        _json_answer(engine.answer_at_once(resolved, loop.time()))
 
     for _ in range(2000):  # warm-up
         await create()

@@ -9,11 +9,11 @@ import json
 import os
 import signal
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from labkit.live.netaddr import is_loopback_host
 from labkit.live.server import Faults, SimServer
-from labkit.live.server.engine import Turn
+from labkit.live.server.engine import Resolved
 from labkit.live.server.options import (
     CONNECTION_LIFETIME_S,
     DEFAULT_HEADER_TIMEOUT_S,
@@ -23,8 +23,7 @@ from labkit.live.server.options import (
 )
 from labkit.live.server.script import Script, ScriptError
 from labkit.live.server.session import MAX_QUEUED, MAX_QUEUED_PER_LANE
-from labkit.live.server.state import DEFAULT_MAX_STORED_BYTES
-from labkit.wire.protocol import CreateRequest
+from labkit.live.server.state import DEFAULT_MAX_STORED_BYTES, ResponseRecord
 
 if TYPE_CHECKING:
     from labkit.live.server.replay import ReplayServer
@@ -343,24 +342,31 @@ async def _serve_replay(server: ReplayServer) -> None:
 
 
 class RolloutWatch:
-    """The latest turn of each conversation the server saw, to tell when clients stopped before the final answer."""
+    """The latest turn of each conversation the server saw, to tell when clients stopped before the final answer.
+
+    The engine's :class:`~labkit.live.server.engine.TurnWatcher`: a turn counts as a conversation's latest from
+    the moment it is resolved (so one still running when the server stops shadows the turn it answers), and
+    brings its record when it ends."""
 
     def __init__(self, server: SimServer, max_conversations: int = 10_000) -> None:
-        self._latest: dict[str, Turn] = {}
+        #: conversation key -> (turn index, its record once it finished).
+        self._latest: dict[str, tuple[int, ResponseRecord | None]] = {}
         self._max = max_conversations
-        prepare = server.engine.prepare
+        server.engine.watcher = self
 
-        def watching_prepare(request: CreateRequest, **kwargs: Any) -> Turn:
-            turn = prepare(request, **kwargs)
-            previous = self._latest.get(turn.conversation_key)
-            if previous is None or turn.spec.index >= previous.spec.index:
-                self._latest[turn.conversation_key] = turn
-                if len(self._latest) > self._max:
-                    self._latest.pop(next(iter(self._latest)))
-            return turn
+    def resolved(self, resolved: Resolved) -> None:
+        key, index = resolved.conversation_key, resolved.spec.index
+        previous = self._latest.get(key)
+        if previous is None or index >= previous[0]:
+            self._latest[key] = (index, None)
+            if len(self._latest) > self._max:
+                self._latest.pop(next(iter(self._latest)))
 
-        server.engine.prepare = watching_prepare  # type: ignore[method-assign]
+    def ended(self, conversation_key: str, turn: int, record: ResponseRecord | None) -> None:
+        latest = self._latest.get(conversation_key)
+        if latest is not None and latest[0] == turn:
+            self._latest[conversation_key] = (turn, record)
 
     def stopped_with_calls_owed(self) -> list[int]:
         """Model calls made by each conversation whose last response asked for tool calls nobody answered."""
-        return [t.record.model_turns for t in self._latest.values() if t.record is not None and t.record.call_ids]
+        return [r.model_turns for _, r in self._latest.values() if r is not None and r.call_ids]

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from labkit.wire.protocol import CreateRequest
 
 __all__ = [
+    "ITEM_PREFIX",
     "TRANSITIONS",
     "Clock",
     "IdSource",
@@ -54,9 +55,12 @@ __all__ = [
     "ResponseState",
     "ResponseStateError",
     "error_event",
+    "output_item",
+    "response_object",
     "split_tokens",
     "steer_failed",
     "turn_events",
+    "usage_object",
 ]
 
 #: ``ids("resp")`` -> ``"resp_..."``: a new id with the API's prefix (``resp``, ``msg``, ``fc``, ``call``, ``rs``).
@@ -66,7 +70,7 @@ Clock = Callable[[], float]
 
 OutputKind = Literal["message", "function_call", "reasoning"]
 #: Item id prefixes, as the API's.
-_ITEM_PREFIX = {"message": "msg", "function_call": "fc", "reasoning": "rs"}
+ITEM_PREFIX = {"message": "msg", "function_call": "fc", "reasoning": "rs"}
 
 
 class ResponseState(enum.Enum):
@@ -91,7 +95,7 @@ S = ResponseState
 #: state -> {call -> next state}. A call missing from a state's row is out of order. ``failed`` is allowed
 #: from every live state (a response can fail before it starts, or mid-item); ``steer_accepted`` while it runs
 #: (it may not have started streaming yet); ``steer_pending`` only after it ended for client-owned tool output.
-#: ``assemble`` starts a non-streaming answer instead of a stream: whole items, then its end, and no events.
+#: ``assemble`` starts a non-streaming answer instead of a stream: it ends whole (or fails), and sends no events.
 TRANSITIONS: dict[ResponseState, dict[str, ResponseState]] = {
     S.NEW: {
         "queued": S.QUEUED,
@@ -101,7 +105,6 @@ TRANSITIONS: dict[ResponseState, dict[str, ResponseState]] = {
         "steer_accepted": S.NEW,
     },
     S.ASSEMBLING: {
-        "whole_item": S.ASSEMBLING,
         "completed": S.COMPLETED,
         "incomplete": S.INCOMPLETE,
         "failed": S.FAILED,
@@ -151,27 +154,173 @@ class _Item:
         return self.chunks[0] if self.chunks else ""
 
     def snapshot(self, status: str) -> dict[str, Any]:
-        done = status != "in_progress"
+        if status != "in_progress":
+            return output_item(
+                self.kind,
+                self.id,
+                self.text,
+                status,
+                name=self.name,
+                call_id=self.call_id,
+                summary=self.summary,
+                encrypted_content=self.encrypted_content,
+            )
         if self.kind == "message":
-            content = [{"type": "output_text", "text": self.text, "annotations": [], "logprobs": []}] if done else []
-            return {"id": self.id, "type": "message", "status": status, "role": "assistant", "content": content}
+            return {"id": self.id, "type": "message", "status": status, "role": "assistant", "content": []}
         if self.kind == "function_call":
             return {
                 "id": self.id,
                 "type": "function_call",
                 "status": status,
-                "arguments": self.text if done else "",
+                "arguments": "",
                 "call_id": self.call_id,
                 "name": self.name,
             }
-        item: dict[str, Any] = {
-            "id": self.id,
-            "type": "reasoning",
-            "summary": [{"type": "summary_text", "text": self.text}] if done and self.summary else [],
-        }
+        item: dict[str, Any] = {"id": self.id, "type": "reasoning", "summary": []}
         if self.encrypted_content is not None:
             item["encrypted_content"] = self.encrypted_content
         return item
+
+
+def output_item(
+    kind: OutputKind,
+    item_id: str,
+    text: str,
+    status: str,
+    *,
+    name: str | None = None,
+    call_id: str | None = None,
+    summary: bool = False,
+    encrypted_content: str | None = None,
+) -> dict[str, Any]:
+    """A finished output item as a Response's ``output`` holds it (``status``: ``completed`` or ``incomplete``;
+    a reasoning item has none): what a stream's ``response.output_item.done`` carries, and what an answer
+    assembled whole holds."""
+    if kind == "message":
+        content = [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]
+        return {"id": item_id, "type": "message", "status": status, "role": "assistant", "content": content}
+    if kind == "function_call":
+        return {
+            "id": item_id,
+            "type": "function_call",
+            "status": status,
+            "arguments": text,
+            "call_id": call_id,
+            "name": name,
+        }
+    item: dict[str, Any] = {
+        "id": item_id,
+        "type": "reasoning",
+        "summary": [{"type": "summary_text", "text": text}] if summary else [],
+    }
+    if encrypted_content is not None:
+        item["encrypted_content"] = encrypted_content
+    return item
+
+
+def usage_object(
+    input_tokens: int, output_tokens: int, cached_tokens: int = 0, reasoning_tokens: int = 0
+) -> dict[str, Any]:
+    """A Response's ``usage`` as the API reports it: ``output_tokens`` include the reasoning tokens."""
+    return {
+        "input_tokens": input_tokens,
+        "input_tokens_details": {"cached_tokens": cached_tokens, "cache_write_tokens": 0},
+        "output_tokens": output_tokens,
+        "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
+        "total_tokens": input_tokens + output_tokens,
+    }
+
+
+def response_object(
+    req: CreateRequest,
+    response_id: str,
+    created_at: int,
+    status: str,
+    output: list[dict[str, Any]],
+    usage: dict[str, Any] | None,
+    error: dict[str, Any] | None = None,
+    incomplete_details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The Response object of ``req`` (what ``response.completed`` carries, and a non-streaming answer is).
+
+    Echoes the request's settings (``req.extra``) where it has them, the API's defaults where not; a request
+    without settings (most creates) gets the defaults as constants, without a lookup each
+    (``tests/test_wire_response.py`` checks that the two paths agree key for key).
+    """
+    extra = req.extra
+    if extra:
+        return _response_echo(req, extra, response_id, created_at, status, output, usage, error, incomplete_details)
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": created_at,
+        "status": status,
+        "background": False,
+        "error": error,
+        "incomplete_details": incomplete_details,
+        "instructions": req.instructions,
+        "max_output_tokens": req.max_output_tokens,
+        "max_tool_calls": None,
+        "metadata": req.metadata or {},
+        "model": req.model,
+        "output": output,
+        "parallel_tool_calls": True,
+        "previous_response_id": req.previous_response_id,
+        "reasoning": {"effort": None, "summary": None},
+        "service_tier": "default",
+        "store": req.store,
+        "temperature": 1.0,
+        "text": {"format": {"type": "text"}, "verbosity": "medium"},
+        "tool_choice": "auto",
+        "tools": [echo_tool(t) for t in req.tools] if req.tools else [],
+        "top_p": 1.0,
+        "truncation": "disabled",
+        "usage": usage,
+        "user": None,
+    }
+
+
+def _response_echo(
+    req: CreateRequest,
+    extra: Mapping[str, Any],
+    response_id: str,
+    created_at: int,
+    status: str,
+    output: list[dict[str, Any]],
+    usage: dict[str, Any] | None,
+    error: dict[str, Any] | None,
+    incomplete_details: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """:func:`response_object` echoing the request's settings (``extra``) where it has them."""
+    reasoning = extra.get("reasoning") or {}
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": created_at,
+        "status": status,
+        "background": False,
+        "error": error,
+        "incomplete_details": incomplete_details,
+        "instructions": req.instructions,
+        "max_output_tokens": req.max_output_tokens,
+        "max_tool_calls": extra.get("max_tool_calls"),
+        "metadata": req.metadata or {},
+        "model": req.model,
+        "output": output,
+        "parallel_tool_calls": extra.get("parallel_tool_calls", True),
+        "previous_response_id": req.previous_response_id,
+        "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
+        "service_tier": "default",
+        "store": req.store,
+        "temperature": extra.get("temperature", 1.0),
+        "text": extra.get("text", {"format": {"type": "text"}, "verbosity": "medium"}),
+        "tool_choice": extra.get("tool_choice", "auto"),
+        "tools": [echo_tool(t) for t in req.tools],
+        "top_p": extra.get("top_p", 1.0),
+        "truncation": extra.get("truncation", "disabled"),
+        "usage": usage,
+        "user": extra.get("user"),
+    }
 
 
 class ResponseEvents:
@@ -258,73 +407,16 @@ class ResponseEvents:
 
     def response(self) -> dict[str, Any]:
         """The Response object in its current state (as ``response.completed`` carries it)."""
-        req = self.request
-        extra = req.extra
-        return self._response_echo(req, extra) if extra else self._response_plain(req)
-
-    def _response_echo(self, req: CreateRequest, extra: Mapping[str, Any]) -> dict[str, Any]:
-        """The Response object echoing the request's settings (``extra``) where it has them."""
-        reasoning = extra.get("reasoning") or {}
-        return {
-            "id": self.id,
-            "object": "response",
-            "created_at": self.created_at,
-            "status": self.status,
-            "background": False,
-            "error": self.error,
-            "incomplete_details": self.incomplete_details,
-            "instructions": req.instructions,
-            "max_output_tokens": req.max_output_tokens,
-            "max_tool_calls": extra.get("max_tool_calls"),
-            "metadata": req.metadata or {},
-            "model": req.model,
-            "output": list(self.output),
-            "parallel_tool_calls": extra.get("parallel_tool_calls", True),
-            "previous_response_id": req.previous_response_id,
-            "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
-            "service_tier": "default",
-            "store": req.store,
-            "temperature": extra.get("temperature", 1.0),
-            "text": extra.get("text", {"format": {"type": "text"}, "verbosity": "medium"}),
-            "tool_choice": extra.get("tool_choice", "auto"),
-            "tools": [echo_tool(t) for t in req.tools],
-            "top_p": extra.get("top_p", 1.0),
-            "truncation": extra.get("truncation", "disabled"),
-            "usage": self.usage,
-            "user": extra.get("user"),
-        }
-
-    def _response_plain(self, req: CreateRequest) -> dict[str, Any]:
-        """:meth:`_response_echo` of an empty ``extra``: the API's defaults, without a lookup each (most creates;
-        ``tests/test_wire_response.py`` checks that the two agree)."""
-        return {
-            "id": self.id,
-            "object": "response",
-            "created_at": self.created_at,
-            "status": self.status,
-            "background": False,
-            "error": self.error,
-            "incomplete_details": self.incomplete_details,
-            "instructions": req.instructions,
-            "max_output_tokens": req.max_output_tokens,
-            "max_tool_calls": None,
-            "metadata": req.metadata or {},
-            "model": req.model,
-            "output": list(self.output),
-            "parallel_tool_calls": True,
-            "previous_response_id": req.previous_response_id,
-            "reasoning": {"effort": None, "summary": None},
-            "service_tier": "default",
-            "store": req.store,
-            "temperature": 1.0,
-            "text": {"format": {"type": "text"}, "verbosity": "medium"},
-            "tool_choice": "auto",
-            "tools": [echo_tool(t) for t in req.tools] if req.tools else [],
-            "top_p": 1.0,
-            "truncation": "disabled",
-            "usage": self.usage,
-            "user": None,
-        }
+        return response_object(
+            self.request,
+            self.id,
+            self.created_at,
+            self.status,
+            list(self.output),
+            self.usage,
+            self.error,
+            self.incomplete_details,
+        )
 
     # -- the lifecycle --
     def queued(self) -> ResponseQueued:
@@ -350,7 +442,7 @@ class ResponseEvents:
         ids = self.ids
         return _Item(
             kind,
-            ids(_ITEM_PREFIX[kind]),
+            ids(ITEM_PREFIX[kind]),
             len(self.items),
             name=name,
             call_id=ids("call") if kind == "function_call" else None,
@@ -436,34 +528,26 @@ class ResponseEvents:
 
     # -- a non-streaming answer, assembled whole --
     def assemble(self) -> None:
-        """Start a non-streaming answer: :meth:`whole_item` per output item, then :meth:`conclude`.
+        """Start a non-streaming answer: it ends with :meth:`adopt` (its Response built whole) or :meth:`conclude`.
 
-        The Response it ends with is byte for byte the one ``response.completed`` (or ``.incomplete``,
-        ``.failed``) would carry after the same items were streamed (ids are drawn in the same order), but no
-        event is built: an answer that is never streamed costs one dict per item, not one object per delta.
+        No event is built: an answer that is never streamed costs one dict per item, not one object per delta.
         """
         self._advance("assemble")
 
-    def whole_item(
-        self,
-        kind: OutputKind,
-        text: str,
-        *,
-        name: str | None = None,
-        summary: bool = False,
-        encrypted_content: str | None = None,
-        status: Literal["completed", "incomplete"] = "completed",
-    ) -> None:
-        """One finished output item carrying ``text`` (what :meth:`open_item`, the deltas and
-        :meth:`close_item` would leave in :attr:`output`)."""
-        if kind == "function_call" and not name:
-            raise ValueError("name: a function_call item needs the name of a tool")
-        self._advance("whole_item")
-        item = self._new_item(kind, name, summary, encrypted_content)
-        if text:
-            item.chunks.append(text)
-        self.items.append(item)
-        self.output.append(item.snapshot(status))
+    def adopt(self, response: dict[str, Any]) -> dict[str, Any]:
+        """End an answer being assembled with its Response, built whole from the same request and this response's
+        id (:func:`labkit.live.server.assembly.assemble_response`); no event. Returns ``response``."""
+        if response.get("id") != self.id:
+            raise ValueError(f"adopt: response id {response.get('id')!r} is not this response's {self.id!r}")
+        status = response["status"]
+        self._advance(status)
+        self.status = status
+        self.output = response["output"]
+        self.usage = response["usage"]
+        self.error = response["error"]
+        self.incomplete_details = response["incomplete_details"]
+        self.final = response
+        return response
 
     def conclude(
         self,
@@ -494,13 +578,7 @@ class ResponseEvents:
         """Usage as the API reports it: ``output_tokens`` include the reasoning tokens."""
         if self.terminal:
             raise ResponseStateError("set_usage", self.state)
-        self.usage = {
-            "input_tokens": input_tokens,
-            "input_tokens_details": {"cached_tokens": cached_tokens, "cache_write_tokens": 0},
-            "output_tokens": output_tokens,
-            "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
-            "total_tokens": input_tokens + output_tokens,
-        }
+        self.usage = usage_object(input_tokens, output_tokens, cached_tokens, reasoning_tokens)
 
     def completed(self) -> ResponseCompleted:
         """``response.completed`` with the full response object (output and usage)."""

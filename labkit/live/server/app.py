@@ -28,7 +28,7 @@ from labkit.live.netaddr import is_loopback_host
 from labkit.live.server import surface
 from labkit.live.server.connection import Connection, SessionDriver
 from labkit.live.server.descriptors import default_max_connections, raise_open_files_limit
-from labkit.live.server.engine import Engine, TurnFailed, TurnLog
+from labkit.live.server.engine import Engine, Turn, TurnFailed, TurnLog
 from labkit.live.server.faults import DropConnection, Faults, injected_failure
 from labkit.live.server.guard import ConnectionGuard
 from labkit.live.server.ids import wall_clock
@@ -483,29 +483,38 @@ class SimServer:
             return self._unauthorized(request)
         try:
             req = parse_create_json(load_body(await self._read_body(request), "body"))
-            turn = engine.prepare(req, transport="http", t0=t0, paced=req.stream)
+            resolved = engine.resolve(req, transport="http", t0=t0)
+            if not req.stream and engine.due_at_once(resolved):
+                # Instant mode, nothing drawn against it: the Response assembled whole, no turn to wait in.
+                return _json_answer(engine.answer_at_once(resolved, loop.time()))
+            turn = engine.pace(resolved, paced=req.stream)
         except ProtocolError as exc:
             return self._error_response(exc)
         except Exception:
             # The edge's catch-all: a bug costs this request (the API's 500 body), logged once.
             log.exception("labkit server: a create request failed")
             return self._error_response(internal_error())
+        if req.stream:
+            return await self._stream(request, turn, loop)
+        return await self._answer(request, turn, loop)
 
-        if not req.stream:
-            try:
-                events = await engine.run(turn, None, loop)
-            except TurnFailed:
-                return self._error_response(injected_failure())
-            except DropConnection:
-                return self._abort(request)
-            except Exception:
-                log.exception("labkit server: response failed")
-                return self._error_response(internal_error())
-            # Assembled whole by the engine (no stream events): the Response response.completed would carry,
-            # in the bytes the store encoded it in when it stored it.
-            body = turn.answer if turn.answer is not None else dumps(events.final or events.response())
-            return web.Response(body=body, content_type="application/json", charset="utf-8")
+    async def _answer(self, request: web.Request, turn: Turn, loop: asyncio.AbstractEventLoop) -> web.StreamResponse:
+        """A non-streaming answer that waits for its plan (timing on) or carries a drawn fault."""
+        try:
+            events = await self.engine.run(turn, None, loop)
+        except TurnFailed:
+            return self._error_response(injected_failure())
+        except DropConnection:
+            return self._abort(request)
+        except Exception:
+            log.exception("labkit server: response failed")
+            return self._error_response(internal_error())
+        # Assembled whole by the engine (no stream events): the Response response.completed would carry, in the
+        # bytes the store encoded it in when it stored it.
+        return _json_answer(turn.answer if turn.answer is not None else dumps(events.final or events.response()))
 
+    async def _stream(self, request: web.Request, turn: Turn, loop: asyncio.AbstractEventLoop) -> web.StreamResponse:
+        """A streamed answer: its events as SSE, each batch of events due together in one write."""
         resp = web.StreamResponse(
             status=200,
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"},
@@ -517,7 +526,7 @@ class SimServer:
             await resp.write(b"".join([e.to_sse() for e in events]))
 
         try:
-            await engine.run(turn, emit, loop)
+            await self.engine.run(turn, emit, loop)
         except TurnFailed:
             pass  # response.failed already went out on the stream.
         except DropConnection:

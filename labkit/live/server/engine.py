@@ -25,10 +25,11 @@ import random
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, Protocol
 
 import orjson
 
+from labkit.live.server.assembly import assemble_response
 from labkit.live.server.cache import CacheBudget, LaneCache
 from labkit.live.server.counters import ServerCounters
 from labkit.live.server.faults import DropConnection, EventCounter, FaultInjector, Faults, TurnFaults
@@ -51,6 +52,7 @@ from labkit.wire.protocol import (
     no_tool_call_error,
     no_tool_output_error,
 )
+from labkit.wire.response import Clock, IdSource
 from labkit.wire.tokens import estimate_tokens
 
 Emit = Callable[[list[ServerEvent]], Awaitable[None]]
@@ -60,7 +62,7 @@ _PRE_REASONING = ("validate", "load_state", "render", "config", "safety_in", "ho
 _PRE_DECODE = (*_PRE_REASONING, "reasoning")
 _POST_DECODE = ("safety_out", "persist", "postprocess")
 
-__all__ = ["CacheBudget", "Engine", "LaneCache", "Turn", "TurnFailed", "TurnLog"]
+__all__ = ["CacheBudget", "Engine", "LaneCache", "Resolved", "Turn", "TurnFailed", "TurnLog", "TurnWatcher"]
 
 
 class TurnFailed(Exception):
@@ -119,6 +121,61 @@ class _Position(NamedTuple):
     key: str
     #: Tokens of the request's own instructions.
     instructions: int
+
+
+class Resolved(NamedTuple):
+    """A request resolved against the server's state (:meth:`Engine.resolve`): everything about its turn but the
+    pacing, which a streamed or waited answer adds (:meth:`Engine.pace`) and an answer due at once does not need."""
+
+    request: CreateRequest
+    transport: Literal["http", "websocket"]
+    spec: TurnSpec
+    cache: CacheState
+    source: Source
+    parent: ResponseRecord | None
+    conversation_key: str
+    replica: int
+    output: OutputPlan
+    instructions_tokens: int
+    times: _PlanTimes
+    faults: TurnFaults
+    conn_cache: LaneCache | None
+    t0: float
+
+
+class _Placed(Protocol):
+    """What keeping and logging a finished response reads: a :class:`Resolved` or a :class:`Turn` has it."""
+
+    @property
+    def request(self) -> CreateRequest: ...
+    @property
+    def transport(self) -> str: ...
+    @property
+    def spec(self) -> TurnSpec: ...
+    @property
+    def cache(self) -> CacheState: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def conversation_key(self) -> str: ...
+    @property
+    def replica(self) -> int: ...
+    @property
+    def instructions_tokens(self) -> int: ...
+    @property
+    def conn_cache(self) -> LaneCache | None: ...
+    @property
+    def t0(self) -> float: ...
+
+
+class TurnWatcher(Protocol):
+    """Told of every turn as it is resolved and as it ends (:attr:`Engine.watcher`; ``labkit serve`` watches
+    which conversations stopped with tool calls owed)."""
+
+    def resolved(self, resolved: Resolved) -> None: ...
+
+    def ended(self, conversation_key: str, turn: int, record: ResponseRecord | None) -> None:
+        """``record``: the finished response's, ``None`` when it failed or its connection was cut."""
 
 
 @dataclass(slots=True)
@@ -226,6 +283,11 @@ class Engine:
         self._plans: dict[tuple[Source, TurnSpec, CacheState], _PlanTimes] = {}
         #: What the model does, when scripted (``SimServer(script=...)``); ``None``: the workload's filler.
         self.script: Script | None = None
+        #: Told of every turn as it is resolved and as it ends (``None``: nobody watches).
+        self.watcher: TurnWatcher | None = None
+        #: The ids and the ``created_at`` clock of the responses this engine makes (tests pass fixed ones).
+        self.ids: IdSource = new_id
+        self.clock: Clock = wall_clock
 
     def profile_for(self, source: Source) -> Profile:
         variant = self._variants.get(source)
@@ -253,7 +315,25 @@ class Engine:
         counter: EventCounter | None = None,
         paced: bool = True,
     ) -> Turn:
-        """Resolve the conversation, the cache state and the plan; raises :class:`ProtocolError`."""
+        """Resolve the conversation, the cache state and the plan, and pace the turn; raises :class:`ProtocolError`."""
+        resolved = self.resolve(
+            request, transport=transport, t0=t0, conn_cache=conn_cache, conn_replica=conn_replica, counter=counter
+        )
+        return self.pace(resolved, events=events, paced=paced)
+
+    def resolve(
+        self,
+        request: CreateRequest,
+        *,
+        transport: Literal["http", "websocket"],
+        t0: float,
+        conn_cache: LaneCache | None = None,
+        conn_replica: int = 0,
+        counter: EventCounter | None = None,
+    ) -> Resolved:
+        """The request against the server's state: its faults, parent, place, output, route and stage times.
+
+        Raises :class:`ProtocolError`; a continuation that fails after its parent was found evicts the parent."""
         self.metrics.requests += 1
         specs = self.specs_for(request)
         faults = self._draw_faults(request, specs, counter)
@@ -269,29 +349,89 @@ class Engine:
             raise
         replica, cache = self._route(transport, position, conn_replica, source)
         spec = _spec(position, output)
-        times = self._plan_times(source, spec, cache)
-        cached_input = times.cached_input
-        events = events or ResponseEvents(request, ids=new_id, clock=wall_clock, stream_id=request.stream_id)
-        pacer = self._pacer(request, events, output, times, faults, t0, spec, paced)
+        resolved = Resolved(
+            request,
+            transport,
+            spec,
+            cache,
+            source,
+            parent,
+            position.key,
+            replica,
+            output,
+            position.instructions,
+            self._plan_times(source, spec, cache),
+            faults,
+            conn_cache,
+            t0,
+        )
+        if self.watcher is not None:
+            self.watcher.resolved(resolved)
+        return resolved
+
+    def pace(self, resolved: Resolved, *, events: ResponseEvents | None = None, paced: bool = True) -> Turn:
+        """A resolved request as a turn to :meth:`run`: its events and their schedule (``paced=False``: every
+        delta at once, at the last token's deadline)."""
+        request = resolved.request
+        events = events or ResponseEvents(request, ids=self.ids, clock=self.clock, stream_id=request.stream_id)
+        times = resolved.times
+        pacer = self._pacer(request, events, resolved.output, times, resolved.faults, resolved.t0, resolved.spec, paced)
         return Turn(
             request=request,
-            transport=transport,
+            transport=resolved.transport,
             lane=request.stream_id,
-            spec=spec,
-            cache=cache,
-            source=source,
-            parent=parent,
-            conversation_key=position.key,
-            replica=replica,
-            output=output,
-            instructions_tokens=position.instructions,
+            spec=resolved.spec,
+            cache=resolved.cache,
+            source=resolved.source,
+            parent=resolved.parent,
+            conversation_key=resolved.conversation_key,
+            replica=resolved.replica,
+            output=resolved.output,
+            instructions_tokens=resolved.instructions_tokens,
             events=events,
-            faults=faults,
+            faults=resolved.faults,
             pacer=pacer,
-            t0=t0,
-            cached_input_tokens=cached_input,
-            conn_cache=conn_cache,
+            t0=resolved.t0,
+            cached_input_tokens=times.cached_input,
+            conn_cache=resolved.conn_cache,
         )
+
+    # -- an answer due at once ------------------------------------------------------------------------
+
+    def due_at_once(self, resolved: Resolved) -> bool:
+        """Whether a non-streaming answer to ``resolved`` is due as soon as it is resolved, unharmed: instant mode
+        (every stage takes no time) and no stall, 5xx or dropped connection drawn for it."""
+        if not self.instant:
+            return False
+        plan = resolved.faults.plan
+        return plan.drop_at_event is None and not plan.fail and not plan.stall_s
+
+    def answer_at_once(self, resolved: Resolved, now: float) -> bytes:
+        """The JSON answer to a request :meth:`due_at_once`: the Response assembled whole and kept as :meth:`run`
+        keeps one (the store, the connection's lane, the replica, the metrics and the turn log).
+
+        Builds no :class:`ResponseEvents`, pacer or :class:`Turn`: nothing waits, so nothing can steer, cancel or
+        cut it in between (``tests/test_server_json_answer.py`` checks the bytes against the streamed answer's)."""
+        request, out = resolved.request, resolved.output
+        response_id = self.ids("resp")
+        times = resolved.times
+        final = assemble_response(
+            request,
+            out,
+            response_id=response_id,
+            created_at=int(self.clock()),
+            ids=self.ids,
+            input_tokens=resolved.spec.conversation_tokens,
+            cached_tokens=times.cached_input,
+        )
+        generated = request.generate
+        call_ids = _completed_calls(final["output"]) if generated and out.function_calls else ()
+        record = self._keep(resolved, response_id, out.item_tokens if generated else 0, call_ids)
+        answer = self._store(request, final) if request.store else dumps(final)
+        status = final["status"]
+        self._count(generated, status, out.visible_tokens if generated else 0, 0, None, None)
+        self._log_end(resolved, record, response_id, status if generated else "warmup", now, None, 0, None)
+        return answer
 
     def _draw_faults(
         self, request: CreateRequest, specs: tuple[TurnSpec, ...], counter: EventCounter | None
@@ -598,52 +738,68 @@ class Engine:
             await asyncio.sleep(0)
 
     def _finish(self, turn: Turn, now: float) -> None:
-        ev, pacer, m = turn.events, turn.pacer, self.metrics
+        ev, pacer = turn.events, turn.pacer
         generated = turn.request.generate
         steered = ev.status == "incomplete" and (ev.incomplete_details or {}).get("reason") == "steered"
         out = turn.output
         # A steered response owes no tool output: its successor continues with the steering input.
-        call_ids = (
-            ()
-            if steered or not out.function_calls
-            else tuple(
-                str(o["call_id"])
-                for o in ev.output
-                if o.get("type") == "function_call" and o.get("status") == "completed"
-            )
-        )
+        call_ids = () if steered or not out.function_calls else _completed_calls(ev.output)
         # Output decoded whole is the plan's: its tokens were counted once, with the plan.
         whole = generated and not steered and pacer.decoded == out.visible_tokens
+        tokens = out.item_tokens if whole else sum(item_tokens(o) for o in ev.output)
+        turn.record = self._keep(turn, ev.id, tokens, call_ids)
+        if turn.request.store:
+            # The Response the terminal event or the JSON answer already carries: built and encoded once.
+            turn.answer = self._store(turn.request, ev.final or ev.response())
+        self._count(generated, ev.status, pacer.decoded, pacer.frames, pacer.t_last, pacer.planned_last)
+        self._log(turn, ev.status if generated else "warmup", now)
+
+    def _keep(self, placed: _Placed, response_id: str, output_tokens: int, call_ids: tuple[str, ...]) -> ResponseRecord:
+        """The response's record, kept where a continuation looks for it: the connection's lane, the store
+        (``store: true``) and the replica that now holds the conversation's rendered tokens."""
+        request, spec = placed.request, placed.spec
         record = ResponseRecord(
-            ev.id,
-            turn.spec.index + (1 if generated else 0),
-            turn.spec.conversation_tokens + (out.item_tokens if whole else sum(item_tokens(o) for o in ev.output)),
-            turn.instructions_tokens,
-            turn.conversation_key,
+            response_id,
+            spec.index + (1 if request.generate else 0),
+            spec.conversation_tokens + output_tokens,
+            placed.instructions_tokens,
+            placed.conversation_key,
             call_ids,
         )
-        turn.record = record
-        if turn.conn_cache is not None:
-            turn.conn_cache.put(turn.lane, record)
-        if turn.request.store:
+        if placed.conn_cache is not None:
+            placed.conn_cache.put(request.stream_id, record)
+        if request.store:
             self.store.put(record)
-            # The Response the terminal event or the JSON answer already carries: built and encoded once.
-            final = ev.final or ev.response()
-            turn.answer = dumps(final)
-            self.bodies.put(final, turn.request.input, turn.answer)
-        self.replicas.remember(turn.replica, turn.conversation_key)
+        self.replicas.remember(placed.replica, placed.conversation_key)
+        return record
+
+    def _store(self, request: CreateRequest, final: dict[str, Any]) -> bytes:
+        """A stored response's body, kept for reading back; returns its JSON (what a JSON answer sends)."""
+        encoded = dumps(final)
+        self.bodies.put(final, request.input, encoded)
+        return encoded
+
+    def _count(
+        self,
+        generated: bool,
+        status: str,
+        decoded: int,
+        frames: int,
+        t_last: float | None,
+        planned_last: float | None,
+    ) -> None:
+        m = self.metrics
         if generated:
             m.responses += 1
-            m.output_tokens += pacer.decoded
-            m.delta_frames += pacer.frames
-            m.coalesced_tokens += max(0, pacer.decoded - pacer.frames)
-            if pacer.t_last is not None and pacer.planned_last is not None:
-                m.pacing_lag_max_s = max(m.pacing_lag_max_s, pacer.t_last - pacer.planned_last)
+            m.output_tokens += decoded
+            m.delta_frames += frames
+            m.coalesced_tokens += max(0, decoded - frames)
+            if t_last is not None and planned_last is not None:
+                m.pacing_lag_max_s = max(m.pacing_lag_max_s, t_last - planned_last)
         else:
             m.warmups += 1
-        if ev.status == "incomplete":
+        if status == "incomplete":
             m.responses_incomplete += 1
-        self._log(turn, ev.status if generated else "warmup", now)
 
     def timing_row(self, log: TurnLog) -> dict[str, Any]:
         """One turn's planned and achieved server-side times (see :meth:`SimServer.timing`)."""
@@ -675,22 +831,47 @@ class Engine:
 
     def _log(self, turn: Turn, status: str, now: float) -> None:
         pacer = turn.pacer
+        self._log_end(turn, turn.record, turn.events.id, status, now, pacer.t_first, pacer.frames, pacer.t_last)
+
+    def _log_end(
+        self,
+        placed: _Placed,
+        record: ResponseRecord | None,
+        response_id: str,
+        status: str,
+        now: float,
+        t_first: float | None,
+        frames: int,
+        t_last: float | None,
+    ) -> None:
+        """The turn's line in :attr:`turn_log`, and its end told to the :attr:`watcher` (``record``: ``None`` for
+        a turn that failed or was cut)."""
+        spec = placed.spec
         self.turn_log.append(
             TurnLog(
-                turn.events.id,
-                turn.transport,
-                turn.lane,
-                turn.source,
+                response_id,
+                placed.transport,
+                placed.request.stream_id,
+                placed.source,
                 status,
-                turn.spec,
-                turn.cache,
-                turn.t0,
-                pacer.t_first,
+                spec,
+                placed.cache,
+                placed.t0,
+                t_first,
                 now,
-                pacer.frames,
-                pacer.t_last,
+                frames,
+                t_last,
             )
         )
+        if self.watcher is not None:
+            self.watcher.ended(placed.conversation_key, spec.index, record)
+
+
+def _completed_calls(output: list[dict[str, Any]]) -> tuple[str, ...]:
+    """``call_id`` of each completed function call in a Response's ``output``: what a continuation owes outputs for."""
+    return tuple(
+        str(o["call_id"]) for o in output if o.get("type") == "function_call" and o.get("status") == "completed"
+    )
 
 
 def _spec(position: _Position, output: OutputPlan) -> TurnSpec:

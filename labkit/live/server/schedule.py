@@ -32,6 +32,7 @@ import math
 from collections.abc import Generator
 from typing import NamedTuple
 
+from labkit.live.server.assembly import assemble_response
 from labkit.live.server.output import ItemPlan, OutputPlan
 from labkit.wire.protocol import ResponseEvents, ServerEvent
 
@@ -151,8 +152,8 @@ class Pacer:
     def assemble(self) -> None:
         """The whole response at once, without its stream events (a non-streaming answer, at :attr:`end`).
 
-        Leaves :attr:`events` terminal with the output, usage and status the streamed batches would leave;
-        nothing counts as a delta frame (none went out).
+        Leaves :attr:`events` terminal with the output, usage and status the streamed batches would leave
+        (:func:`~labkit.live.server.assembly.assemble_response`); nothing counts as a delta frame (none went out).
         """
         ev, out = self.events, self.output
         self.deadline = None
@@ -161,28 +162,19 @@ class Pacer:
         if self.fail:
             ev.conclude("failed", error=("server_error", _FAILED_MESSAGE))
             return
-        if not self.generate:
-            ev.set_usage(self.input_tokens, 0, self.cached_tokens)
-            ev.conclude("completed")
-            return
-        r = out.reasoning
-        if r is not None:
-            ev.whole_item(
-                "reasoning",
-                r.text,
-                summary=r.summary,
-                encrypted_content=r.encrypted_content,
-                status="incomplete" if r.truncated else "completed",
-            )
-            self.reasoning_decoded = out.reasoning_tokens
-        for item in out.items:
-            ev.whole_item(item.kind, item.text, name=item.name, status="incomplete" if item.truncated else "completed")
-        self.decoded = out.visible_tokens
-        self._set_usage()
-        if out.truncated:
-            ev.conclude("incomplete", reason="max_output_tokens")
-        else:
-            ev.conclude("completed")
+        response = assemble_response(
+            ev.request,
+            out,
+            response_id=ev.id,
+            created_at=ev.created_at,
+            ids=ev.ids,
+            input_tokens=self.input_tokens,
+            cached_tokens=self.cached_tokens,
+        )
+        ev.adopt(response)
+        if self.generate:
+            self.decoded = out.visible_tokens
+            self.reasoning_decoded = out.reasoning_tokens if out.reasoning is not None else 0
 
     def advance(self, now: float) -> list[Event]:
         """Every event due at ``now`` (empty if nothing is), as one batch."""
