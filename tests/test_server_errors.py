@@ -97,6 +97,34 @@ async def test_http_oversize_body_and_plain_get() -> None:
 
 
 @pytest.mark.live
+@pytest.mark.parametrize("arrival", ["whole", "in pieces"])
+async def test_the_body_limit_is_the_same_however_the_body_arrives(arrival: str) -> None:
+    # A body that came in with its headers is taken from the buffer at once; one still arriving is read in a loop.
+    limit = 4096
+
+    def body(size: int) -> bytes:
+        head = b'{"model":"m","input":"'
+        return head + b"x" * (size - len(head) - 2) + b'"}'
+
+    async def pieces(data: bytes):
+        for at in range(0, len(data), 1000):
+            yield data[at : at + 1000]
+            await asyncio.sleep(0.01)
+
+    async with (
+        SimServer(workload=WL, instant=True, max_message_bytes=limit) as server,
+        httpx.AsyncClient(base_url=server.base_url) as c,
+    ):
+        for size, status in ((limit, 200), (limit + 1, 413)):
+            data = body(size)
+            content = data if arrival == "whole" else pieces(data)
+            r = await c.post("/responses", content=content, headers={"Content-Type": "application/json"})
+            assert r.status_code == status, (size, r.text[:200])
+            if status == 413:
+                assert r.json()["error"]["code"] == "request_too_large"
+
+
+@pytest.mark.live
 async def test_http_bearer_check_and_key_never_echoed() -> None:
     async with (
         SimServer(workload=WL, instant=True, api_key=KEY) as server,
