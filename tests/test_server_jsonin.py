@@ -55,6 +55,7 @@ def test_generated_json_decodes_as_the_standard_library_decodes_it(value, ascii_
         b'["\\ud800"]',  # a lone surrogate escape: rejected as invalid JSON
         b'["\\udc00 tail"]',
         b'["\\ud83d\\ude00"]',  # a pair: one character
+        b'["\\ud83d\\u0041", "\\uDBFF\\uDFFFx", "a\\ud83d\\ude00b\\ud83d"]',  # halves, pairs in upper case
         b"[NaN, Infinity, -Infinity]",
         b"[1e400]",
         b"\xef\xbb\xbf[1]",  # a byte order mark
