@@ -32,7 +32,7 @@ import orjson
 from labkit.live.server.assembly import assemble_response
 from labkit.live.server.cache import CacheBudget, LaneCache
 from labkit.live.server.counters import ServerCounters
-from labkit.live.server.faults import DropConnection, EventCounter, FaultInjector, Faults, TurnFaults
+from labkit.live.server.faults import NO_FAULTS, DropConnection, EventCounter, FaultInjector, Faults, TurnFaults
 from labkit.live.server.ids import new_id, wall_clock
 from labkit.live.server.jsonout import dumps
 from labkit.live.server.output import OutputPlan, plan_output, reasoning_tokens_for
@@ -269,6 +269,8 @@ class Engine:
         self.bodies = Bodies(max_stored_bodies, max_stored_bytes)
         self.faults = FaultInjector(faults or Faults())
         self.metrics = ServerCounters()
+        #: The faults of every turn when none can happen (nothing drawn, nothing counted): one, shared.
+        self._no_faults = TurnFaults(NO_FAULTS, None, EventCounter(), self.metrics)
         #: Server-wide budget of the connection caches (``None``: unlimited); see :class:`CacheBudget`.
         self.cache_budget = CacheBudget(max_cached_bytes, profile.bytes_per_token, self.metrics)
         #: The most recent turns, newest last: what the server decided and when it sent what (loop clock).
@@ -438,7 +440,10 @@ class Engine:
     ) -> TurnFaults:
         # Drawn first, in arrival order, whatever happens next: the fault sequence depends on requests only.
         if not self.faults.active:
-            return self.faults.for_turn(0, counter or EventCounter(), self.metrics)  # nothing to draw a point in
+            if self.script is None:
+                return self._no_faults
+            # A script may add faults to this turn (Script.apply): it gets its own.
+            return self.faults.for_turn(0, counter or EventCounter(), self.metrics)
         turns_in = conversation_split(request.input)[0]
         expected = 8 + specs[min(turns_in, len(specs) - 1)].output_tokens
         return self.faults.for_turn(expected, counter or EventCounter(), self.metrics)

@@ -13,24 +13,24 @@ _POOL_BYTES = 24 * 170
 
 
 class _RandomPool(threading.local):
-    """``take()`` gives the next 24 bytes of one ``os.urandom`` draw, drawing again when it runs out.
+    """``take()`` gives the next 48 hex digits (24 bytes) of one ``os.urandom`` draw, drawing again when it runs out.
 
-    One pool per thread (servers may run in several threads, e.g. the pytest plugin's), emptied in a forked
-    child: no two ids ever come from the same bytes."""
+    The draw is turned into hex text once, not per id. One pool per thread (servers may run in several threads,
+    e.g. the pytest plugin's), emptied in a forked child: no two ids ever come from the same bytes."""
 
     def __init__(self) -> None:
         self.empty()
 
     def empty(self) -> None:
-        self._data = b""
+        self._hex = ""
         self._at = 0
 
-    def take(self) -> bytes:
+    def take(self) -> str:
         at = self._at
-        if at + 24 > len(self._data):
-            self._data, at = os.urandom(_POOL_BYTES), 0
-        self._at = at + 24
-        return self._data[at : at + 24]
+        if at + 48 > len(self._hex):
+            self._hex, at = os.urandom(_POOL_BYTES).hex(), 0
+        self._at = at + 48
+        return self._hex[at : at + 48]
 
 
 _pool = _RandomPool()
@@ -40,7 +40,7 @@ if hasattr(os, "register_at_fork"):
 
 def new_id(prefix: str) -> str:
     """An id like the API's: ``resp_``, ``msg_``, ``fc_``, ``call_``, ``rs_`` followed by 48 hex digits."""
-    return f"{prefix}_{_pool.take().hex()}"
+    return f"{prefix}_{_pool.take()}"
 
 
 #: A Response's ``created_at``: the wall clock, in seconds since the epoch.

@@ -193,6 +193,11 @@ def plan_output(
     ``tool_parameters`` are the JSON Schemas of ``tool_names`` (in the same order): arguments follow them.
     A plan is pure in these arguments, so each distinct one is built once (tools by their schemas' JSON text).
     """
+    if not tool_parameters:  # a message or schema-less calls (most plans): nothing to encode for the key
+        return _cached_plan(
+            kind, output_tokens, reasoning_tokens, tool_names, (), True, tool_calls, summary, encrypted,
+            max_output_tokens, salt,
+        )  # fmt: skip
     plan: Callable[..., OutputPlan] = _cached_plan
     try:
         params = tuple(None if p is None else _SCHEMA_KEY.encode(p) for p in tool_parameters)

@@ -51,10 +51,14 @@ class Store:
         return record
 
     def put(self, record: ResponseRecord) -> None:
-        self._records[record.id] = record
-        self._records.move_to_end(record.id)
-        while len(self._records) > self.capacity:
-            self._records.popitem(last=False)
+        records, rid = self._records, record.id
+        if rid in records:  # stored again: now the most recently used
+            records[rid] = record
+            records.move_to_end(rid)
+            return
+        records[rid] = record  # a new key goes last
+        while len(records) > self.capacity:
+            records.popitem(last=False)
 
     def delete(self, response_id: str) -> bool:
         return self._records.pop(response_id, None) is not None
@@ -178,7 +182,10 @@ class Replicas:
 
     def remember(self, replica: int, conversation_key: str) -> None:
         latest = self._latest
+        if conversation_key in latest:  # a conversation seen before: now the most recent
+            latest[conversation_key] = replica
+            latest.move_to_end(conversation_key)
+            return
         latest[conversation_key] = replica
-        latest.move_to_end(conversation_key)
         while len(latest) > self._capacity:
             latest.popitem(last=False)
