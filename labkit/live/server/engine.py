@@ -477,7 +477,7 @@ class Engine:
     def _position(self, request: CreateRequest, parent: ResponseRecord | None) -> _Position:
         """The request's turn index, context and new tokens, and its conversation's identity."""
         turns_in, context_items, new_items = conversation_split(request.input)
-        instructions = estimate_tokens(request.instructions or "")
+        instructions = estimate_tokens(request.instructions) if request.instructions else 0
         if parent is not None:
             # Instructions are not carried over to a continuation: the parent's are replaced by these.
             context = parent.conversation_tokens - parent.instructions_tokens + instructions + context_items
@@ -502,14 +502,16 @@ class Engine:
                 owed.append(str(item.get("call_id")))
             elif kind == "function_call_output":
                 outputs.append(str(item.get("call_id")))
-        known = set(owed)
-        for call_id in outputs:
-            if call_id not in known:
-                raise no_tool_call_error(call_id)
-        answered = set(outputs)
-        for call_id in owed:
-            if call_id not in answered:
-                raise no_tool_output_error(call_id)
+        if outputs:
+            known = set(owed)
+            for call_id in outputs:
+                if call_id not in known:
+                    raise no_tool_call_error(call_id)
+        if owed:
+            answered = set(outputs)
+            for call_id in owed:
+                if call_id not in answered:
+                    raise no_tool_output_error(call_id)
 
     def _shape(self, request: CreateRequest, index: int, specs: tuple[TurnSpec, ...]) -> OutputPlan:
         """What this turn outputs: the workload's turn ``index`` (its last beyond the end), as the request allows."""
@@ -622,7 +624,8 @@ class Engine:
         A client running many rollouts with different seeds (``run_rollouts``) names its seed in
         ``metadata`` so the outputs vary with it as the DES's do; other clients get the server's seed.
         """
-        raw = (request.metadata or {}).get(SEED_METADATA_KEY)
+        metadata = request.metadata
+        raw = metadata.get(SEED_METADATA_KEY) if metadata else None
         if raw is None:
             return self.specs
         try:

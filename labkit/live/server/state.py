@@ -118,7 +118,8 @@ class Bodies:
         body = (dumps(response) if encoded is None else encoded, dumps(input_items))
         size = len(body[0]) + len(body[1])
         rid = response["id"]
-        self.delete(rid)
+        if rid in self._bodies:
+            self.delete(rid)
         if size > self.max_bytes:
             return
         self._bodies[rid] = body
