@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.live.server.app import SimServer
-from labkit.live.server.engine import Turn
+from labkit.live.server.engine import Resolved
 from labkit.live.server.script import Script, load_script
 from labkit.wire.protocol import CreateRequest
 
@@ -83,14 +83,15 @@ class ResponsesApi:
         self.stop()
 
     def _record_requests(self, server: SimServer) -> None:
-        prepare = server.engine.prepare
+        # Every create is resolved once, streamed or not, over either transport (Engine.resolve).
+        resolve = server.engine.resolve
 
-        def recording_prepare(request: CreateRequest, **kwargs: Any) -> Turn:
+        def recording_resolve(request: CreateRequest, **kwargs: Any) -> Resolved:
             with self._lock:
                 self._requests.append(request)
-            return prepare(request, **kwargs)
+            return resolve(request, **kwargs)
 
-        server.engine.prepare = recording_prepare  # type: ignore[method-assign]
+        server.engine.resolve = recording_resolve  # type: ignore[method-assign]
 
     # -- what a test uses --
     @property
