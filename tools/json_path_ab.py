@@ -5,8 +5,10 @@
 ``BASE_TREE`` and ``NEW_TREE`` are checkouts (``git worktree add /tmp/base COMMIT``). Each tree's simulator runs
 as ``labkit bench server`` runs it (``labkit.bench.servers labkit``: instant, one core), beside the hand-written
 aiohttp handler of ``labkit.bench.rawjson``; the three are loaded one after another in every repeat (4 kept-alive
-connections x N creates), so a slow moment of the machine hits all three. Prints each server's median CPU per
-request and its ratio to the handler's. ``labkit bench server`` measures one tree against the handler; this
+connections x N creates), so a slow moment of the machine hits all three, and the order turns by one each repeat
+(a server loaded first after a pause measured slower here). Prints each server's median CPU per request, the ratio
+of its median to the handler's, and the median and quartiles of its per-repeat ratios (the handler's sample of
+the same repeat). ``labkit bench server`` measures one tree against the handler; this
 measures a change.
 """
 
@@ -43,8 +45,10 @@ def main() -> None:
             with RawJsonProcess(template) as raw:
                 _measure(raw, json_load(raw.urls[0], body, 1, 50))
                 samples: dict[str, list[float]] = {"hand-written": [], **{tree: [] for tree in args.trees}}
-                for _ in range(args.repeats):
-                    for name, server in (("hand-written", raw), *servers.items()):
+                order = [("hand-written", raw), *servers.items()]
+                for repeat in range(args.repeats):
+                    turn = repeat % len(order)
+                    for name, server in order[turn:] + order[:turn]:
                         cpu, _, _ = _measure(server, json_load(server.urls[0], body, conns, args.requests))
                         samples[name].append(cpu / (conns * args.requests) * 1e6)
         finally:
@@ -53,8 +57,12 @@ def main() -> None:
     base = statistics.median(samples["hand-written"])
     for name, values in samples.items():
         median = statistics.median(values)
-        spread = f"min {min(values):.0f}, max {max(values):.0f}"
-        print(f"{name}: {median:.1f} us CPU per request, ratio {median / base:.2f} ({spread})")
+        ratios = sorted(v / h for v, h in zip(values, samples["hand-written"], strict=True))
+        quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+        print(
+            f"{name}: {median:.1f} us CPU per request (min {min(values):.0f}, max {max(values):.0f}), "
+            f"ratio {median / base:.2f}; per repeat {quartiles[1]:.2f} [{quartiles[0]:.2f}-{quartiles[2]:.2f}]"
+        )
 
 
 if __name__ == "__main__":
