@@ -177,7 +177,7 @@ async def test_a_paced_json_answer_waits_for_the_plans_last_stage() -> None:
     req = parse_create_body(json.dumps({"model": "m", "input": "hi"}))
     turn = side.engine.prepare(req, transport="http", t0=loop.time(), paced=False)
     end = turn.pacer.end
-    assert end > turn.t0
+    assert end > turn.resolved.t0
     await side.engine.run(turn, None)
     assert loop.time() >= end  # never early against the plan (no upper bound: no timing assertions)
     assert turn.events.final is not None and turn.events.final["status"] == "completed"

@@ -143,31 +143,6 @@ class Resolved(NamedTuple):
     t0: float
 
 
-class _Placed(Protocol):
-    """What keeping and logging a finished response reads: a :class:`Resolved` or a :class:`Turn` has it."""
-
-    @property
-    def request(self) -> CreateRequest: ...
-    @property
-    def transport(self) -> str: ...
-    @property
-    def spec(self) -> TurnSpec: ...
-    @property
-    def cache(self) -> CacheState: ...
-    @property
-    def source(self) -> str: ...
-    @property
-    def conversation_key(self) -> str: ...
-    @property
-    def replica(self) -> int: ...
-    @property
-    def instructions_tokens(self) -> int: ...
-    @property
-    def conn_cache(self) -> LaneCache | None: ...
-    @property
-    def t0(self) -> float: ...
-
-
 class TurnWatcher(Protocol):
     """Told of every turn as it is resolved and as it ends (:attr:`Engine.watcher`; ``labkit serve`` watches
     which conversations stopped with tool calls owed)."""
@@ -180,25 +155,11 @@ class TurnWatcher(Protocol):
 
 @dataclass(slots=True)
 class Turn:
-    """One request, resolved and planned, ready to run."""
+    """One request, resolved and planned, ready to run: its :class:`Resolved`, its events and their schedule."""
 
-    request: CreateRequest
-    transport: Literal["http", "websocket"]
-    lane: str | None
-    spec: TurnSpec
-    cache: CacheState
-    source: Source
-    parent: ResponseRecord | None
-    conversation_key: str
-    replica: int
-    output: OutputPlan
-    instructions_tokens: int
+    resolved: Resolved
     events: ResponseEvents
-    faults: TurnFaults
     pacer: Pacer
-    t0: float
-    cached_input_tokens: int = 0
-    conn_cache: LaneCache | None = None
     record: ResponseRecord | None = None
     #: The final Response's JSON (:func:`labkit.live.server.jsonout.dumps`), when the store encoded it: a JSON
     #: answer sends these bytes instead of encoding the Response again.
@@ -211,7 +172,8 @@ class Turn:
 
     @property
     def kind(self) -> str:
-        return self.output.items[0].kind if self.output.items else "message"
+        items = self.resolved.output.items
+        return items[0].kind if items else "message"
 
     def wake(self) -> None:
         """End the current wait early (a steer arrived): the pacer decides what is due now."""
@@ -376,27 +338,10 @@ class Engine:
         delta at once, at the last token's deadline)."""
         request = resolved.request
         events = events or ResponseEvents(request, ids=self.ids, clock=self.clock, stream_id=request.stream_id)
-        times = resolved.times
-        pacer = self._pacer(request, events, resolved.output, times, resolved.faults, resolved.t0, resolved.spec, paced)
-        return Turn(
-            request=request,
-            transport=resolved.transport,
-            lane=request.stream_id,
-            spec=resolved.spec,
-            cache=resolved.cache,
-            source=resolved.source,
-            parent=resolved.parent,
-            conversation_key=resolved.conversation_key,
-            replica=resolved.replica,
-            output=resolved.output,
-            instructions_tokens=resolved.instructions_tokens,
-            events=events,
-            faults=resolved.faults,
-            pacer=pacer,
-            t0=resolved.t0,
-            cached_input_tokens=times.cached_input,
-            conn_cache=resolved.conn_cache,
+        pacer = self._pacer(
+            request, events, resolved.output, resolved.times, resolved.faults, resolved.t0, resolved.spec, paced
         )
+        return Turn(resolved, events, pacer)
 
     # -- an answer due at once ------------------------------------------------------------------------
 
@@ -671,7 +616,7 @@ class Engine:
             else:
                 await self._pace(turn, emit, loop)
         except DropConnection:
-            self._evict_parent(turn.conn_cache, turn.lane, turn.parent)
+            self._evict_parent(turn.resolved.conn_cache, turn.resolved.request.stream_id, turn.resolved.parent)
             self._log(turn, "dropped", loop.time())
             raise
         finally:
@@ -679,7 +624,7 @@ class Engine:
             self.inflight.pop(ev.id, None)
         if ev.status == "failed":
             self.metrics.responses_failed += 1
-            self._evict_parent(turn.conn_cache, turn.lane, turn.parent)
+            self._evict_parent(turn.resolved.conn_cache, turn.resolved.request.stream_id, turn.resolved.parent)
             self._log(turn, "failed", loop.time())
             raise TurnFailed(ev)
         self._finish(turn, loop.time())
@@ -689,7 +634,7 @@ class Engine:
         return self.spin_s if self.active <= self.spin_max_active else 0.0
 
     async def _pace(self, turn: Turn, emit: Emit | None, loop: asyncio.AbstractEventLoop) -> None:
-        pacer, faults, m = turn.pacer, turn.faults, self.metrics
+        pacer, faults, m = turn.pacer, turn.resolved.faults, self.metrics
         while pacer.deadline is not None:
             now = loop.time()
             if now < pacer.deadline and pacer.stop_reason is None:
@@ -719,7 +664,7 @@ class Engine:
 
     def _assemble(self, turn: Turn) -> None:
         """The answer, whole, once it is due; a drawn drop point cuts the connection instead."""
-        if turn.faults.admit(1, True, False) < 1:
+        if turn.resolved.faults.admit(1, True, False) < 1:
             raise DropConnection()
         turn.pacer.assemble()
 
@@ -746,23 +691,25 @@ class Engine:
             await asyncio.sleep(0)
 
     def _finish(self, turn: Turn, now: float) -> None:
-        ev, pacer = turn.events, turn.pacer
-        generated = turn.request.generate
+        ev, pacer, resolved = turn.events, turn.pacer, turn.resolved
+        request, out = resolved.request, resolved.output
+        generated = request.generate
         steered = ev.status == "incomplete" and (ev.incomplete_details or {}).get("reason") == "steered"
-        out = turn.output
         # A steered response owes no tool output: its successor continues with the steering input.
         call_ids = () if steered or not out.function_calls else _completed_calls(ev.output)
         # Output decoded whole is the plan's: its tokens were counted once, with the plan.
         whole = generated and not steered and pacer.decoded == out.visible_tokens
         tokens = out.item_tokens if whole else sum(item_tokens(o) for o in ev.output)
-        turn.record = self._keep(turn, ev.id, tokens, call_ids)
-        if turn.request.store:
+        turn.record = self._keep(resolved, ev.id, tokens, call_ids)
+        if request.store:
             # The Response the terminal event or the JSON answer already carries: built and encoded once.
-            turn.answer = self._store(turn.request, ev.final or ev.response())
+            turn.answer = self._store(request, ev.final or ev.response())
         self._count(generated, ev.status, pacer.decoded, pacer.frames, pacer.t_last, pacer.planned_last)
         self._log(turn, ev.status if generated else "warmup", now)
 
-    def _keep(self, placed: _Placed, response_id: str, output_tokens: int, call_ids: tuple[str, ...]) -> ResponseRecord:
+    def _keep(
+        self, placed: Resolved, response_id: str, output_tokens: int, call_ids: tuple[str, ...]
+    ) -> ResponseRecord:
         """The response's record, kept where a continuation looks for it: the connection's lane, the store
         (``store: true``) and the replica that now holds the conversation's rendered tokens."""
         request, spec = placed.request, placed.spec
@@ -839,11 +786,13 @@ class Engine:
 
     def _log(self, turn: Turn, status: str, now: float) -> None:
         pacer = turn.pacer
-        self._log_end(turn, turn.record, turn.events.id, status, now, pacer.t_first, pacer.frames, pacer.t_last)
+        self._log_end(
+            turn.resolved, turn.record, turn.events.id, status, now, pacer.t_first, pacer.frames, pacer.t_last
+        )
 
     def _log_end(
         self,
-        placed: _Placed,
+        placed: Resolved,
         record: ResponseRecord | None,
         response_id: str,
         status: str,
