@@ -200,3 +200,55 @@ print(s1[2] - s0[2])
     if out.stdout.strip() == "skip":
         pytest.skip("this system does not let a process adopt orphans")
     assert float(out.stdout) >= 0.45  # the grandchild's 0.5 s, give or take a clock tick
+
+
+def test_json_samples_alternate_slices_and_leave_the_warm_up_unmeasured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The JSON part's two servers are loaded in alternating slices (labkit, raw, raw, labkit, ...), each server's
+    CPU summed over its own slices only: warm-up and connecting fall outside what is measured."""
+    from labkit.bench import server as bench_server
+
+    log: list[tuple[str, str, int]] = []
+
+    class FakeServer:
+        def __init__(self, name: str) -> None:
+            self.name, self.urls, self.clock = name, [f"http://127.0.0.1:1/{name}"], 0.0
+
+        def cpu(self) -> float:
+            return self.clock
+
+    servers = {"labkit": FakeServer("labkit"), "raw": FakeServer("raw")}
+
+    class FakeLoad:
+        def __init__(self, url: str, body: bytes | None, conns: int) -> None:
+            self.server = servers[url.rsplit("/", 1)[1]]
+            self.conns = conns
+
+        async def open(self) -> None:
+            self.server.clock += 100.0  # connecting: must not be counted
+            log.append((self.server.name, "open", 0))
+
+        async def load(self, requests: int) -> int:
+            log.append((self.server.name, "load", requests))
+            self.server.clock += requests * self.conns * (2.0 if self.server.name == "labkit" else 1.0)
+            return requests * self.conns * 10
+
+        async def close(self) -> None:
+            log.append((self.server.name, "close", 0))
+
+    monkeypatch.setattr(bench_server, "KeptAlive", FakeLoad)
+    size = bench_server._Sizes(quick=False)
+    lab_cpu, raw_cpu, answered = bench_server._json_sample(
+        servers["labkit"],  # type: ignore[arg-type]
+        servers["raw"],  # type: ignore[arg-type]
+        b"{}",
+        size,
+    )
+    per_slice = size.json_requests // size.json_slices
+    # Measured: each server's slices only (the warm-up and the connecting are not counted).
+    assert lab_cpu == 2.0 * size.conns * size.json_requests
+    assert raw_cpu == 1.0 * size.conns * size.json_requests
+    assert answered == 10 * size.conns * size.json_requests
+    slices = [name for name, what, n in log if what == "load" and n == per_slice]
+    assert len(slices) == 2 * size.json_slices
+    assert slices[:4] == ["labkit", "raw", "raw", "labkit"]
+    assert [what for _, what, _ in log[-2:]] == ["close", "close"]
