@@ -1,56 +1,78 @@
-"""Before/after for the non-streaming create: labkit's server CPU per request from two source trees, in one run.
+"""Before/after for the non-streaming create: labkit's server CPU per request from source trees, in one run.
 
-    PYTHONPATH=$PWD .venv/bin/python tools/json_path_ab.py BASE_TREE NEW_TREE [--requests N] [--repeats R]
+    PYTHONPATH=$PWD .venv/bin/python tools/json_path_ab.py TREE [TREE ...] [--with-config JSON] [--requests N]
+        [--slices S] [--repeats R]
 
-``BASE_TREE`` and ``NEW_TREE`` are checkouts (``git worktree add /tmp/base COMMIT``). Each tree's simulator runs
-as ``labkit bench server`` runs it (``labkit.bench.servers labkit``: instant, one core), beside the hand-written
-aiohttp handler of ``labkit.bench.rawjson``; the three are loaded one after another in every repeat (4 kept-alive
-connections x N creates), so a slow moment of the machine hits all three, and the order turns by one each repeat
-(a server loaded first after a pause measured slower here). Prints each server's median CPU per request, the ratio
-of its median to the handler's, and the median and quartiles of its per-repeat ratios (the handler's sample of
-the same repeat). ``labkit bench server`` measures one tree against the handler; this
-measures a change.
+Each ``TREE`` is a checkout (``git worktree add /tmp/base COMMIT``); ``--with-config`` adds the first tree's
+simulator once more with a config of its own (``'{"max_stored_bodies": 0}'``: the cost of the store of bodies).
+Each simulator runs as ``labkit bench server`` runs it (``labkit.bench.servers labkit``: instant, one core), beside
+the hand-written aiohttp handler of ``labkit.bench.rawjson``, each on 4 kept-alive connections opened once. A
+repeat is N creates per connection in S slices; in each slice every server takes its turn, the order turning by
+one each slice, so a slow moment of the machine falls on all of them (the ``json`` part of ``labkit bench
+server`` alternates its two servers the same way). Prints each server's median CPU per request, the ratio of its
+median to the handler's, and the median and quartiles of its per-repeat ratios (the handler's sample of the same
+repeat). ``labkit bench server`` measures one tree against the handler; this measures a change.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 
 from labkit.bench.pinning import pinned
-from labkit.bench.server import RawJsonProcess, ServerProcess, _create, _measure, json_answer, json_load
+from labkit.bench.server import KeptAlive, RawJsonProcess, ServerProcess, _create, json_answer
 
 
-def _simulator(tree: str) -> ServerProcess:
-    """``labkit.bench.servers labkit`` imported from ``tree``."""
-    return ServerProcess("labkit", {}, env=dict(os.environ, PYTHONPATH=tree), cwd=tree)
+def _simulator(tree: str, config: dict[str, object] | None = None) -> ServerProcess:
+    """``labkit.bench.servers labkit`` imported from ``tree`` (``config``: the simulator's, e.g. its store caps)."""
+    return ServerProcess("labkit", config or {}, env=dict(os.environ, PYTHONPATH=tree), cwd=tree)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("trees", nargs=2, metavar="TREE")
+    parser.add_argument("trees", nargs="+", metavar="TREE")
     parser.add_argument("--requests", type=int, default=1000, help="creates per connection per repeat")
+    parser.add_argument("--slices", type=int, default=10, help="slices per repeat, the servers' turns rotating")
     parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument(
+        "--with-config",
+        action="append",
+        default=[],
+        metavar="JSON",
+        help="one more simulator of the first tree with this config, e.g. '{\"max_stored_bodies\": 0}'",
+    )
     args = parser.parse_args()
     body = _create(websocket=False, stream=False).encode()
     conns = 4
+    per_slice = args.requests // args.slices
     with pinned(1):
         servers = {tree: _simulator(tree) for tree in args.trees}
+        for config in args.with_config:
+            servers[f"{args.trees[0]} {config}"] = _simulator(args.trees[0], json.loads(config))
         try:
-            for server in servers.values():
-                _measure(server, json_load(server.urls[0], body, 1, 50))
             template = asyncio.run(json_answer(servers[args.trees[0]].urls[0], body))
-            with RawJsonProcess(template) as raw:
-                _measure(raw, json_load(raw.urls[0], body, 1, 50))
-                samples: dict[str, list[float]] = {"hand-written": [], **{tree: [] for tree in args.trees}}
+            with RawJsonProcess(template) as raw, asyncio.Runner() as runner:
                 order = [("hand-written", raw), *servers.items()]
-                for repeat in range(args.repeats):
-                    turn = repeat % len(order)
-                    for name, server in order[turn:] + order[:turn]:
-                        cpu, _, _ = _measure(server, json_load(server.urls[0], body, conns, args.requests))
-                        samples[name].append(cpu / (conns * args.requests) * 1e6)
+                loads = {name: KeptAlive(server.urls[0], body, conns) for name, server in order}
+                for load in loads.values():
+                    runner.run(load.open())
+                    runner.run(load.load(50))
+                samples: dict[str, list[float]] = {name: [] for name, _ in order}
+                for _ in range(args.repeats):
+                    cpu = dict.fromkeys(samples, 0.0)
+                    for turn in range(args.slices):
+                        at = turn % len(order)
+                        for name, server in order[at:] + order[:at]:
+                            cpu0 = server.cpu()
+                            runner.run(loads[name].load(per_slice))
+                            cpu[name] += server.cpu() - cpu0
+                    for name, spent in cpu.items():
+                        samples[name].append(spent / (conns * per_slice * args.slices) * 1e6)
+                for load in loads.values():
+                    runner.run(load.close())
         finally:
             for server in servers.values():
                 server.close()
