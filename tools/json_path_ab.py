@@ -11,7 +11,8 @@ repeat is N creates per connection in S slices; in each slice every server takes
 one each slice, so a slow moment of the machine falls on all of them (the ``json`` part of ``labkit bench
 server`` alternates its two servers the same way). Prints each server's median CPU per request, the ratio of its
 median to the handler's, and the median and quartiles of its per-repeat ratios (the handler's sample of the same
-repeat). ``labkit bench server`` measures one tree against the handler; this measures a change.
+repeat), and its minor page faults per request. ``labkit bench server`` measures one tree against the handler;
+this measures a change.
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ from labkit.bench.server import KeptAlive, RawJsonProcess, ServerProcess, _creat
 def _simulator(tree: str, config: dict[str, object] | None = None) -> ServerProcess:
     """``labkit.bench.servers labkit`` imported from ``tree`` (``config``: the simulator's, e.g. its store caps)."""
     return ServerProcess("labkit", config or {}, env=dict(os.environ, PYTHONPATH=tree), cwd=tree)
+
+
+def _minor_faults(server: ServerProcess) -> int:
+    """The server's minor page faults so far (``/proc/PID/stat``, field 10): memory the kernel had to map."""
+    with open(f"/proc/{server.proc.pid}/stat") as fh:
+        return int(fh.read().rsplit(")", 1)[1].split()[7])
 
 
 def main() -> None:
@@ -61,6 +68,7 @@ def main() -> None:
                     runner.run(load.open())
                     runner.run(load.load(50))
                 samples: dict[str, list[float]] = {name: [] for name, _ in order}
+                faults0 = {name: _minor_faults(server) for name, server in order}
                 for _ in range(args.repeats):
                     cpu = dict.fromkeys(samples, 0.0)
                     for turn in range(args.slices):
@@ -71,6 +79,10 @@ def main() -> None:
                             cpu[name] += server.cpu() - cpu0
                     for name, spent in cpu.items():
                         samples[name].append(spent / (conns * per_slice * args.slices) * 1e6)
+                faults = {
+                    name: (_minor_faults(server) - faults0[name]) / (conns * args.requests * args.repeats)
+                    for name, server in order
+                }
                 for load in loads.values():
                     runner.run(load.close())
         finally:
@@ -83,7 +95,8 @@ def main() -> None:
         quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
         print(
             f"{name}: {median:.1f} us CPU per request (min {min(values):.0f}, max {max(values):.0f}), "
-            f"ratio {median / base:.2f}; per repeat {quartiles[1]:.2f} [{quartiles[0]:.2f}-{quartiles[2]:.2f}]"
+            f"ratio {median / base:.2f}; per repeat {quartiles[1]:.2f} [{quartiles[0]:.2f}-{quartiles[2]:.2f}]; "
+            f"{faults[name]:.2f} page faults per request"
         )
 
 

@@ -4,9 +4,8 @@ Each server runs in its own subprocess pinned to one core (:mod:`labkit.bench.se
 generator runs here, pinned to another core, and is as lean as possible (no JSON parsing on the hot
 path). Server CPU time (all threads) is read from ``/proc/PID/task/*/schedstat`` (psutil elsewhere)
 before and after each load; the raw and labkit servers are loaded alternately, so a slow moment of
-the machine hits both (the JSON part in ten alternating slices per sample: its samples are the shortest). The
-raw servers send exactly as many events per request as the simulator sent in the same run; the raw JSON handler
-(:mod:`labkit.bench.rawjson`) answers with the simulator's own non-streaming answer to the
+the machine hits both. The raw servers send exactly as many events per request as the simulator sent in the same run;
+the raw JSON handler (:mod:`labkit.bench.rawjson`) answers with the simulator's own non-streaming answer to the
 same request, captured in the warm-up.
 """
 
@@ -172,8 +171,8 @@ class KeptAlive:
     """``conns`` kept-alive HTTP/1.1 connections to one JSON endpoint, each making its requests one after another.
 
     Kept alive as the official SDK's connection pool keeps them, so a request costs the handler, not a TCP
-    handshake; and opened once, so that :meth:`load` can be called for slice after slice on one event loop (two
-    servers' slices alternate: a slow moment of the machine falls on both).
+    handshake; and opened once, so that :meth:`load` can be called for slice after slice on one event loop
+    (``tools/json_path_ab.py`` alternates servers' slices: a slow moment of the machine falls on all of them).
     """
 
     def __init__(self, url: str, body: bytes | None, conns: int) -> None:
@@ -248,38 +247,6 @@ def _measure(server: ServerProcess, load: Any) -> tuple[float, int, float]:
     return server.cpu() - cpu0, events, wall
 
 
-def _json_sample(lab: ServerProcess, raw: ServerProcess, body: bytes, size: _Sizes) -> tuple[float, float, int]:
-    """One sample of the ``json`` part: each server's CPU seconds for ``size.json_requests`` creates on each of
-    ``size.conns`` kept-alive connections, and the bytes of labkit's answers.
-
-    The requests go in ``size.json_slices`` slices, the two servers' slices alternating (labkit, raw, raw, labkit,
-    ...): on a shared machine the CPU a request takes drifts by 10-15% from one second to the next, and a
-    sample's two halves loaded one after the other half a second apart measured that drift as much as the code.
-    Each server's JSON path is warmed first (the simulator has just served the other parts, whose code and data
-    fill its caches; the handler has been idle). The connections are opened before and closed after the slices,
-    outside what is measured."""
-    per_slice = size.json_requests // size.json_slices
-    with asyncio.Runner() as runner:
-        loads = [(lab, KeptAlive(lab.urls[0], body, size.conns)), (raw, KeptAlive(raw.urls[0], body, size.conns))]
-        cpu = [0.0, 0.0]
-        answered = 0
-        try:
-            for _, load in loads:
-                runner.run(load.open())
-                runner.run(load.load(size.json_warmup))
-            for i in range(size.json_slices):
-                for which in (0, 1) if i % 2 == 0 else (1, 0):
-                    server, load = loads[which]
-                    cpu0 = server.cpu()
-                    n = runner.run(load.load(per_slice))
-                    cpu[which] += server.cpu() - cpu0
-                    answered += n if which == 0 else 0
-        finally:
-            for _, load in loads:
-                runner.run(load.close())
-    return cpu[0], cpu[1], answered
-
-
 def _create(websocket: bool, stream: bool = True) -> str:
     from labkit.wire.protocol import build_create
 
@@ -297,8 +264,6 @@ class _Sizes:
         self.ws_requests = 2 if quick else 20
         self.sse_requests = 5 if quick else 50
         self.json_requests = 10 if quick else 1000
-        #: The JSON part's requests per connection go in this many slices, the two servers' alternating.
-        self.json_slices = 2 if quick else 10
         #: Unmeasured requests per connection before each measured JSON load.
         self.json_warmup = 2 if quick else 50
         #: Per path of the rest of the surface (labkit only): kept-alive connections x requests, per repeat.
@@ -354,7 +319,12 @@ def run(quick: bool = False) -> dict[str, Any]:
                 n_req = conns * size.sse_requests
                 _pair(sse, cpu_l / n_req * 1e6, cpu_r / n_req * 1e6)
                 events_per_sse_request = ev_l / n_req
-                cpu_l, cpu_r, bytes_l = _json_sample(lab, raw_json, json_body, size)
+                # Each server's JSON path warmed first: the simulator has just served the other parts (their code
+                # and data fill its caches), the handler has been idle.
+                _measure(lab, json_load(lab_http, json_body, conns, size.json_warmup))
+                cpu_l, bytes_l, _ = _measure(lab, json_load(lab_http, json_body, conns, size.json_requests))
+                _measure(raw_json, json_load(raw_json.urls[0], json_body, conns, size.json_warmup))
+                cpu_r, _, _ = _measure(raw_json, json_load(raw_json.urls[0], json_body, conns, size.json_requests))
                 n_req = conns * size.json_requests
                 _pair(js, cpu_l / n_req * 1e6, cpu_r / n_req * 1e6)
                 bytes_per_json_request = bytes_l / n_req
@@ -459,7 +429,6 @@ def _json_part(
         bytes_per_request=bytes_per_request,
         kept_alive_connections=size.conns,
         requests_per_connection=size.json_requests,
-        slices_per_sample=size.json_slices,
         # The stored create is the part's request (the API's default store: true); the other paths, labkit only.
         labkit_cpu_us_per_path={name: summarize(v) for name, v in paths.items()},
         requests_per_path_connection=size.path_requests,
