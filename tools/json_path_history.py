@@ -1,4 +1,4 @@
-"""Does what a simulator served before slow its creates? The ``json`` part's sample after a chosen history.
+"""Does what a simulator served before slow its creates? A JSON sample after a chosen history.
 
     PYTHONPATH=$PWD .venv/bin/python tools/json_path_history.py {none,streams,paths,both} [TREE] [--repeats R]
 
