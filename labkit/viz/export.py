@@ -170,13 +170,22 @@ def export_many(
                 }
             )
     errors = _render(specs, browser)
+    missing = [spec for spec in specs if not _rendered(spec["path"])]
+    if errors and missing:
+        # A busy machine can make a browser tab run kaleido's script before its page has loaded it ("kaleido_scopes
+        # is not defined"): what failed is rendered once more, in a batch of its own.
+        errors = _render(missing, browser)
     for spec in specs:
         path = spec["path"]
-        if path.is_file() and path.stat().st_size > 0:
+        if _rendered(path):
             written[path.stem][spec["opts"]["format"]] = path
     if errors:
         log.warning("labkit.viz.export: %d image(s) failed to render: %s", len(errors), errors[0])
     return _ordered(written, fmts)
+
+
+def _rendered(path: Path) -> bool:
+    return path.is_file() and path.stat().st_size > 0
 
 
 def _render(specs: list[dict[str, Any]], browser: str) -> list[BaseException]:
