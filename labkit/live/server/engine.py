@@ -29,6 +29,7 @@ from typing import Any, Literal, NamedTuple, Protocol
 
 import orjson
 
+from labkit.live.server.answer_template import AnswerTemplates
 from labkit.live.server.assembly import assemble_response
 from labkit.live.server.cache import CacheBudget, LaneCache
 from labkit.live.server.counters import ServerCounters
@@ -245,6 +246,8 @@ class Engine:
         #: The stage times each (source, turn, cache state) plans to: plan_turn is pure, and the turns of a
         #: workload repeat, so most requests find theirs here instead of building 16 stages to sum four sums.
         self._plans: dict[tuple[Source, TurnSpec, CacheState], _PlanTimes] = {}
+        #: Answers due at once, encoded once per plan and echo with holes for what differs per response.
+        self.answers = AnswerTemplates()
         #: What the model does, when scripted (``SimServer(script=...)``); ``None``: the workload's filler.
         self.script: Script | None = None
         #: Told of every turn as it is resolved and as it ends (``None``: nobody watches).
@@ -361,24 +364,40 @@ class Engine:
         cut it in between (``tests/test_server_json_answer.py`` checks the bytes against the streamed answer's)."""
         request, out = resolved.request, resolved.output
         response_id = self.ids("resp")
-        times = resolved.times
+        answer, status, call_ids = self._answer_json(resolved, response_id)
+        generated = request.generate
+        record = self._keep(resolved, response_id, out.item_tokens if generated else 0, call_ids)
+        if request.store:
+            self.bodies.keep(response_id, answer, request.input)
+        self._count(generated, status, out.visible_tokens if generated else 0, 0, None, None)
+        self._log_end(resolved, record, response_id, status if generated else "warmup", now, None, 0, None)
+        return answer
+
+    def _answer_json(self, resolved: Resolved, response_id: str) -> tuple[bytes, str, tuple[str, ...]]:
+        """An answer due at once as JSON, its status and the ids of its completed function calls: filled into the
+        template of its plan and echo (:mod:`labkit.live.server.answer_template`) where it has one, else
+        assembled and encoded. Both draw the same ids in the same order."""
+        request, out = resolved.request, resolved.output
+        created_at = int(self.clock())
+        input_tokens, cached_tokens = resolved.spec.conversation_tokens, resolved.times.cached_input
+        template = self.answers.get(request, out)
+        if template is not None:
+            answer = template.fill(
+                response_id, created_at, self.ids, request.previous_response_id, input_tokens, cached_tokens
+            )
+            if answer is not None:
+                return answer, template.status, ()
         final = assemble_response(
             request,
             out,
             response_id=response_id,
-            created_at=int(self.clock()),
+            created_at=created_at,
             ids=self.ids,
-            input_tokens=resolved.spec.conversation_tokens,
-            cached_tokens=times.cached_input,
+            input_tokens=input_tokens,
+            cached_tokens=cached_tokens,
         )
-        generated = request.generate
-        call_ids = _completed_calls(final["output"]) if generated and out.function_calls else ()
-        record = self._keep(resolved, response_id, out.item_tokens if generated else 0, call_ids)
-        answer = self._store(request, final) if request.store else dumps(final)
-        status = final["status"]
-        self._count(generated, status, out.visible_tokens if generated else 0, 0, None, None)
-        self._log_end(resolved, record, response_id, status if generated else "warmup", now, None, 0, None)
-        return answer
+        call_ids = _completed_calls(final["output"]) if request.generate and out.function_calls else ()
+        return dumps(final), final["status"], call_ids
 
     def _draw_faults(
         self, request: CreateRequest, specs: tuple[TurnSpec, ...], counter: EventCounter | None

@@ -113,16 +113,20 @@ class Bodies:
         self, response: dict[str, Any], input_items: tuple[dict[str, Any], ...], encoded: bytes | None = None
     ) -> None:
         """Keep ``response`` and its input; ``encoded``: the response's JSON, if the caller encoded it."""
+        if self.capacity and self.max_bytes:
+            self.keep(response["id"], dumps(response) if encoded is None else encoded, input_items)
+
+    def keep(self, response_id: str, encoded: bytes, input_items: tuple[dict[str, Any], ...]) -> None:
+        """Keep a response by its id and JSON (``encoded``), and its input."""
         if self.capacity == 0 or self.max_bytes == 0:
             return
-        body = (dumps(response) if encoded is None else encoded, dumps(input_items))
-        size = len(body[0]) + len(body[1])
-        rid = response["id"]
-        if rid in self._bodies:
-            self.delete(rid)
+        body = (encoded, dumps(input_items))
+        size = len(encoded) + len(body[1])
+        if response_id in self._bodies:
+            self.delete(response_id)
         if size > self.max_bytes:
             return
-        self._bodies[rid] = body
+        self._bodies[response_id] = body
         self.bytes += size
         while len(self._bodies) > self.capacity or self.bytes > self.max_bytes:
             gone = self._bodies.popitem(last=False)[1]
