@@ -98,6 +98,7 @@ async def _serve_labkit(config: dict[str, Any]) -> tuple[str, Any]:
     """The simulator; ``config`` may set ``profile``, ``tps``, ``instant``, ``max_cached_bytes``, the store
     caps (``max_stored``, ``max_stored_bodies``, ``max_stored_bytes``) and ``workload`` overrides."""
     from labkit.live.server import SimServer
+    from labkit.live.server.heap import freeze_start_up
     from labkit.model import load_profile, load_workload
 
     profile = load_profile(config.get("profile", "websocket"))
@@ -111,6 +112,7 @@ async def _serve_labkit(config: dict[str, Any]) -> tuple[str, Any]:
     server = await SimServer.start(
         profile=profile, workload=workload, port=0, instant=config.get("instant", True), **options
     )
+    freeze_start_up()  # as labkit serve does: the process only serves from here on
     return f"{server.base_url}/responses {server.ws_url}", server.stop
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from labkit.live.netaddr import is_loopback_host
 from labkit.live.server import Faults, SimServer
 from labkit.live.server.engine import Resolved
+from labkit.live.server.heap import freeze_start_up
 from labkit.live.server.options import (
     CONNECTION_LIFETIME_S,
     DEFAULT_HEADER_TIMEOUT_S,
@@ -271,6 +272,7 @@ async def _serve(server: SimServer) -> None:
         if hint:
             print(hint, flush=True)
         watch = RolloutWatch(server)
+        freeze_start_up()  # this process only serves from here on (labkit.live.server.heap)
         await stop.wait()
         stopped = watch.stopped_with_calls_owed()
         if stopped and server.engine.script is None:
@@ -335,6 +337,7 @@ async def _serve_replay(server: ReplayServer) -> None:
             f"{server.timing} timing; Ctrl-C stops)",
             flush=True,
         )
+        freeze_start_up()
         await stop.wait()
         if server.mismatches:
             print(f"labkit serve: {len(server.mismatches)} request(s) matched no recording", file=sys.stderr)
