@@ -28,7 +28,11 @@ def test_the_key_is_the_digest_of_the_first_items_sorted_encoding_found_or_not()
 def test_equal_numbers_of_different_json_are_different_conversations() -> None:
     # 1, 1.0 and true hash alike in Python but encode differently: the cache is keyed by the encoding.
     keys = {
-        _conversation_key(parse_create_body({"model": "m", "input": [{"type": "message", "role": "user", "content": "hi", "n": value}]}))
+        _conversation_key(
+            parse_create_body(
+                {"model": "m", "input": [{"type": "message", "role": "user", "content": "hi", "n": value}]}
+            )
+        )
         for value in (1, 1.0, True)
     }
     assert len(keys) == 3
