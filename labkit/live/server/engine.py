@@ -236,8 +236,9 @@ class Engine:
         self._no_faults = TurnFaults(NO_FAULTS, None, EventCounter(), self.metrics)
         #: Server-wide budget of the connection caches (``None``: unlimited); see :class:`CacheBudget`.
         self.cache_budget = CacheBudget(max_cached_bytes, profile.bytes_per_token, self.metrics)
-        #: The most recent turns, newest last: what the server decided and when it sent what (loop clock).
-        self.turn_log: deque[TurnLog] = deque(maxlen=turn_log_size)
+        # The most recent turns (:attr:`turn_log`), as plain tuples of plain values: the garbage collector stops
+        # tracking such a tuple while it is young, where a named tuple stays in every full collection's walk.
+        self._turn_log: deque[tuple[Any, ...]] = deque(maxlen=turn_log_size)
         #: Responses running now, by id (``POST /v1/responses/{id}/cancel`` and steering look here).
         self.inflight: dict[str, Turn] = {}
         # plan_turn reads the chaining mode from the profile; the server decides it per request (a hit in
@@ -255,6 +256,14 @@ class Engine:
         #: The ids and the ``created_at`` clock of the responses this engine makes (tests pass fixed ones).
         self.ids: IdSource = new_id
         self.clock: Clock = wall_clock
+
+    @property
+    def turn_log(self) -> list[TurnLog]:
+        """The most recent turns, newest last: what the server decided and when it sent what (loop clock)."""
+        return [
+            TurnLog(rid, transport, lane, source, status, TurnSpec(*spec), CacheState(*cache), *times)
+            for rid, transport, lane, source, status, spec, cache, *times in self._turn_log
+        ]
 
     def profile_for(self, source: Source) -> Profile:
         variant = self._variants.get(source)
@@ -823,15 +832,15 @@ class Engine:
         """The turn's line in :attr:`turn_log`, and its end told to the :attr:`watcher` (``record``: ``None`` for
         a turn that failed or was cut)."""
         spec = placed.spec
-        self.turn_log.append(
-            TurnLog(
+        self._turn_log.append(
+            (
                 response_id,
                 placed.transport,
                 placed.request.stream_id,
                 placed.source,
                 status,
-                spec,
-                placed.cache,
+                tuple(spec),
+                tuple(placed.cache),
                 placed.t0,
                 t_first,
                 now,

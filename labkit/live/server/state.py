@@ -6,6 +6,7 @@ grow the server's memory with conversation text.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import zlib
@@ -35,28 +36,37 @@ class ResponseRecord(NamedTuple):
     call_ids: tuple[str, ...] = ()
 
 
+#: A record from the plain tuple of its fields (C code: no Python-level ``__new__``).
+_as_record = functools.partial(tuple.__new__, ResponseRecord)
+
+
 class Store:
-    """Responses created with ``store=true``, server-wide, least recently used first out."""
+    """Responses created with ``store=true``, server-wide, least recently used first out.
+
+    A record is kept as the plain tuple of its fields (all strings, numbers and a tuple of strings): the garbage
+    collector stops tracking such a tuple while it is young, where a named tuple stays in every full collection's
+    walk, and a store holds up to ``capacity`` of them (100,000 by default)."""
 
     def __init__(self, capacity: int = 100_000) -> None:
         if capacity < 1:
             raise ValueError("max_stored: must be >= 1")
         self.capacity = capacity
-        self._records: OrderedDict[str, ResponseRecord] = OrderedDict()
+        self._records: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
 
     def get(self, response_id: str) -> ResponseRecord | None:
-        record = self._records.get(response_id)
-        if record is not None:
-            self._records.move_to_end(response_id)
-        return record
+        fields = self._records.get(response_id)
+        if fields is None:
+            return None
+        self._records.move_to_end(response_id)
+        return _as_record(fields)
 
     def put(self, record: ResponseRecord) -> None:
         records, rid = self._records, record.id
         if rid in records:  # stored again: now the most recently used
-            records[rid] = record
+            records[rid] = tuple(record)
             records.move_to_end(rid)
             return
-        records[rid] = record  # a new key goes last
+        records[rid] = tuple(record)  # a new key goes last
         while len(records) > self.capacity:
             records.popitem(last=False)
 
