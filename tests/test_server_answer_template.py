@@ -167,3 +167,26 @@ def test_an_engine_answers_and_keeps_the_same_with_and_without_templates() -> No
             assert with_t.store.get(response_id) == without.store.get(response_id)
 
     asyncio.run(run())
+
+
+def test_a_stored_answer_keeps_its_templates_format_and_its_values_not_its_bytes() -> None:
+    import gc
+
+    server = _Server(templates=True)
+    answers = [server.answer({"model": "m", "input": f"task {i}"}) for i in range(3)]
+    bodies = server.engine.bodies
+    entries = [bodies._bodies[json.loads(a)["id"]] for a in answers]
+    gc.collect()
+    gc.collect()
+    for answer, (response, input_json, size) in zip(answers, entries, strict=True):
+        form, values = response
+        assert form is entries[0][0][0]  # one format shared by every answer of the template
+        assert sum(len(v) for v in values if isinstance(v, bytes)) < len(answer) / 5
+        assert not gc.is_tracked(response)
+        assert bodies.response_json(json.loads(answer)["id"]) == answer
+        assert size == len(answer) + len(input_json)
+    assert bodies.bytes == sum(size for _, _, size in entries)
+    # Evicted by the same byte count as a body kept as bytes.
+    bodies.max_bytes = entries[-1][2]
+    bodies.keep("resp_other", b"{}", ())
+    assert len(bodies) == 1 and bodies.bytes == len(b"{}") + len(b"[]")

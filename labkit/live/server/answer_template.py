@@ -78,7 +78,12 @@ class AnswerTemplate:
         #: The answer's ``status``: ``completed``, or ``incomplete`` for a plan cut by ``max_output_tokens``.
         self.status = status
 
-    def fill(
+    @property
+    def format(self) -> bytes:
+        """The answer's bytes with a %-conversion per hole: ``format % values`` is an answer."""
+        return self._format
+
+    def values(
         self,
         response_id: str,
         created_at: int,
@@ -86,8 +91,9 @@ class AnswerTemplate:
         previous_response_id: str | None,
         input_tokens: int,
         cached_tokens: int,
-    ) -> bytes | None:
-        """This response's answer; ``None`` (no id drawn) if ``previous_response_id`` is not text orjson encodes.
+    ) -> tuple[bytes | int, ...] | None:
+        """This response's values for :attr:`format`, in its order: plain bytes and integers (a stored answer keeps
+        them, not its bytes); ``None`` (no id drawn) if ``previous_response_id`` is not text orjson encodes.
 
         Ids come from the engine's id source (tests pass their own), so they are encoded, not assumed safe."""
         dumps = orjson.dumps
@@ -104,7 +110,20 @@ class AnswerTemplate:
             input_tokens + self._output_tokens,
         ]
         values.extend(dumps(ids(prefix)) for prefix in self.item_prefixes)
-        return self._format % tuple(map(values.__getitem__, self._holes))
+        return tuple(map(values.__getitem__, self._holes))
+
+    def fill(
+        self,
+        response_id: str,
+        created_at: int,
+        ids: IdSource,
+        previous_response_id: str | None,
+        input_tokens: int,
+        cached_tokens: int,
+    ) -> bytes | None:
+        """This response's answer (:meth:`values` filled into :attr:`format`), or ``None`` as :meth:`values`."""
+        values = self.values(response_id, created_at, ids, previous_response_id, input_tokens, cached_tokens)
+        return None if values is None else self._format % values
 
 
 def build_template(request: CreateRequest, plan: OutputPlan) -> AnswerTemplate | None:

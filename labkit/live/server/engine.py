@@ -373,29 +373,36 @@ class Engine:
         cut it in between (``tests/test_server_json_answer.py`` checks the bytes against the streamed answer's)."""
         request, out = resolved.request, resolved.output
         response_id = self.ids("resp")
-        answer, status, call_ids = self._answer_json(resolved, response_id)
+        answer, status, call_ids, filled = self._answer_json(resolved, response_id)
         generated = request.generate
         record = self._keep(resolved, response_id, out.item_tokens if generated else 0, call_ids)
         if request.store:
-            self.bodies.keep(response_id, answer, request.input)
+            if filled is None:
+                self.bodies.keep(response_id, answer, request.input)
+            else:  # kept as its template's format and this answer's values (~10% of its bytes)
+                self.bodies.keep_filled(response_id, filled, len(answer), request.input)
         self._count(generated, status, out.visible_tokens if generated else 0, 0, None, None)
         self._log_end(resolved, record, response_id, status if generated else "warmup", now, None, 0, None)
         return answer
 
-    def _answer_json(self, resolved: Resolved, response_id: str) -> tuple[bytes, str, tuple[str, ...]]:
-        """An answer due at once as JSON, its status and the ids of its completed function calls: filled into the
-        template of its plan and echo (:mod:`labkit.live.server.answer_template`) where it has one, else
-        assembled and encoded. Both draw the same ids in the same order."""
+    def _answer_json(
+        self, resolved: Resolved, response_id: str
+    ) -> tuple[bytes, str, tuple[str, ...], tuple[bytes, tuple[bytes | int, ...]] | None]:
+        """An answer due at once as JSON, its status, the ids of its completed function calls, and (filled from a
+        template) the template's format and the answer's values: filled into the template of its plan and echo
+        (:mod:`labkit.live.server.answer_template`) where it has one, else assembled and encoded. Both draw the
+        same ids in the same order."""
         request, out = resolved.request, resolved.output
         created_at = int(self.clock())
         input_tokens, cached_tokens = resolved.spec.conversation_tokens, resolved.times.cached_input
         template = self.answers.get(request, out)
         if template is not None:
-            answer = template.fill(
+            values = template.values(
                 response_id, created_at, self.ids, request.previous_response_id, input_tokens, cached_tokens
             )
-            if answer is not None:
-                return answer, template.status, ()
+            if values is not None:
+                form = template.format
+                return form % values, template.status, (), (form, values)
         final = assemble_response(
             request,
             out,
@@ -406,7 +413,7 @@ class Engine:
             cached_tokens=cached_tokens,
         )
         call_ids = _completed_calls(final["output"]) if request.generate and out.function_calls else ()
-        return dumps(final), final["status"], call_ids
+        return dumps(final), final["status"], call_ids, None
 
     def _draw_faults(
         self, request: CreateRequest, specs: tuple[TurnSpec, ...], counter: EventCounter | None

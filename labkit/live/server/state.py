@@ -103,9 +103,12 @@ class Bodies:
     ``max_bytes`` of their JSON together (:func:`body_size`; a body bigger than ``max_bytes`` alone is not
     kept). A response whose body was evicted can still be continued from (its record) but no longer read back.
 
-    A body is kept as its two JSON encodings (the response, its input), not as objects: sizing it encodes
-    them anyway, a retrieve sends the response's bytes as they are, and bytes are invisible to the garbage
-    collector (tens of thousands of stored bodies as dicts made every full collection walk them all).
+    A body is kept as JSON, not as objects: sizing it encodes it anyway, a retrieve sends the response's bytes as
+    they are, and bytes are invisible to the garbage collector (tens of thousands of stored bodies as dicts made
+    every full collection walk them all). The response's JSON is its bytes, or, for an answer filled into a
+    template (:mod:`labkit.live.server.answer_template`), the template's format (one bytes object, shared by every
+    answer of the template) and the answer's values: ~10% of the bytes, so a store of bodies writes that much new
+    memory per create. The input's JSON is its bytes. Each entry is ``(response, input JSON, size)``.
     """
 
     def __init__(self, capacity: int = 10_000, max_bytes: int = DEFAULT_MAX_STORED_BYTES) -> None:
@@ -117,7 +120,7 @@ class Bodies:
         self.max_bytes = max_bytes
         #: JSON bytes of the bodies held now.
         self.bytes = 0
-        self._bodies: OrderedDict[str, tuple[bytes, bytes]] = OrderedDict()
+        self._bodies: OrderedDict[str, tuple[Any, bytes, int]] = OrderedDict()
 
     def put(
         self, response: dict[str, Any], input_items: tuple[dict[str, Any], ...], encoded: bytes | None = None
@@ -128,40 +131,63 @@ class Bodies:
 
     def keep(self, response_id: str, encoded: bytes, input_items: tuple[dict[str, Any], ...]) -> None:
         """Keep a response by its id and JSON (``encoded``), and its input."""
+        self._keep(response_id, encoded, len(encoded), input_items)
+
+    def keep_filled(
+        self,
+        response_id: str,
+        filled: tuple[bytes, tuple[bytes | int, ...]],
+        size: int,
+        input_items: tuple[dict[str, Any], ...],
+    ) -> None:
+        """Keep a response whose JSON is ``format % values`` (``filled``; ``size``: its bytes), and its input."""
+        self._keep(response_id, filled, size, input_items)
+
+    def _keep(self, response_id: str, response: Any, size: int, input_items: tuple[dict[str, Any], ...]) -> None:
         if self.capacity == 0 or self.max_bytes == 0:
             return
-        body = (encoded, dumps(input_items))
-        size = len(encoded) + len(body[1])
-        if response_id in self._bodies:
+        encoded_input = dumps(input_items)
+        size += len(encoded_input)
+        bodies = self._bodies
+        if response_id in bodies:
             self.delete(response_id)
         if size > self.max_bytes:
             return
-        self._bodies[response_id] = body
+        bodies[response_id] = (response, encoded_input, size)
         self.bytes += size
-        while len(self._bodies) > self.capacity or self.bytes > self.max_bytes:
-            gone = self._bodies.popitem(last=False)[1]
-            self.bytes -= len(gone[0]) + len(gone[1])
+        while len(bodies) > self.capacity or self.bytes > self.max_bytes:
+            self.bytes -= bodies.popitem(last=False)[1][2]
 
     def get(self, response_id: str) -> tuple[dict[str, Any], tuple[dict[str, Any], ...]] | None:
         """The stored response and its input items, decoded (by the json module: orjson would read an integer
         beyond 64 bits as a float, and an escaped lone surrogate not at all)."""
         body = self._bodies.get(response_id)
-        return None if body is None else (json.loads(body[0]), tuple(json.loads(body[1])))
+        if body is None:
+            return None
+        return json.loads(_response_json(body[0])), tuple(json.loads(body[1]))
 
     def response_json(self, response_id: str) -> bytes | None:
         """The stored response's JSON, as a retrieve sends it."""
         body = self._bodies.get(response_id)
-        return None if body is None else body[0]
+        return None if body is None else _response_json(body[0])
 
     def delete(self, response_id: str) -> bool:
         body = self._bodies.pop(response_id, None)
         if body is None:
             return False
-        self.bytes -= len(body[0]) + len(body[1])
+        self.bytes -= body[2]
         return True
 
     def __len__(self) -> int:
         return len(self._bodies)
+
+
+def _response_json(response: bytes | tuple[bytes, tuple[bytes | int, ...]]) -> bytes:
+    """A stored response's JSON: its bytes, or its template's format filled with its values."""
+    if isinstance(response, bytes):
+        return response
+    form, values = response
+    return form % values
 
 
 class Replicas:
