@@ -72,13 +72,15 @@ def test_a_filled_template_is_the_assembled_answer_byte_for_byte(body_name: str,
     # Filled twice with different values: nothing of one answer stays in the template.
     for input_tokens, cached_tokens in ((0, 0), (123_456, 7_890)):
         ids_filled, ids_assembled = _ids(), _ids()
-        filled = template.fill(
+        values = template.values(
             "resp_abc", 1_700_000_123, ids_filled, request.previous_response_id, input_tokens, cached_tokens
         )
+        assert values is not None
+        filled = template.format % values
         assert filled == _assembled(request, plan, ids_assembled, input_tokens, cached_tokens)
         # The same ids, drawn in the same order (the next id of each source is the same).
         assert ids_filled("x") == ids_assembled("x")
-    assert filled is not None and template.status == json.loads(filled)["status"]
+    assert template.status == json.loads(filled)["status"]
 
 
 def test_a_clients_text_holding_a_marker_gets_no_template() -> None:
@@ -98,7 +100,7 @@ def test_text_orjson_refuses_steps_aside() -> None:
         drawn.append(prefix)
         return prefix
 
-    assert template.fill("resp_1", 1, ids, "\ud800", 1, 0) is None
+    assert template.values("resp_1", 1, ids, "\ud800", 1, 0) is None
     assert drawn == []  # no id drawn for an answer that goes the other way
 
 

@@ -112,19 +112,6 @@ class AnswerTemplate:
         values.extend(dumps(ids(prefix)) for prefix in self.item_prefixes)
         return tuple(map(values.__getitem__, self._holes))
 
-    def fill(
-        self,
-        response_id: str,
-        created_at: int,
-        ids: IdSource,
-        previous_response_id: str | None,
-        input_tokens: int,
-        cached_tokens: int,
-    ) -> bytes | None:
-        """This response's answer (:meth:`values` filled into :attr:`format`), or ``None`` as :meth:`values`."""
-        values = self.values(response_id, created_at, ids, previous_response_id, input_tokens, cached_tokens)
-        return None if values is None else self._format % values
-
 
 def build_template(request: CreateRequest, plan: OutputPlan) -> AnswerTemplate | None:
     """The template of ``plan``'s answer to requests echoing what ``request`` echoes; ``None`` if its encoding does
