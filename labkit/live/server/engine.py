@@ -261,7 +261,7 @@ class Engine:
     def turn_log(self) -> list[TurnLog]:
         """The most recent turns, newest last: what the server decided and when it sent what (loop clock)."""
         return [
-            TurnLog(rid, transport, lane, source, status, TurnSpec(*spec), CacheState(*cache), *times)
+            TurnLog(rid, transport, lane, source, status, TurnSpec(*spec), _CACHE_STATES[cache], *times)
             for rid, transport, lane, source, status, spec, cache, *times in self._turn_log
         ]
 
