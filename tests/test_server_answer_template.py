@@ -178,17 +178,34 @@ def test_a_stored_answer_keeps_its_templates_format_and_its_values_not_its_bytes
     answers = [server.answer({"model": "m", "input": f"task {i}"}) for i in range(3)]
     bodies = server.engine.bodies
     entries = [bodies._bodies[json.loads(a)["id"]] for a in answers]
-    gc.collect()
-    gc.collect()
-    for answer, (response, input_json, size) in zip(answers, entries, strict=True):
-        form, values = response
-        assert form is entries[0][0][0]  # one format shared by every answer of the template
+    gc.collect()  # one collection: an entry is a flat tuple of plain values
+    for answer, entry in zip(answers, entries, strict=True):
+        input_json, size, form, *values = entry
+        assert form is entries[0][2]  # one format shared by every answer of the template
         assert sum(len(v) for v in values if isinstance(v, bytes)) < len(answer) / 5
-        assert not gc.is_tracked(response)
+        assert not gc.is_tracked(entry)
         assert bodies.response_json(json.loads(answer)["id"]) == answer
         assert size == len(answer) + len(input_json)
-    assert bodies.bytes == sum(size for _, _, size in entries)
+    assert bodies.bytes == sum(entry[1] for entry in entries)
     # Evicted by the same byte count as a body kept as bytes.
-    bodies.max_bytes = entries[-1][2]
+    bodies.max_bytes = entries[-1][1]
     bodies.keep("resp_other", b"{}", ())
     assert len(bodies) == 1 and bodies.bytes == len(b"{}") + len(b"[]")
+
+
+@pytest.mark.parametrize("odd", ["resp-1", "9lives", 'a "quoted" id', "é_id", "tab\tid", "line\u2028id", ""])
+def test_ids_that_are_not_letters_digits_and_underscores_are_written_as_json_writes_them(odd: str) -> None:
+    """The engine's ids are written as they are; any other id source's go through the encoder (tests pass theirs)."""
+    request = parse_create_body(json.dumps(BODIES["minimal"]))
+    plan = PLANS["reasoning, summary, encrypted"]
+    template = build_template(request, plan)
+    assert template is not None
+
+    def ids(prefix: str) -> str:
+        return f"{odd}{prefix}"
+
+    values = template.values(odd, 1, ids, odd or None, 3, 1)
+    assert values is not None
+    final = assemble_response(request, plan, response_id=odd, created_at=1, ids=ids, input_tokens=3, cached_tokens=1)
+    final["previous_response_id"] = odd or None
+    assert template.format % values == dumps(final)

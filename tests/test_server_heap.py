@@ -32,8 +32,9 @@ def test_freeze_start_up_collects_then_freezes_in_its_own_process() -> None:
 
 
 def test_what_a_server_keeps_per_response_leaves_the_collectors_walks() -> None:
-    """Records and turn-log lines are plain tuples of plain values: untracked by the collector while young (a named
-    tuple never is, and a server keeps up to 100,000 records), and read back as the named tuples they were."""
+    """Records, stored bodies and turn-log lines are flat tuples of plain values: untracked by the first collection
+    that sees them (a named tuple never is, and a tuple holding a tuple only at a later, older generation's pass;
+    a server keeps up to 100,000 records), and read back as what they were."""
     import gc
     import json
 
@@ -43,15 +44,30 @@ def test_what_a_server_keeps_per_response_leaves_the_collectors_walks() -> None:
     from labkit.wire.protocol import parse_create_body
 
     engine = Engine(load_profile("websocket"), load_workload("fast_test"), seed=1, instant=True, spin_s=0.0)
-    request = parse_create_body(json.dumps({"model": "m", "input": "hi"}))
-    resolved = engine.resolve(request, transport="http", t0=0.0)
-    answer = json.loads(engine.answer_at_once(resolved, 1.0))
-    gc.collect()
-    gc.collect()  # a tuple holding tuples is untracked at the pass after theirs
-    kept = [engine.store._records[answer["id"]], engine._turn_log[-1]]
+    tool = {"type": "function", "name": "shell", "parameters": {"type": "object", "properties": {}}}
+    plain = parse_create_body(json.dumps({"model": "m", "input": "hi"}))  # filled into a template
+    calling = parse_create_body(json.dumps({"model": "m", "input": "hi", "tools": [tool]}))  # assembled, with calls
+    answers, specs = [], []
+    for request in (plain, calling):
+        resolved = engine.resolve(request, transport="http", t0=0.0)
+        answers.append(json.loads(engine.answer_at_once(resolved, 1.0)))
+        specs.append(resolved)
+    assert answers[1]["output"][-1]["type"] == "function_call"
+    gc.collect()  # once
+    ids = [answer["id"] for answer in answers]
+    kept = [*(engine.store._records[i] for i in ids), *(engine.bodies._bodies[i] for i in ids), *engine._turn_log]
+    assert len(kept) == 6
     assert not any(gc.is_tracked(fields) for fields in kept)
-    record = engine.store.get(answer["id"])
-    assert type(record) is ResponseRecord and record.id == answer["id"]
-    (log,) = engine.turn_log
-    assert type(log) is TurnLog and log.response_id == answer["id"] and log.spec == resolved.spec
-    assert log.cache is resolved.cache  # the shared cache state, not a copy
+    records = [engine.store.get(i) for i in ids]
+    assert all(type(record) is ResponseRecord for record in records)
+    assert [record.id for record in records if record] == ids
+    assert records[0] and records[0].call_ids == ()
+    assert records[1] and records[1].call_ids == (answers[1]["output"][-1]["call_id"],)
+    for answer in answers:
+        assert engine.bodies.response_json(answer["id"]) == json.dumps(answer, separators=(",", ":")).encode()
+    logs = engine.turn_log
+    assert all(type(log) is TurnLog for log in logs)
+    assert [log.response_id for log in logs] == ids
+    for log, resolved in zip(logs, specs, strict=True):
+        assert log.spec == resolved.spec and type(log.spec) is type(resolved.spec)
+        assert log.cache is resolved.cache  # the shared cache state, not a copy

@@ -38,8 +38,15 @@ _HOLE = re.compile(rb'"\\u0002' + _NONCE.encode() + rb"(\d+)\\u0003\"")
 # The holes every template has, numbered; the items' ids follow, in the order they are drawn.
 _RESPONSE_ID, _CREATED_AT, _PREVIOUS, _INPUT_TOKENS, _CACHED_TOKENS, _TOTAL_TOKENS = range(6)
 _FIRST_ITEM = 6
-#: The holes that hold a number.
-_NUMBERS = frozenset((_CREATED_AT, _INPUT_TOKENS, _CACHED_TOKENS, _TOTAL_TOKENS))
+#: Each hole's %-conversion: a count or a time as a number, ``previous_response_id`` as its JSON (a string or
+#: ``null``), and an id (the response's and its items') as the body of a JSON string whose quotes the format holds.
+_CONVERSIONS = {
+    _CREATED_AT: b"%d",
+    _INPUT_TOKENS: b"%d",
+    _CACHED_TOKENS: b"%d",
+    _TOTAL_TOKENS: b"%d",
+    _PREVIOUS: b"%s",
+}
 
 
 def _marker(hole: int) -> str:
@@ -68,7 +75,7 @@ class AnswerTemplate:
         # a time, %s for the JSON of a string (or null); filling is one call in C.
         pieces = [literals[0].replace(b"%", b"%%")]
         for hole, literal in zip(holes, literals[1:], strict=True):
-            pieces.append(b"%d" if hole in _NUMBERS else b"%s")
+            pieces.append(_CONVERSIONS.get(hole, b'"%s"'))  # an id: its quotes here, its text a value
             pieces.append(literal.replace(b"%", b"%%"))
         self._format = b"".join(pieces)
         self._holes = holes
@@ -96,21 +103,31 @@ class AnswerTemplate:
         them, not its bytes); ``None`` (no id drawn) if ``previous_response_id`` is not text orjson encodes.
 
         Ids come from the engine's id source (tests pass their own), so they are encoded, not assumed safe."""
-        dumps = orjson.dumps
         try:
-            previous = b"null" if previous_response_id is None else dumps(previous_response_id)
+            previous = b"null" if previous_response_id is None else b'"%s"' % _string_body(previous_response_id)
+            values: list[bytes | int] = [
+                _string_body(response_id),
+                created_at,
+                previous,
+                input_tokens,
+                cached_tokens,
+                input_tokens + self._output_tokens,
+            ]
         except orjson.JSONEncodeError:
             return None
-        values: list[bytes | int] = [
-            dumps(response_id),
-            created_at,
-            previous,
-            input_tokens,
-            cached_tokens,
-            input_tokens + self._output_tokens,
-        ]
-        values.extend(dumps(ids(prefix)) for prefix in self.item_prefixes)
+        values.extend(_string_body(ids(prefix)) for prefix in self.item_prefixes)
         return tuple(map(values.__getitem__, self._holes))
+
+
+def _string_body(text: str) -> bytes:
+    """``text`` as the inside of a JSON string (its escapes, without the quotes), in a buffer of its own size.
+
+    An id is letters, digits and underscores (``resp_`` and 48 hex digits), which JSON writes as they are: encoded
+    directly. Anything else goes through orjson (which refuses a lone surrogate: ``JSONEncodeError``), whose output
+    buffer the slice leaves behind (it is ~4 KB however short the text, and a stored answer keeps its values)."""
+    if text.isascii() and text.isidentifier():
+        return text.encode()
+    return orjson.dumps(text)[1:-1]
 
 
 def build_template(request: CreateRequest, plan: OutputPlan) -> AnswerTemplate | None:

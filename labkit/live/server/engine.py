@@ -19,6 +19,7 @@ deadlines on the loop clock; :meth:`Engine.run` only sleeps until each deadline 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import random
@@ -35,7 +36,7 @@ from labkit.live.server.cache import CacheBudget, LaneCache
 from labkit.live.server.counters import ServerCounters
 from labkit.live.server.faults import NO_FAULTS, DropConnection, EventCounter, FaultInjector, Faults, TurnFaults
 from labkit.live.server.ids import new_id, wall_clock
-from labkit.live.server.jsonout import dumps
+from labkit.live.server.jsonout import dumps, kept
 from labkit.live.server.output import OutputPlan, plan_output, reasoning_tokens_for
 from labkit.live.server.schedule import Pacer, Timing
 from labkit.live.server.script import Script
@@ -108,6 +109,13 @@ _CACHE_STATES = {
     for hit in (False, True)
     for replica in (False, True)
 }
+
+#: Where a turn-log line holds the turn's spec, its cache state and its times (:meth:`Engine._log_end`).
+_LOG_SPEC = slice(5, 5 + len(TurnSpec._fields))
+_LOG_CACHE = slice(_LOG_SPEC.stop, _LOG_SPEC.stop + len(CacheState._fields))
+_LOG_TIMES = slice(_LOG_CACHE.stop, None)
+#: A spec from the plain tuple of its fields.
+_as_spec = functools.partial(tuple.__new__, TurnSpec)
 
 #: Distinct (source, turn, cache state) plans kept; past it the cache starts over (a bound, not an LRU).
 _PLAN_CACHE_SIZE = 4096
@@ -236,8 +244,9 @@ class Engine:
         self._no_faults = TurnFaults(NO_FAULTS, None, EventCounter(), self.metrics)
         #: Server-wide budget of the connection caches (``None``: unlimited); see :class:`CacheBudget`.
         self.cache_budget = CacheBudget(max_cached_bytes, profile.bytes_per_token, self.metrics)
-        # The most recent turns (:attr:`turn_log`), as plain tuples of plain values: the garbage collector stops
-        # tracking such a tuple while it is young, where a named tuple stays in every full collection's walk.
+        # The most recent turns (:attr:`turn_log`), as flat tuples of plain values: the garbage collector stops
+        # tracking such a tuple at the first collection that sees it, where a named tuple stays in every full
+        # collection's walk.
         self._turn_log: deque[tuple[Any, ...]] = deque(maxlen=turn_log_size)
         #: Responses running now, by id (``POST /v1/responses/{id}/cancel`` and steering look here).
         self.inflight: dict[str, Turn] = {}
@@ -261,8 +270,8 @@ class Engine:
     def turn_log(self) -> list[TurnLog]:
         """The most recent turns, newest last: what the server decided and when it sent what (loop clock)."""
         return [
-            TurnLog(rid, transport, lane, source, status, TurnSpec(*spec), _CACHE_STATES[cache], *times)
-            for rid, transport, lane, source, status, spec, cache, *times in self._turn_log
+            TurnLog._make((*line[:5], _as_spec(line[_LOG_SPEC]), _CACHE_STATES[line[_LOG_CACHE]], *line[_LOG_TIMES]))
+            for line in self._turn_log
         ]
 
     def profile_for(self, source: Source) -> Profile:
@@ -839,6 +848,8 @@ class Engine:
         """The turn's line in :attr:`turn_log`, and its end told to the :attr:`watcher` (``record``: ``None`` for
         a turn that failed or was cut)."""
         spec = placed.spec
+        # One flat tuple of plain values (the spec's and the cache state's fields spread in it): untracked by the
+        # collector at the first collection that sees it (labkit.live.server.state.Store says why flat).
         self._turn_log.append(
             (
                 response_id,
@@ -846,8 +857,8 @@ class Engine:
                 placed.request.stream_id,
                 placed.source,
                 status,
-                tuple(spec),
-                tuple(placed.cache),
+                *spec,
+                *placed.cache,
                 placed.t0,
                 t_first,
                 now,
@@ -921,7 +932,7 @@ class _KeyCache:
             self._bytes = 0
             if len(encoded) > self.max_bytes:
                 return
-        self._keys[encoded] = key
+        self._keys[kept(encoded)] = key
         self._bytes += len(encoded)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["dumps"]
+__all__ = ["dumps", "kept"]
 
 _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _COMPACT_ASCII = json.JSONEncoder(separators=(",", ":"))
@@ -31,6 +31,15 @@ def dumps(obj: Any) -> bytes:
         return orjson.dumps(obj)
     except (orjson.JSONEncodeError, TypeError):
         return _fallback(obj)
+
+
+def kept(data: bytes) -> bytes:
+    """``data`` in a buffer of its own size, for JSON kept beyond the request (a stored body, a cache's key).
+
+    orjson (3.12 on) hands its output back in the buffer it wrote into and does not shrink it: ~4 KB for a short
+    text, 16 KB for the benchmark's 2.4 KB Response (measured with ``tracemalloc``). A store of 10,000 bodies whose
+    input JSON is 44 bytes would hold 40 MB for them, unseen by ``len()`` and so by the store's byte cap."""
+    return bytes(memoryview(data))
 
 
 def _fallback(obj: Any) -> bytes:

@@ -13,7 +13,7 @@ import zlib
 from collections import OrderedDict
 from typing import Any, NamedTuple
 
-from labkit.live.server.jsonout import dumps
+from labkit.live.server.jsonout import dumps, kept
 from labkit.model import Routing
 
 
@@ -40,12 +40,23 @@ class ResponseRecord(NamedTuple):
 _as_record = functools.partial(tuple.__new__, ResponseRecord)
 
 
+def _flat_record(record: ResponseRecord) -> tuple[Any, ...]:
+    """A record as one flat tuple of plain values, its ``call_ids`` last (see :class:`Store`)."""
+    return record[:5] + record.call_ids
+
+
+def _from_flat(fields: tuple[Any, ...]) -> ResponseRecord:
+    return _as_record((*fields[:5], fields[5:]))
+
+
 class Store:
     """Responses created with ``store=true``, server-wide, least recently used first out.
 
-    A record is kept as the plain tuple of its fields (all strings, numbers and a tuple of strings): the garbage
-    collector stops tracking such a tuple while it is young, where a named tuple stays in every full collection's
-    walk, and a store holds up to ``capacity`` of them (100,000 by default)."""
+    A record is kept as one flat tuple of plain values (its fields, its ``call_ids`` spread at the end): the garbage
+    collector stops tracking such a tuple at the first collection that sees it, where a named tuple stays in every
+    full collection's walk, and a store holds up to ``capacity`` of them (100,000 by default). Flat, because a tuple
+    is untracked only after every tuple in it, and a collection that reaches the outer one first (it orders them by
+    reachability, not age) leaves it tracked for a later, older generation's walk."""
 
     def __init__(self, capacity: int = 100_000) -> None:
         if capacity < 1:
@@ -58,15 +69,15 @@ class Store:
         if fields is None:
             return None
         self._records.move_to_end(response_id)
-        return _as_record(fields)
+        return _from_flat(fields)
 
     def put(self, record: ResponseRecord) -> None:
         records, rid = self._records, record.id
         if rid in records:  # stored again: now the most recently used
-            records[rid] = tuple(record)
+            records[rid] = _flat_record(record)
             records.move_to_end(rid)
             return
-        records[rid] = tuple(record)  # a new key goes last
+        records[rid] = _flat_record(record)  # a new key goes last
         while len(records) > self.capacity:
             records.popitem(last=False)
 
@@ -108,7 +119,9 @@ class Bodies:
     every full collection walk them all). The response's JSON is its bytes, or, for an answer filled into a
     template (:mod:`labkit.live.server.answer_template`), the template's format (one bytes object, shared by every
     answer of the template) and the answer's values: ~10% of the bytes, so a store of bodies writes that much new
-    memory per create. The input's JSON is its bytes. Each entry is ``(response, input JSON, size)``.
+    memory per create. The input's JSON is its bytes. Each entry is one flat tuple of plain values, ``(input JSON,
+    size, response JSON)`` or ``(input JSON, size, format, *values)``: untracked by the garbage collector at the
+    first collection that sees it (see :class:`Store`).
     """
 
     def __init__(self, capacity: int = 10_000, max_bytes: int = DEFAULT_MAX_STORED_BYTES) -> None:
@@ -120,7 +133,7 @@ class Bodies:
         self.max_bytes = max_bytes
         #: JSON bytes of the bodies held now.
         self.bytes = 0
-        self._bodies: OrderedDict[str, tuple[Any, bytes, int]] = OrderedDict()
+        self._bodies: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
 
     def put(
         self, response: dict[str, Any], input_items: tuple[dict[str, Any], ...], encoded: bytes | None = None
@@ -131,7 +144,7 @@ class Bodies:
 
     def keep(self, response_id: str, encoded: bytes, input_items: tuple[dict[str, Any], ...]) -> None:
         """Keep a response by its id and JSON (``encoded``), and its input."""
-        self._keep(response_id, encoded, len(encoded), input_items)
+        self._keep(response_id, (kept(encoded),), len(encoded), input_items)
 
     def keep_filled(
         self,
@@ -141,22 +154,26 @@ class Bodies:
         input_items: tuple[dict[str, Any], ...],
     ) -> None:
         """Keep a response whose JSON is ``format % values`` (``filled``; ``size``: its bytes), and its input."""
-        self._keep(response_id, filled, size, input_items)
+        form, values = filled
+        self._keep(response_id, (form, *values), size, input_items)
 
-    def _keep(self, response_id: str, response: Any, size: int, input_items: tuple[dict[str, Any], ...]) -> None:
+    def _keep(
+        self, response_id: str, response: tuple[Any, ...], size: int, input_items: tuple[dict[str, Any], ...]
+    ) -> None:
+        """``response``: the response's JSON, or its template's format and its values, as one tuple."""
         if self.capacity == 0 or self.max_bytes == 0:
             return
-        encoded_input = dumps(input_items)
+        encoded_input = kept(dumps(input_items))
         size += len(encoded_input)
         bodies = self._bodies
         if response_id in bodies:
             self.delete(response_id)
         if size > self.max_bytes:
             return
-        bodies[response_id] = (response, encoded_input, size)
+        bodies[response_id] = (encoded_input, size, *response)
         self.bytes += size
         while len(bodies) > self.capacity or self.bytes > self.max_bytes:
-            self.bytes -= bodies.popitem(last=False)[1][2]
+            self.bytes -= bodies.popitem(last=False)[1][1]
 
     def get(self, response_id: str) -> tuple[dict[str, Any], tuple[dict[str, Any], ...]] | None:
         """The stored response and its input items, decoded (by the json module: orjson would read an integer
@@ -164,30 +181,29 @@ class Bodies:
         body = self._bodies.get(response_id)
         if body is None:
             return None
-        return json.loads(_response_json(body[0])), tuple(json.loads(body[1]))
+        return json.loads(_response_json(body)), tuple(json.loads(body[0]))
 
     def response_json(self, response_id: str) -> bytes | None:
         """The stored response's JSON, as a retrieve sends it."""
         body = self._bodies.get(response_id)
-        return None if body is None else _response_json(body[0])
+        return None if body is None else _response_json(body)
 
     def delete(self, response_id: str) -> bool:
         body = self._bodies.pop(response_id, None)
         if body is None:
             return False
-        self.bytes -= body[2]
+        self.bytes -= body[1]
         return True
 
     def __len__(self) -> int:
         return len(self._bodies)
 
 
-def _response_json(response: bytes | tuple[bytes, tuple[bytes | int, ...]]) -> bytes:
-    """A stored response's JSON: its bytes, or its template's format filled with its values."""
-    if isinstance(response, bytes):
-        return response
-    form, values = response
-    return form % values
+def _response_json(body: tuple[Any, ...]) -> bytes:
+    """A stored body's response JSON: its bytes, or its template's format filled with its values."""
+    if len(body) == 3:
+        return body[2]
+    return body[2] % body[3:]
 
 
 class Replicas:
