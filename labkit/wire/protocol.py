@@ -16,6 +16,7 @@ the SDK parses them unmodified.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -227,6 +228,10 @@ class CreateRequest(NamedTuple):
             if isinstance(name, str):
                 names.append(name)
         return tuple(names)
+
+
+#: A request from the tuple of all its fields, in order.
+_new_request = functools.partial(tuple.__new__, CreateRequest)
 
 
 def build_create(
@@ -513,16 +518,23 @@ def _parse_common(obj: dict[str, Any], websocket: bool) -> CreateRequest | None:
         items = ()
     else:
         return None
-    return CreateRequest(
-        model=model,
-        input=items,
-        instructions=instructions,
-        previous_response_id=prev,
-        store=store,
-        metadata=metadata,
-        stream_id=stream_id,
-        generate=generate,
-        stream=stream or websocket,
+    # The fields in their order, through tuple.__new__ (C): a named tuple's own __new__ is a Python function.
+    tools, max_output_tokens, stream = (), None, stream or websocket
+    return _new_request(
+        (
+            model,
+            items,
+            instructions,
+            tools,
+            prev,
+            store,
+            max_output_tokens,
+            metadata,
+            stream_id,
+            generate,
+            stream,
+            _NO_EXTRA,
+        )
     )
 
 

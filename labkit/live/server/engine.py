@@ -114,8 +114,10 @@ _CACHE_STATES = {
 _LOG_SPEC = slice(5, 5 + len(TurnSpec._fields))
 _LOG_CACHE = slice(_LOG_SPEC.stop, _LOG_SPEC.stop + len(CacheState._fields))
 _LOG_TIMES = slice(_LOG_CACHE.stop, None)
-#: A spec from the plain tuple of its fields.
+# Named tuples built per request from the tuple of all their fields, in order, through tuple.__new__ (C code): a
+# named tuple's own __new__ is a Python function, one more frame each.
 _as_spec = functools.partial(tuple.__new__, TurnSpec)
+_as_record = functools.partial(tuple.__new__, ResponseRecord)
 
 #: Distinct (source, turn, cache state) plans kept; past it the cache starts over (a bound, not an LRU).
 _PLAN_CACHE_SIZE = 4096
@@ -150,6 +152,10 @@ class Resolved(NamedTuple):
     faults: TurnFaults
     conn_cache: LaneCache | None
     t0: float
+
+
+_as_position = functools.partial(tuple.__new__, _Position)
+_as_resolved = functools.partial(tuple.__new__, Resolved)
 
 
 class TurnWatcher(Protocol):
@@ -334,21 +340,23 @@ class Engine:
             raise
         replica, cache = self._route(transport, position, conn_replica, source)
         spec = _spec(position, output)
-        resolved = Resolved(
-            request,
-            transport,
-            spec,
-            cache,
-            source,
-            parent,
-            position.key,
-            replica,
-            output,
-            position.instructions,
-            self._plan_times(source, spec, cache),
-            faults,
-            conn_cache,
-            t0,
+        resolved = _as_resolved(
+            (
+                request,
+                transport,
+                spec,
+                cache,
+                source,
+                parent,
+                position.key,
+                replica,
+                output,
+                position.instructions,
+                self._plan_times(source, spec, cache),
+                faults,
+                conn_cache,
+                t0,
+            )
         )
         if self.watcher is not None:
             self.watcher.resolved(resolved)
@@ -470,10 +478,12 @@ class Engine:
         if parent is not None:
             # Instructions are not carried over to a continuation: the parent's are replaced by these.
             context = parent.conversation_tokens - parent.instructions_tokens + instructions + context_items
-            return _Position(parent.model_turns + turns_in, context, new_items, parent.conversation_key, instructions)
+            turn, key = parent.model_turns + turns_in, parent.conversation_key
+            return _as_position((turn, context, new_items, key, instructions))
+        key = _conversation_key(request)
         if turns_in == 0:
-            return _Position(0, 0, instructions + context_items + new_items, _conversation_key(request), instructions)
-        return _Position(turns_in, instructions + context_items, new_items, _conversation_key(request), instructions)
+            return _as_position((0, 0, instructions + context_items + new_items, key, instructions))
+        return _as_position((turns_in, instructions + context_items, new_items, key, instructions))
 
     @staticmethod
     def _check_function_calls(request: CreateRequest, parent: ResponseRecord | None) -> None:
@@ -757,13 +767,15 @@ class Engine:
         """The response's record, kept where a continuation looks for it: the connection's lane, the store
         (``store: true``) and the replica that now holds the conversation's rendered tokens."""
         request, spec = placed.request, placed.spec
-        record = ResponseRecord(
-            response_id,
-            spec.index + (1 if request.generate else 0),
-            spec.conversation_tokens + output_tokens,
-            placed.instructions_tokens,
-            placed.conversation_key,
-            call_ids,
+        record = _as_record(
+            (
+                response_id,
+                spec.index + (1 if request.generate else 0),
+                spec.conversation_tokens + output_tokens,
+                placed.instructions_tokens,
+                placed.conversation_key,
+                call_ids,
+            )
         )
         if placed.conn_cache is not None:
             placed.conn_cache.put(request.stream_id, record)
@@ -879,15 +891,18 @@ def _completed_calls(output: list[dict[str, Any]]) -> tuple[str, ...]:
 
 def _spec(position: _Position, output: OutputPlan) -> TurnSpec:
     """The turn as the latency model sees it: what the server will actually output (sizes, kind, calls)."""
-    return TurnSpec(
-        position.turn,
-        position.context,
-        position.new,
-        max(1, output.visible_tokens),
-        0.0,
-        output.items[0].kind == "message" if output.items else True,
-        output.reasoning_tokens,
-        output.function_calls,
+    return _as_spec(
+        (
+            position.turn,
+            position.context,
+            position.new,
+            max(1, output.visible_tokens),
+            0.0,
+            output.items[0].kind == "message" if output.items else True,
+            output.reasoning_tokens,
+            output.function_calls,
+            False,
+        )
     )
 
 
