@@ -262,6 +262,8 @@ class Engine:
         #: The stage times each (source, turn, cache state) plans to: plan_turn is pure, and the turns of a
         #: workload repeat, so most requests find theirs here instead of building 16 stages to sum four sums.
         self._plans: dict[tuple[Source, TurnSpec, CacheState], _PlanTimes] = {}
+        #: The output plans of requests without tools or settings, by (turn, generate, max_output_tokens).
+        self._plain_outputs: dict[tuple[int, bool, int | None], OutputPlan] = {}
         #: Answers due at once, encoded once per plan and echo with holes for what differs per response.
         self.answers = AnswerTemplates()
         #: What the model does, when scripted (``SimServer(script=...)``); ``None``: the workload's filler.
@@ -325,6 +327,17 @@ class Engine:
         """The request against the server's state: its faults, parent, place, output, route and stage times.
 
         Raises :class:`ProtocolError`; a continuation that fails after its parent was found evicts the parent."""
+        metadata = request.metadata
+        if (
+            conn_cache is None
+            and not request.tools
+            and not request.extra
+            and not (metadata and SEED_METADATA_KEY in metadata)
+            and self.script is None
+            and self.watcher is None
+            and not self.faults.active
+        ):
+            return self._resolve_plain(request, transport, t0)
         self.metrics.requests += 1
         specs = self.specs_for(request)
         faults = self._draw_faults(request, specs, counter)
@@ -361,6 +374,27 @@ class Engine:
         if self.watcher is not None:
             self.watcher.resolved(resolved)
         return resolved
+
+    def _resolve_plain(self, request: CreateRequest, transport: Literal["http", "websocket"], t0: float) -> Resolved:
+        """:meth:`resolve` of a request without tools, settings or a seed, outside a WebSocket connection's cache, on
+        a server without faults, a script or a watcher (most creates over HTTP): the same turn without the steps
+        such a request skips (``tests/test_server_resolve_plain.py`` compares the two on generated requests)."""
+        self.metrics.requests += 1
+        if request.previous_response_id is None:
+            parent: ResponseRecord | None = None
+            source: Source = "none"
+        else:
+            parent, source = self._lookup(request, None, self._no_faults)
+        position = self._position(request, parent)
+        self._check_function_calls(request, parent)
+        output = self._plain_output(request, position.turn, self.specs)
+        replica, cache = self._route(transport, position, 0, source)
+        spec = _spec(position, output)
+        times = self._plan_times(source, spec, cache)
+        return _as_resolved(
+            (request, transport, spec, cache, source, parent, position.key, replica, output, position.instructions,
+             times, self._no_faults, None, t0)
+        )  # fmt: skip
 
     def pace(self, resolved: Resolved, *, events: ResponseEvents | None = None, paced: bool = True) -> Turn:
         """A resolved request as a turn to :meth:`run`: its events and their schedule (``paced=False``: every
@@ -514,10 +548,10 @@ class Engine:
 
     def _shape(self, request: CreateRequest, index: int, specs: tuple[TurnSpec, ...]) -> OutputPlan:
         """What this turn outputs: the workload's turn ``index`` (its last beyond the end), as the request allows."""
-        w = specs[min(index, len(specs) - 1)]
         extra = request.extra
         if not request.tools and not extra:
-            return self._shape_plain(request, index, w)
+            return self._plain_output(request, index, specs)
+        w = specs[min(index, len(specs) - 1)]
         functions = [t for t in request.tools if t.get("type") == "function" and t.get("name")]
         if extra.get("tool_choice") == "none":
             functions = []
@@ -545,6 +579,20 @@ class Engine:
             max_output_tokens=request.max_output_tokens,
             salt=index,
         )
+
+    def _plain_output(self, request: CreateRequest, index: int, specs: tuple[TurnSpec, ...]) -> OutputPlan:
+        """:meth:`_shape` of a request without tools or settings: a pure function of the turn, ``generate`` and
+        ``max_output_tokens`` for the server's own turns, so kept per (turn, generate, max_output_tokens)."""
+        if specs is not self.specs:  # a client's seed: its own turns
+            return self._shape_plain(request, index, specs[min(index, len(specs) - 1)])
+        key = (index, request.generate, request.max_output_tokens)
+        output = self._plain_outputs.get(key)
+        if output is None:
+            output = self._shape_plain(request, index, specs[min(index, len(specs) - 1)])
+            if len(self._plain_outputs) >= _PLAN_CACHE_SIZE:
+                self._plain_outputs.clear()
+            self._plain_outputs[key] = output
+        return output
 
     def _shape_plain(self, request: CreateRequest, index: int, w: TurnSpec) -> OutputPlan:
         """:meth:`_shape` of a request without tools or settings (most creates): the turn answers with a message."""
