@@ -115,7 +115,9 @@ class AnswerTemplate:
             ]
         except orjson.JSONEncodeError:
             return None
-        values.extend(_string_body(ids(prefix)) for prefix in self.item_prefixes)
+        for prefix in self.item_prefixes:
+            item_id = ids(prefix)
+            values.append(item_id.encode() if item_id.isascii() and item_id.isidentifier() else _string_body(item_id))
         return tuple(map(values.__getitem__, self._holes))
 
 

@@ -15,22 +15,22 @@ _POOL_BYTES = 24 * 170
 class _RandomPool(threading.local):
     """``take()`` gives the next 48 hex digits (24 bytes) of one ``os.urandom`` draw, drawing again when it runs out.
 
-    The draw is turned into hex text once, not per id. One pool per thread (servers may run in several threads,
-    e.g. the pytest plugin's), emptied in a forked child: no two ids ever come from the same bytes."""
+    The draw is turned into hex text once and cut into ids once, not per id (an attribute of a thread-local object
+    is a lookup by thread each time). One pool per thread (servers may run in several threads, e.g. the pytest
+    plugin's), emptied in a forked child: no two ids ever come from the same bytes."""
 
     def __init__(self) -> None:
         self.empty()
 
     def empty(self) -> None:
-        self._hex = ""
-        self._at = 0
+        self._ids: list[str] = []
 
     def take(self) -> str:
-        at = self._at
-        if at + 48 > len(self._hex):
-            self._hex, at = os.urandom(_POOL_BYTES).hex(), 0
-        self._at = at + 48
-        return self._hex[at : at + 48]
+        ids = self._ids
+        if not ids:
+            digits = os.urandom(_POOL_BYTES).hex()
+            ids = self._ids = [digits[at : at + 48] for at in range(0, len(digits), 48)]
+        return ids.pop()
 
 
 _pool = _RandomPool()
