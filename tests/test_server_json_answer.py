@@ -267,3 +267,14 @@ def test_input_items_builds_only_the_page_and_pages_as_before() -> None:
                 got = surface.input_items(engine, rid, query)
                 page, more = _all_pages_the_long_way(stored, rid, order, limit, after)
                 assert got["data"] == page and got["has_more"] == more, query
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+async def test_an_answer_at_once_counts_as_one_answered_after_its_turn(name: str) -> None:
+    """Every counter, not only the answer's: the whole answer sent at once is counted as the waited one is."""
+    after_turn = _Side(False, workload=_workload(name))
+    at_once = _Side(False, workload=_workload(name), at_once=True)
+    (body,) = SHAPES[name]
+    await after_turn.answer(body)
+    await at_once.answer(body)
+    assert at_once.engine.metrics.to_dict() == after_turn.engine.metrics.to_dict()

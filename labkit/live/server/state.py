@@ -40,11 +40,6 @@ class ResponseRecord(NamedTuple):
 _as_record = functools.partial(tuple.__new__, ResponseRecord)
 
 
-def _flat_record(record: ResponseRecord) -> tuple[Any, ...]:
-    """A record as one flat tuple of plain values, its ``call_ids`` last (see :class:`Store`)."""
-    return record[:5] + record.call_ids
-
-
 def _from_flat(fields: tuple[Any, ...]) -> ResponseRecord:
     return _as_record((*fields[:5], fields[5:]))
 
@@ -73,11 +68,12 @@ class Store:
 
     def put(self, record: ResponseRecord) -> None:
         records, rid = self._records, record.id
+        fields = record[:5] + record.call_ids  # flat (see the class's notes)
         if rid in records:  # stored again: now the most recently used
-            records[rid] = _flat_record(record)
+            records[rid] = fields
             records.move_to_end(rid)
             return
-        records[rid] = _flat_record(record)  # a new key goes last
+        records[rid] = fields  # a new key goes last
         while len(records) > self.capacity:
             records.popitem(last=False)
 
