@@ -1,11 +1,11 @@
 """The plain resolve (``Engine._resolve_plain``) decides exactly as the general one.
 
-Most creates over HTTP carry no tools, settings or seed, on a server without faults, a script or a watcher; for
+Most creates over HTTP carry no tools, settings or seed, on a server without faults or a script; for
 them :meth:`labkit.live.server.engine.Engine.resolve` skips the steps such a request cannot take. On generated
 sequences of creates (first turns, full histories with tool calls and outputs, continuations of stored and unstored
-responses, unknown ids, warm-ups, ``max_output_tokens``), twin engines, one held on the general path by a watcher
-that does nothing and planning each output anew, must resolve every request alike (or raise the same error) and
-answer it byte for byte alike.
+responses, unknown ids, ``max_output_tokens``), twin engines with watchers, one held on the general path and
+planning each output anew, must resolve every request alike (or raise the same error), answer it byte for byte alike
+and tell their watchers the same.
 """
 
 from __future__ import annotations
@@ -54,14 +54,17 @@ def creates(draw: st.DrawFn) -> dict[str, Any]:
     return body
 
 
-class _Idle:
-    """A watcher that does nothing: its presence holds an engine on the general path."""
+class _Told:
+    """A watcher (as ``labkit serve`` has one) that keeps what it is told."""
+
+    def __init__(self) -> None:
+        self.told: list[tuple[Any, ...]] = []
 
     def resolved(self, resolved: Resolved) -> None:
-        pass
+        self.told.append(("resolved", resolved.conversation_key, resolved.spec))
 
     def ended(self, conversation_key: str, turn: int, record: ResponseRecord | None) -> None:
-        pass
+        self.told.append(("ended", conversation_key, turn, record))
 
 
 def _engine(general: bool) -> Engine:
@@ -69,9 +72,12 @@ def _engine(general: bool) -> Engine:
     counter = itertools.count()
     engine.ids = lambda prefix: f"{prefix}_{next(counter):06d}"
     engine.clock = lambda: 1_700_000_000.0
+    engine.watcher = _Told()
     if general:
-        engine.watcher = _Idle()
-        # Each output planned anew, not kept per turn: the kept plans are checked too.
+        # Held on the general path, each output planned anew (not kept per turn): the kept plans are checked too.
+        engine._resolve_plain = lambda request, transport, t0: engine._resolve_general(  # type: ignore[method-assign]
+            request, transport, t0
+        )
         engine._plain_output = lambda request, index, specs: engine._shape_plain(  # type: ignore[method-assign]
             request, index, specs[min(index, len(specs) - 1)]
         )
@@ -109,6 +115,7 @@ def test_the_plain_path_resolves_and_answers_as_the_general_one(bodies: list[dic
             answered.append(json.loads(got[1][1])["id"])
     assert plain.metrics.to_dict() == general.metrics.to_dict()
     assert plain.turn_log == general.turn_log
+    assert plain.watcher.told == general.watcher.told  # type: ignore[union-attr]
 
 
 def test_a_request_the_plain_path_cannot_take_goes_the_general_way() -> None:
@@ -124,4 +131,4 @@ def test_a_request_the_plain_path_cannot_take_goes_the_general_way() -> None:
         engine.resolve(parse_create_body(json.dumps(body)), transport="http", t0=0.0)
     assert taken == []
     engine.resolve(parse_create_body(json.dumps({"model": "m", "input": "hi"})), transport="http", t0=0.0)
-    assert taken == ["plain"]
+    assert taken == ["plain"]  # a watcher (every engine here has one, as labkit serve's) does not keep it off

@@ -334,10 +334,21 @@ class Engine:
             and not request.extra
             and not (metadata and SEED_METADATA_KEY in metadata)
             and self.script is None
-            and self.watcher is None
             and not self.faults.active
         ):
             return self._resolve_plain(request, transport, t0)
+        return self._resolve_general(request, transport, t0, conn_cache, conn_replica, counter)
+
+    def _resolve_general(
+        self,
+        request: CreateRequest,
+        transport: Literal["http", "websocket"],
+        t0: float,
+        conn_cache: LaneCache | None = None,
+        conn_replica: int = 0,
+        counter: EventCounter | None = None,
+    ) -> Resolved:
+        """:meth:`resolve` of any request."""
         self.metrics.requests += 1
         specs = self.specs_for(request)
         faults = self._draw_faults(request, specs, counter)
@@ -377,8 +388,8 @@ class Engine:
 
     def _resolve_plain(self, request: CreateRequest, transport: Literal["http", "websocket"], t0: float) -> Resolved:
         """:meth:`resolve` of a request without tools, settings or a seed, outside a WebSocket connection's cache, on
-        a server without faults, a script or a watcher (most creates over HTTP): the same turn without the steps
-        such a request skips (``tests/test_server_resolve_plain.py`` compares the two on generated requests)."""
+        a server without faults or a script (most creates over HTTP): the same turn without the steps such a
+        request skips (``tests/test_server_resolve_plain.py`` compares it with :meth:`_resolve_general`)."""
         self.metrics.requests += 1
         if request.previous_response_id is None:
             parent: ResponseRecord | None = None
@@ -391,10 +402,13 @@ class Engine:
         replica, cache = self._route(transport, position, 0, source)
         spec = _spec(position, output)
         times = self._plan_times(source, spec, cache)
-        return _as_resolved(
+        resolved = _as_resolved(
             (request, transport, spec, cache, source, parent, position.key, replica, output, position.instructions,
              times, self._no_faults, None, t0)
         )  # fmt: skip
+        if self.watcher is not None:
+            self.watcher.resolved(resolved)
+        return resolved
 
     def pace(self, resolved: Resolved, *, events: ResponseEvents | None = None, paced: bool = True) -> Turn:
         """A resolved request as a turn to :meth:`run`: its events and their schedule (``paced=False``: every
