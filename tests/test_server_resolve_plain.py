@@ -76,7 +76,7 @@ def _engine(general: bool) -> Engine:
     if general:
         # Held on the general path, each output planned anew (not kept per turn): the kept plans are checked too.
         engine._resolve_plain = lambda request, transport, t0: engine._resolve_general(  # type: ignore[method-assign]
-            request, transport, t0
+            request, (transport, t0, None, 0, None)
         )
         engine._plain_output = lambda request, index, specs: engine._shape_plain(  # type: ignore[method-assign]
             request, index, specs[min(index, len(specs) - 1)]

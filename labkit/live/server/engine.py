@@ -154,6 +154,10 @@ class Resolved(NamedTuple):
     t0: float
 
 
+#: How a request arrived, as :meth:`Engine.resolve` takes it: its transport, ``t0``, the connection's cache and
+#: replica, and its event counter.
+_Where = tuple[Literal["http", "websocket"], float, LaneCache | None, int, EventCounter | None]
+
 _as_position = functools.partial(tuple.__new__, _Position)
 _as_resolved = functools.partial(tuple.__new__, Resolved)
 
@@ -337,18 +341,11 @@ class Engine:
             and not self.faults.active
         ):
             return self._resolve_plain(request, transport, t0)
-        return self._resolve_general(request, transport, t0, conn_cache, conn_replica, counter)
+        return self._resolve_general(request, (transport, t0, conn_cache, conn_replica, counter))
 
-    def _resolve_general(
-        self,
-        request: CreateRequest,
-        transport: Literal["http", "websocket"],
-        t0: float,
-        conn_cache: LaneCache | None = None,
-        conn_replica: int = 0,
-        counter: EventCounter | None = None,
-    ) -> Resolved:
-        """:meth:`resolve` of any request."""
+    def _resolve_general(self, request: CreateRequest, where: _Where) -> Resolved:
+        """:meth:`resolve` of any request; ``where``: the rest of :meth:`resolve`'s arguments, in order."""
+        transport, t0, conn_cache, conn_replica, counter = where
         self.metrics.requests += 1
         specs = self.specs_for(request)
         faults = self._draw_faults(request, specs, counter)
