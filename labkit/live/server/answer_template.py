@@ -116,8 +116,7 @@ class AnswerTemplate:
         except orjson.JSONEncodeError:
             return None
         for prefix in self.item_prefixes:
-            item_id = ids(prefix)
-            values.append(item_id.encode() if item_id.isascii() and item_id.isidentifier() else _string_body(item_id))
+            values.append(_string_body(ids(prefix)))
         return tuple(map(values.__getitem__, self._holes))
 
 

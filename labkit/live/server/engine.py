@@ -443,16 +443,7 @@ class Engine:
                 self.bodies.keep(response_id, answer, request.input)
             else:  # kept as its template's format and this answer's values (~10% of its bytes)
                 self.bodies.keep_filled(response_id, filled, len(answer), request.input)
-        # _count's part for an answer sent whole (no frames, no pacing to lag), without its call.
-        m = self.metrics
-        if generated:
-            m.responses += 1
-            m.output_tokens += out.visible_tokens
-            m.coalesced_tokens += out.visible_tokens
-        else:
-            m.warmups += 1
-        if status == "incomplete":
-            m.responses_incomplete += 1
+        self._count(generated, status, out.visible_tokens if generated else 0, 0, None, None)
         self._log_end(resolved, record, response_id, status if generated else "warmup", now, None, 0, None)
         return answer
 
