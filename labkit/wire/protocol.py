@@ -363,7 +363,7 @@ def parse_create_json(obj: Any) -> CreateRequest:
     the request keeps parts of); raises :class:`ProtocolError` naming the field."""
     if type(obj) is not dict:
         raise _invalid("body", "must be a JSON object", "invalid_type")
-    return _parse_common(obj, False) or _parse_full(obj, False)
+    return _parse_create(obj, websocket=False)
 
 
 def _json_type(v: Any) -> str:

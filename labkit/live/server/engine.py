@@ -40,7 +40,14 @@ from labkit.live.server.jsonout import dumps, kept
 from labkit.live.server.output import OutputPlan, plan_output, reasoning_tokens_for
 from labkit.live.server.schedule import Pacer, Timing
 from labkit.live.server.script import Script
-from labkit.live.server.state import DEFAULT_MAX_STORED_BYTES, Bodies, Replicas, ResponseRecord, Store
+from labkit.live.server.state import (
+    DEFAULT_MAX_STORED_BYTES,
+    Bodies,
+    Replicas,
+    ResponseRecord,
+    Store,
+    record_from_fields,
+)
 from labkit.model import CacheState, Profile, TurnSpec, Workload, plan_turn
 from labkit.wire.protocol import (
     SEED_METADATA_KEY,
@@ -117,7 +124,6 @@ _LOG_TIMES = slice(_LOG_CACHE.stop, None)
 # Named tuples built per request from the tuple of all their fields, in order, through tuple.__new__ (C code): a
 # named tuple's own __new__ is a Python function, one more frame each.
 _as_spec = functools.partial(tuple.__new__, TurnSpec)
-_as_record = functools.partial(tuple.__new__, ResponseRecord)
 
 #: Distinct (source, turn, cache state) plans kept; past it the cache starts over (a bound, not an LRU).
 _PLAN_CACHE_SIZE = 4096
@@ -826,7 +832,7 @@ class Engine:
         """The response's record, kept where a continuation looks for it: the connection's lane, the store
         (``store: true``) and the replica that now holds the conversation's rendered tokens."""
         request, spec = placed.request, placed.spec
-        record = _as_record(
+        record = record_from_fields(
             (
                 response_id,
                 spec.index + (1 if request.generate else 0),

@@ -36,12 +36,13 @@ class ResponseRecord(NamedTuple):
     call_ids: tuple[str, ...] = ()
 
 
-#: A record from the plain tuple of its fields (C code: no Python-level ``__new__``).
-_as_record = functools.partial(tuple.__new__, ResponseRecord)
+#: A record from the plain tuple of all its fields, in order (C code: a named tuple's own ``__new__`` is a Python
+#: frame, and a server builds one per response).
+record_from_fields = functools.partial(tuple.__new__, ResponseRecord)
 
 
 def _from_flat(fields: tuple[Any, ...]) -> ResponseRecord:
-    return _as_record((*fields[:5], fields[5:]))
+    return record_from_fields((*fields[:5], fields[5:]))
 
 
 class Store:
