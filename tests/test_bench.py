@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
 
 from labkit.bench import runner
+from labkit.bench.pinning import apart, client_pinned, cores, pinned
+from labkit.bench.server import RawJsonProcess
 from labkit.cli import main
 
 pytestmark = pytest.mark.live
@@ -164,6 +167,10 @@ def test_every_benchmark_runs_at_tiny_size(name: str, tmp_path: Path, capsys: py
     _check_record(rec, name)
     assert "error" not in rec
     assert (tmp_path / f"{name}.json").is_file()
+    if name == "server" and len(cores()) > 1:
+        # Every server on one core, the load generator on another (the raw JSON handler once served on the
+        # client's core, a cheaper arrangement than the simulator's).
+        assert len(rec["cores"]["servers"]) == 1 and not set(rec["cores"]["servers"]) & set(rec["cores"]["client"])
     if name in ("server", "pacing", "export"):
         # Benchmarks with several measures report each as a part with its own goal and raw figures.
         assert rec["parts"] and all({"name", "ratio", "goal", "met"} <= set(p) for p in rec["parts"])
@@ -200,3 +207,23 @@ print(s1[2] - s0[2])
     if out.stdout.strip() == "skip":
         pytest.skip("this system does not let a process adopt orphans")
     assert float(out.stdout) >= 0.45  # the grandchild's 0.5 s, give or take a clock tick
+
+
+def test_servers_and_client_are_placed_apart() -> None:
+    """A benchmark's servers share one core set and keep off the client's: a server started while the client is
+    pinned would inherit the client's core, and its CPU per request would be measured in another arrangement."""
+    assert apart({"labkit": [0], "raw": [0]}, [1]) == {"servers": [0], "client": [1]}
+    assert apart({"labkit": [0], "raw": [0]}, [0]) == {"servers": [0], "client": [0]}  # one core: nothing to keep apart
+    with pytest.raises(RuntimeError, match="different cores"):
+        apart({"labkit": [0], "raw": [1]}, [1])
+    with pytest.raises(RuntimeError, match="client's cores"):
+        apart({"labkit": [1], "raw": [1]}, [1, 0])
+    with pytest.raises(RuntimeError, match="client's cores"):
+        apart({"labkit": [0, 1], "raw": [0, 1]}, [1])
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="pinning is Linux's")
+def test_a_server_started_inside_the_clients_pin_is_refused() -> None:
+    with pinned(0), pytest.raises(RuntimeError, match="before pinning the client"):
+        RawJsonProcess({"id": "resp_x"})
+    assert not client_pinned()

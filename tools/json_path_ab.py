@@ -55,39 +55,39 @@ def main() -> None:
     body = _create(websocket=False, stream=False).encode()
     conns = 4
     per_slice = args.requests // args.slices
-    with pinned(1):
-        servers = {tree: _simulator(tree) for tree in args.trees}
-        for config in args.with_config:
-            servers[f"{args.trees[0]} {config}"] = _simulator(args.trees[0], json.loads(config))
-        try:
-            template = asyncio.run(json_answer(servers[args.trees[0]].urls[0], body))
-            with RawJsonProcess(template) as raw, asyncio.Runner() as runner:
-                order = [("hand-written", raw), *servers.items()]
-                loads = {name: KeptAlive(server.urls[0], body, conns) for name, server in order}
-                for load in loads.values():
-                    runner.run(load.open())
-                    runner.run(load.load(50))
-                samples: dict[str, list[float]] = {name: [] for name, _ in order}
-                faults0 = {name: _minor_faults(server) for name, server in order}
-                for _ in range(args.repeats):
-                    cpu = dict.fromkeys(samples, 0.0)
-                    for turn in range(args.slices):
-                        at = turn % len(order)
-                        for name, server in order[at:] + order[:at]:
-                            cpu0 = server.cpu()
-                            runner.run(loads[name].load(per_slice))
-                            cpu[name] += server.cpu() - cpu0
-                    for name, spent in cpu.items():
-                        samples[name].append(spent / (conns * per_slice * args.slices) * 1e6)
-                faults = {
-                    name: (_minor_faults(server) - faults0[name]) / (conns * args.requests * args.repeats)
-                    for name, server in order
-                }
-                for load in loads.values():
-                    runner.run(load.close())
-        finally:
-            for server in servers.values():
-                server.close()
+    # Every server starts before this process pins itself to the client's core (a child inherits it).
+    servers = {tree: _simulator(tree) for tree in args.trees}
+    for config in args.with_config:
+        servers[f"{args.trees[0]} {config}"] = _simulator(args.trees[0], json.loads(config))
+    try:
+        template = asyncio.run(json_answer(servers[args.trees[0]].urls[0], body))
+        with RawJsonProcess(template) as raw, pinned(1), asyncio.Runner() as runner:
+            order = [("hand-written", raw), *servers.items()]
+            loads = {name: KeptAlive(server.urls[0], body, conns) for name, server in order}
+            for load in loads.values():
+                runner.run(load.open())
+                runner.run(load.load(50))
+            samples: dict[str, list[float]] = {name: [] for name, _ in order}
+            faults0 = {name: _minor_faults(server) for name, server in order}
+            for _ in range(args.repeats):
+                cpu = dict.fromkeys(samples, 0.0)
+                for turn in range(args.slices):
+                    at = turn % len(order)
+                    for name, server in order[at:] + order[:at]:
+                        cpu0 = server.cpu()
+                        runner.run(loads[name].load(per_slice))
+                        cpu[name] += server.cpu() - cpu0
+                for name, spent in cpu.items():
+                    samples[name].append(spent / (conns * per_slice * args.slices) * 1e6)
+            faults = {
+                name: (_minor_faults(server) - faults0[name]) / (conns * args.requests * args.repeats)
+                for name, server in order
+            }
+            for load in loads.values():
+                runner.run(load.close())
+    finally:
+        for server in servers.values():
+            server.close()
     base = statistics.median(samples["hand-written"])
     for name, values in samples.items():
         median = statistics.median(values)

@@ -66,10 +66,11 @@ def main() -> None:
     size = _Sizes(quick=False)
     streams, paths = args.history in ("streams", "both"), args.history in ("paths", "both")
     ratios = []
+    # The servers start before this process pins itself to the client's core (a child inherits it).
     with (
-        pinned(1),
         ServerProcess("labkit", {}, env=dict(os.environ, PYTHONPATH=args.tree), cwd=args.tree) as lab,
         RawJsonProcess(asyncio.run(json_answer(lab.urls[0], body))) as raw,
+        pinned(1),
     ):
         http_url, ws_url = lab.urls
         for _ in range(args.repeats):

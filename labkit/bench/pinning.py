@@ -14,10 +14,30 @@ from contextlib import contextmanager
 
 def cores() -> list[int]:
     """The cores this process may run on."""
+    return cores_of(0)
+
+
+def cores_of(pid: int) -> list[int]:
+    """The cores process ``pid`` may run on (all of this machine's where Linux's affinity calls are missing)."""
     try:
-        return sorted(os.sched_getaffinity(0))
+        return sorted(os.sched_getaffinity(pid))
     except AttributeError:  # not Linux
         return list(range(os.cpu_count() or 1))
+
+
+def apart(servers: dict[str, list[int]], client: list[int]) -> dict[str, list[int]]:
+    """Where a benchmark's servers and its client run, checked: every server on the same cores, and none on the
+    client's when there are cores to keep them apart. A child process inherits its parent's cores, so a server
+    started while the client is pinned pins itself to the client's core; its CPU per request is then measured
+    under another arrangement than the others' (a ping-pong on one core costs no cross-core wake-ups), and a
+    ratio between them compares unlike setups. Returns ``{"servers": cores, "client": cores}``."""
+    placements = {tuple(c) for c in servers.values()}
+    if len(placements) > 1:
+        raise RuntimeError(f"bench: the servers run on different cores: {servers}")
+    (shared,) = placements
+    if set(shared) & set(client) and len(set(shared) | set(client)) > 1:
+        raise RuntimeError(f"bench: a server shares the client's cores {client}: {servers}")
+    return {"servers": list(shared), "client": client}
 
 
 def pick(index: int) -> int | None:
@@ -59,9 +79,20 @@ def pin_self(index: int) -> None:
     boost()
 
 
+#: How many :func:`pinned` blocks this process is in (a server started inside one would share the client's core).
+_pinned_depth = 0
+
+
+def client_pinned() -> bool:
+    """Whether this process runs inside :func:`pinned` (the client's core)."""
+    return _pinned_depth > 0
+
+
 @contextmanager
 def pinned(index: int) -> Iterator[int | None]:
-    """Run the block on the ``index``-th usable core, then restore the previous affinity."""
+    """Run the block on the ``index``-th usable core, then restore the previous affinity. Start servers before:
+    a child inherits the block's core."""
+    global _pinned_depth
     if not hasattr(os, "sched_setaffinity"):
         yield None
         return
@@ -70,8 +101,10 @@ def pinned(index: int) -> Iterator[int | None]:
     if core is not None:
         os.sched_setaffinity(0, {core})
     nice = boost()
+    _pinned_depth += 1
     try:
         yield core
     finally:
+        _pinned_depth -= 1
         restore(nice)
         os.sched_setaffinity(0, before)

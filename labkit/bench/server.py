@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import psutil
 
-from labkit.bench.pinning import pinned
+from labkit.bench.pinning import apart, client_pinned, cores, cores_of, pinned
 from labkit.bench.runner import result, summarize
 from labkit.util.progress import progress
 from labkit.wire.events import TERMINAL_EVENT_TYPES
@@ -50,7 +50,10 @@ class ServerProcess:
         env: dict[str, str] | None = None,
         cwd: str | None = None,
     ) -> None:
-        """``env`` and ``cwd``: the subprocess's (e.g. another source tree's, to compare two versions)."""
+        """``env`` and ``cwd``: the subprocess's (e.g. another source tree's, to compare two versions). Start it
+        before the client pins itself (:func:`labkit.bench.pinning.pinned`): it would inherit the client's core."""
+        if client_pinned():
+            raise RuntimeError(f"{kind}: start benchmark servers before pinning the client (they inherit its core)")
         self.proc = subprocess.Popen(
             self._command(kind, config or {}),
             stdin=subprocess.PIPE,
@@ -85,6 +88,10 @@ class ServerProcess:
         except (OSError, ValueError, IndexError):
             t = self.ps.cpu_times()
             return t.user + t.system
+
+    def cores(self) -> list[int]:
+        """The cores the server runs on (it pins itself to one as it starts)."""
+        return cores_of(self.proc.pid)
 
     def close(self) -> None:
         if self.proc.stdin:
@@ -289,23 +296,23 @@ def run(quick: bool = False) -> dict[str, Any]:
     ws, sse, js = _samples(), _samples(), _samples()
     paths: dict[str, list[float]] = {}
     events_per_ws_request = events_per_sse_request = bytes_per_json_request = 0.0
-    with (
-        ServerProcess("labkit") as lab,
-        ServerProcess("raw-ws") as raw_ws,
-        ServerProcess("raw-sse") as raw_sse,
-        pinned(1),
-    ):
+    with ServerProcess("labkit") as lab, ServerProcess("raw-ws") as raw_ws, ServerProcess("raw-sse") as raw_sse:
         lab_http, lab_ws = lab.urls
-        # Warm-up: imports, caches, first connections; and the event count the raw servers must match.
-        _, ev, _ = _measure(lab, ws_load(lab_ws, ws_msg, 1, 2))
-        n_ws = round(ev / 2)
-        _, ev, _ = _measure(lab, sse_load(lab_http, sse_body, 1, 2))
-        n_sse = round(ev / 2)
-        _measure(lab, json_load(lab_http, json_body, 1, 2))
+        # The raw JSON handler answers with the simulator's own answer, so it starts after one; and before this
+        # process pins itself, as every server does (a child inherits its parent's cores: started inside pinned(),
+        # it would serve on the client's core, a cheaper arrangement than the simulator's).
         template = asyncio.run(json_answer(lab_http, json_body))
-        raw_ws_msg = json.dumps({"n": n_ws})
-        raw_sse_body = json.dumps({"n": n_sse}).encode()
-        with RawJsonProcess(template) as raw_json:
+        with RawJsonProcess(template) as raw_json, pinned(1):
+            servers = {"labkit": lab, "raw-ws": raw_ws, "raw-sse": raw_sse, "raw-json": raw_json}
+            placement = apart({name: server.cores() for name, server in servers.items()}, cores())
+            # Warm-up: imports, caches, first connections; and the event count the raw servers must match.
+            _, ev, _ = _measure(lab, ws_load(lab_ws, ws_msg, 1, 2))
+            n_ws = round(ev / 2)
+            _, ev, _ = _measure(lab, sse_load(lab_http, sse_body, 1, 2))
+            n_sse = round(ev / 2)
+            _measure(lab, json_load(lab_http, json_body, 1, 2))
+            raw_ws_msg = json.dumps({"n": n_ws})
+            raw_sse_body = json.dumps({"n": n_sse}).encode()
             _measure(raw_ws, ws_load(raw_ws.urls[0], raw_ws_msg, 1, 2))
             _measure(raw_sse, sse_load(raw_sse.urls[0], raw_sse_body, 1, 2))
             _measure(raw_json, json_load(raw_json.urls[0], json_body, 1, 2))
@@ -346,6 +353,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         ratio_means=f"worst part's ratio over its goal ({GOAL}; labkit / raw CPU)",
         parts=parts,
         repeats=size.repeats,
+        cores=placement,
     )
 
 
