@@ -7,7 +7,7 @@ this process and loads it from the main thread over one kept-alive loopback conn
 that nearly every allocation the collector counts is the server's (``tools/gc_after_load.py`` loads it with an
 asyncio client in the same thread, whose own garbage triggers collections the server alone would not). After a
 warm-up of 3,000 creates it serves N more and prints, per create: the collections of each generation and their
-time (from ``gc.callbacks``), and how many more objects the collector tracks (what its older generations' walks
+time (from ``gc.callbacks``), the longest one (the pause a request waits through), and how many more objects the collector tracks (what its older generations' walks
 grow by), with the types that grew.
 """
 
@@ -69,7 +69,8 @@ def main() -> None:
     create = _client(box["url"])
     for _ in range(3000):
         create()
-    stats: dict[int, list[float]] = collections.defaultdict(lambda: [0, 0.0])
+    #: Per generation: collections, their seconds together, the longest one's.
+    stats: dict[int, list[float]] = collections.defaultdict(lambda: [0, 0.0, 0.0])
     started: list[float] = []
 
     def watch(phase: str, info: dict[str, int]) -> None:
@@ -77,8 +78,10 @@ def main() -> None:
             started.append(time.perf_counter())
         else:
             entry = stats[info["generation"]]
+            took = time.perf_counter() - started.pop()
             entry[0] += 1
-            entry[1] += time.perf_counter() - started.pop()
+            entry[1] += took
+            entry[2] = max(entry[2], took)
 
     before = collections.Counter(type(o).__name__ for o in gc.get_objects())
     gc.callbacks.append(watch)
@@ -87,8 +90,11 @@ def main() -> None:
     gc.callbacks.remove(watch)
     after = collections.Counter(type(o).__name__ for o in gc.get_objects())
     for generation in (0, 1, 2):
-        count, seconds = stats.get(generation, [0, 0.0])
-        print(f"generation {generation}: {count / n:.4f} collections and {seconds / n * 1e6:.2f} us per create")
+        count, seconds, longest = stats.get(generation, [0, 0.0, 0.0])
+        print(
+            f"generation {generation}: {count / n:.4f} collections and {seconds / n * 1e6:.2f} us per create, "
+            f"the longest {longest * 1e3:.2f} ms"
+        )
     grew = after - before
     kinds = ", ".join(f"{k} {v / n:.3f}" for k, v in grew.most_common(4)) or "none"
     print(f"tracked objects: {sum(after.values()) - sum(before.values()):+,} over {n:,} creates ({kinds} per create)")

@@ -287,7 +287,9 @@ def _samples() -> dict[str, list[float]]:
     return {"labkit_us": [], "raw_us": [], "ratio": []}
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+def run(quick: bool = False, tree: str | None = None) -> dict[str, Any]:
+    """``tree``: a source checkout to run the simulator from (its ``labkit.bench.servers``), to measure an earlier
+    version under this harness (``tools/server_bench_trees.py``); default: this one."""
     size = _Sizes(quick)
     conns = size.conns
     ws_msg = _create(websocket=True)
@@ -296,7 +298,12 @@ def run(quick: bool = False) -> dict[str, Any]:
     ws, sse, js = _samples(), _samples(), _samples()
     paths: dict[str, list[float]] = {}
     events_per_ws_request = events_per_sse_request = bytes_per_json_request = 0.0
-    with ServerProcess("labkit") as lab, ServerProcess("raw-ws") as raw_ws, ServerProcess("raw-sse") as raw_sse:
+    env = None if tree is None else dict(os.environ, PYTHONPATH=tree)
+    with (
+        ServerProcess("labkit", env=env, cwd=tree) as lab,
+        ServerProcess("raw-ws") as raw_ws,
+        ServerProcess("raw-sse") as raw_sse,
+    ):
         lab_http, lab_ws = lab.urls
         # The raw JSON handler answers with the simulator's own answer, so it starts after one; and before this
         # process pins itself, as every server does (a child inherits its parent's cores: started inside pinned(),
