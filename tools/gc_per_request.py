@@ -7,8 +7,8 @@ this process and loads it from the main thread over one kept-alive loopback conn
 that nearly every allocation the collector counts is the server's (``tools/gc_after_load.py`` loads it with an
 asyncio client in the same thread, whose own garbage triggers collections the server alone would not). After a
 warm-up of 3,000 creates it serves N more and prints, per create: the collections of each generation and their
-time (from ``gc.callbacks``), the longest one (the pause a request waits through), and how many more objects the collector tracks (what its older generations' walks
-grow by), with the types that grew.
+time (from ``gc.callbacks``), the longest one (the pause a request waits through), and how many more objects the
+collector tracks (what its older generations' walks grow by), with the types that grew.
 """
 
 from __future__ import annotations
