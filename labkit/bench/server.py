@@ -1,12 +1,12 @@
 """``server``: server CPU per streamed event (WebSocket), per SSE request and per JSON request, labkit vs raw baselines.
 
-Each server runs in its own subprocess pinned to one core (:mod:`labkit.bench.servers`); the load
-generator runs here, pinned to another core, and is as lean as possible (no JSON parsing on the hot
-path). Server CPU time (all threads) is read from ``/proc/PID/task/*/schedstat`` (psutil elsewhere)
-before and after each load; the raw and labkit servers are loaded alternately, so a slow moment of
-the machine hits both. The raw servers send exactly as many events per request as the simulator sent in the same run;
-the raw JSON handler (:mod:`labkit.bench.rawjson`) answers with the simulator's own non-streaming answer to the
-same request, captured in the warm-up.
+Each server runs in its own subprocess pinned to one core (:mod:`labkit.bench.servers`), all on the same one, each
+started before this process pins itself (a child inherits its parent's cores); the load generator runs here, pinned
+to another core, and is as lean as possible (no JSON parsing on the hot path). Server CPU time (all threads) is read
+from ``/proc/PID/task/*/schedstat`` (psutil elsewhere) before and after each load; the raw and labkit servers are
+loaded alternately, so a slow moment of the machine hits both. The raw servers send exactly as many events per
+request as the simulator sent in the same run; the raw JSON handler (:mod:`labkit.bench.rawjson`) answers with the
+simulator's own non-streaming answer to the same request, captured before the warm-up.
 """
 
 from __future__ import annotations
