@@ -230,7 +230,8 @@ class CreateRequest(NamedTuple):
         return tuple(names)
 
 
-#: A request from the tuple of all its fields, in order.
+#: A request from the tuple of all its fields, in order (as labkit.util.fields.from_fields builds one; the wire
+#: imports nothing of labkit's but itself).
 _new_request = functools.partial(tuple.__new__, CreateRequest)
 
 

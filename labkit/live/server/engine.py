@@ -19,7 +19,6 @@ deadlines on the loop clock; :meth:`Engine.run` only sleeps until each deadline 
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import json
 import random
@@ -49,6 +48,7 @@ from labkit.live.server.state import (
     record_from_fields,
 )
 from labkit.model import CacheState, Profile, TurnSpec, Workload, plan_turn
+from labkit.util.fields import from_fields
 from labkit.wire.protocol import (
     SEED_METADATA_KEY,
     CreateRequest,
@@ -121,9 +121,7 @@ _CACHE_STATES = {
 _LOG_SPEC = slice(5, 5 + len(TurnSpec._fields))
 _LOG_CACHE = slice(_LOG_SPEC.stop, _LOG_SPEC.stop + len(CacheState._fields))
 _LOG_TIMES = slice(_LOG_CACHE.stop, None)
-# Named tuples built per request from the tuple of all their fields, in order, through tuple.__new__ (C code): a
-# named tuple's own __new__ is a Python function, one more frame each.
-_as_spec = functools.partial(tuple.__new__, TurnSpec)
+_as_spec = from_fields(TurnSpec)
 
 #: Distinct (source, turn, cache state) plans kept; past it the cache starts over (a bound, not an LRU).
 _PLAN_CACHE_SIZE = 4096
@@ -164,8 +162,8 @@ class Resolved(NamedTuple):
 #: replica, and its event counter.
 _Where = tuple[Literal["http", "websocket"], float, LaneCache | None, int, EventCounter | None]
 
-_as_position = functools.partial(tuple.__new__, _Position)
-_as_resolved = functools.partial(tuple.__new__, Resolved)
+_as_position = from_fields(_Position)
+_as_resolved = from_fields(Resolved)
 
 
 class TurnWatcher(Protocol):

@@ -6,7 +6,6 @@ grow the server's memory with conversation text.
 
 from __future__ import annotations
 
-import functools
 import json
 import random
 import zlib
@@ -15,6 +14,7 @@ from typing import Any, NamedTuple
 
 from labkit.live.server.jsonout import dumps, kept
 from labkit.model import Routing
+from labkit.util.fields import from_fields
 
 
 class ResponseRecord(NamedTuple):
@@ -36,9 +36,8 @@ class ResponseRecord(NamedTuple):
     call_ids: tuple[str, ...] = ()
 
 
-#: A record from the plain tuple of all its fields, in order (C code: a named tuple's own ``__new__`` is a Python
-#: frame, and a server builds one per response).
-record_from_fields = functools.partial(tuple.__new__, ResponseRecord)
+#: A record from the plain tuple of all its fields, in order (:func:`labkit.util.fields.from_fields`).
+record_from_fields = from_fields(ResponseRecord)
 
 
 def _from_flat(fields: tuple[Any, ...]) -> ResponseRecord:
